@@ -1,0 +1,172 @@
+//! Where a transfer's file bytes come from and go to.
+
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::packet::ErrorCode;
+
+/// A failure of the application's storage, and what to tell the peer about it.
+///
+/// The transfer that meets it sends the peer an ERROR with this code and message, and
+/// ends with [`TransferError::Storage`](super::TransferError::Storage).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageError {
+    /// The code sent to the peer: [`ErrorCode::DiskFull`] for a full disk or an exceeded
+    /// size limit, [`ErrorCode::NotDefined`] for other failures.
+    pub code: ErrorCode,
+    /// The message sent to the peer.
+    pub message: Cow<'static, str>,
+}
+
+impl StorageError {
+    /// A failure with the given code and message.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        StorageError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl core::error::Error for StorageError {}
+
+/// The file a transfer reads from (when sending DATA) or appends to (when receiving).
+///
+/// A sending transfer calls only [`read_at`](Storage::read_at), a receiving one only
+/// [`write`](Storage::write); the other keeps its default, which fails. The machines call
+/// these from [`Transfer::poll_transmit`](super::Transfer::poll_transmit) and
+/// [`Transfer::handle_datagram`](super::Transfer::handle_datagram), straight into and out
+/// of the packet buffers, so file bytes are never copied through the machine.
+pub trait Storage {
+    /// Fills `buf` with the bytes at `offset`, returning how many were read. Fewer than
+    /// `buf.len()` means the end of the file. A retransmission reads the same offset again.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        let _ = (offset, buf);
+        Err(StorageError::new(
+            ErrorCode::AccessViolation,
+            "storage is not readable",
+        ))
+    }
+
+    /// Appends `data`, which arrives in order and exactly once.
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let _ = data;
+        Err(StorageError::new(
+            ErrorCode::AccessViolation,
+            "storage is not writable",
+        ))
+    }
+}
+
+impl<S: Storage + ?Sized> Storage for &mut S {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        (**self).read_at(offset, buf)
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        (**self).write(data)
+    }
+}
+
+fn read_slice(src: &[u8], offset: u64, buf: &mut [u8]) -> usize {
+    let start = usize::try_from(offset).map_or(src.len(), |o| o.min(src.len()));
+    let src = src.get(start..).unwrap_or_default();
+    let n = src.len().min(buf.len());
+    if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    n
+}
+
+/// An in-memory file to send.
+impl Storage for [u8] {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        Ok(read_slice(self, offset, buf))
+    }
+}
+
+/// An in-memory file to send.
+impl Storage for &[u8] {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        Ok(read_slice(self, offset, buf))
+    }
+}
+
+/// An in-memory file: sent from its contents, or received by appending.
+impl Storage for Vec<u8> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        Ok(read_slice(self, offset, buf))
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.try_reserve(data.len())
+            .map_err(|_| StorageError::new(ErrorCode::DiskFull, "out of memory"))?;
+        self.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+#[cfg(feature = "std")]
+mod std_impls {
+    use super::{ErrorCode, Storage, StorageError};
+    use std::io::{self, Write};
+
+    impl From<io::Error> for StorageError {
+        fn from(e: io::Error) -> Self {
+            let code = match e.kind() {
+                io::ErrorKind::StorageFull
+                | io::ErrorKind::QuotaExceeded
+                | io::ErrorKind::FileTooLarge => ErrorCode::DiskFull,
+                io::ErrorKind::PermissionDenied => ErrorCode::AccessViolation,
+                io::ErrorKind::NotFound => ErrorCode::FileNotFound,
+                _ => ErrorCode::NotDefined,
+            };
+            StorageError::new(code, std::string::ToString::to_string(&e))
+        }
+    }
+
+    /// A file on disk: read at offsets when sending, appended to when receiving.
+    impl Storage for std::fs::File {
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+            let mut filled = 0;
+            while filled < buf.len() {
+                let rest = buf.get_mut(filled..).unwrap_or_default();
+                match positioned_read(self, offset + filled as u64, rest) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(filled)
+        }
+
+        fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+            self.write_all(data).map_err(Into::into)
+        }
+    }
+
+    #[cfg(unix)]
+    fn positioned_read(f: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(f, buf, offset)
+    }
+
+    #[cfg(windows)]
+    fn positioned_read(f: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_read(f, buf, offset)
+    }
+
+    #[cfg(not(any(unix, windows)))]
+    fn positioned_read(mut f: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::{Read, Seek, SeekFrom};
+        f.seek(SeekFrom::Start(offset))?;
+        f.read(buf)
+    }
+}
