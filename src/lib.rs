@@ -36,4 +36,6 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+pub mod net;
 pub mod tftp;

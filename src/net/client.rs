@@ -1,0 +1,238 @@
+//! The TFTP client on `std::net`: get and put, to and from files or any [`Storage`].
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::drive::{Hooks, drive};
+use crate::tftp::{
+    Blksize, ClientRequest, Config, Direction, EncodeError, Mode, Negotiated, Stats, Storage, Text,
+    Timeout, Transfer, TransferError, Windowsize,
+};
+
+/// What a client asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Ask for this block size.
+    pub blksize: Option<Blksize>,
+    /// Ask for this window size.
+    pub windowsize: Option<Windowsize>,
+    /// Ask the server to use this retransmission timeout (and use it here).
+    pub timeout: Option<Timeout>,
+    /// Ask for (get) or announce (put) the transfer size.
+    pub tsize: bool,
+    /// Transfer in netascii mode, converting line ends.
+    pub netascii: bool,
+    /// Retransmission settings.
+    pub config: Config,
+}
+
+/// Why a client transfer failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A local file or socket failed.
+    Io(io::Error),
+    /// The request could not be encoded (a NUL in the name, or too long).
+    Request(EncodeError),
+    /// The transfer failed: timeout, the server's ERROR, or storage.
+    Transfer(TransferError),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "{e}"),
+            ClientError::Request(e) => write!(f, "bad request: {e}"),
+            ClientError::Transfer(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Io(e) => Some(e),
+            ClientError::Request(e) => Some(e),
+            ClientError::Transfer(e) => Some(e),
+        }
+    }
+}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+/// Progress of a client transfer: bytes so far and, when known, the total.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, Option<u64>);
+
+struct ClientHooks<'a> {
+    total: Option<u64>,
+    progress: ProgressFn<'a>,
+}
+
+impl<S: ?Sized> Hooks<S> for ClientHooks<'_> {
+    fn negotiated(&mut self, n: &Negotiated) {
+        if n.tsize.is_some() {
+            self.total = n.tsize;
+        }
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        (self.progress)(bytes, self.total);
+    }
+
+    fn dally(&self) -> bool {
+        false
+    }
+}
+
+fn run<S: Storage + ?Sized>(
+    server: SocketAddr,
+    request: &ClientRequest<'_>,
+    storage: &mut S,
+    opts: &ClientOptions,
+    total: Option<u64>,
+    progress: ProgressFn<'_>,
+) -> Result<Stats, ClientError> {
+    let any: IpAddr = if server.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(any, 0))?;
+    let epoch = Instant::now();
+    let mut transfer = Transfer::client(epoch.elapsed(), server, request, opts.config)
+        .map_err(ClientError::Request)?;
+    let mut hooks = ClientHooks { total, progress };
+    drive(&mut transfer, &socket, storage, epoch, &mut hooks)?.map_err(ClientError::Transfer)
+}
+
+fn request<'a>(
+    direction: Direction,
+    remote: &'a str,
+    opts: &ClientOptions,
+    tsize: Option<u64>,
+) -> ClientRequest<'a> {
+    let mut r = ClientRequest::new(direction, Text::from(remote));
+    r.mode = if opts.netascii {
+        Mode::Netascii
+    } else {
+        Mode::Octet
+    };
+    r.blksize = opts.blksize;
+    r.windowsize = opts.windowsize;
+    r.timeout = opts.timeout;
+    // tsize is ill-defined in netascii, where sizes change on the wire.
+    r.tsize = if opts.tsize && !opts.netascii {
+        tsize
+    } else {
+        None
+    };
+    r
+}
+
+/// Downloads `remote` from `server` into `storage`.
+pub fn get_into<S: Storage + ?Sized>(
+    server: SocketAddr,
+    remote: &str,
+    storage: &mut S,
+    opts: &ClientOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Stats, ClientError> {
+    run(
+        server,
+        &request(Direction::Read, remote, opts, Some(0)),
+        storage,
+        opts,
+        None,
+        progress,
+    )
+}
+
+/// Uploads `size` bytes (when known, for tsize) from `storage` to `remote` on `server`.
+pub fn put_from<S: Storage + ?Sized>(
+    server: SocketAddr,
+    remote: &str,
+    storage: &mut S,
+    size: Option<u64>,
+    opts: &ClientOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Stats, ClientError> {
+    run(
+        server,
+        &request(Direction::Write, remote, opts, size),
+        storage,
+        opts,
+        size,
+        progress,
+    )
+}
+
+/// A file being downloaded under a temporary name beside its target; removed unless
+/// renamed into place.
+struct PartFile {
+    path: PathBuf,
+    done: bool,
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Downloads `remote` to the file `local`, which appears only when the download is
+/// complete (it is written under a temporary name and renamed).
+pub fn get(
+    server: SocketAddr,
+    remote: &str,
+    local: &Path,
+    opts: &ClientOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Stats, ClientError> {
+    let dir = local
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = local
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "local path names no file"))?;
+    let mut part = PartFile {
+        path: dir.join(format!(
+            ".{}.{}.wirekit-part",
+            name.to_string_lossy(),
+            std::process::id()
+        )),
+        done: false,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&part.path)?;
+    let stats = get_into(server, remote, &mut file, opts, progress)?;
+    file.sync_all()?;
+    fs::rename(&part.path, local)?;
+    part.done = true;
+    Ok(stats)
+}
+
+/// Uploads the file `local` to `remote` on `server`.
+pub fn put(
+    server: SocketAddr,
+    local: &Path,
+    remote: &str,
+    opts: &ClientOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Stats, ClientError> {
+    let mut file = File::open(local)?;
+    let size = file.metadata()?.len();
+    put_from(server, remote, &mut file, Some(size), opts, progress)
+}

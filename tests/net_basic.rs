@@ -1,0 +1,70 @@
+//! Our client against our server on loopback sockets.
+
+use std::fs;
+use std::path::Path;
+
+use wirekit::net::{ClientOptions, Server, ServerConfig, get, put};
+use wirekit::tftp::{Blksize, Windowsize};
+
+fn content(n: usize) -> Vec<u8> {
+    let mut x = 0x1234_5678u32;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("wirekit-test-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn no_progress() -> impl FnMut(u64, Option<u64>) {
+    |_, _| {}
+}
+
+#[test]
+fn get_and_put_round_trip() {
+    let root = tempdir("root");
+    let local = tempdir("local");
+    let data = content(300_000);
+    fs::write(root.join("file.bin"), &data).unwrap();
+    let mut config = ServerConfig::new(&root, vec!["127.0.0.1:0".parse().unwrap()]);
+    config.allow_create = true;
+    let server = Server::bind(config).unwrap().spawn().unwrap();
+    let addr = server.local_addrs()[0];
+
+    for (blksize, windowsize) in [(None, None), (Some(1468), Some(16)), (Some(65464), Some(4))] {
+        let opts = ClientOptions {
+            blksize: blksize.map(|b| Blksize::new(b).unwrap()),
+            windowsize: windowsize.map(|w| Windowsize::new(w).unwrap()),
+            tsize: true,
+            ..ClientOptions::default()
+        };
+        let target = local.join("got.bin");
+        let stats = get(addr, "file.bin", &target, &opts, &mut no_progress()).unwrap();
+        assert_eq!(stats.bytes, data.len() as u64);
+        assert_eq!(fs::read(&target).unwrap(), data);
+
+        let name = format!("up-{blksize:?}.bin");
+        put(addr, &target, &name, &opts, &mut no_progress()).unwrap();
+        assert_eq!(fs::read(root.join(&name)).unwrap(), data);
+    }
+    let err = get(
+        addr,
+        "missing",
+        &local.join("x"),
+        &ClientOptions::default(),
+        &mut no_progress(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("file not found"), "{err}");
+    assert!(!Path::new(&local.join("x")).exists());
+    server.stop().unwrap();
+}
