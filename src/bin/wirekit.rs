@@ -1,6 +1,350 @@
-//! The `wirekit` command-line program.
+//! The `wirekit` program: a TFTP server and client.
 
-fn main() {
-    eprintln!("wirekit: the TFTP server and client are not built yet");
-    std::process::exit(2);
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use wirekit::net::{self, ClientOptions, LogEvent, Server, ServerConfig};
+use wirekit::tftp::{Blksize, Config, Timeout, Windowsize, server::Limits};
+
+/// Default listen address of `wirekit serve`: loopback on a high port, so it runs without
+/// privileges or configuration.
+const DEFAULT_LISTEN: &str = "127.0.0.1:6969";
+
+#[derive(Parser)]
+#[command(name = "wirekit", version, about = "A TFTP server and client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a directory over TFTP (read-only unless told otherwise).
+    Serve(ServeArgs),
+    /// Download a file.
+    Get(GetArgs),
+    /// Upload a file.
+    Put(PutArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Directory to serve.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Address to listen on; repeat for several (e.g. 0.0.0.0:69 and [::]:69).
+    #[arg(short, long = "listen", value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
+    listen: Vec<SocketAddr>,
+    /// Accept uploads of new files.
+    #[arg(long)]
+    allow_create: bool,
+    /// Let uploads replace existing files.
+    #[arg(long)]
+    allow_overwrite: bool,
+    /// Refuse uploads larger than this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_upload_size: Option<u64>,
+    /// Largest block size granted.
+    #[arg(long, value_name = "N", default_value_t = 65464, value_parser = clap::value_parser!(u16).range(8..=65464))]
+    max_blksize: u16,
+    /// Largest window size granted.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    max_windowsize: u16,
+    /// Take transfer ports from this range, e.g. 30000-30100.
+    #[arg(long, value_name = "A-B", value_parser = parse_range)]
+    port_range: Option<(u16, u16)>,
+    /// Transfers at once; more are refused with an ERROR.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_transfers: usize,
+    /// Retransmission timeout in seconds when the client negotiates none.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    timeout: u64,
+    /// Retransmissions before a transfer is given up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    retries: u32,
+    /// Seconds running transfers may go on after Ctrl-C.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    grace: u64,
+    /// Log every packet.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Args)]
+struct TransferArgs {
+    /// Block size to ask for (8-65464).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=65464))]
+    blksize: Option<u16>,
+    /// Window size to ask for (1-65535).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    windowsize: Option<u16>,
+    /// Retransmission timeout in seconds, also asked of the server (1-255).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u8).range(1..))]
+    timeout: Option<u8>,
+    /// Retransmissions before giving up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    retries: u32,
+    /// Transfer as text, converting line ends (netascii).
+    #[arg(long)]
+    netascii: bool,
+    /// Do not ask for or announce the transfer size.
+    #[arg(long)]
+    no_tsize: bool,
+}
+
+#[derive(Args)]
+struct GetArgs {
+    /// Server, as HOST or HOST:PORT (port 69 by default).
+    server: String,
+    /// File on the server.
+    remote: String,
+    /// Where to write it (default: the remote file's name).
+    local: Option<PathBuf>,
+    #[command(flatten)]
+    opts: TransferArgs,
+}
+
+#[derive(Args)]
+struct PutArgs {
+    /// Server, as HOST or HOST:PORT (port 69 by default).
+    server: String,
+    /// File to send.
+    local: PathBuf,
+    /// Name on the server (default: the local file's name).
+    remote: Option<String>,
+    #[command(flatten)]
+    opts: TransferArgs,
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').ok_or("expected A-B")?;
+    let a: u16 = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+    let b: u16 = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    if a == 0 || a > b {
+        return Err("expected 1 <= A <= B".into());
+    }
+    Ok((a, b))
+}
+
+/// `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; port 69 by default.
+fn resolve(server: &str) -> Result<SocketAddr, String> {
+    let with_port = if server.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{server}]:69")
+    } else if server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        server.to_string()
+    } else {
+        format!("{server}:69")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {server}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {server}"))
+}
+
+fn client_options(a: &TransferArgs) -> ClientOptions {
+    let mut config = Config {
+        retries: a.retries,
+        ..Config::default()
+    };
+    if let Some(t) = a.timeout {
+        config.timeout = Duration::from_secs(t.into());
+    }
+    ClientOptions {
+        blksize: a.blksize.and_then(|b| Blksize::new(b.into()).ok()),
+        windowsize: a.windowsize.and_then(|w| Windowsize::new(w.into()).ok()),
+        timeout: a.timeout.and_then(|t| Timeout::new(t.into()).ok()),
+        tsize: !a.no_tsize,
+        netascii: a.netascii,
+        config,
+    }
+}
+
+/// A progress bar on a terminal, nothing in scripts.
+fn progress_bar() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn report(bar: &Option<ProgressBar>) -> impl FnMut(u64, Option<u64>) + '_ {
+    move |bytes, total| {
+        if let Some(bar) = bar {
+            if let Some(t) = total {
+                bar.set_length(t);
+            }
+            bar.set_position(bytes);
+        }
+    }
+}
+
+fn get(a: GetArgs) -> Result<(), String> {
+    let server = resolve(&a.server)?;
+    let local = a.local.unwrap_or_else(|| {
+        PathBuf::from(
+            a.remote
+                .rsplit(['/', '\\'])
+                .next()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("download"),
+        )
+    });
+    let bar = progress_bar();
+    let result = net::get(
+        server,
+        &a.remote,
+        &local,
+        &client_options(&a.opts),
+        &mut report(&bar),
+    );
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result
+        .map(|_| ())
+        .map_err(|e| format!("get {} from {server}: {e}", a.remote))
+}
+
+fn put(a: PutArgs) -> Result<(), String> {
+    let server = resolve(&a.server)?;
+    let remote = match a.remote {
+        Some(r) => r,
+        None => a
+            .local
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .ok_or("the local path names no file")?,
+    };
+    let bar = progress_bar();
+    let result = net::put(
+        server,
+        &a.local,
+        &remote,
+        &client_options(&a.opts),
+        &mut report(&bar),
+    );
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result
+        .map(|_| ())
+        .map_err(|e| format!("put {} to {server}: {e}", a.local.display()))
+}
+
+fn serve(a: ServeArgs) -> Result<(), String> {
+    let mut config = ServerConfig::new(&a.dir, a.listen);
+    config.allow_create = a.allow_create;
+    config.allow_overwrite = a.allow_overwrite;
+    config.max_upload_size = a.max_upload_size;
+    config.port_range = a.port_range.map(|(a, b)| a..=b);
+    config.max_transfers = a.max_transfers;
+    config.grace = Duration::from_secs(a.grace);
+    config.verbose = a.verbose;
+    let base = Limits::default();
+    config.limits = Limits {
+        max_blksize: Blksize::new(a.max_blksize.into()).unwrap_or(base.max_blksize),
+        max_windowsize: Windowsize::new(a.max_windowsize.into()).unwrap_or(base.max_windowsize),
+        config: Config {
+            timeout: Duration::from_secs(a.timeout.max(1)),
+            retries: a.retries,
+            ..base.config
+        },
+        ..base
+    };
+    let server = Server::bind(config)
+        .map_err(|e| e.to_string())?
+        .with_logger(|event| match event {
+            LogEvent::Transfer(t) => eprintln!("{t}"),
+            LogEvent::Refused {
+                peer,
+                filename: Some(f),
+                refusal,
+            } => {
+                eprintln!(
+                    "{peer} refused {f:?}: error {}: {}",
+                    refusal.code.as_u16(),
+                    refusal.message
+                )
+            }
+            LogEvent::Refused {
+                peer,
+                filename: None,
+                refusal,
+            } => {
+                eprintln!(
+                    "{peer} refused: error {}: {}",
+                    refusal.code.as_u16(),
+                    refusal.message
+                )
+            }
+            LogEvent::Packet {
+                sent: true,
+                peer,
+                summary,
+            } => eprintln!("-> {peer} {summary}"),
+            LogEvent::Packet {
+                sent: false,
+                peer,
+                summary,
+            } => eprintln!("<- {peer} {summary}"),
+            LogEvent::Error(e) => eprintln!("error: {e}"),
+        });
+    let mode = match (a.allow_create, a.allow_overwrite) {
+        (false, false) => "read-only",
+        (true, false) => "uploads of new files allowed",
+        (_, true) => "uploads allowed, overwriting too",
+    };
+    let addrs: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    eprintln!(
+        "serving {} on {} ({mode}); stop with Ctrl-C",
+        server.root().display(),
+        addrs.join(", ")
+    );
+    let stopper = server.stopper();
+    static STOPPING: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if STOPPING.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: leave now.
+            std::process::exit(130);
+        }
+        eprintln!("stopping: finishing running transfers (Ctrl-C again to quit now)");
+        stopper.stop();
+    })
+    .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+    server.run().map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Get(a) => get(a),
+        Command::Put(a) => put(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wirekit: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
