@@ -1,0 +1,142 @@
+//! The `wirekit` program, run as a user would.
+#![cfg(feature = "cli")]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wirekit-cli-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A free loopback port (bound and released; good enough for a test).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `wirekit serve` and waits for its "serving" line.
+fn serve(dir: &Path, args: &[&str]) -> (Serving, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Serving(child), first)
+}
+
+fn wirekit(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).current_dir(dir).output().unwrap()
+}
+
+#[test]
+fn serve_with_no_arguments_serves_the_current_directory_on_loopback() {
+    let dir = tempdir("default");
+    fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
+    let (_server, banner) = serve(&dir, &[]);
+    assert!(banner.contains("127.0.0.1:6969"), "{banner}");
+    assert!(banner.contains("read-only"), "{banner}");
+    let out = wirekit(&dir, &["get", "127.0.0.1:6969", "hello.txt", "copy.txt"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(dir.join("copy.txt")).unwrap(), b"hello\n");
+    // Quiet in scripts: no progress bar when stderr is not a terminal.
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn get_and_put_with_options_and_clear_errors() {
+    let dir = tempdir("opts");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    fs::write(dir.join("fw.bin"), &data).unwrap();
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let (_server, _) = serve(&dir, &["--listen", &listen, "--allow-create"]);
+    let server = format!("127.0.0.1:{port}");
+
+    let out = wirekit(&dir, &["get", &server, "fw.bin", "a.bin", "--blksize", "1468", "--windowsize", "16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(dir.join("a.bin")).unwrap(), data);
+
+    let out = wirekit(&dir, &["put", &server, "a.bin", "b.bin", "--blksize", "8192", "--timeout", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(dir.join("b.bin")).unwrap(), data);
+
+    // An existing file is not replaced without --allow-overwrite: ERROR 6, one line, exit 1.
+    let out = wirekit(&dir, &["put", &server, "a.bin", "b.bin"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+
+    let out = wirekit(&dir, &["get", &server, "no-such-file"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("wirekit: ") && err.contains("not found"), "{err}");
+    assert!(!dir.join("no-such-file").exists());
+}
+
+#[test]
+fn netascii_get_converts_line_ends() {
+    let dir = tempdir("ascii");
+    fs::write(dir.join("t.txt"), b"one\ntwo\r\nthree\n").unwrap();
+    let port = free_port().to_string();
+    let (_server, _) = serve(&dir, &["--listen", &format!("127.0.0.1:{port}")]);
+    let out = wirekit(&dir, &["get", &format!("127.0.0.1:{port}"), "t.txt", "u.txt", "--netascii"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(dir.join("u.txt")).unwrap(), b"one\ntwo\r\nthree\n");
+}
+
+#[test]
+fn sigterm_stops_the_server_and_leaves_no_partial_upload() {
+    let dir = tempdir("sigterm");
+    let port = free_port().to_string();
+    let (mut server, _) = serve(&dir, &["--listen", &format!("127.0.0.1:{port}"), "--allow-create", "--grace", "1"]);
+    // An upload that stalls after its first block: WRQ, DATA 1, then silence.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    client.send_to(b"\0\x02stalled.bin\0octet\0", format!("127.0.0.1:{port}")).unwrap();
+    let mut buf = [0u8; 600];
+    let (n, tid) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[0, 4, 0, 0]);
+    let mut data = vec![0, 3, 0, 1];
+    data.extend_from_slice(&[7u8; 512]);
+    client.send_to(&data, tid).unwrap();
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[0, 4, 0, 1]);
+
+    let status = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
