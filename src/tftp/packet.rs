@@ -301,11 +301,13 @@ fn options(mut input: &[u8]) -> PResult<'_, Options<'_>> {
         if rest.is_empty() {
             return fail(ParseErrorKind::OptionWithoutValue, input);
         }
+        let value_start = rest;
         let (rest, value) = cstr(Field::OptionValue)(rest)?;
         match OptionName::from_wire(name) {
+            // A bad number is reported at the value, the field that is wrong.
             Some(known) => match number(known, value) {
                 Ok(n) => options.set_first(known, n),
-                Err(kind) => return fail(kind, input),
+                Err(kind) => return fail(kind, value_start),
             },
             None => options.unknown.push(UnknownOption {
                 name: Text::new(name),
