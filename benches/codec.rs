@@ -64,7 +64,7 @@ fn data_header(c: &mut Criterion) {
 
 fn parse_small(c: &mut Criterion) {
     let rrq: &[u8] =
-        b"\0\x01pxelinux.0\0octet\0blksize\01468\0timeout\05\0tsize\00\0windowsize\016\0";
+        b"\0\x01pxelinux.0\0octet\0blksize\x001468\0timeout\x005\0tsize\x000\0windowsize\x0016\0";
     assert!(matches!(Packet::parse(rrq), Ok(Packet::Rrq(_))));
     c.bench_function("parse_rrq_4_options", |b| {
         b.iter(|| Packet::parse(black_box(rrq)))

@@ -98,7 +98,7 @@ fn unknown<'a>(name: &'a str, value: &'a str) -> UnknownOption<'a> {
 /// `timeout`, in that order, lower case (unless `--tftp-no-options`). On a download tsize
 /// is 0; blksize is 512 unless `--tftp-blksize` says otherwise. curl's test 271 shows
 /// `tsize = 0`, `blksize = 512` and a timeout of 5 or 6 seconds.
-const CURL_RRQ: &[u8] = b"\0\x01file.bin\0octet\0tsize\00\0blksize\0512\0timeout\06\0";
+const CURL_RRQ: &[u8] = b"\0\x01file.bin\0octet\0tsize\x000\0blksize\x00512\0timeout\x006\0";
 
 #[test]
 fn curl_rrq() {
@@ -115,14 +115,14 @@ fn curl_rrq() {
     parses_then_encodes(
         CURL_RRQ,
         &packet,
-        b"\0\x01file.bin\0octet\0blksize\0512\0timeout\06\0tsize\00\0",
+        b"\0\x01file.bin\0octet\0blksize\x00512\0timeout\x006\0tsize\x000\0",
     );
 }
 
 #[test]
 fn curl_rrq_with_tftp_blksize_and_ascii() {
     // `curl -B --tftp-blksize 1468 tftp://host/notes.txt`
-    let bytes = b"\0\x01notes.txt\0netascii\0tsize\00\0blksize\01468\0timeout\06\0";
+    let bytes = b"\0\x01notes.txt\0netascii\0tsize\x000\0blksize\x001468\0timeout\x006\0";
     let Packet::Rrq(req) = Packet::parse(bytes).unwrap() else {
         panic!("not an RRQ")
     };
@@ -137,7 +137,7 @@ fn curl_rrq_with_tftp_blksize_and_ascii() {
 #[test]
 fn curl_wrq_sends_the_file_size() {
     // `curl -T image.bin tftp://host/` on a 1 MiB file: tsize carries the size.
-    let bytes = b"\0\x02image.bin\0octet\0tsize\01048576\0blksize\0512\0timeout\06\0";
+    let bytes = b"\0\x02image.bin\0octet\0tsize\x001048576\0blksize\x00512\0timeout\x006\0";
     let packet = wrq(
         b"image.bin",
         Mode::Octet,
@@ -151,7 +151,7 @@ fn curl_wrq_sends_the_file_size() {
     parses_then_encodes(
         bytes,
         &packet,
-        b"\0\x02image.bin\0octet\0blksize\0512\0timeout\06\0tsize\01048576\0",
+        b"\0\x02image.bin\0octet\0blksize\x00512\0timeout\x006\0tsize\x001048576\0",
     );
 }
 
@@ -172,7 +172,7 @@ fn tftp_hpa_plain_rrq_and_wrq() {
 }
 
 /// atftp `--option "blksize 1468" --option "windowsize 16" --get -r kernel host`.
-const ATFTP_RRQ: &[u8] = b"\0\x01kernel\0octet\0blksize\01468\0windowsize\016\0";
+const ATFTP_RRQ: &[u8] = b"\0\x01kernel\0octet\0blksize\x001468\0windowsize\x0016\0";
 
 #[test]
 fn atftp_rrq_blksize_windowsize() {
@@ -190,7 +190,7 @@ fn atftp_rrq_blksize_windowsize() {
 }
 
 /// busybox `tftp -g -b 1468 -r initrd.img host`: blksize, then tsize (0 on a get).
-const BUSYBOX_RRQ: &[u8] = b"\0\x01initrd.img\0octet\0blksize\01468\0tsize\00\0";
+const BUSYBOX_RRQ: &[u8] = b"\0\x01initrd.img\0octet\0blksize\x001468\0tsize\x000\0";
 
 #[test]
 fn busybox_rrq_blksize_tsize() {
@@ -219,17 +219,17 @@ fn busybox_wrq_with_size() {
         },
     );
     exact(
-        b"\0\x02log.txt\0octet\0blksize\01024\0tsize\02345\0",
+        b"\0\x02log.txt\0octet\0blksize\x001024\0tsize\x002345\0",
         &packet,
     );
 }
 
 /// UEFI firmware (EDK2 PxeBcDxe + Mtftp4Dxe) asking for the size first: `tsize 0`, then
 /// `blksize`, then `windowsize` when the platform sets one.
-const UEFI_RRQ: &[u8] = b"\0\x01bootx64.efi\0octet\0tsize\00\0blksize\01468\0windowsize\04\0";
+const UEFI_RRQ: &[u8] = b"\0\x01bootx64.efi\0octet\0tsize\x000\0blksize\x001468\0windowsize\x004\0";
 
 /// The server's answer to [`UEFI_RRQ`].
-const UEFI_OACK: &[u8] = b"\0\x06blksize\01468\0tsize\0987648\0windowsize\04\0";
+const UEFI_OACK: &[u8] = b"\0\x06blksize\x001468\0tsize\x00987648\0windowsize\x004\0";
 
 /// What EDK2 sends after reading the size from the OACK: ERROR 8 (its
 /// `EFI_MTFTP4_ERRORCODE_REQUEST_DENIED`) with this message, then a second RRQ.
@@ -246,7 +246,7 @@ fn uefi_pxe_size_probe_then_error_8() {
     parses_then_encodes(
         UEFI_RRQ,
         &rrq(b"bootx64.efi", Mode::Octet, options),
-        b"\0\x01bootx64.efi\0octet\0blksize\01468\0tsize\00\0windowsize\04\0",
+        b"\0\x01bootx64.efi\0octet\0blksize\x001468\0tsize\x000\0windowsize\x004\0",
     );
 
     let oack = Packet::Oack(Options {
@@ -276,7 +276,7 @@ fn uefi_second_rrq_without_tsize() {
             ..Options::default()
         },
     );
-    exact(b"\0\x01bootx64.efi\0octet\0blksize\01468\0", &packet);
+    exact(b"\0\x01bootx64.efi\0octet\0blksize\x001468\0", &packet);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ fn oack_every_known_option_and_unknown_ones_in_order() {
         unknown: vec![unknown("multicast", ""), unknown("x-vendor", "on")],
     });
     exact(
-        b"\0\x06blksize\08192\0timeout\03\0tsize\018446744073709551615\0windowsize\065535\0\
+        b"\0\x06blksize\x008192\0timeout\x003\0tsize\x0018446744073709551615\0windowsize\x0065535\0\
           multicast\0\0x-vendor\0on\0",
         &oack,
     );
@@ -491,9 +491,9 @@ fn option_names_in_upper_case() {
         },
     );
     parses_then_encodes(
-        b"\0\x01f\0octet\0BLKSIZE\01432\0TimeOut\02\0TSIZE\00\0WINDOWSIZE\08\0MULTICAST\0\0",
+        b"\0\x01f\0octet\0BLKSIZE\x001432\0TimeOut\x002\0TSIZE\x000\0WINDOWSIZE\x008\0MULTICAST\0\0",
         &packet,
-        b"\0\x01f\0octet\0blksize\01432\0timeout\02\0tsize\00\0windowsize\08\0MULTICAST\0\0",
+        b"\0\x01f\0octet\0blksize\x001432\0timeout\x002\0tsize\x000\0windowsize\x008\0MULTICAST\0\0",
     );
 }
 
@@ -508,9 +508,9 @@ fn trailing_nul_padding_after_options() {
         },
     );
     parses_then_encodes(
-        b"\0\x01f\0octet\0blksize\0512\0\0\0\0",
+        b"\0\x01f\0octet\0blksize\x00512\0\0\0\0",
         &packet,
-        b"\0\x01f\0octet\0blksize\0512\0",
+        b"\0\x01f\0octet\0blksize\x00512\0",
     );
     // Padding straight after the mode: a request without options.
     parses_then_encodes(
@@ -520,12 +520,12 @@ fn trailing_nul_padding_after_options() {
     );
     // And after an OACK's options.
     parses_then_encodes(
-        b"\0\x06tsize\07\0\0\0",
+        b"\0\x06tsize\x007\0\0\0",
         &Packet::Oack(Options {
             tsize: Some(7),
             ..Options::default()
         }),
-        b"\0\x06tsize\07\0",
+        b"\0\x06tsize\x007\0",
     );
 }
 
@@ -540,12 +540,13 @@ fn duplicate_known_option_first_wins() {
         },
     );
     parses_then_encodes(
-        b"\0\x01f\0octet\0blksize\01024\0BLKSIZE\0512\0",
+        b"\0\x01f\0octet\0blksize\x001024\0BLKSIZE\x00512\0",
         &packet,
-        b"\0\x01f\0octet\0blksize\01024\0",
+        b"\0\x01f\0octet\0blksize\x001024\0",
     );
     // A first value out of range still wins over a later valid one.
-    let Packet::Rrq(req) = Packet::parse(b"\0\x01f\0octet\0blksize\04\0blksize\0512\0").unwrap()
+    let Packet::Rrq(req) =
+        Packet::parse(b"\0\x01f\0octet\0blksize\x004\0blksize\x00512\0").unwrap()
     else {
         panic!()
     };
@@ -554,7 +555,7 @@ fn duplicate_known_option_first_wins() {
 
 #[test]
 fn out_of_range_values_are_kept() {
-    let bytes = b"\0\x01f\0octet\0blksize\04\0timeout\00\0windowsize\00\0";
+    let bytes = b"\0\x01f\0octet\0blksize\x004\0timeout\x000\0windowsize\x000\0";
     let Packet::Rrq(req) = Packet::parse(bytes).unwrap() else {
         panic!()
     };
@@ -583,7 +584,7 @@ fn out_of_range_values_are_kept() {
     // The encoder passes the peer's number on unchanged.
     exact(bytes, &Packet::Rrq(req.clone()));
 
-    let bytes = b"\0\x06blksize\070000\0timeout\0256\0windowsize\065536\0";
+    let bytes = b"\0\x06blksize\x0070000\0timeout\x00256\0windowsize\x0065536\0";
     let Packet::Oack(o) = Packet::parse(bytes).unwrap() else {
         panic!()
     };
@@ -622,15 +623,15 @@ fn numbers_with_leading_zeros() {
         },
     );
     parses_then_encodes(
-        b"\0\x01f\0octet\0blksize\000512\0tsize\0000\0",
+        b"\0\x01f\0octet\0blksize\x0000512\0tsize\x00000\0",
         &packet,
-        b"\0\x01f\0octet\0blksize\0512\0tsize\00\0",
+        b"\0\x01f\0octet\0blksize\x00512\0tsize\x000\0",
     );
 }
 
 #[test]
 fn unknown_options_keep_order_case_and_value() {
-    let bytes = b"\0\x01f\0octet\0Zeta\0z\0blksize\0512\0alpha\0NOT A NUMBER\0multicast\0\0";
+    let bytes = b"\0\x01f\0octet\0Zeta\0z\0blksize\x00512\0alpha\0NOT A NUMBER\0multicast\0\0";
     let Packet::Rrq(req) = Packet::parse(bytes).unwrap() else {
         panic!()
     };
@@ -709,11 +710,11 @@ fn refuses_bad_requests() {
     );
     refused(b"\0\x01f\0octet\0blksize\0", OptionWithoutValue, 10);
     refused(
-        b"\0\x01f\0octet\0blksize\0512",
+        b"\0\x01f\0octet\0blksize\x00512",
         MissingNul(Field::OptionValue),
         18,
     );
-    refused(b"\0\x01f\0octet\0\0512\0", EmptyOptionName, 10);
+    refused(b"\0\x01f\0octet\0\x00512\0", EmptyOptionName, 10);
     refused(b"\0\x01f\0octet\0\0\0x", EmptyOptionName, 10);
     refused(
         b"\0\x01f\0octet\0foo\0bar",
@@ -733,16 +734,20 @@ fn refuses_bad_numbers_at_the_value() {
     refused(b"\0\x01f\0octet\0blksize\0-1\0", NotANumber(Blksize), 18);
     refused(b"\0\x01f\0octet\0blksize\0+512\0", NotANumber(Blksize), 18);
     refused(b"\0\x01f\0octet\0blksize\0 512\0", NotANumber(Blksize), 18);
-    refused(b"\0\x01f\0octet\0blksize\0512 \0", NotANumber(Blksize), 18);
-    refused(b"\0\x01f\0octet\0TIMEOUT\05s\0", NotANumber(Timeout), 18);
+    refused(
+        b"\0\x01f\0octet\0blksize\x00512 \0",
+        NotANumber(Blksize),
+        18,
+    );
+    refused(b"\0\x01f\0octet\0TIMEOUT\x005s\0", NotANumber(Timeout), 18);
     // `tsize\0` ends at 16. u64::MAX + 1:
     refused(
-        b"\0\x01f\0octet\0tsize\018446744073709551616\0",
+        b"\0\x01f\0octet\0tsize\x0018446744073709551616\0",
         NumberTooLarge(Tsize),
         16,
     );
     refused(
-        b"\0\x01f\0octet\0tsize\099999999999999999999999\0",
+        b"\0\x01f\0octet\0tsize\x0099999999999999999999999\0",
         NumberTooLarge(Tsize),
         16,
     );
@@ -750,7 +755,7 @@ fn refuses_bad_numbers_at_the_value() {
     refused(b"\0\x06windowsize\0x\0", NotANumber(Windowsize), 13);
     refused(b"\0\x06blksize\0", OptionWithoutValue, 2);
     // The largest u64 is a number.
-    let Packet::Oack(o) = Packet::parse(b"\0\x06tsize\018446744073709551615\0").unwrap() else {
+    let Packet::Oack(o) = Packet::parse(b"\0\x06tsize\x0018446744073709551615\0").unwrap() else {
         panic!()
     };
     assert_eq!(o.tsize, Some(u64::MAX));
@@ -969,7 +974,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("rrq-uefi", UEFI_RRQ.to_vec()),
         (
             "wrq-netascii-unknown",
-            b"\0\x02notes.txt\0NetAscii\0multicast\0\0tsize\01234\0".to_vec(),
+            b"\0\x02notes.txt\0NetAscii\0multicast\0\0tsize\x001234\0".to_vec(),
         ),
         ("oack-uefi", UEFI_OACK.to_vec()),
         ("error-8-uefi", UEFI_ERROR_8.to_vec()),
