@@ -37,3 +37,8 @@
 extern crate alloc;
 
 pub mod tftp;
+
+/// The README's code examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
