@@ -39,3 +39,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 pub mod net;
 pub mod tftp;
+
+/// The README's code examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
