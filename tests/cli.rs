@@ -19,7 +19,11 @@ fn tempdir(name: &str) -> PathBuf {
 
 /// A free loopback port (bound and released; good enough for a test).
 fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Serving(Child);
@@ -48,7 +52,11 @@ fn serve(dir: &Path, args: &[&str]) -> (Serving, String) {
 }
 
 fn wirekit(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(args).current_dir(dir).output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -59,10 +67,18 @@ fn serve_with_no_arguments_serves_the_current_directory_on_loopback() {
     assert!(banner.contains("127.0.0.1:6969"), "{banner}");
     assert!(banner.contains("read-only"), "{banner}");
     let out = wirekit(&dir, &["get", "127.0.0.1:6969", "hello.txt", "copy.txt"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(fs::read(dir.join("copy.txt")).unwrap(), b"hello\n");
     // Quiet in scripts: no progress bar when stderr is not a terminal.
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -75,12 +91,44 @@ fn get_and_put_with_options_and_clear_errors() {
     let (_server, _) = serve(&dir, &["--listen", &listen, "--allow-create"]);
     let server = format!("127.0.0.1:{port}");
 
-    let out = wirekit(&dir, &["get", &server, "fw.bin", "a.bin", "--blksize", "1468", "--windowsize", "16"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wirekit(
+        &dir,
+        &[
+            "get",
+            &server,
+            "fw.bin",
+            "a.bin",
+            "--blksize",
+            "1468",
+            "--windowsize",
+            "16",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(fs::read(dir.join("a.bin")).unwrap(), data);
 
-    let out = wirekit(&dir, &["put", &server, "a.bin", "b.bin", "--blksize", "8192", "--timeout", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wirekit(
+        &dir,
+        &[
+            "put",
+            &server,
+            "a.bin",
+            "b.bin",
+            "--blksize",
+            "8192",
+            "--timeout",
+            "2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(fs::read(dir.join("b.bin")).unwrap(), data);
 
     // An existing file is not replaced without --allow-overwrite: ERROR 6, one line, exit 1.
@@ -93,7 +141,10 @@ fn get_and_put_with_options_and_clear_errors() {
     let out = wirekit(&dir, &["get", &server, "no-such-file"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("wirekit: ") && err.contains("not found"), "{err}");
+    assert!(
+        err.starts_with("wirekit: ") && err.contains("not found"),
+        "{err}"
+    );
     assert!(!dir.join("no-such-file").exists());
 }
 
@@ -103,8 +154,21 @@ fn netascii_get_converts_line_ends() {
     fs::write(dir.join("t.txt"), b"one\ntwo\r\nthree\n").unwrap();
     let port = free_port().to_string();
     let (_server, _) = serve(&dir, &["--listen", &format!("127.0.0.1:{port}")]);
-    let out = wirekit(&dir, &["get", &format!("127.0.0.1:{port}"), "t.txt", "u.txt", "--netascii"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wirekit(
+        &dir,
+        &[
+            "get",
+            &format!("127.0.0.1:{port}"),
+            "t.txt",
+            "u.txt",
+            "--netascii",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(fs::read(dir.join("u.txt")).unwrap(), b"one\ntwo\r\nthree\n");
 }
 
@@ -112,11 +176,24 @@ fn netascii_get_converts_line_ends() {
 fn sigterm_stops_the_server_and_leaves_no_partial_upload() {
     let dir = tempdir("sigterm");
     let port = free_port().to_string();
-    let (mut server, _) = serve(&dir, &["--listen", &format!("127.0.0.1:{port}"), "--allow-create", "--grace", "1"]);
+    let (mut server, _) = serve(
+        &dir,
+        &[
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--allow-create",
+            "--grace",
+            "1",
+        ],
+    );
     // An upload that stalls after its first block: WRQ, DATA 1, then silence.
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    client.send_to(b"\0\x02stalled.bin\0octet\0", format!("127.0.0.1:{port}")).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client
+        .send_to(b"\0\x02stalled.bin\0octet\0", format!("127.0.0.1:{port}"))
+        .unwrap();
     let mut buf = [0u8; 600];
     let (n, tid) = client.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], &[0, 4, 0, 0]);
@@ -126,17 +203,26 @@ fn sigterm_stops_the_server_and_leaves_no_partial_upload() {
     let (n, _) = client.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], &[0, 4, 0, 1]);
 
-    let status = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let start = Instant::now();
     let exit = loop {
         if let Some(s) = server.0.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "server did not stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
-    let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -25,7 +25,11 @@ fn rrq(name: &str) -> Vec<u8> {
 
 /// Sends an RRQ from a fresh socket and returns the first answer and where it came from.
 fn first_answer(server: SocketAddr, name: &str) -> (UdpSocket, Vec<u8>, SocketAddr) {
-    let any = if server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
+    let any = if server.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    };
     let s = UdpSocket::bind(any).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.send_to(&rrq(name), server).unwrap();
@@ -48,8 +52,14 @@ fn requests_beyond_the_transfer_cap_get_an_error() {
     // Two transfers that we never acknowledge hold both slots.
     let (_a, first, _) = first_answer(addr, "f");
     let (_b, second, _) = first_answer(addr, "f");
-    assert!(matches!(Packet::parse(&first), Ok(Packet::Data { block: 1, .. })));
-    assert!(matches!(Packet::parse(&second), Ok(Packet::Data { block: 1, .. })));
+    assert!(matches!(
+        Packet::parse(&first),
+        Ok(Packet::Data { block: 1, .. })
+    ));
+    assert!(matches!(
+        Packet::parse(&second),
+        Ok(Packet::Data { block: 1, .. })
+    ));
     let (_c, third, _) = first_answer(addr, "f");
     match Packet::parse(&third) {
         Ok(Packet::Error { code, message }) => {
@@ -65,7 +75,12 @@ fn transfer_ports_come_from_the_configured_range() {
     let root = tempdir("range");
     fs::write(root.join("f"), b"x").unwrap();
     // A range above an ephemeral port the kernel just handed out, so it is likely free.
-    let base = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().clamp(20_000, 60_000);
+    let base = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .clamp(20_000, 60_000);
     let range = base..=base + 20;
     let mut config = ServerConfig::new(&root, vec!["127.0.0.1:0".parse().unwrap()]);
     config.port_range = Some(range.clone());
@@ -73,7 +88,13 @@ fn transfer_ports_come_from_the_configured_range() {
     let server = Server::bind(config).unwrap().spawn().unwrap();
     for _ in 0..5 {
         let (_s, answer, from) = first_answer(server.local_addrs()[0], "f");
-        assert_eq!(Packet::parse(&answer).unwrap(), Packet::Data { block: 1, data: b"x" });
+        assert_eq!(
+            Packet::parse(&answer).unwrap(),
+            Packet::Data {
+                block: 1,
+                data: b"x"
+            }
+        );
         assert!(range.contains(&from.port()), "{from} outside {range:?}");
     }
 }
@@ -88,16 +109,34 @@ fn ipv4_and_ipv6_listeners_side_by_side() {
     let data = vec![9u8; 3000];
     fs::write(root.join("f"), &data).unwrap();
     // The same port on both families works because the IPv6 socket is IPv6-only.
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = vec![format!("127.0.0.1:{port}").parse().unwrap(), format!("[::1]:{port}").parse().unwrap()];
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = vec![
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        format!("[::1]:{port}").parse().unwrap(),
+    ];
     let mut config = ServerConfig::new(&root, listen);
     config.grace = Duration::from_millis(100);
     let server = Server::bind(config).unwrap().spawn().unwrap();
     for addr in server.local_addrs() {
         let mut got = Vec::new();
-        get_into(*addr, "f", &mut got, &ClientOptions::default(), &mut |_, _| {}).unwrap();
+        get_into(
+            *addr,
+            "f",
+            &mut got,
+            &ClientOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert_eq!(got, data, "via {addr}");
         let (_s, _, from) = first_answer(*addr, "f");
-        assert_eq!(from.ip(), addr.ip(), "answered from the request's address family and address");
+        assert_eq!(
+            from.ip(),
+            addr.ip(),
+            "answered from the request's address family and address"
+        );
     }
 }

@@ -175,21 +175,27 @@ fn progress_bar() -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}") {
+        bar.set_style(style);
+    }
     Some(bar)
 }
 
+/// Feeds the bar; once the size is known (tsize), it becomes a bar with a total.
 fn report(bar: &Option<ProgressBar>) -> impl FnMut(u64, Option<u64>) + '_ {
+    let mut sized = false;
     move |bytes, total| {
-        if let Some(bar) = bar {
-            if let Some(t) = total {
-                bar.set_length(t);
+        let Some(bar) = bar else { return };
+        if let (Some(t), false) = (total, sized) {
+            sized = true;
+            bar.set_length(t);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
+            ) {
+                bar.set_style(style);
             }
-            bar.set_position(bytes);
         }
+        bar.set_position(bytes);
     }
 }
 

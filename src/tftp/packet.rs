@@ -304,6 +304,8 @@ fn options(mut input: &[u8]) -> PResult<'_, Options<'_>> {
         let value_start = rest;
         let (rest, value) = cstr(Field::OptionValue)(rest)?;
         match OptionName::from_wire(name) {
+            // The first copy of a known option counts; later ones are ignored unread.
+            Some(known) if options.raw(known).is_some() => {}
             // A bad number is reported at the value, the field that is wrong.
             Some(known) => match number(known, value) {
                 Ok(n) => options.set_first(known, n),
