@@ -36,4 +36,5 @@
 
 extern crate alloc;
 
+pub mod frame;
 pub mod tftp;
