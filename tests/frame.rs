@@ -1,6 +1,8 @@
 //! The frame codec, decoder and std driver: settings errors, edge cases, real sockets, and
 //! agreement with tokio-util's `LengthDelimitedCodec`.
 
+#![cfg(feature = "std")]
+
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
