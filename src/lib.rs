@@ -36,6 +36,7 @@
 
 extern crate alloc;
 
+pub mod frame;
 #[cfg(feature = "std")]
 pub mod net;
 pub mod tftp;
