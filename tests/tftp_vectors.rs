@@ -1014,7 +1014,7 @@ fn write_fuzz_seeds() {
 
 #[test]
 fn a_repeated_known_option_is_ignored_even_when_malformed() {
-    let p = Packet::parse(b"\0\x01f\0octet\0blksize\0512\0BLKSIZE\0abc\0").unwrap();
+    let p = Packet::parse(b"\0\x01f\0octet\0blksize\x00512\0BLKSIZE\0abc\0").unwrap();
     let Packet::Rrq(r) = p else { panic!("{p:?}") };
     assert_eq!(r.options.blksize.unwrap().unwrap().get(), 512);
 }
