@@ -93,7 +93,11 @@ fn ten_percent_loss_completes() {
             let mut s = Scenario::new(direction, file(20_000 + seed as usize * 37, seed));
             s.blksize = Some(512);
             s.windowsize = Some(if seed % 2 == 0 { 1 } else { 8 });
-            s.mode = if seed % 3 == 0 { Mode::Netascii } else { Mode::Octet };
+            s.mode = if seed % 3 == 0 {
+                Mode::Netascii
+            } else {
+                Mode::Octet
+            };
             s.faults = Faults {
                 loss: 100,
                 dup: 50,
@@ -104,7 +108,11 @@ fn ten_percent_loss_completes() {
             s.seed = seed;
             let o = run(&s);
             check(&s, &o).unwrap();
-            assert!(o.receiver_ok, "seed {seed} {direction:?}: {:?}", (&o.client, &o.server));
+            assert!(
+                o.receiver_ok,
+                "seed {seed} {direction:?}: {:?}",
+                (&o.client, &o.server)
+            );
         }
     }
 }
@@ -126,7 +134,11 @@ fn more_than_65535_blocks() {
         s.seed = 99;
         let o = run(&s);
         check(&s, &o).unwrap();
-        assert!(o.receiver_ok, "{direction:?} {win} {loss}: {:?}", (&o.client, &o.server));
+        assert!(
+            o.receiver_ok,
+            "{direction:?} {win} {loss}: {:?}",
+            (&o.client, &o.server)
+        );
         let sender = match direction {
             Direction::Read => &o.server,
             Direction::Write => &o.client,
@@ -160,8 +172,16 @@ fn total_loss_times_out() {
 #[ignore]
 fn survey() {
     let (mut ok, mut sender_timeout, mut both_timeout, mut n) = (0, 0, 0, 0);
-    for seed in std::env::var("SEED").ok().and_then(|v| v.parse().ok()).map_or(0..400u64, |s: u64| s..s + 1) {
-        let direction = if seed % 2 == 0 { Direction::Read } else { Direction::Write };
+    for seed in std::env::var("SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(0..400u64, |s: u64| s..s + 1)
+    {
+        let direction = if seed % 2 == 0 {
+            Direction::Read
+        } else {
+            Direction::Write
+        };
         let mut s = Scenario::new(direction, file(10_000, seed));
         s.blksize = Some(512);
         s.windowsize = Some([1, 4, 16][seed as usize % 3]);
@@ -187,5 +207,7 @@ fn survey() {
             both_timeout += 1;
         }
     }
-    eprintln!("{n} runs: {ok} received, {sender_timeout} of them with sender timeout, {both_timeout} both timed out");
+    eprintln!(
+        "{n} runs: {ok} received, {sender_timeout} of them with sender timeout, {both_timeout} both timed out"
+    );
 }

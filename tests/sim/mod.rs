@@ -204,7 +204,11 @@ impl Net {
         let lost = self.rng.chance(self.faults.loss);
         if self.trace {
             let head = &bytes[..bytes.len().min(4)];
-            eprintln!("{now:?} {from} -> {to} {head:?} len {}{}", bytes.len(), if lost { " LOST" } else { "" });
+            eprintln!(
+                "{now:?} {from} -> {to} {head:?} len {}{}",
+                bytes.len(),
+                if lost { " LOST" } else { "" }
+            );
         }
         if lost {
             return;
