@@ -329,8 +329,7 @@ fn timeout_retransmits_with_backoff_then_gives_up() {
     // retries 4, timeout 1 s doubling up to 4 s: deadlines 1, 3, 7, 11, then 15 gives up.
     let mut deadlines = Vec::new();
     let mut now = T0;
-    loop {
-        let Some(d) = t.poll_timeout() else { break };
+    while let Some(d) = t.poll_timeout() {
         deadlines.push(d.as_secs());
         // Early calls do nothing.
         t.handle_timeout(d - ms(1));
@@ -559,7 +558,7 @@ fn client_refuses_an_oack_with_an_option_it_did_not_ask() {
     expect_error_8(&mut c);
 
     let mut c = client_with(None, false, Direction::Write);
-    let oack = b"\0\x06blksize\0512\0";
+    let oack = b"\0\x06blksize\x00512\0";
     c.handle_datagram(ms(1), transfer_addr(), oack, &mut Vec::new());
     expect_error_8(&mut c);
 }
