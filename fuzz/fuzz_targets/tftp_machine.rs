@@ -97,7 +97,10 @@ struct Harness {
 impl Harness {
     fn drain(&mut self) {
         let mut n = 0;
-        while let Some(tx) = self.t.poll_transmit(self.now, &mut self.file, &mut self.buf) {
+        while let Some(tx) = self
+            .t
+            .poll_transmit(self.now, &mut self.file, &mut self.buf)
+        {
             n += 1;
             assert!(n <= MAX_TRANSMITS_PER_STEP, "transmit flood");
             let bytes = &self.buf[..tx.len];
@@ -125,7 +128,11 @@ impl Harness {
         self.events();
         if self.t.is_closed() {
             let mut b = [0u8; 65536];
-            assert!(self.t.poll_transmit(self.now, &mut self.file, &mut b).is_none());
+            assert!(
+                self.t
+                    .poll_transmit(self.now, &mut self.file, &mut b)
+                    .is_none()
+            );
         }
     }
 
@@ -149,7 +156,8 @@ impl Harness {
             _ => None,
         };
         let was_done = self.done;
-        self.t.handle_datagram(self.now, from, bytes, &mut self.store);
+        self.t
+            .handle_datagram(self.now, from, bytes, &mut self.store);
         // The client learns its blksize from the first answer; a receiver's final block
         // shows as `Finished(Ok)`.
         self.events();
@@ -170,7 +178,11 @@ impl Harness {
             assert_eq!(grown, payload, "stored bytes differ from the payload");
         }
         self.expected += 1;
-        assert_eq!(payload.len() < blk, self.done, "final block and end disagree");
+        assert_eq!(
+            payload.len() < blk,
+            self.done,
+            "final block and end disagree"
+        );
         assert!(self.store.len() <= (self.expected as usize) * blk + 1);
     }
 }
