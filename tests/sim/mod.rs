@@ -1,6 +1,8 @@
 //! A simulated network for the TFTP machines: a client machine and a server machine (made
 //! by `admit` from the client's first datagram), per-direction queues with seeded loss,
 //! duplication, reordering and delay, and a virtual clock that jumps to the next deadline.
+//!
+//! Set `SIM_TRACE=1` to print every datagram with its fate.
 #![allow(dead_code)]
 
 use std::collections::BinaryHeap;
