@@ -30,6 +30,76 @@
 //! assert_eq!(&buf[..n], &[0, 4, 0, 7]);
 //! # Ok::<(), ParseError>(())
 //! ```
+//!
+//! # Driving a transfer over a blocking `UdpSocket`
+//!
+//! The machines never touch a socket or a clock. A driver mutates a
+//! [`tftp::Transfer`] (a datagram arrived, or its deadline passed), then drains it: every
+//! datagram from `poll_transmit` goes out, every event from `poll_event` is handled, and
+//! `poll_timeout` says how long to wait for the next datagram. Here is a whole download:
+//!
+//! ```no_run
+//! use std::io::ErrorKind;
+//! use std::net::{SocketAddr, UdpSocket};
+//! use std::time::Instant;
+//!
+//! use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Event, Transfer, Windowsize};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let server: SocketAddr = "192.0.2.10:69".parse()?;
+//!     let socket = UdpSocket::bind("0.0.0.0:0")?;
+//!     // The machine's time is a Duration since any epoch the driver picks.
+//!     let epoch = Instant::now();
+//!
+//!     let mut request = ClientRequest::new(Direction::Read, "pxelinux.0");
+//!     request.blksize = Some(Blksize::new(1468)?);
+//!     request.windowsize = Some(Windowsize::new(16)?);
+//!     request.tsize = Some(0);
+//!     let mut transfer = Transfer::client(epoch.elapsed(), server, &request, Config::default())?;
+//!
+//!     let mut file = Vec::new(); // `Storage`: received DATA is appended here.
+//!     let mut out = vec![0u8; transfer.max_datagram_len().max(65_536)];
+//!     let mut incoming = vec![0u8; 65_536];
+//!     let mut result = None;
+//!     while !transfer.is_closed() {
+//!         // 1. Drain what the machine wants sent (the RRQ, ACKs, ERRORs).
+//!         while let Some(t) = transfer.poll_transmit(epoch.elapsed(), &mut file, &mut out) {
+//!             socket.send_to(&out[..t.len], t.destination)?;
+//!         }
+//!         // 2. Drain its events.
+//!         while let Some(event) = transfer.poll_event() {
+//!             match event {
+//!                 Event::Negotiated(n) => eprintln!("blksize {}, size {:?}", n.blksize, n.tsize),
+//!                 // The receiver still dallies after this, to re-ACK a repeated final
+//!                 // block; a driver in a hurry may stop here instead.
+//!                 Event::Finished(r) => result = Some(r),
+//!             }
+//!         }
+//!         // 3. Wait for a datagram, but no longer than the machine's next deadline.
+//!         let Some(deadline) = transfer.poll_timeout() else { continue };
+//!         let now = epoch.elapsed();
+//!         if deadline <= now {
+//!             transfer.handle_timeout(now);
+//!             continue;
+//!         }
+//!         socket.set_read_timeout(Some(deadline - now))?;
+//!         match socket.recv_from(&mut incoming) {
+//!             // Any source: the machine answers strangers with ERROR 5 itself.
+//!             Ok((n, from)) => {
+//!                 transfer.handle_datagram(epoch.elapsed(), from, &incoming[..n], &mut file)
+//!             }
+//!             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+//!                 transfer.handle_timeout(epoch.elapsed())
+//!             }
+//!             Err(e) => return Err(e.into()),
+//!         }
+//!     }
+//!     let stats = result.ok_or("the transfer ended without a result")??;
+//!     println!("{} bytes in {:?}", stats.bytes, stats.duration);
+//!     assert_eq!(file.len() as u64, stats.bytes);
+//!     Ok(())
+//! }
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

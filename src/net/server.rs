@@ -547,6 +547,11 @@ impl Hooks<FileKind> for ServerHooks<'_> {
         }
     }
 
+    /// Dally after an upload, but not past shutdown: its outcome is already settled.
+    fn dally(&self) -> bool {
+        !self.shared.stopping.load(Ordering::SeqCst)
+    }
+
     fn cancelled(&mut self) -> Option<StorageError> {
         self.shared
             .cut

@@ -116,6 +116,7 @@ impl Transfer {
         });
         let mut t = Transfer::new(now, server, config, phase);
         t.locked = false;
+        t.is_client = true;
         t.opening = opening;
         t.netascii = request.mode == Mode::Netascii;
         t.control = Some(Control::Opening);

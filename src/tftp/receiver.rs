@@ -8,6 +8,8 @@ use super::storage::{Storage, StorageError};
 pub(crate) enum DataOutcome {
     /// Nothing to send now.
     Wait,
+    /// A new block in order, inside a window: nothing to send, but progress was made.
+    InOrder,
     /// Send ACK for this block.
     Ack(u16),
     /// The final block arrived and was stored: send its ACK, then dally.
@@ -54,6 +56,13 @@ impl Receiver {
         (self.expected - 1) as u16
     }
 
+    /// An ACK of [`last_in_order`](Self::last_in_order) goes out on a timeout: the
+    /// sender starts its next window after it, so the window count starts afresh.
+    pub(crate) fn ack_sent(&mut self) -> u16 {
+        self.since_ack = 0;
+        self.last_in_order()
+    }
+
     /// Handles DATA; `Ok(n)` file bytes stored and what to answer.
     pub(crate) fn on_data<S: Storage + ?Sized>(
         &mut self,
@@ -79,7 +88,7 @@ impl Receiver {
                 self.since_ack = 0;
                 return Ok((stored, DataOutcome::Ack(block)));
             }
-            return Ok((stored, DataOutcome::Wait));
+            return Ok((stored, DataOutcome::InOrder));
         }
         if ahead < self.windowsize {
             // A gap (RFC 7440): say once what we have, the sender resends from there.

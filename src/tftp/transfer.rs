@@ -216,6 +216,10 @@ pub struct Transfer {
     strangers: VecDeque<SocketAddr>,
     events: VecDeque<Event>,
     pub(crate) netascii: bool,
+    /// True for the client side (it dallies briefly; a server dallies longer).
+    pub(crate) is_client: bool,
+    /// `Event::Finished` was emitted: there is only ever one.
+    finished: bool,
 }
 
 impl Transfer {
@@ -237,6 +241,8 @@ impl Transfer {
             strangers: VecDeque::new(),
             events: VecDeque::new(),
             netascii: false,
+            is_client: false,
+            finished: false,
         }
     }
 
@@ -298,7 +304,26 @@ impl Transfer {
         self.rto = self.base_rto;
     }
 
+    /// How long a receiver stays after its final ACK, and again after each re-ACK. The
+    /// sender retransmits its final DATA after its timeout, with backoff up to the maximum
+    /// timeout. A server, whose client reports success only on the final ACK, waits twice
+    /// the maximum timeout so that one lost retransmission does not end the dally; a
+    /// client, whose user waits on it, twice the base timeout (a lost final ACK then costs
+    /// the server a log line, not the file).
+    fn dally_time(&self) -> Duration {
+        let max = self.config.max_timeout.max(self.base_rto);
+        if self.is_client {
+            (self.base_rto * 2).min(max)
+        } else {
+            max * 2
+        }
+    }
+
     pub(crate) fn finish(&mut self, now: Duration, result: Result<(), TransferError>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
         self.stats.duration = now.saturating_sub(self.start);
         let stats = self.stats;
         self.push_event(Event::Finished(result.map(|()| stats)));
@@ -348,7 +373,7 @@ impl Transfer {
             Phase::Receiving(r) if r.received() == 0 && !self.opening.is_empty() => {
                 self.control = Some(Control::Opening)
             }
-            Phase::Receiving(r) => self.control = Some(Control::Ack(r.last_in_order())),
+            Phase::Receiving(r) => self.control = Some(Control::Ack(r.ack_sent())),
             Phase::Dallying { .. } | Phase::Closed => {}
         }
         if !matches!(self.phase, Phase::Sending(_)) || self.oack_unacked {
@@ -458,11 +483,8 @@ impl Transfer {
                         self.stats.bytes += stored;
                         self.stats.blocks = r.received();
                         match outcome {
-                            DataOutcome::Wait => {
-                                if stored > 0 {
-                                    self.progressed(now);
-                                }
-                            }
+                            DataOutcome::Wait => {}
+                            DataOutcome::InOrder => self.progressed(now),
                             DataOutcome::Ack(b) => {
                                 self.control = Some(Control::Ack(b));
                                 self.progressed(now);
@@ -470,7 +492,7 @@ impl Transfer {
                             DataOutcome::Final(b) => {
                                 self.control = Some(Control::Ack(b));
                                 self.phase = Phase::Dallying { last: b };
-                                self.deadline = Some(now + self.base_rto);
+                                self.deadline = Some(now + self.dally_time());
                                 self.finish(now, Ok(()));
                             }
                         }
@@ -482,7 +504,15 @@ impl Transfer {
                 }
             }
             (Phase::Dallying { last }, Packet::Data { block, .. }) if block == *last => {
+                // The sender missed our final ACK: answer, and stay for its next try.
                 self.control = Some(Control::Ack(block));
+                self.deadline = Some(now + self.dally_time());
+            }
+            // The server repeated its OACK: our ACK 0 was lost (a client read).
+            (Phase::Receiving(r), Packet::Oack(_))
+                if self.is_client && r.received() == 0 && self.opening.is_empty() =>
+            {
+                self.control = Some(Control::Ack(0));
             }
             // Anything else from the peer (a duplicate request, a stray OACK) is ignored.
             _ => {}

@@ -1,0 +1,854 @@
+//! The transfer rules, one named test each, driving the machines by hand with crafted
+//! datagrams.
+
+mod sim;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sim::{AllowAll, Faults, Scenario, client_addr, server_addr, transfer_addr};
+use wirekit::tftp::server::{Admission, Limits, admit};
+use wirekit::tftp::{
+    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Negotiated, Options, Packet,
+    Request, Stats, Text, Timeout, Transfer, TransferError, Windowsize,
+};
+
+const T0: Duration = Duration::ZERO;
+
+fn stranger() -> SocketAddr {
+    "10.0.0.9:7777".parse().unwrap()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config() -> Config {
+    Config {
+        timeout: Duration::from_secs(1),
+        max_timeout: Duration::from_secs(4),
+        retries: 4,
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        config: config(),
+        ..Limits::default()
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Ask {
+    blksize: Option<u64>,
+    windowsize: Option<u64>,
+    timeout: Option<u64>,
+    tsize: Option<u64>,
+}
+
+fn request(direction: Direction, mode: Mode, ask: Ask) -> Vec<u8> {
+    let options = Options {
+        blksize: ask.blksize.map(Blksize::new),
+        windowsize: ask.windowsize.map(Windowsize::new),
+        timeout: ask.timeout.map(Timeout::new),
+        tsize: ask.tsize,
+        unknown: Vec::new(),
+    };
+    let r = Request {
+        filename: Text::from("f"),
+        mode,
+        options,
+    };
+    match direction {
+        Direction::Read => Packet::Rrq(r),
+        Direction::Write => Packet::Wrq(r),
+    }
+    .to_vec()
+    .unwrap()
+}
+
+/// A server transfer admitted from `request`.
+fn server(direction: Direction, mode: Mode, ask: Ask, size: u64, lim: &Limits) -> Box<Transfer> {
+    let rq = request(direction, mode, ask);
+    match admit(T0, client_addr(), &rq, lim, &mut AllowAll(size)) {
+        Admission::Accepted { transfer, .. } => transfer,
+        other => panic!("not accepted: {other:?}"),
+    }
+}
+
+fn data(block: u16, payload: &[u8]) -> Vec<u8> {
+    Packet::Data {
+        block,
+        data: payload,
+    }
+    .to_vec()
+    .unwrap()
+}
+
+fn ack(block: u16) -> Vec<u8> {
+    Packet::Ack { block }.to_vec().unwrap()
+}
+
+fn error(code: ErrorCode) -> Vec<u8> {
+    Packet::Error {
+        code,
+        message: Text::from("x"),
+    }
+    .to_vec()
+    .unwrap()
+}
+
+/// Everything the machine wants to send now.
+fn drain<S: wirekit::tftp::Storage + ?Sized>(
+    t: &mut Transfer,
+    now: Duration,
+    storage: &mut S,
+) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut buf = vec![0u8; 65536];
+    let mut out = Vec::new();
+    while let Some(tx) = t.poll_transmit(now, storage, &mut buf) {
+        out.push((tx.destination, buf[..tx.len].to_vec()));
+        assert!(out.len() < 100_000);
+    }
+    out
+}
+
+fn blocks(sent: &[(SocketAddr, Vec<u8>)]) -> Vec<u16> {
+    sent.iter()
+        .map(|(_, b)| match Packet::parse(b).unwrap() {
+            Packet::Data { block, .. } => block,
+            p => panic!("not DATA: {p:?}"),
+        })
+        .collect()
+}
+
+fn finished(t: &mut Transfer) -> Option<Result<Stats, TransferError>> {
+    let mut r = None;
+    while let Some(e) = t.poll_event() {
+        if let Event::Finished(f) = e {
+            assert!(r.is_none(), "two Finished events");
+            r = Some(f);
+        }
+    }
+    r
+}
+
+fn negotiated(t: &mut Transfer) -> Option<Negotiated> {
+    let mut r = None;
+    while let Some(e) = t.poll_event() {
+        if let Event::Negotiated(n) = e {
+            r = Some(n);
+        }
+    }
+    r
+}
+
+fn oack_options(bytes: &[u8]) -> Options<'_> {
+    match Packet::parse(bytes).unwrap() {
+        Packet::Oack(o) => o,
+        p => panic!("not an OACK: {p:?}"),
+    }
+}
+
+fn file(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + 7) as u8).collect()
+}
+
+/// A server read with an OACK already acknowledged; returns the transfer and first window.
+fn server_read_started(
+    file: &mut Vec<u8>,
+    blksize: u64,
+    windowsize: u64,
+) -> (Box<Transfer>, Vec<(SocketAddr, Vec<u8>)>) {
+    let ask = Ask {
+        blksize: Some(blksize),
+        windowsize: Some(windowsize),
+        ..Ask::default()
+    };
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        ask,
+        file.len() as u64,
+        &limits(),
+    );
+    let oack = drain(&mut t, T0, file);
+    assert_eq!(oack.len(), 1);
+    assert_eq!(oack[0].0, client_addr());
+    oack_options(&oack[0].1);
+    t.handle_datagram(ms(1), client_addr(), &ack(0), file);
+    let window = drain(&mut t, ms(1), file);
+    (t, window)
+}
+
+#[test]
+fn windowsize_sends_a_window_then_resends_after_partial_ack() {
+    let mut f = file(8 * 20);
+    let (mut t, window) = server_read_started(&mut f, 8, 4);
+    assert_eq!(blocks(&window), [1, 2, 3, 4]);
+    // Nothing more until an ACK.
+    assert!(drain(&mut t, ms(2), &mut f).is_empty());
+    // The receiver saw a gap after block 2: resend from 3, a whole window.
+    t.handle_datagram(ms(3), client_addr(), &ack(2), &mut f);
+    let again = drain(&mut t, ms(3), &mut f);
+    assert_eq!(blocks(&again), [3, 4, 5, 6]);
+    assert_eq!(
+        again[0].1, window[2].1,
+        "block 3 resent with the same bytes"
+    );
+    // The full window is acknowledged: the next one.
+    t.handle_datagram(ms(4), client_addr(), &ack(6), &mut f);
+    assert_eq!(blocks(&drain(&mut t, ms(4), &mut f)), [7, 8, 9, 10]);
+}
+
+#[test]
+fn windowsize_receiver_acks_window_end_and_reports_a_gap_once() {
+    let mut f = Vec::new();
+    let mut req = ClientRequest::new(Direction::Read, "f");
+    req.blksize = Some(Blksize::new(8).unwrap());
+    req.windowsize = Some(Windowsize::new(4).unwrap());
+    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    drain(&mut c, T0, &mut f);
+    let oack = Packet::Oack(Options {
+        blksize: Some(Blksize::new(8)),
+        windowsize: Some(Windowsize::new(4)),
+        ..Options::default()
+    })
+    .to_vec()
+    .unwrap();
+    c.handle_datagram(ms(1), transfer_addr(), &oack, &mut f);
+    assert_eq!(drain(&mut c, ms(1), &mut f), [(transfer_addr(), ack(0))]);
+    for b in 1..=3u16 {
+        c.handle_datagram(ms(2), transfer_addr(), &data(b, &[b as u8; 8]), &mut f);
+        assert!(
+            drain(&mut c, ms(2), &mut f).is_empty(),
+            "no ACK inside a window"
+        );
+    }
+    c.handle_datagram(ms(2), transfer_addr(), &data(4, &[4; 8]), &mut f);
+    assert_eq!(drain(&mut c, ms(2), &mut f), [(transfer_addr(), ack(4))]);
+    // Block 5 lost: 6 shows the gap, ACK 4 once; 7 says nothing more.
+    c.handle_datagram(ms(3), transfer_addr(), &data(6, &[6; 8]), &mut f);
+    assert_eq!(drain(&mut c, ms(3), &mut f), [(transfer_addr(), ack(4))]);
+    c.handle_datagram(ms(3), transfer_addr(), &data(7, &[7; 8]), &mut f);
+    assert!(drain(&mut c, ms(3), &mut f).is_empty());
+    assert_eq!(f.len(), 32, "out-of-order blocks are not stored");
+}
+
+#[test]
+fn block_numbers_wrap_from_65535_to_0() {
+    let n = 65_540usize;
+    let mut f: Vec<u8> = (0..n * 8 + 5).map(|i| (i / 8) as u8).collect();
+    let (mut t, window) = server_read_started(&mut f, 8, 1);
+    assert_eq!(blocks(&window), [1]);
+    let mut wire_block = 1u16;
+    for abs in 1..=n as u64 + 1 {
+        t.handle_datagram(ms(2), client_addr(), &ack(wire_block), &mut f);
+        if abs == n as u64 + 1 {
+            break;
+        }
+        let sent = drain(&mut t, ms(2), &mut f);
+        assert_eq!(sent.len(), 1);
+        let Packet::Data { block, data } = Packet::parse(&sent[0].1).unwrap() else {
+            panic!()
+        };
+        let expect_abs = abs + 1;
+        assert_eq!(block, expect_abs as u16, "block {expect_abs}");
+        let start = (expect_abs as usize - 1) * 8;
+        assert_eq!(data, &f[start..(start + 8).min(f.len())]);
+        if expect_abs == 65_536 {
+            assert_eq!(block, 0, "65536 goes on the wire as 0");
+        }
+        wire_block = block;
+    }
+    let stats = finished(&mut t).unwrap().unwrap();
+    assert_eq!(stats.blocks, n as u64 + 1);
+    assert_eq!(stats.bytes, f.len() as u64);
+}
+
+#[test]
+fn short_final_block_ends_the_transfer() {
+    let mut f = file(20);
+    let (mut t, w) = server_read_started(&mut f, 8, 1);
+    assert_eq!(w[0].1.len(), 12);
+    t.handle_datagram(ms(2), client_addr(), &ack(1), &mut f);
+    assert_eq!(drain(&mut t, ms(2), &mut f)[0].1.len(), 12);
+    t.handle_datagram(ms(3), client_addr(), &ack(2), &mut f);
+    let last = drain(&mut t, ms(3), &mut f);
+    assert_eq!(last, [(client_addr(), data(3, &f[16..]))]);
+    assert!(finished(&mut t).is_none());
+    t.handle_datagram(ms(4), client_addr(), &ack(3), &mut f);
+    assert_eq!(finished(&mut t).unwrap().unwrap().bytes, 20);
+    assert!(drain(&mut t, ms(4), &mut f).is_empty());
+    assert!(t.is_closed());
+    assert_eq!(t.poll_timeout(), None);
+}
+
+#[test]
+fn exact_multiple_of_blksize_ends_with_empty_data() {
+    let mut f = file(16);
+    let (mut t, w) = server_read_started(&mut f, 8, 4);
+    assert_eq!(blocks(&w), [1, 2, 3]);
+    assert_eq!(w[2].1, data(3, &[]));
+    t.handle_datagram(ms(2), client_addr(), &ack(3), &mut f);
+    let s = finished(&mut t).unwrap().unwrap();
+    assert_eq!((s.bytes, s.blocks), (16, 3));
+}
+
+#[test]
+fn empty_file_is_one_empty_data() {
+    let mut f = Vec::new();
+    let mut t = server(Direction::Read, Mode::Octet, Ask::default(), 0, &limits());
+    assert_eq!(drain(&mut t, T0, &mut f), [(client_addr(), data(1, &[]))]);
+    t.handle_datagram(ms(1), client_addr(), &ack(1), &mut f);
+    let s = finished(&mut t).unwrap().unwrap();
+    assert_eq!((s.bytes, s.blocks), (0, 1));
+
+    // And the receiving side stores nothing and ends.
+    let mut got = Vec::new();
+    let mut c = Transfer::client(
+        T0,
+        server_addr(),
+        &ClientRequest::new(Direction::Read, "f"),
+        config(),
+    )
+    .unwrap();
+    drain(&mut c, T0, &mut got);
+    c.handle_datagram(ms(1), transfer_addr(), &data(1, &[]), &mut got);
+    assert_eq!(drain(&mut c, ms(1), &mut got), [(transfer_addr(), ack(1))]);
+    assert_eq!(finished(&mut c).unwrap().unwrap().blocks, 1);
+    assert!(got.is_empty());
+}
+
+#[test]
+fn timeout_retransmits_with_backoff_then_gives_up() {
+    let mut f = file(100);
+    let mut t = server(Direction::Read, Mode::Octet, Ask::default(), 100, &limits());
+    let first = drain(&mut t, T0, &mut f);
+    assert_eq!(blocks(&first), [1]);
+    // retries 4, timeout 1 s doubling up to 4 s: deadlines 1, 3, 7, 11, then 15 gives up.
+    let mut deadlines = Vec::new();
+    let mut now = T0;
+    while let Some(d) = t.poll_timeout() {
+        deadlines.push(d.as_secs());
+        // Early calls do nothing.
+        t.handle_timeout(d - ms(1));
+        assert!(drain(&mut t, d - ms(1), &mut f).is_empty());
+        now = d;
+        t.handle_timeout(now);
+        let again = drain(&mut t, now, &mut f);
+        if t.poll_timeout().is_some() {
+            assert_eq!(again, first, "the same DATA 1 again");
+        } else {
+            assert!(again.is_empty());
+        }
+    }
+    assert_eq!(deadlines, [1, 3, 7, 11, 15]);
+    match finished(&mut t) {
+        Some(Err(TransferError::Timeout { retries: 4 })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(t.is_closed());
+    let _ = now;
+}
+
+#[test]
+fn duplicate_ack_never_triggers_a_resend() {
+    let mut f = file(100);
+    let (mut t, _) = server_read_started(&mut f, 8, 1);
+    t.handle_datagram(ms(2), client_addr(), &ack(1), &mut f);
+    assert_eq!(blocks(&drain(&mut t, ms(2), &mut f)), [2]);
+    // The duplicate ACK 1 (Sorcerer's Apprentice): nothing goes out.
+    t.handle_datagram(ms(3), client_addr(), &ack(1), &mut f);
+    assert!(drain(&mut t, ms(3), &mut f).is_empty());
+    // A duplicate ACK 0 of the OACK: nothing either.
+    t.handle_datagram(ms(3), client_addr(), &ack(0), &mut f);
+    assert!(drain(&mut t, ms(3), &mut f).is_empty());
+    // Only the timer resends.
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert_eq!(blocks(&drain(&mut t, d, &mut f)), [2]);
+}
+
+#[test]
+fn unknown_transfer_id_gets_error_5_and_the_transfer_goes_on() {
+    let mut f = file(100);
+    let (mut t, _) = server_read_started(&mut f, 8, 1);
+    t.handle_datagram(ms(2), stranger(), &ack(1), &mut f);
+    let out = drain(&mut t, ms(2), &mut f);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, stranger());
+    assert!(matches!(
+        Packet::parse(&out[0].1).unwrap(),
+        Packet::Error {
+            code: ErrorCode::UnknownTransferId,
+            ..
+        }
+    ));
+    // Same host, other port: a stranger too.
+    let other_port: SocketAddr = "10.0.0.1:5001".parse().unwrap();
+    t.handle_datagram(ms(2), other_port, &ack(1), &mut f);
+    assert_eq!(drain(&mut t, ms(2), &mut f)[0].0, other_port);
+    // An ERROR from a stranger gets nothing and ends nothing.
+    t.handle_datagram(ms(2), stranger(), &error(ErrorCode::NotDefined), &mut f);
+    assert!(drain(&mut t, ms(2), &mut f).is_empty());
+    assert!(finished(&mut t).is_none());
+    // The transfer goes on.
+    t.handle_datagram(ms(3), client_addr(), &ack(1), &mut f);
+    assert_eq!(blocks(&drain(&mut t, ms(3), &mut f)), [2]);
+}
+
+#[test]
+fn client_sends_error_5_to_a_stranger_after_locking_on_the_transfer_port() {
+    let mut got = Vec::new();
+    let mut c = Transfer::client(
+        T0,
+        server_addr(),
+        &ClientRequest::new(Direction::Read, "f"),
+        config(),
+    )
+    .unwrap();
+    drain(&mut c, T0, &mut got);
+    c.handle_datagram(ms(1), transfer_addr(), &data(1, &[1; 512]), &mut got);
+    assert_eq!(drain(&mut c, ms(1), &mut got), [(transfer_addr(), ack(1))]);
+    // A second server port (a duplicated request answered twice) is a stranger now.
+    let second: SocketAddr = "10.0.0.2:6001".parse().unwrap();
+    c.handle_datagram(ms(2), second, &data(1, &[9; 512]), &mut got);
+    let out = drain(&mut c, ms(2), &mut got);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, second);
+    assert_eq!(got, [1; 512]);
+}
+
+#[test]
+fn peer_error_ends_the_transfer_without_an_answer() {
+    let mut f = file(100);
+    let (mut t, _) = server_read_started(&mut f, 8, 1);
+    t.handle_datagram(ms(2), client_addr(), &error(ErrorCode::DiskFull), &mut f);
+    assert!(drain(&mut t, ms(2), &mut f).is_empty());
+    match finished(&mut t) {
+        Some(Err(TransferError::Peer {
+            code: ErrorCode::DiskFull,
+            message,
+        })) => assert_eq!(message, "x"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.is_closed());
+    assert_eq!(t.poll_timeout(), None);
+    // Nothing after the end, not even for a stranger.
+    t.handle_datagram(ms(3), client_addr(), &ack(1), &mut f);
+    assert!(drain(&mut t, ms(3), &mut f).is_empty());
+}
+
+#[test]
+fn receiver_dallies_and_re_acks_a_repeated_final_data() {
+    let mut got = Vec::new();
+    let rq = request(Direction::Write, Mode::Octet, Ask::default());
+    let Admission::Accepted { mut transfer, .. } =
+        admit(T0, client_addr(), &rq, &limits(), &mut AllowAll(0))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        drain(&mut transfer, T0, &mut got),
+        [(client_addr(), ack(0))]
+    );
+    transfer.handle_datagram(ms(1), client_addr(), &data(1, b"hello"), &mut got);
+    assert_eq!(
+        drain(&mut transfer, ms(1), &mut got),
+        [(client_addr(), ack(1))]
+    );
+    assert_eq!(finished(&mut transfer).unwrap().unwrap().bytes, 5);
+    assert!(!transfer.is_closed(), "dallying");
+    let dally = transfer.poll_timeout().unwrap();
+    assert!(dally > ms(1));
+    // Our ACK was lost; the sender repeats its final DATA: ACK again, store nothing.
+    transfer.handle_datagram(ms(1001), client_addr(), &data(1, b"hello"), &mut got);
+    assert_eq!(
+        drain(&mut transfer, ms(1001), &mut got),
+        [(client_addr(), ack(1))]
+    );
+    assert_eq!(got, b"hello");
+    assert!(finished(&mut transfer).is_none(), "one Finished only");
+    // The dally is re-armed after the re-ACK, then ends.
+    let d = transfer.poll_timeout().unwrap();
+    assert!(d > dally);
+    transfer.handle_timeout(d);
+    assert!(transfer.is_closed());
+    assert!(drain(&mut transfer, d, &mut got).is_empty());
+}
+
+#[test]
+fn uefi_tsize_probe_is_a_clean_end() {
+    let mut f = file(1234);
+    let ask = Ask {
+        tsize: Some(0),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask, 1234, &limits());
+    let oack = drain(&mut t, T0, &mut f);
+    assert_eq!(oack_options(&oack[0].1).tsize, Some(1234));
+    t.handle_datagram(
+        ms(1),
+        client_addr(),
+        &error(ErrorCode::OptionNegotiation),
+        &mut f,
+    );
+    assert!(drain(&mut t, ms(1), &mut f).is_empty());
+    match finished(&mut t) {
+        Some(Err(e)) => {
+            assert_eq!(e, TransferError::OptionsDeclined);
+            assert!(e.is_clean());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(t.is_closed());
+}
+
+fn client_with(ask_blksize: Option<u64>, ask_tsize: bool, direction: Direction) -> Transfer {
+    let mut req = ClientRequest::new(direction, "f");
+    req.blksize = ask_blksize.map(|b| Blksize::new(b).unwrap());
+    req.tsize = ask_tsize.then_some(0);
+    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let first = drain(&mut c, T0, &mut Vec::new());
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, server_addr());
+    c
+}
+
+fn expect_error_8(c: &mut Transfer) {
+    let out = drain(c, ms(1), &mut Vec::new());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, transfer_addr());
+    assert!(matches!(
+        Packet::parse(&out[0].1).unwrap(),
+        Packet::Error {
+            code: ErrorCode::OptionNegotiation,
+            ..
+        }
+    ));
+    assert!(matches!(finished(c), Some(Err(TransferError::BadOack(_)))));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn client_refuses_an_oack_with_a_larger_blksize() {
+    let mut c = client_with(Some(512), false, Direction::Read);
+    let oack = Packet::Oack(Options {
+        blksize: Some(Blksize::new(1024)),
+        ..Options::default()
+    })
+    .to_vec()
+    .unwrap();
+    c.handle_datagram(ms(1), transfer_addr(), &oack, &mut Vec::new());
+    expect_error_8(&mut c);
+}
+
+#[test]
+fn client_refuses_an_oack_with_an_option_it_did_not_ask() {
+    let mut c = client_with(Some(512), false, Direction::Read);
+    let oack = Packet::Oack(Options {
+        blksize: Some(Blksize::new(512)),
+        tsize: Some(10),
+        ..Options::default()
+    })
+    .to_vec()
+    .unwrap();
+    c.handle_datagram(ms(1), transfer_addr(), &oack, &mut Vec::new());
+    expect_error_8(&mut c);
+
+    let mut c = client_with(None, false, Direction::Write);
+    let oack = b"\0\x06blksize\x00512\0";
+    c.handle_datagram(ms(1), transfer_addr(), oack, &mut Vec::new());
+    expect_error_8(&mut c);
+}
+
+#[test]
+fn client_accepts_a_lowered_blksize_and_re_acks_a_repeated_oack() {
+    let mut got = Vec::new();
+    let mut c = client_with(Some(1468), true, Direction::Read);
+    let oack = Packet::Oack(Options {
+        blksize: Some(Blksize::new(1024)),
+        tsize: Some(3000),
+        ..Options::default()
+    })
+    .to_vec()
+    .unwrap();
+    c.handle_datagram(ms(1), transfer_addr(), &oack, &mut got);
+    let n = negotiated(&mut c).unwrap();
+    assert_eq!((n.blksize, n.tsize), (1024, Some(3000)));
+    assert_eq!(drain(&mut c, ms(1), &mut got), [(transfer_addr(), ack(0))]);
+    // Our ACK 0 was lost: the server repeats its OACK.
+    c.handle_datagram(ms(1001), transfer_addr(), &oack, &mut got);
+    assert_eq!(
+        drain(&mut c, ms(1001), &mut got),
+        [(transfer_addr(), ack(0))]
+    );
+    c.handle_datagram(ms(1002), transfer_addr(), &data(1, &[5; 1024]), &mut got);
+    assert_eq!(
+        drain(&mut c, ms(1002), &mut got),
+        [(transfer_addr(), ack(1))]
+    );
+}
+
+#[test]
+fn client_falls_back_to_rfc1350_when_the_server_ignores_options() {
+    // Read: the server answers DATA 1 at once.
+    let mut got = Vec::new();
+    let mut c = client_with(Some(1468), true, Direction::Read);
+    c.handle_datagram(ms(1), transfer_addr(), &data(1, &[7; 512]), &mut got);
+    assert_eq!(negotiated(&mut c).unwrap(), Negotiated::default());
+    assert_eq!(drain(&mut c, ms(1), &mut got), [(transfer_addr(), ack(1))]);
+    assert_eq!(c.peer(), transfer_addr());
+    c.handle_datagram(ms(2), transfer_addr(), &data(2, &[8; 3]), &mut got);
+    assert_eq!(drain(&mut c, ms(2), &mut got), [(transfer_addr(), ack(2))]);
+    assert_eq!(finished(&mut c).unwrap().unwrap().bytes, 515);
+
+    // Write: the server answers ACK 0; DATA goes in 512-byte blocks.
+    let mut req = ClientRequest::new(Direction::Write, "f");
+    req.blksize = Some(Blksize::new(1468).unwrap());
+    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut src = file(600);
+    drain(&mut c, T0, &mut src);
+    c.handle_datagram(ms(1), transfer_addr(), &ack(0), &mut src);
+    assert_eq!(negotiated(&mut c).unwrap().blksize, 512);
+    let out = drain(&mut c, ms(1), &mut src);
+    assert_eq!(out, [(transfer_addr(), data(1, &src[..512]))]);
+}
+
+#[test]
+fn server_lowers_blksize_and_windowsize_to_its_limits() {
+    let lim = Limits {
+        max_blksize: Blksize::new(1468).unwrap(),
+        max_windowsize: Windowsize::new(8).unwrap(),
+        ..limits()
+    };
+    let ask = Ask {
+        blksize: Some(65464),
+        windowsize: Some(100),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask, 10, &lim);
+    let out = drain(&mut t, T0, &mut file(10));
+    let o = oack_options(&out[0].1);
+    assert_eq!(o.blksize, Some(Blksize::new(1468)));
+    assert_eq!(o.windowsize, Some(Windowsize::new(8)));
+    assert_eq!(o.tsize, None, "tsize only when asked");
+    assert_eq!(o.timeout, None);
+    // A smaller ask is kept as it is.
+    let ask = Ask {
+        blksize: Some(1024),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask, 10, &lim);
+    let out = drain(&mut t, T0, &mut file(10));
+    assert_eq!(oack_options(&out[0].1).blksize, Some(Blksize::new(1024)));
+}
+
+#[test]
+fn server_puts_tsize_in_the_oack_only_when_asked() {
+    let ask = Ask {
+        tsize: Some(0),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask, 4242, &limits());
+    let out = drain(&mut t, T0, &mut file(4242));
+    assert_eq!(oack_options(&out[0].1).tsize, Some(4242));
+    // Not asked: plain RFC 1350, DATA 1 straight away.
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        Ask::default(),
+        4242,
+        &limits(),
+    );
+    assert_eq!(blocks(&drain(&mut t, T0, &mut file(4242))), [1]);
+    // Write: the announced size is echoed.
+    let ask = Ask {
+        tsize: Some(777),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Write, Mode::Octet, ask, 0, &limits());
+    let out = drain(&mut t, T0, &mut Vec::new());
+    assert_eq!(oack_options(&out[0].1).tsize, Some(777));
+}
+
+#[test]
+fn server_accepts_a_timeout_in_range_or_leaves_it_out() {
+    let lim = Limits {
+        min_timeout: Timeout::new(2).unwrap(),
+        max_timeout: Timeout::new(10).unwrap(),
+        ..limits()
+    };
+    let ask = |t| Ask {
+        timeout: Some(t),
+        blksize: Some(512),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask(3), 10, &lim);
+    let out = drain(&mut t, T0, &mut file(10));
+    assert_eq!(oack_options(&out[0].1).timeout, Some(Timeout::new(3)));
+    // The negotiated timeout is the new base: the OACK is resent after 3 s.
+    assert_eq!(t.poll_timeout(), Some(Duration::from_secs(3)));
+    for outside in [1, 11] {
+        let mut t = server(Direction::Read, Mode::Octet, ask(outside), 10, &lim);
+        let out = drain(&mut t, T0, &mut file(10));
+        assert_eq!(oack_options(&out[0].1).timeout, None, "timeout {outside}");
+    }
+    // Only an unacceptable timeout asked: no OACK at all, DATA 1 at once.
+    let only = Ask {
+        timeout: Some(1),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, only, 10, &lim);
+    assert_eq!(blocks(&drain(&mut t, T0, &mut file(10))), [1]);
+}
+
+#[test]
+fn server_refuses_mail_mode() {
+    let rq = request(Direction::Write, Mode::Mail, Ask::default());
+    match admit(T0, client_addr(), &rq, &limits(), &mut AllowAll(0)) {
+        Admission::Refused { error, refusal, .. } => {
+            assert_eq!(refusal.code, ErrorCode::IllegalOperation);
+            assert!(matches!(
+                Packet::parse(&error).unwrap(),
+                Packet::Error {
+                    code: ErrorCode::IllegalOperation,
+                    ..
+                }
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Not a request at all: ignored, nothing sent back.
+    assert!(matches!(
+        admit(T0, client_addr(), &ack(1), &limits(), &mut AllowAll(0)),
+        Admission::Ignored
+    ));
+}
+
+#[test]
+fn netascii_streams_across_blocks() {
+    // Sender: line ends become CR LF, a bare CR becomes CR NUL, pairs split across blocks.
+    let text = b"abcdefg\nhijklm\rn\n\n\n\n\nz".to_vec();
+    let wire = b"abcdefg\r\nhijklm\r\0n\r\n\r\n\r\n\r\n\r\nz".to_vec();
+    let mut src = text.clone();
+    let ask = Ask {
+        blksize: Some(8),
+        windowsize: Some(64),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Netascii, ask, 0, &limits());
+    drain(&mut t, T0, &mut src);
+    t.handle_datagram(ms(1), client_addr(), &ack(0), &mut src);
+    let sent = drain(&mut t, ms(1), &mut src);
+    let mut joined = Vec::new();
+    for (_, d) in &sent {
+        let Packet::Data { data, .. } = Packet::parse(d).unwrap() else {
+            panic!()
+        };
+        joined.extend_from_slice(data);
+    }
+    assert_eq!(joined, wire);
+    assert_eq!(sent.len(), wire.len() / 8 + 1);
+    // A timeout resends the window with exactly the same bytes.
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert_eq!(drain(&mut t, d, &mut src), sent);
+    // A partial ACK resends from the block after it, same bytes.
+    t.handle_datagram(d, client_addr(), &ack(2), &mut src);
+    assert_eq!(drain(&mut t, d, &mut src), sent[2..]);
+
+    // Receiver: CR at the end of one block, LF at the start of the next.
+    let mut got = Vec::new();
+    let rq = request(
+        Direction::Write,
+        Mode::Netascii,
+        Ask {
+            blksize: Some(8),
+            ..Ask::default()
+        },
+    );
+    let Admission::Accepted { mut transfer, .. } =
+        admit(T0, client_addr(), &rq, &limits(), &mut AllowAll(0))
+    else {
+        panic!()
+    };
+    drain(&mut transfer, T0, &mut got);
+    for (i, chunk) in wire.chunks(8).enumerate() {
+        transfer.handle_datagram(ms(1), client_addr(), &data(i as u16 + 1, chunk), &mut got);
+        drain(&mut transfer, ms(1), &mut got);
+    }
+    if wire.len() % 8 == 0 {
+        transfer.handle_datagram(
+            ms(1),
+            client_addr(),
+            &data(wire.len() as u16 / 8 + 1, &[]),
+            &mut got,
+        );
+    }
+    assert!(matches!(finished(&mut transfer), Some(Ok(_))));
+    assert_eq!(got, text);
+}
+
+#[test]
+fn stats_count_bytes_blocks_retransmissions_and_virtual_time() {
+    // Lossless, 5 ms each way, lockstep: 3 blocks, 3 round trips after the OACK one.
+    let mut s = Scenario::new(Direction::Read, file(1100));
+    s.blksize = Some(512);
+    s.faults = Faults {
+        delay: ms(5),
+        ..Faults::default()
+    };
+    let o = sim::run(&s);
+    let server = o.server.unwrap().unwrap();
+    assert_eq!(server.bytes, 1100);
+    assert_eq!(server.blocks, 3);
+    assert_eq!(server.retransmissions, 0);
+    // Server created at 5 ms; OACK, ACK 0, then 3 DATA/ACK round trips: 4 × 10 ms.
+    assert_eq!(server.duration, ms(40));
+    let client = o.client.unwrap().unwrap();
+    assert_eq!(
+        (client.bytes, client.blocks, client.retransmissions),
+        (1100, 3, 0)
+    );
+    // Request out at 0, final DATA in at 5 + 10 + 20 + 5 = 40 ms.
+    assert_eq!(client.duration, ms(40));
+
+    // A lost ACK costs one retransmission on the sender.
+    let mut f = file(100);
+    let (mut t, _) = server_read_started(&mut f, 64, 1);
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    drain(&mut t, d, &mut f);
+    t.handle_datagram(d + ms(1), client_addr(), &ack(1), &mut f);
+    drain(&mut t, d + ms(1), &mut f);
+    t.handle_datagram(d + ms(2), client_addr(), &ack(2), &mut f);
+    let st = finished(&mut t).unwrap().unwrap();
+    assert_eq!((st.bytes, st.blocks, st.retransmissions), (100, 2, 1));
+    assert_eq!(st.duration, d + ms(2));
+}
+
+#[test]
+fn finished_is_reported_once_even_if_the_buffer_is_too_small_while_dallying() {
+    let mut got = Vec::new();
+    let mut c = Transfer::client(
+        T0,
+        server_addr(),
+        &ClientRequest::new(Direction::Read, "f"),
+        config(),
+    )
+    .unwrap();
+    drain(&mut c, T0, &mut got);
+    c.handle_datagram(ms(1), transfer_addr(), &data(1, b"x"), &mut got);
+    let mut small = [0u8; 8];
+    let _ = c.poll_transmit(ms(1), &mut got, &mut small);
+    let mut n = 0;
+    while let Some(e) = c.poll_event() {
+        if let Event::Finished(r) = e {
+            assert!(r.is_ok());
+            n += 1;
+        }
+    }
+    assert_eq!(n, 1);
+}
