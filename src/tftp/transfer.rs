@@ -129,10 +129,10 @@ impl fmt::Display for TransferError {
                 write!(f, "timed out: no answer after {retries} retransmissions")
             }
             TransferError::Peer { code, message } if message.is_empty() => {
-                write!(f, "peer sent error {code}")
+                write!(f, "peer sent ERROR {}: {}", code.as_u16(), code.description())
             }
             TransferError::Peer { code, message } => {
-                write!(f, "peer sent error {code}: {message}")
+                write!(f, "peer sent ERROR {}: {message}", code.as_u16())
             }
             TransferError::OptionsDeclined => {
                 f.write_str("peer declined the negotiated options (error 8)")
