@@ -6,8 +6,18 @@
 //! 2. **machine**: pure state machines that take events and emit actions.
 //! 3. **driver**: thin `std::net` code that runs the machines on sockets (feature `std`).
 //!
+//! The modules:
+//!
+//! - [`tftp`]: the TFTP packet codec (RFC 1350 with the options of RFC 2347, 2348, 2349 and
+//!   7440), netascii, and the transfer machines: [`tftp::Transfer`] for both sides, with
+//!   [`tftp::server::admit`] for a server's requests.
+//! - [`frame`]: length-prefixed framing for byte streams such as TCP, with a streaming decoder.
+//! - `net` (feature `std`): the drivers: a TFTP server and client over `std::net` sockets and
+//!   files, and framed streams over any `Read + Write`.
+//!
 //! The core (wire and machines) is `#![no_std]` + `alloc`; build it with
-//! `--no-default-features`.
+//! `--no-default-features`. Feature `cli` builds the `wirekit` program, `tokio` adds a
+//! tokio-util codec for [`frame`], and `arbitrary` adds `Arbitrary` derives for fuzzing.
 //!
 //! # Parsing and encoding a packet
 //!

@@ -129,7 +129,12 @@ impl fmt::Display for TransferError {
                 write!(f, "timed out: no answer after {retries} retransmissions")
             }
             TransferError::Peer { code, message } if message.is_empty() => {
-                write!(f, "peer sent ERROR {}: {}", code.as_u16(), code.description())
+                write!(
+                    f,
+                    "peer sent ERROR {}: {}",
+                    code.as_u16(),
+                    code.description()
+                )
             }
             TransferError::Peer { code, message } => {
                 write!(f, "peer sent ERROR {}: {message}", code.as_u16())
