@@ -291,7 +291,12 @@ fn number(option: OptionName, value: &[u8]) -> Result<u64, ParseErrorKind> {
 
 /// `name NUL value NUL` pairs up to the end. A tail of NUL bytes alone is padding some
 /// clients add, and is ignored.
-fn options(mut input: &[u8]) -> PResult<'_, Options<'_>> {
+///
+/// In a request (`lenient`), a known option whose value is not a number is kept as an
+/// unknown option, so that negotiation ignores it instead of refusing the request:
+/// atftp 0.8.0 sends `tsize enable`, and tftp-hpa's server ignores such values too. In an
+/// OACK it stays an error.
+fn options(mut input: &[u8], lenient: bool) -> PResult<'_, Options<'_>> {
     let mut options = Options::default();
     while !input.iter().all(|&b| b == 0) {
         let (rest, name) = cstr(Field::OptionName)(input)?;
@@ -305,6 +310,12 @@ fn options(mut input: &[u8]) -> PResult<'_, Options<'_>> {
         match OptionName::from_wire(name) {
             Some(known) => match number(known, value) {
                 Ok(n) => options.set_first(known, n),
+                Err(ParseErrorKind::NotANumber(_)) if lenient => {
+                    options.unknown.push(UnknownOption {
+                        name: Text::new(name),
+                        value: Text::new(value),
+                    })
+                }
                 Err(kind) => return fail(kind, input),
             },
             None => options.unknown.push(UnknownOption {
@@ -323,7 +334,7 @@ fn request(input: &[u8]) -> PResult<'_, Request<'_>> {
     let Some(mode) = Mode::from_wire(mode) else {
         return fail(ParseErrorKind::UnknownMode, rest);
     };
-    let (rest, options) = options(rest_after_mode)?;
+    let (rest, options) = options(rest_after_mode, true)?;
     Ok((
         rest,
         Request {
@@ -360,7 +371,7 @@ fn packet(input: &[u8]) -> PResult<'_, Packet<'_>> {
                 },
             ))
         }
-        Some(Opcode::Oack) => options(body).map(|(r, o)| (r, Packet::Oack(o))),
+        Some(Opcode::Oack) => options(body, false).map(|(r, o)| (r, Packet::Oack(o))),
         None => fail(ParseErrorKind::UnknownOpcode(op), input),
     }
 }
