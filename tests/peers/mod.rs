@@ -252,11 +252,20 @@ pub struct Daemon {
     child: Child,
     name: String,
     log: PathBuf,
+    /// A file where the daemon writes its own pid (it may run under sudo, as a grandchild).
+    pidfile: Option<PathBuf>,
+    /// Signals to it go through `sudo -n`.
+    sudo: bool,
 }
 
 impl Daemon {
     /// Starts `cmd` in its own process group, its output going to `log`.
-    pub fn spawn(cmd: &mut Command, log: &Path) -> io::Result<Daemon> {
+    pub fn spawn(
+        cmd: &mut Command,
+        log: &Path,
+        pidfile: Option<PathBuf>,
+        sudo: bool,
+    ) -> io::Result<Daemon> {
         let file = fs::File::create(log)?;
         let child = cmd
             .stdin(Stdio::null())
@@ -268,6 +277,8 @@ impl Daemon {
             child,
             name: format!("{cmd:?}"),
             log: log.to_path_buf(),
+            pidfile,
+            sudo,
         })
     }
 
@@ -287,8 +298,105 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // The daemon's own pid first: under sudo it is not our child.
+        let pid = self
+            .pidfile
+            .as_ref()
+            .and_then(|p| fs::read_to_string(p).ok())
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if let Some(pid) = pid {
+            let mut kill = if self.sudo {
+                let mut c = Command::new("sudo");
+                c.args(["-n", "kill"]);
+                c
+            } else {
+                Command::new("kill")
+            };
+            let _ = kill
+                .args(["-TERM", &pid.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
         kill_group(&mut self.child);
+        let _ = fs::remove_file(&self.log);
     }
+}
+
+/// Whether this process runs as root (`/proc/self` belongs to the effective user).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `in.tftpd` from tftp-hpa, serving `root` (create and permissive) on a free port of
+/// `ip`, in the foreground. It chroots and switches user, so it needs root: as another
+/// user it runs through `sudo -n` when that works, and is reported unusable otherwise.
+pub fn in_tftpd(root: &Path, ip: IpAddr) -> Option<(Daemon, SocketAddr)> {
+    let program = peer("in.tftpd")?;
+    let sudo = !is_root();
+    if sudo {
+        let ok = Command::new("sudo")
+            .args(["-n", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            missing(
+                "in.tftpd",
+                "needs root (it chroots and changes user), and sudo -n fails",
+            );
+            return None;
+        }
+    }
+    let scratch = root.with_extension("tftpd");
+    let mut last = String::new();
+    // The port is found free and released before in.tftpd binds it: another test may
+    // take it in between, so a failed start is retried on a new port.
+    for attempt in 0..5 {
+        let addr = SocketAddr::new(ip, free_udp_port(ip));
+        let log = PathBuf::from(format!("{}-{attempt}.log", scratch.display()));
+        let pidfile = PathBuf::from(format!("{}-{attempt}.pid", scratch.display()));
+        let mut cmd = if sudo {
+            let mut c = Command::new("sudo");
+            c.arg("-n").arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        cmd.arg(if ip.is_ipv4() { "-4" } else { "-6" })
+            .args([
+                "-L",
+                "-a",
+                &addr.to_string(),
+                "-c",
+                "-p",
+                "-u",
+                "root",
+                "-P",
+            ])
+            .arg(&pidfile)
+            .arg("-s")
+            .arg(root);
+        let mut daemon = Daemon::spawn(&mut cmd, &log, Some(pidfile.clone()), sudo)
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        if wait_for_tftp(addr, Duration::from_secs(5)) {
+            return Some((daemon, addr));
+        }
+        last = daemon
+            .exited()
+            .unwrap_or_else(|| format!("in.tftpd on {addr} does not answer"));
+        drop(daemon);
+        let _ = fs::remove_file(&pidfile);
+    }
+    panic!("in.tftpd would not start: {last}");
 }
 
 /// Waits until a TFTP server answers on `addr` (any reply to a read request for a file
