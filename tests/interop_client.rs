@@ -144,6 +144,37 @@ fn client_get_block_number_wrap() {
     assert!(stats.blocks > 65_535);
 }
 
+/// The same the other way: our sender wraps the block number and tftpd-hpa's receiver
+/// follows.
+#[test]
+fn client_put_block_number_wrap() {
+    let root = TempDir::new("cwrapput-root");
+    let local = TempDir::new("cwrapput-local");
+    let data = random_bytes(WRAP_SIZE, 43);
+    fs::write(local.join("big.bin"), &data).unwrap();
+    let Some((_tftpd, addr)) = in_tftpd(root.path(), LOOPBACK) else {
+        return;
+    };
+    let opts = ClientOptions {
+        tsize: true,
+        ..ClientOptions::default()
+    };
+    let stats = put(
+        addr,
+        &local.join("big.bin"),
+        "big.bin",
+        &opts,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(stats.blocks, (WRAP_SIZE / 512 + 1) as u64);
+    assert_same(
+        &read(&root.join("big.bin")),
+        &data,
+        "put across the block number wrap",
+    );
+}
+
 /// netascii both ways: tftpd-hpa sends LF files as CR LF and stores CR LF as LF, our
 /// client converts the other way; a text with LF line ends comes back equal.
 #[test]

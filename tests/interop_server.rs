@@ -343,7 +343,12 @@ fn tftp_hpa_netascii_bare_cr() {
 // --------------------------------------------------------------------------------- atftp
 
 /// atftp with no options, with blksize 1468 + windowsize 16 + tsize, and with the
-/// largest blksize and a small window, both directions, every size.
+/// largest blksize and a window of 2, both directions, every size.
+///
+/// (A window of 4 blocks of 65464 bytes overflows a default Linux socket receive buffer
+/// of 208 KiB on loopback: the last block of each window is dropped and every window
+/// ends in a timeout. It works, through retransmission, but slowly; that is the kernel's
+/// limit, not the protocol's, so the test keeps to a window that fits.)
 #[test]
 fn atftp_get_and_put_with_options() {
     let Some(atftp) = peer("atftp") else { return };
@@ -354,7 +359,7 @@ fn atftp_get_and_put_with_options() {
     let option_sets: [&[&str]; 3] = [
         &[],
         &["blksize 1468", "windowsize 16", "tsize enable"],
-        &["blksize 65464", "windowsize 4"],
+        &["blksize 65464", "windowsize 2"],
     ];
     for (i, options) in option_sets.iter().enumerate() {
         for (name, data) in &files {
@@ -398,7 +403,7 @@ fn atftp_get_and_put_with_options() {
 
 // ------------------------------------------------------------------------------- busybox
 
-/// busybox tftp gets and puts every size at blksize 512 and 1468.
+/// busybox tftp gets and puts every size at blksize 512, 1468 and 65464.
 #[test]
 fn busybox_get_and_put() {
     let Some(bb) = busybox() else { return };
@@ -406,7 +411,7 @@ fn busybox_get_and_put() {
     let local = TempDir::new("bb-local");
     let files = sized_files(root.path());
     let server = OurServer::start(root.path(), localhost(), false);
-    for blksize in ["512", "1468"] {
+    for blksize in ["512", "1468", "65464"] {
         for (name, data) in &files {
             let what = format!("busybox tftp -b {blksize} {name}");
             let out = local.join(format!("{blksize}-{name}"));

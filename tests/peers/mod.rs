@@ -510,6 +510,10 @@ impl OurServer {
         config.allow_create = true;
         config.allow_overwrite = true;
         config.verbose = verbose;
+        // When a test ends, what still runs is an upload dallying for a repeated final
+        // DATA, or a transfer its client abandoned (curl leaves silently after refusing an
+        // OACK): cut them at once rather than wait for them.
+        config.grace = Duration::ZERO;
         tweak(&mut config);
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
@@ -548,5 +552,14 @@ impl OurServer {
     /// The request port.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+}
+
+impl Drop for OurServer {
+    fn drop(&mut self) {
+        // Shown only when the test fails.
+        for line in self.log() {
+            eprintln!("our server: {line}");
+        }
     }
 }
