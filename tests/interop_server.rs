@@ -45,8 +45,9 @@ fn url(addr: SocketAddr, name: &str) -> String {
 ///
 /// Except the empty file: curl 7.88 refuses an OACK with `tsize 0` ("invalid tsize -:0:-
 /// value in OACK packet", exit 71, reported as a stale getpeername() error), against
-/// tftpd-hpa just the same. There the test checks that curl fails that way and no
-/// other; the empty file is fetched without options in `curl_without_options`.
+/// tftpd-hpa just the same, and at times only after a 6-second wait of its own. There
+/// the test checks once that curl fails that way and no other; the empty file is fetched
+/// without options in `curl_without_options`.
 #[test]
 fn curl_get_sizes_and_blksizes() {
     let Some(curl) = curl() else { return };
@@ -56,6 +57,9 @@ fn curl_get_sizes_and_blksizes() {
     let server = OurServer::start(root.path(), localhost(), true);
     for blksize in [512, 1468, 65464] {
         for (name, data) in &files {
+            if data.is_empty() && blksize != 512 {
+                continue;
+            }
             server.clear_log();
             let what = format!("curl get {name} blksize {blksize}");
             let out = local.join(format!("{blksize}-{name}"));
