@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use peers::{
     OurServer, SIZES, TempDir, WRAP_SIZE, assert_same, busybox, curl, ipv6_loopback, peer,
-    random_bytes, read, run, text_lf,
+    random_bytes, read, run, run_with_stdin, text_lf,
 };
 
 fn localhost() -> SocketAddr {
@@ -257,6 +257,43 @@ fn tftp_hpa_octet_get_and_put() {
             &format!("tftp-hpa put {name}"),
         );
     }
+}
+
+/// The tftp-hpa client in an interactive session keeps one socket, so every command's
+/// request comes from the same address and port. Right after an upload (which our server
+/// still dallies on) and right after a download, the next request must start a new
+/// transfer at once, not be taken for a repeat of the previous one.
+///
+/// Outcome, not time: with `rexmt 5` and `timeout 3` tftp-hpa gives up at its first
+/// retransmission, so a request the server ignores fails the transfer.
+#[test]
+fn tftp_hpa_interactive_session_reuses_its_port() {
+    let Some(tftp) = peer("tftp") else { return };
+    let root = TempDir::new("hpa-session-root");
+    let local = TempDir::new("hpa-session-local");
+    // More than one block each, so that every transfer hears from the client before
+    // its last packet.
+    let a = random_bytes(3000, 31);
+    let b = random_bytes(5000, 32);
+    fs::write(local.join("a"), &a).unwrap();
+    fs::write(root.join("b"), &b).unwrap();
+    let server = OurServer::start(root.path(), localhost(), false);
+    let script = "binary\nrexmt 5\ntimeout 3\nput a a1\nput a a2\nget b b1\nget b b2\nget a1 a3\nput b1 b3\nquit\n";
+    let out = run_with_stdin(
+        Command::new(&tftp)
+            .current_dir(local.path())
+            .arg("127.0.0.1")
+            .arg(server.port().to_string()),
+        script.as_bytes(),
+    );
+    let what = format!("tftp-hpa session: {out:?}");
+    let got = |p: &Path| fs::read(p).unwrap_or_else(|e| panic!("{}: {e}; {what}", p.display()));
+    assert_same(&got(&root.join("a1")), &a, &what);
+    assert_same(&got(&root.join("a2")), &a, &what);
+    assert_same(&got(&local.join("b1")), &b, &what);
+    assert_same(&got(&local.join("b2")), &b, &what);
+    assert_same(&got(&local.join("a3")), &a, &what);
+    assert_same(&got(&root.join("b3")), &b, &what);
 }
 
 /// netascii both ways with tftp-hpa: a text file with LF line ends comes back equal
@@ -571,4 +608,46 @@ fn non_numeric_option_value_is_ignored() {
     assert_eq!(&buf[4..n], &data[..1468]);
     // Stop here: the server's transfer ends on its own; an ERROR ends it sooner.
     client.send_to(b"\x00\x05\x00\x00done\x00", from).unwrap();
+}
+
+/// A request repeated before the client has heard from its transfer (its answer was
+/// lost, say) starts no second transfer: the running one answers it, from its own port.
+/// The same request once the client has spoken on the transfer's port is a new request.
+#[test]
+fn repeated_request_versus_new_request_from_one_port() {
+    let root = TempDir::new("repeat-root");
+    let data = random_bytes(1000, 5);
+    fs::write(root.join("two-blocks.bin"), &data).unwrap();
+    let server = OurServer::start(root.path(), localhost(), false);
+    let client = fresh_client();
+    let rrq = b"\x00\x01two-blocks.bin\x00octet\x00";
+    let mut buf = [0u8; 1024];
+
+    client.send_to(rrq, server.addr).unwrap();
+    let (n, first) = client.recv_from(&mut buf).expect("no DATA 1");
+    assert_eq!(&buf[..4], &[0, 3, 0, 1], "{:?}", &buf[..n]);
+    // The same request again, before any answer from us: a repeat.
+    client.send_to(rrq, server.addr).unwrap();
+    let (n, from) = client.recv_from(&mut buf).expect("DATA 1 not resent");
+    assert_eq!(&buf[..4], &[0, 3, 0, 1], "{:?}", &buf[..n]);
+    assert_eq!(from, first, "a repeated request started a second transfer");
+
+    // Now the client has answered; the same request is a new transfer.
+    client.send_to(&[0, 4, 0, 1], first).unwrap();
+    let (n, from) = client.recv_from(&mut buf).expect("no DATA 2");
+    assert_eq!(from, first);
+    assert_eq!(&buf[..4], &[0, 3, 0, 2], "{:?}", &buf[..n]);
+    client.send_to(rrq, server.addr).unwrap();
+    let (n, second) = client
+        .recv_from(&mut buf)
+        .expect("no DATA 1 of the new transfer");
+    assert_ne!(
+        second, first,
+        "the new request was not served by a new transfer"
+    );
+    assert_eq!(&buf[..4], &[0, 3, 0, 1], "{:?}", &buf[..n]);
+    assert_eq!(&buf[4..n], &data[..512]);
+    // End both transfers.
+    client.send_to(&[0, 4, 0, 2], first).unwrap();
+    client.send_to(b"\x00\x05\x00\x00done\x00", second).unwrap();
 }

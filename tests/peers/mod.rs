@@ -198,14 +198,31 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String>
 /// Runs `cmd` to its end with no stdin, killing it (and failing the test) after
 /// [`CHILD_TIMEOUT`], so a hung peer cannot hang the suite.
 pub fn run(cmd: &mut Command) -> Output {
+    run_with_stdin(cmd, &[])
+}
+
+/// Like [`run`], with `input` written to the program's stdin (then closed).
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     let what = format!("{cmd:?}");
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_vec();
+        // From a thread: a program that does not read its input must not block us.
+        thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+    }
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
     let deadline = Instant::now() + CHILD_TIMEOUT;
