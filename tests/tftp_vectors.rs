@@ -728,18 +728,15 @@ fn refuses_bad_requests() {
 fn refuses_bad_numbers_at_the_value() {
     use OptionName::*;
     use ParseErrorKind::*;
-    // `\0\x01f\0octet\0` is 10 bytes; `blksize\0` ends at 18.
-    refused(b"\0\x01f\0octet\0blksize\0abc\0", NotANumber(Blksize), 18);
-    refused(b"\0\x01f\0octet\0blksize\0\0", NotANumber(Blksize), 18);
-    refused(b"\0\x01f\0octet\0blksize\0-1\0", NotANumber(Blksize), 18);
-    refused(b"\0\x01f\0octet\0blksize\0+512\0", NotANumber(Blksize), 18);
-    refused(b"\0\x01f\0octet\0blksize\0 512\0", NotANumber(Blksize), 18);
-    refused(
-        b"\0\x01f\0octet\0blksize\x00512 \0",
-        NotANumber(Blksize),
-        18,
-    );
-    refused(b"\0\x01f\0octet\0TIMEOUT\x005s\0", NotANumber(Timeout), 18);
+    // In an OACK, which is held to the letter: `\0\x06blksize\0` ends at 10.
+    refused(b"\0\x06blksize\0abc\0", NotANumber(Blksize), 10);
+    refused(b"\0\x06blksize\0\0", NotANumber(Blksize), 10);
+    refused(b"\0\x06blksize\0-1\0", NotANumber(Blksize), 10);
+    refused(b"\0\x06blksize\0+512\0", NotANumber(Blksize), 10);
+    refused(b"\0\x06blksize\0 512\0", NotANumber(Blksize), 10);
+    refused(b"\0\x06blksize\x00512 \0", NotANumber(Blksize), 10);
+    refused(b"\0\x06TIMEOUT\x005s\0", NotANumber(Timeout), 10);
+    // In a request too large a number is still refused: `\0\x01f\0octet\0` is 10 bytes,
     // `tsize\0` ends at 16. u64::MAX + 1:
     refused(
         b"\0\x01f\0octet\0tsize\x0018446744073709551616\0",
@@ -763,11 +760,21 @@ fn refuses_bad_numbers_at_the_value() {
 
 #[test]
 fn parse_errors_display_their_offset() {
-    let err = Packet::parse(b"\0\x01f\0octet\0blksize\0abc\0").unwrap_err();
+    let err = Packet::parse(b"\0\x06blksize\0abc\0").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "value of option blksize is not a number (at byte 18)"
+        "value of option blksize is not a number (at byte 10)"
     );
+}
+
+#[test]
+fn a_request_drops_a_known_option_that_is_not_a_number() {
+    // atftp 0.8.0 asks `tsize enable`; the request is served without it.
+    let p = Packet::parse(b"\0\x01f\0octet\0tsize\0enable\0blksize\x001468\0").unwrap();
+    let Packet::Rrq(r) = p else { panic!("{p:?}") };
+    assert_eq!(r.options.tsize, None);
+    assert!(r.options.unknown.is_empty());
+    assert_eq!(r.options.blksize.unwrap().unwrap().get(), 1468);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 //! The TFTP server on `std::net`: one thread per request socket, one per transfer.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -150,9 +150,22 @@ struct Shared {
     stopping: AtomicBool,
     /// Set when the grace period is over: transfers still running end at once.
     cut: AtomicBool,
-    /// Peers with a transfer running, so a repeated request does not start a second one.
-    active: Mutex<HashSet<SocketAddr>>,
+    /// The transfers running, by id, so that a repeated request does not start a second
+    /// one.
+    active: Mutex<HashMap<u64, Active>>,
+    next_id: AtomicU64,
     idle: Condvar,
+}
+
+/// A running transfer, as the request port sees it.
+struct Active {
+    /// The client.
+    peer: SocketAddr,
+    /// The request that started it.
+    request: Vec<u8>,
+    /// The client has sent something to the transfer's port: it has our answer, so a
+    /// request from it now is a new one, not a repeat of this one.
+    heard: bool,
 }
 
 /// A TFTP server, bound and ready to [`run`](Server::run).
@@ -195,7 +208,8 @@ impl Server {
             log,
             stopping: AtomicBool::new(false),
             cut: AtomicBool::new(false),
-            active: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
             idle: Condvar::new(),
         };
         Ok(Server {
@@ -405,8 +419,15 @@ fn accept(shared: &Arc<Shared>, datagram: &[u8], peer: SocketAddr, local: IpAddr
     }
     {
         let active = shared.active.lock().unwrap_or_else(PoisonError::into_inner);
-        // A repeated request while its transfer runs: the transfer answers it already.
-        if active.contains(&peer) {
+        // A repeated request while its transfer waits for the client's first answer: the
+        // transfer answers it already. A different request, or any request once the client
+        // has spoken on the transfer's port, is a new one: tftp-hpa's interactive client
+        // sends every command from the same port, right after the previous transfer (and
+        // during the dally of an upload).
+        if active
+            .values()
+            .any(|a| a.peer == peer && !a.heard && a.request == datagram)
+        {
             return;
         }
         if active.len() >= shared.config.max_transfers {
@@ -444,11 +465,19 @@ fn accept(shared: &Arc<Shared>, datagram: &[u8], peer: SocketAddr, local: IpAddr
                 Ok(s) => s,
                 Err(e) => return (shared.log)(&LogEvent::Error(&e)),
             };
+            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
             shared
                 .active
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(peer);
+                .insert(
+                    id,
+                    Active {
+                        peer,
+                        request: datagram.to_vec(),
+                        heard: false,
+                    },
+                );
             let shared2 = shared.clone();
             let spawned = thread::Builder::new()
                 .name("tftp-transfer".into())
@@ -456,6 +485,7 @@ fn accept(shared: &Arc<Shared>, datagram: &[u8], peer: SocketAddr, local: IpAddr
                     let mut transfer = transfer;
                     let log = run_transfer(
                         &shared2,
+                        id,
                         &mut transfer,
                         &socket,
                         file,
@@ -469,7 +499,7 @@ fn accept(shared: &Arc<Shared>, datagram: &[u8], peer: SocketAddr, local: IpAddr
                         .active
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    active.remove(&peer);
+                    active.remove(&id);
                     shared2.idle.notify_all();
                 });
             if let Err(e) = spawned {
@@ -477,7 +507,7 @@ fn accept(shared: &Arc<Shared>, datagram: &[u8], peer: SocketAddr, local: IpAddr
                     .active
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&peer);
+                    .remove(&id);
                 (shared.log)(&LogEvent::Error(&e));
             }
         }
@@ -526,6 +556,12 @@ impl Storage for FileKind {
 
 struct ServerHooks<'a> {
     shared: &'a Shared,
+    /// The transfer's key in [`Shared::active`].
+    id: u64,
+    /// The client.
+    peer: SocketAddr,
+    /// Whether the client was heard from (and `active` says so).
+    heard: bool,
 }
 
 impl Hooks<FileKind> for ServerHooks<'_> {
@@ -537,6 +573,17 @@ impl Hooks<FileKind> for ServerHooks<'_> {
     }
 
     fn packet(&mut self, sent: bool, peer: SocketAddr, bytes: &[u8]) {
+        if !sent && !self.heard && peer == self.peer {
+            self.heard = true;
+            let mut active = self
+                .shared
+                .active
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(a) = active.get_mut(&self.id) {
+                a.heard = true;
+            }
+        }
         if self.shared.config.verbose {
             let summary = summarize(bytes);
             (self.shared.log)(&LogEvent::Packet {
@@ -576,6 +623,7 @@ pub(crate) fn summarize(bytes: &[u8]) -> String {
 #[allow(clippy::too_many_arguments)]
 fn run_transfer(
     shared: &Shared,
+    id: u64,
     transfer: &mut crate::tftp::Transfer,
     socket: &UdpSocket,
     file: FileKind,
@@ -590,7 +638,12 @@ fn run_transfer(
         socket,
         &mut file,
         epoch,
-        &mut ServerHooks { shared },
+        &mut ServerHooks {
+            shared,
+            id,
+            peer,
+            heard: false,
+        },
     );
     let outcome = outcome.unwrap_or_else(|e| Err(TransferError::Storage(StorageError::from(e))));
     TransferLog {

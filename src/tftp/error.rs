@@ -56,7 +56,8 @@ pub enum ParseErrorKind {
     OptionWithoutValue,
     /// An option pair whose name is empty.
     EmptyOptionName,
-    /// A known option whose value is not a decimal number.
+    /// A known option in an OACK whose value is not a decimal number (in a request, such
+    /// an option is kept as unknown and so ignored).
     NotANumber(OptionName),
     /// A known option whose value does not fit in 64 bits.
     NumberTooLarge(OptionName),

@@ -291,7 +291,12 @@ fn number(option: OptionName, value: &[u8]) -> Result<u64, ParseErrorKind> {
 
 /// `name NUL value NUL` pairs up to the end. A tail of NUL bytes alone is padding some
 /// clients add, and is ignored.
-fn options(mut input: &[u8]) -> PResult<'_, Options<'_>> {
+///
+/// In a request (`lenient`), a known option whose value is not a number is dropped, so that
+/// the request is served without it: atftp 0.8.0 sends `tsize enable`, and tftp-hpa's server
+/// ignores such values too. It is not kept as an unknown option, which the encoder would
+/// refuse for shadowing a known name. In an OACK it stays an error.
+fn options(mut input: &[u8], lenient: bool) -> PResult<'_, Options<'_>> {
     let mut options = Options::default();
     while !input.iter().all(|&b| b == 0) {
         let (rest, name) = cstr(Field::OptionName)(input)?;
@@ -309,6 +314,9 @@ fn options(mut input: &[u8]) -> PResult<'_, Options<'_>> {
             // A bad number is reported at the value, the field that is wrong.
             Some(known) => match number(known, value) {
                 Ok(n) => options.set_first(known, n),
+                // atftp sends `tsize enable`; like tftp-hpa, a request's option that is not
+                // a number is dropped, not fatal. An OACK is held to the letter.
+                Err(ParseErrorKind::NotANumber(_)) if lenient => {}
                 Err(kind) => return fail(kind, value_start),
             },
             None => options.unknown.push(UnknownOption {
@@ -327,7 +335,7 @@ fn request(input: &[u8]) -> PResult<'_, Request<'_>> {
     let Some(mode) = Mode::from_wire(mode) else {
         return fail(ParseErrorKind::UnknownMode, rest);
     };
-    let (rest, options) = options(rest_after_mode)?;
+    let (rest, options) = options(rest_after_mode, true)?;
     Ok((
         rest,
         Request {
@@ -364,7 +372,7 @@ fn packet(input: &[u8]) -> PResult<'_, Packet<'_>> {
                 },
             ))
         }
-        Some(Opcode::Oack) => options(body).map(|(r, o)| (r, Packet::Oack(o))),
+        Some(Opcode::Oack) => options(body, false).map(|(r, o)| (r, Packet::Oack(o))),
         None => fail(ParseErrorKind::UnknownOpcode(op), input),
     }
 }
