@@ -32,7 +32,10 @@ fn answer_code(server: SocketAddr, datagram: &[u8]) -> ErrorCode {
     let (n, _) = s.recv_from(&mut buf).expect("no answer");
     match Packet::parse(&buf[..n]) {
         Ok(Packet::Error { code, .. }) => code,
-        other => panic!("request {:?} answered with {other:?}", String::from_utf8_lossy(datagram)),
+        other => panic!(
+            "request {:?} answered with {other:?}",
+            String::from_utf8_lossy(datagram)
+        ),
     }
 }
 
@@ -106,7 +109,10 @@ fn reads_outside_the_root_are_refused() {
             b.truncate(n);
             b
         }),
-        Ok(Packet::Data { block: 1, data: b"inside" })
+        Ok(Packet::Data {
+            block: 1,
+            data: b"inside"
+        })
     ));
     for (what, name) in attacks() {
         let code = answer_code(addr, &request(1, &name));
@@ -132,7 +138,12 @@ fn uploads_outside_the_root_are_refused() {
         assert_eq!(code, ErrorCode::AccessViolation, "write {what}");
     }
     server.stop().unwrap();
-    assert_eq!(snapshot(&l.base), before, "something changed under {:?}", l.base);
+    assert_eq!(
+        snapshot(&l.base),
+        before,
+        "something changed under {:?}",
+        l.base
+    );
     assert_eq!(fs::read("/etc/passwd").ok(), passwd);
     assert_eq!(fs::read(parent.join("secret")).ok(), parent_secret_before);
     assert!(!Path::new("/SECRET_ABS").exists());

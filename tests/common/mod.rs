@@ -29,10 +29,7 @@ pub fn content(n: usize, seed: u32) -> Vec<u8> {
 pub fn tempdir(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!(
-        "wirekit-robust-{name}-{}-{n}",
-        std::process::id()
-    ));
+    let d = std::env::temp_dir().join(format!("wirekit-robust-{name}-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
     d
@@ -141,7 +138,9 @@ pub fn proc_status(field: &str) -> u64 {
 
 /// Open file descriptors of this process.
 pub fn fd_count() -> usize {
-    fs::read_dir("/proc/self/fd").map(|r| r.count()).unwrap_or(0)
+    fs::read_dir("/proc/self/fd")
+        .map(|r| r.count())
+        .unwrap_or(0)
 }
 
 /// Polls `f` until it is true or `limit` has passed; returns its last value.
@@ -162,14 +161,22 @@ pub fn no_progress() -> impl FnMut(u64, Option<u64>) {
     |_, _| {}
 }
 
-/// Runs a command, killing it after `limit`; returns (success, stdout+stderr).
+/// Runs a command, killing it after `limit`; returns (success, stdout+stderr). Output goes
+/// to a file, not a pipe, so a chatty program cannot block on a full pipe.
 pub fn run_limited(cmd: &mut Command, limit: Duration) -> (bool, String) {
-    use std::io::Read;
     use std::process::Stdio;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let log = std::env::temp_dir().join(format!(
+        "wirekit-robust-peer-{}-{}.log",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let out = fs::File::create(&log).unwrap();
+    let err = out.try_clone().unwrap();
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out)
+        .stderr(err)
         .spawn()
         .expect("spawn peer");
     let start = Instant::now();
@@ -184,15 +191,10 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> (bool, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut out);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut out);
-    }
+    let text = String::from_utf8_lossy(&fs::read(&log).unwrap_or_default()).into_owned();
+    let _ = fs::remove_file(&log);
     match status {
-        Some(s) => (s.success(), out),
-        None => (false, format!("killed after {limit:?}\n{out}")),
+        Some(s) => (s.success(), text),
+        None => (false, format!("killed after {limit:?}\n{text}")),
     }
 }

@@ -223,7 +223,14 @@ impl Relay {
 
     /// The server ports seen so far (the request port and transfer ports).
     pub fn server_ports(&self) -> Vec<u16> {
-        let mut v: Vec<u16> = self.shared.mapped.lock().unwrap().keys().map(|k| k.1).collect();
+        let mut v: Vec<u16> = self
+            .shared
+            .mapped
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|k| k.1)
+            .collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -303,7 +310,9 @@ fn upstream_loop(s: &Arc<Shared>, client: SocketAddr, up: &Arc<UdpSocket>) {
                 let r = bind_local();
                 map.insert((client, port), r.clone());
                 let (r2, up2) = (r.clone(), up.clone());
-                s.spawn("relay-port", move |s| mapped_loop(&s, client, from, &r2, &up2));
+                s.spawn("relay-port", move |s| {
+                    mapped_loop(&s, client, from, &r2, &up2)
+                });
                 r
             }
         };
