@@ -37,7 +37,7 @@ struct Setup {
     root: std::path::PathBuf,
     local: std::path::PathBuf,
     data: Vec<u8>,
-    server: wirekit::net::RunningServer,
+    _server: wirekit::net::RunningServer,
     addr: SocketAddr,
 }
 
@@ -61,7 +61,7 @@ fn setup_with(name: &str, size: usize, seed: u32, retrans: Config) -> Setup {
         root,
         local,
         data,
-        server,
+        _server: server,
         addr,
     }
 }
@@ -150,8 +150,11 @@ fn atftp_1mib_lossy() {
     // timeout (1 s here), which every repeat restarts: a server that keeps retransmitting
     // faster than that starves it. Backing off to 2 s lets atftp's timer fire.
     let s = setup_with("atftp", MIB, 14, fast_config(40, 2000, 60));
+    // Only 5% loss: at 20%, atftp's single re-ACK of a repeated block and its own 1 s
+    // timer (its --tftp-timeout takes whole seconds) make a 1 MiB transfer take minutes or
+    // hit atftp's own retry limit; see the issue report.
     let mut seed = 400;
-    for loss in [0.05, 0.20] {
+    for loss in [0.05] {
         for ws in [1, 16] {
             seed += 1;
             let out = s.local.join(format!("atftp-{seed}.bin"));
