@@ -1,0 +1,150 @@
+//! Path attacks: every name that could reach outside the root is refused with ERROR 2, for
+//! reads and for uploads, and nothing is read or written outside the root.
+
+mod common;
+
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use wirekit::tftp::{ErrorCode, Packet};
+
+const SECRET: &[u8] = b"top secret, outside the root\n";
+
+/// A raw request: opcode, name bytes, NUL, "octet", NUL.
+fn request(opcode: u8, name: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, opcode];
+    v.extend_from_slice(name);
+    v.push(0);
+    v.extend_from_slice(b"octet\0");
+    v
+}
+
+/// Sends `datagram` to `server` and returns the ERROR code of the answer; panics on any
+/// other answer (a DATA or ACK would mean the request was served).
+fn answer_code(server: SocketAddr, datagram: &[u8]) -> ErrorCode {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.send_to(datagram, server).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = s.recv_from(&mut buf).expect("no answer");
+    match Packet::parse(&buf[..n]) {
+        Ok(Packet::Error { code, .. }) => code,
+        other => panic!(
+            "request {:?} answered with {other:?}",
+            String::from_utf8_lossy(datagram)
+        ),
+    }
+}
+
+fn attacks() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("dotdot", b"../secret".to_vec()),
+        ("inner dotdot", b"a/../../secret".to_vec()),
+        ("absolute", b"/etc/passwd".to_vec()),
+        ("absolute secret", b"/SECRET_ABS".to_vec()),
+        ("backslash dotdot", b"..\\secret".to_vec()),
+        ("drive letter", b"C:\\secret".to_vec()),
+        ("symlink out", b"link".to_vec()),
+        ("symlink dir out", b"dirlink/secret".to_vec()),
+        ("control 01", b"a\x01b".to_vec()),
+        ("control 7f", b"a\x7fb".to_vec()),
+        ("empty", Vec::new()),
+        ("4 KiB", vec![b'a'; 4096]),
+    ]
+}
+
+struct Layout {
+    base: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+/// base/{root/{a/, file.txt, link -> ../outside/secret, dirlink -> ../outside},
+///       outside/secret, secret}
+fn layout(name: &str) -> Layout {
+    let base = tempdir(name);
+    let root = base.join("root");
+    let outside = base.join("outside");
+    fs::create_dir_all(root.join("a")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(root.join("file.txt"), b"inside").unwrap();
+    fs::write(outside.join("secret"), SECRET).unwrap();
+    fs::write(base.join("secret"), SECRET).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), root.join("link")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("dirlink")).unwrap();
+    Layout { base, root }
+}
+
+fn snapshot(base: &Path) -> Vec<(String, Vec<u8>)> {
+    list_tree(base)
+        .into_iter()
+        .map(|n| {
+            let p = base.join(&n);
+            let bytes = if p.is_file() {
+                fs::read(&p).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            (n, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn reads_outside_the_root_are_refused() {
+    let l = layout("paths-read");
+    // A file at the absolute path some attack names, so a leak would be visible.
+    let before = snapshot(&l.base);
+    let (server, addr) = spawn(server_config(&l.root, fast_config(200, 400, 2)));
+    // The inside file is served, so refusals below are about the names.
+    assert!(matches!(
+        Packet::parse(&{
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.send_to(&request(1, b"file.txt"), addr).unwrap();
+            let mut b = vec![0u8; 600];
+            let (n, _) = s.recv_from(&mut b).unwrap();
+            b.truncate(n);
+            b
+        }),
+        Ok(Packet::Data {
+            block: 1,
+            data: b"inside"
+        })
+    ));
+    for (what, name) in attacks() {
+        let code = answer_code(addr, &request(1, &name));
+        assert_eq!(code, ErrorCode::AccessViolation, "read {what}");
+    }
+    server.stop().unwrap();
+    assert_eq!(snapshot(&l.base), before);
+}
+
+#[test]
+fn uploads_outside_the_root_are_refused() {
+    let l = layout("paths-write");
+    let passwd = fs::read("/etc/passwd").ok();
+    let before = snapshot(&l.base);
+    let parent = l.base.parent().unwrap().to_path_buf();
+    let parent_secret_before = fs::read(parent.join("secret")).ok();
+    let mut config = server_config(&l.root, fast_config(200, 400, 2));
+    config.allow_create = true;
+    config.allow_overwrite = true;
+    let (server, addr) = spawn(config);
+    for (what, name) in attacks() {
+        let code = answer_code(addr, &request(2, &name));
+        assert_eq!(code, ErrorCode::AccessViolation, "write {what}");
+    }
+    server.stop().unwrap();
+    assert_eq!(
+        snapshot(&l.base),
+        before,
+        "something changed under {:?}",
+        l.base
+    );
+    assert_eq!(fs::read("/etc/passwd").ok(), passwd);
+    assert_eq!(fs::read(parent.join("secret")).ok(), parent_secret_before);
+    assert!(!Path::new("/SECRET_ABS").exists());
+}
