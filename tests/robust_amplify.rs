@@ -4,47 +4,12 @@ mod common;
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
-use wirekit::net::{LogEvent, Server, ServerConfig, TransferLog};
+use wirekit::net::TransferLog;
 use wirekit::tftp::Packet;
-
-fn rrq(name: &str, opts: &[(&str, &str)]) -> Vec<u8> {
-    let mut v = vec![0, 1];
-    v.extend_from_slice(name.as_bytes());
-    v.extend_from_slice(b"\0octet\0");
-    for (k, val) in opts {
-        v.extend_from_slice(k.as_bytes());
-        v.push(0);
-        v.extend_from_slice(val.as_bytes());
-        v.push(0);
-    }
-    v
-}
-
-fn spawn_logged(
-    config: ServerConfig,
-) -> (
-    wirekit::net::RunningServer,
-    SocketAddr,
-    Arc<Mutex<Vec<TransferLog>>>,
-) {
-    let logs: Arc<Mutex<Vec<TransferLog>>> = Arc::default();
-    let l2 = logs.clone();
-    let server = Server::bind(config)
-        .unwrap()
-        .with_logger(move |e| {
-            if let LogEvent::Transfer(t) = e {
-                l2.lock().unwrap().push((*t).clone());
-            }
-        })
-        .spawn()
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    (server, addr, logs)
-}
 
 /// Counts what a silent socket receives after sending `request`, until the server logs the
 /// transfer's end, and then for `quiet` more.

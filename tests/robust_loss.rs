@@ -8,12 +8,11 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use relay::{Faults, Relay};
-use wirekit::net::{ClientError, ClientOptions, LogEvent, Server, TransferLog, get, put};
+use wirekit::net::{ClientError, ClientOptions, get, put};
 use wirekit::tftp::{Blksize, Config, Timeout, TransferError, Windowsize};
 
 const MIB: usize = 1 << 20;
@@ -229,20 +228,9 @@ fn total_loss_after_request_both_time_out() {
     let local = tempdir("mute-local");
     fs::write(root.join("file.bin"), content(200_000, 16)).unwrap();
     let before = list(&root);
-    let logs: Arc<Mutex<Vec<TransferLog>>> = Arc::default();
     let mut config = server_config(&root, fast_config(30, 60, 3));
     config.allow_create = true;
-    let l2 = logs.clone();
-    let server = Server::bind(config)
-        .unwrap()
-        .with_logger(move |e| {
-            if let LogEvent::Transfer(t) = e {
-                l2.lock().unwrap().push((*t).clone());
-            }
-        })
-        .spawn()
-        .unwrap();
-    let addr = server.local_addrs()[0];
+    let (server, addr, logs) = spawn_logged(config);
     let mut faults = Faults::black_hole();
     faults.pass_requests = true;
     let relay = Relay::start(addr, faults);

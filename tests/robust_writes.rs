@@ -7,13 +7,10 @@ use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use wirekit::net::{
-    ClientError, ClientOptions, LogEvent, Server, ServerConfig, TransferLog, put_from,
-};
+use wirekit::net::{ClientError, ClientOptions, put_from};
 use wirekit::tftp::{ErrorCode, Packet, TransferError};
 
 fn wrq(name: &str) -> Vec<u8> {
@@ -43,29 +40,6 @@ fn quick() -> ClientOptions {
         tsize: true,
         ..ClientOptions::default()
     }
-}
-
-/// Spawns a server whose finished transfers are collected.
-fn spawn_logged(
-    config: ServerConfig,
-) -> (
-    wirekit::net::RunningServer,
-    SocketAddr,
-    Arc<Mutex<Vec<TransferLog>>>,
-) {
-    let logs: Arc<Mutex<Vec<TransferLog>>> = Arc::default();
-    let l2 = logs.clone();
-    let server = Server::bind(config)
-        .unwrap()
-        .with_logger(move |e| {
-            if let LogEvent::Transfer(t) = e {
-                l2.lock().unwrap().push((*t).clone());
-            }
-        })
-        .spawn()
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    (server, addr, logs)
 }
 
 #[test]

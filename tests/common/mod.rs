@@ -8,7 +8,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use wirekit::net::{RunningServer, Server, ServerConfig};
+use std::sync::{Arc, Mutex};
+
+use wirekit::net::{LogEvent, RunningServer, Server, ServerConfig, TransferLog};
 use wirekit::tftp::Config;
 use wirekit::tftp::server::Limits;
 
@@ -197,4 +199,41 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> (bool, String) {
         Some(s) => (s.success(), text),
         None => (false, format!("killed after {limit:?}\n{text}")),
     }
+}
+
+/// An octet RRQ with `opts` as option pairs, byte for byte.
+pub fn rrq(name: &str, opts: &[(&str, &str)]) -> Vec<u8> {
+    let mut v = vec![0, 1];
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(b"\0octet\0");
+    for (k, val) in opts {
+        v.extend_from_slice(k.as_bytes());
+        v.push(0);
+        v.extend_from_slice(val.as_bytes());
+        v.push(0);
+    }
+    v
+}
+
+/// Spawns a server whose finished transfers are collected.
+pub fn spawn_logged(
+    config: ServerConfig,
+) -> (
+    wirekit::net::RunningServer,
+    SocketAddr,
+    Arc<Mutex<Vec<TransferLog>>>,
+) {
+    let logs: Arc<Mutex<Vec<TransferLog>>> = Arc::default();
+    let l2 = logs.clone();
+    let server = Server::bind(config)
+        .unwrap()
+        .with_logger(move |e| {
+            if let LogEvent::Transfer(t) = e {
+                l2.lock().unwrap().push((*t).clone());
+            }
+        })
+        .spawn()
+        .unwrap();
+    let addr = server.local_addrs()[0];
+    (server, addr, logs)
 }
