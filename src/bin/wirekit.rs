@@ -169,23 +169,21 @@ fn client_options(a: &TransferArgs) -> ClientOptions {
     }
 }
 
-/// A progress bar on a terminal, nothing in scripts.
-fn progress_bar() -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}") {
+/// Runs a transfer with a progress bar on a terminal, and nothing in scripts. Once the size
+/// is known (tsize), the spinner becomes a bar with a total.
+fn with_progress<T>(run: impl FnOnce(net::ProgressFn<'_>) -> T) -> T {
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(ProgressBar::new_spinner);
+    if let (Some(bar), Ok(style)) = (
+        &bar,
+        ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}"),
+    ) {
         bar.set_style(style);
     }
-    Some(bar)
-}
-
-/// Feeds the bar; once the size is known (tsize), it becomes a bar with a total.
-fn report(bar: &Option<ProgressBar>) -> impl FnMut(u64, Option<u64>) + '_ {
     let mut sized = false;
-    move |bytes, total| {
-        let Some(bar) = bar else { return };
+    let result = run(&mut |bytes, total| {
+        let Some(bar) = &bar else { return };
         if let (Some(t), false) = (total, sized) {
             sized = true;
             bar.set_length(t);
@@ -196,7 +194,11 @@ fn report(bar: &Option<ProgressBar>) -> impl FnMut(u64, Option<u64>) + '_ {
             }
         }
         bar.set_position(bytes);
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
+    result
 }
 
 fn get(a: GetArgs) -> Result<(), String> {
@@ -210,20 +212,17 @@ fn get(a: GetArgs) -> Result<(), String> {
                 .unwrap_or("download"),
         )
     });
-    let bar = progress_bar();
-    let result = net::get(
-        server,
-        &a.remote,
-        &local,
-        &client_options(&a.opts),
-        &mut report(&bar),
-    );
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    result
-        .map(|_| ())
-        .map_err(|e| format!("get {} from {server}: {e}", a.remote))
+    with_progress(|progress| {
+        net::get(
+            server,
+            &a.remote,
+            &local,
+            &client_options(&a.opts),
+            progress,
+        )
+    })
+    .map(|_| ())
+    .map_err(|e| format!("get {} from {server}: {e}", a.remote))
 }
 
 fn put(a: PutArgs) -> Result<(), String> {
@@ -236,20 +235,17 @@ fn put(a: PutArgs) -> Result<(), String> {
             .map(|f| f.to_string_lossy().into_owned())
             .ok_or("the local path names no file")?,
     };
-    let bar = progress_bar();
-    let result = net::put(
-        server,
-        &a.local,
-        &remote,
-        &client_options(&a.opts),
-        &mut report(&bar),
-    );
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    result
-        .map(|_| ())
-        .map_err(|e| format!("put {} to {server}: {e}", a.local.display()))
+    with_progress(|progress| {
+        net::put(
+            server,
+            &a.local,
+            &remote,
+            &client_options(&a.opts),
+            progress,
+        )
+    })
+    .map(|_| ())
+    .map_err(|e| format!("put {} to {server}: {e}", a.local.display()))
 }
 
 fn serve(a: ServeArgs) -> Result<(), String> {
