@@ -646,6 +646,47 @@ fn server_lowers_blksize_and_windowsize_to_its_limits() {
 }
 
 #[test]
+fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
+    let lim = Limits {
+        max_window_bytes: 192 * 1024,
+        ..limits()
+    };
+    for (blksize, asked, granted) in [
+        (65464, 16, 3),
+        (8192, 64, 24),
+        (1468, 64, 64),
+        (65464, 1, 1),
+    ] {
+        let ask = Ask {
+            blksize: Some(blksize),
+            windowsize: Some(asked),
+            ..Ask::default()
+        };
+        let mut t = server(Direction::Read, Mode::Octet, ask, 10, &lim);
+        let out = drain(&mut t, T0, &mut file(10));
+        let o = oack_options(&out[0].1);
+        assert_eq!(
+            o.windowsize,
+            Some(Windowsize::new(granted)),
+            "blksize {blksize}"
+        );
+    }
+    // Even a budget below one block grants one block per window.
+    let tiny = Limits {
+        max_window_bytes: 100,
+        ..limits()
+    };
+    let ask = Ask {
+        blksize: Some(1468),
+        windowsize: Some(8),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask, 10, &tiny);
+    let out = drain(&mut t, T0, &mut file(10));
+    assert_eq!(oack_options(&out[0].1).windowsize, Some(Windowsize::new(1)));
+}
+
+#[test]
 fn server_puts_tsize_in_the_oack_only_when_asked() {
     let ask = Ask {
         tsize: Some(0),

@@ -56,6 +56,10 @@ struct ServeArgs {
     /// Largest window size granted.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     max_windowsize: u16,
+    /// Largest window in bytes (windowsize × blksize); windowsize is lowered to fit, so a
+    /// window never overflows a receiver's socket buffer.
+    #[arg(long, value_name = "BYTES", default_value_t = 192 * 1024)]
+    max_window_bytes: u32,
     /// Take transfer ports from this range, e.g. 30000-30100.
     #[arg(long, value_name = "A-B", value_parser = parse_range)]
     port_range: Option<(u16, u16)>,
@@ -261,6 +265,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     config.limits = Limits {
         max_blksize: Blksize::new(a.max_blksize.into()).unwrap_or(base.max_blksize),
         max_windowsize: Windowsize::new(a.max_windowsize.into()).unwrap_or(base.max_windowsize),
+        max_window_bytes: a.max_window_bytes,
         config: Config {
             timeout: Duration::from_secs(a.timeout.max(1)),
             retries: a.retries,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -105,7 +105,7 @@ fn run<S: Storage + ?Sized>(
     } else {
         Ipv6Addr::UNSPECIFIED.into()
     };
-    let socket = UdpSocket::bind(SocketAddr::new(any, 0))?;
+    let socket = super::udp::bind(SocketAddr::new(any, 0))?;
     let epoch = Instant::now();
     let mut transfer = Transfer::client(epoch.elapsed(), server, request, opts.config)
         .map_err(ClientError::Request)?;

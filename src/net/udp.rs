@@ -5,9 +5,28 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 
-/// Binds a UDP socket. An IPv6 socket is IPv6-only, so that `0.0.0.0:69` and `[::]:69`
-/// can be served side by side.
+/// Binds a UDP socket with room for a whole window in its receive buffer. An IPv6 socket
+/// is IPv6-only, so that `0.0.0.0:69` and `[::]:69` can be served side by side.
 pub(crate) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = bind_plain(addr)?;
+    enlarge_buffers(&socket);
+    Ok(socket)
+}
+
+/// Asks for 1 MiB socket buffers. The kernel caps the ask (Linux at `net.core.rmem_max`,
+/// then doubles it), and a refusal only means the default stays: best effort.
+fn enlarge_buffers(socket: &UdpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let _ = setsockopt(socket, sockopt::RcvBuf, &(1 << 20));
+        let _ = setsockopt(socket, sockopt::SndBuf, &(1 << 20));
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
+fn bind_plain(addr: SocketAddr) -> io::Result<UdpSocket> {
     #[cfg(target_os = "linux")]
     if let SocketAddr::V6(v6) = addr {
         use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn6, sockopt};

@@ -55,6 +55,10 @@ pub struct Limits {
     pub max_blksize: Blksize,
     /// Largest windowsize granted; larger asks are lowered to it.
     pub max_windowsize: Windowsize,
+    /// Largest window in data bytes (windowsize × blksize) granted; windowsize is lowered
+    /// to fit. A window larger than the receiver's socket buffer loses its tail on every
+    /// window (Linux's default buffer is 208 KiB), turning each window into a timeout.
+    pub max_window_bytes: u32,
     /// Smallest `timeout` accepted; a smaller ask is left out of the OACK.
     pub min_timeout: Timeout,
     /// Largest `timeout` accepted.
@@ -68,6 +72,7 @@ impl Default for Limits {
         Limits {
             max_blksize: Blksize::MAX,
             max_windowsize: Windowsize::new(64).unwrap_or(Windowsize::MAX),
+            max_window_bytes: 192 * 1024,
             min_timeout: Timeout::MIN,
             max_timeout: Timeout::MAX,
             config: Config::default(),
@@ -209,7 +214,8 @@ fn negotiate(
     if let Some(w) = ask(asked.windowsize, Windowsize::MAX.get().into(), |w| {
         w.get().into()
     }) {
-        let w = w.min(limits.max_windowsize.get().into());
+        let fits = (u64::from(limits.max_window_bytes) / u64::from(n.blksize)).max(1);
+        let w = w.min(limits.max_windowsize.get().into()).min(fits);
         n.windowsize = w as u16;
         oack.windowsize = Some(Windowsize::new(w));
     }
