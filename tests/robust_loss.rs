@@ -140,54 +140,72 @@ fn curl_1mib_lossy() {
     }
 }
 
+/// atftp fetches `file.bin` through a relay with `loss`, and must get it byte-identical.
+fn atftp_lossy(s: &Setup, seed: u64, loss: f64, blksize: u16, ws: u16) {
+    let out = s.local.join(format!("atftp-{seed}.bin"));
+    // atftp aborts on a repeated OACK ("unexpected OACK"), which a server must send when
+    // ACK 0 is lost or the relay duplicates the OACK: an atftp limitation, not a transfer
+    // failure. Such a run is tried again with a fresh relay.
+    let mut tries = 0;
+    let (ok, log) = loop {
+        tries += 1;
+        let relay = Relay::start(s.addr, Faults::lossy(seed + 1000 * tries, loss));
+        let r = run_limited(
+            Command::new("atftp")
+                .args(["-g", "-r", "file.bin", "-l"])
+                .arg(&out)
+                .args(["--option", &format!("blksize {blksize}")])
+                .args(["--option", &format!("windowsize {ws}")])
+                .args(["--tftp-timeout", "1", "--trace"])
+                .arg(relay.addr().ip().to_string())
+                .arg(relay.addr().port().to_string()),
+            Duration::from_secs(240),
+        );
+        if r.0 || !r.1.contains("unexpected OACK") || tries == 5 {
+            break r;
+        }
+        eprintln!("atftp gave up on a repeated OACK; again");
+    };
+    let log = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+    assert!(ok, "atftp at loss {loss} windowsize {ws}: {log}");
+    assert!(
+        fs::read(&out).unwrap() == s.data,
+        "atftp at loss {loss} windowsize {ws}: bytes differ"
+    );
+    fs::remove_file(&out).unwrap();
+}
+
+/// atftp re-ACKs a repeated DATA block only once and otherwise waits for its own timeout
+/// (1 s here), which every repeat restarts: a server that keeps retransmitting faster than
+/// that starves it. Backing off to 2 s lets atftp's timer fire.
+fn atftp_setup(name: &str, size: usize, seed: u32) -> Setup {
+    setup_with(name, size, seed, fast_config(40, 2000, 60))
+}
+
 #[test]
 fn atftp_1mib_lossy() {
     if !have_peer("atftp") {
         return;
     }
-    // atftp re-ACKs a repeated DATA block only once and otherwise waits for its own
-    // timeout (1 s here), which every repeat restarts: a server that keeps retransmitting
-    // faster than that starves it. Backing off to 2 s lets atftp's timer fire.
-    let s = setup_with("atftp", MIB, 14, fast_config(40, 2000, 60));
-    // Only 5% loss: at 20%, atftp's single re-ACK of a repeated block and its own 1 s
-    // timer (its --tftp-timeout takes whole seconds) make a 1 MiB transfer take minutes or
-    // hit atftp's own retry limit; see the issue report.
-    let mut seed = 400;
-    for loss in [0.05] {
-        for ws in [1, 16] {
-            seed += 1;
-            let out = s.local.join(format!("atftp-{seed}.bin"));
-            // atftp aborts on a repeated OACK ("unexpected OACK"), which a server must send
-            // when ACK 0 is lost or the relay duplicates the OACK: an atftp limitation, not
-            // a transfer failure. Such a run is tried again with a fresh relay.
-            let mut tries = 0;
-            let (ok, log) = loop {
-                tries += 1;
-                let relay = Relay::start(s.addr, Faults::lossy(seed + 1000 * tries, loss));
-                let r = run_limited(
-                    Command::new("atftp")
-                        .args(["-g", "-r", "file.bin", "-l"])
-                        .arg(&out)
-                        .args(["--option", "blksize 1468"])
-                        .args(["--option", &format!("windowsize {ws}")])
-                        .args(["--tftp-timeout", "1", "--trace"])
-                        .arg(relay.addr().ip().to_string())
-                        .arg(relay.addr().port().to_string()),
-                    Duration::from_secs(60),
-                );
-                if r.0 || !r.1.contains("unexpected OACK") || tries == 5 {
-                    break r;
-                }
-                eprintln!("atftp gave up on a repeated OACK; again");
-            };
-            let log = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
-            assert!(ok, "atftp at loss {loss} windowsize {ws}: {log}");
-            assert!(
-                fs::read(&out).unwrap() == s.data,
-                "atftp at loss {loss} windowsize {ws}: bytes differ"
-            );
-        }
+    let s = atftp_setup("atftp", MIB, 14);
+    atftp_lossy(&s, 401, 0.05, 1468, 1);
+    atftp_lossy(&s, 402, 0.05, 1468, 16);
+    // At 20% loss every loss costs atftp a second of its own timer; a large block keeps
+    // their number small (at 1468 bytes this takes minutes).
+    atftp_lossy(&s, 403, 0.20, 65464, 1);
+    atftp_lossy(&s, 404, 0.20, 65464, 16);
+}
+
+#[test]
+fn atftp_40mib_lossy() {
+    if !have_peer("atftp") {
+        return;
     }
+    let s = atftp_setup("atftp40", 40 * MIB, 19);
+    atftp_lossy(&s, 701, 0.05, 65464, 1);
+    atftp_lossy(&s, 702, 0.05, 65464, 16);
+    atftp_lossy(&s, 703, 0.20, 65464, 1);
+    atftp_lossy(&s, 704, 0.20, 65464, 16);
 }
 
 fn timed_out(e: &ClientError) -> bool {
@@ -260,4 +278,60 @@ fn total_loss_after_request_both_time_out() {
     no_leftovers(&root, &local, &before);
     drop(relay);
     server.stop().unwrap();
+}
+
+/// 40 MiB in lockstep (windowsize 1): every lost datagram costs a timeout, so the large
+/// block size keeps their number, and the test's time, small.
+#[test]
+fn ours_40mib_lossy_lockstep() {
+    let s = setup_with("ours40ls", 40 * MIB, 17, fast_config(10, 40, 60));
+    let mut seed = 500;
+    for loss in [0.05, 0.20] {
+        seed += 1;
+        let relay = Relay::start(s.addr, Faults::lossy(seed, loss));
+        let o = opts(65464, 1, fast_config(10, 40, 60));
+        let target = s.local.join(format!("got-{seed}.bin"));
+        get(relay.addr(), "file.bin", &target, &o, &mut no_progress())
+            .unwrap_or_else(|e| panic!("get at loss {loss}: {e}"));
+        assert!(
+            fs::read(&target).unwrap() == s.data,
+            "get at loss {loss}: bytes differ"
+        );
+        let name = format!("up-{seed}.bin");
+        put(relay.addr(), &target, &name, &o, &mut no_progress())
+            .unwrap_or_else(|e| panic!("put at loss {loss}: {e}"));
+        assert!(
+            fs::read(s.root.join(&name)).unwrap() == s.data,
+            "put at loss {loss}: bytes differ"
+        );
+        fs::remove_file(&target).unwrap();
+    }
+    assert!(part_files(&s.root).is_empty() && part_files(&s.local).is_empty());
+}
+
+/// curl fetching 40 MiB through the lossy relay (curl has no windowsize: lockstep).
+#[test]
+fn curl_40mib_lossy() {
+    if !have_peer("curl") {
+        return;
+    }
+    let s = setup("curl40", 40 * MIB, 18);
+    for (i, loss) in [0.05, 0.20].into_iter().enumerate() {
+        let relay = Relay::start(s.addr, Faults::lossy(600 + i as u64, loss));
+        let out = s.local.join(format!("curl40-{i}.bin"));
+        let url = format!("tftp://{}/file.bin", relay.addr());
+        let (ok, log) = run_limited(
+            Command::new("curl")
+                .args(["-sS", "--tftp-blksize", "65464", "-o"])
+                .arg(&out)
+                .arg(&url),
+            Duration::from_secs(300),
+        );
+        assert!(ok, "curl 40 MiB at loss {loss}: {log}");
+        assert!(
+            fs::read(&out).unwrap() == s.data,
+            "curl 40 MiB at loss {loss}: bytes differ"
+        );
+        fs::remove_file(&out).unwrap();
+    }
 }
