@@ -268,3 +268,41 @@ fn upload_size_limit() {
     assert_eq!(fs::read(root.join("c.bin")).unwrap(), ok);
     server.stop().unwrap();
 }
+
+/// Two uploads of one new name, both admitted before either finished, without overwrite:
+/// the first to finish is stored; the second gets ERROR 6 in place of its final ACK, so its
+/// client never believes it was stored, and the first file stays as it was.
+#[test]
+fn second_of_two_racing_new_uploads_is_refused_at_the_end() {
+    let root = tempdir("wr-race-new");
+    let mut config = server_config(&root, fast_config(100, 400, 3));
+    config.allow_create = true;
+    let (_server, addr, logs) = spawn_logged(config);
+    let open = |name: &str| {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.send_to(&wrq(name), addr).unwrap();
+        let (ack0, tid) = recv(&s);
+        assert_eq!(Packet::parse(&ack0).unwrap(), Packet::Ack { block: 0 });
+        (s, tid)
+    };
+    let (a, tid_a) = open("race.bin");
+    let (b, tid_b) = open("race.bin");
+    let last = |data: &[u8]| Packet::Data { block: 1, data }.to_vec().unwrap();
+    a.send_to(&last(b"first"), tid_a).unwrap();
+    assert_eq!(
+        Packet::parse(&recv(&a).0).unwrap(),
+        Packet::Ack { block: 1 }
+    );
+    b.send_to(&last(b"second"), tid_b).unwrap();
+    match Packet::parse(&recv(&b).0).unwrap() {
+        Packet::Error { code, .. } => assert_eq!(code, ErrorCode::FileExists),
+        other => panic!("expected ERROR 6, got {other:?}"),
+    }
+    assert_eq!(fs::read(root.join("race.bin")).unwrap(), b"first");
+    assert!(
+        wait_until(Duration::from_secs(5), || part_files(&root).is_empty()),
+        "{:?}",
+        list(&root)
+    );
+}

@@ -113,7 +113,10 @@ fn drain_events<S: ?Sized>(
             Event::Finished(Ok(stats)) => match hooks.completed(storage) {
                 Ok(()) => *result = Some(Ok(stats)),
                 // Replaces the final ACK still waiting in the machine.
-                Err(e) => transfer.cancel(now, e),
+                Err(e) => {
+                    *result = Some(Err(TransferError::Storage(e.clone())));
+                    transfer.cancel(now, e);
+                }
             },
             Event::Finished(Err(e)) => *result = Some(Err(e)),
         }

@@ -126,6 +126,7 @@ mod std_impls {
                 | io::ErrorKind::FileTooLarge => ErrorCode::DiskFull,
                 io::ErrorKind::PermissionDenied => ErrorCode::AccessViolation,
                 io::ErrorKind::NotFound => ErrorCode::FileNotFound,
+                io::ErrorKind::AlreadyExists => ErrorCode::FileExists,
                 _ => ErrorCode::NotDefined,
             };
             StorageError::new(code, std::string::ToString::to_string(&e))

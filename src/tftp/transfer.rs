@@ -598,12 +598,14 @@ impl Transfer {
 
 impl Transfer {
     /// Ends the transfer from the application's side: the peer is sent an ERROR with the
-    /// error's code and message in place of anything still pending, and a
-    /// `Finished(Err(TransferError::Storage(error)))` event follows.
+    /// error's code and message in place of anything still pending, and, unless the
+    /// transfer already reported its end, a `Finished(Err(TransferError::Storage(error)))`
+    /// event follows.
     ///
     /// A receiving server uses it when a completed upload cannot be put in place: called
     /// right after `Finished(Ok)`, before `poll_transmit`, it replaces the final ACK, so the
-    /// client never believes a file was stored when it was not.
+    /// client never believes a file was stored when it was not. The application then
+    /// knows the outcome itself; no second `Finished` is emitted.
     pub fn cancel(&mut self, now: Duration, error: StorageError) {
         let (code, message) = (error.code, error.message.clone());
         self.abort(now, code, message, TransferError::Storage(error));
