@@ -305,4 +305,16 @@ fn second_of_two_racing_new_uploads_is_refused_at_the_end() {
         "{:?}",
         list(&root)
     );
+    // The server's log tells the two apart: one stored, one refused for the name.
+    assert!(wait_until(Duration::from_secs(5), || logs
+        .lock()
+        .unwrap()
+        .len()
+        == 2));
+    let logs = logs.lock().unwrap();
+    assert_eq!(logs.iter().filter(|l| l.outcome.is_ok()).count(), 1);
+    assert!(logs.iter().any(|l| matches!(
+        &l.outcome,
+        Err(TransferError::Storage(e)) if e.code == ErrorCode::FileExists
+    )));
 }
