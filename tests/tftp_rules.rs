@@ -830,6 +830,20 @@ fn netascii_streams_across_blocks() {
     }
     assert!(matches!(finished(&mut transfer), Some(Ok(_))));
     assert_eq!(got, text);
+
+    // A peer that ends its last block on a bare CR: the CR is stored, and counted.
+    let mut got = Vec::new();
+    let rq = request(Direction::Write, Mode::Netascii, Ask::default());
+    let Admission::Accepted { mut transfer, .. } =
+        admit(T0, client_addr(), &rq, &limits(), &mut AllowAll(0))
+    else {
+        panic!()
+    };
+    drain(&mut transfer, T0, &mut got);
+    transfer.handle_datagram(ms(1), client_addr(), &data(1, b"x\r"), &mut got);
+    drain(&mut transfer, ms(1), &mut got);
+    assert_eq!(got, b"x\r");
+    assert_eq!(finished(&mut transfer).unwrap().unwrap().bytes, 2);
 }
 
 #[test]

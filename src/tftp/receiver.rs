@@ -79,10 +79,14 @@ impl Receiver {
             self.expected += 1;
             self.since_ack += 1;
             if data.len() < self.blksize {
+                let mut flushed = 0;
                 if let Some(dec) = &mut self.netascii {
-                    dec.finish(|b| storage.write(b))?;
+                    dec.finish(|b| {
+                        flushed += b.len() as u64;
+                        storage.write(b)
+                    })?;
                 }
-                return Ok((stored, DataOutcome::Final(block)));
+                return Ok((stored + flushed, DataOutcome::Final(block)));
             }
             if self.since_ack >= self.windowsize {
                 self.since_ack = 0;
