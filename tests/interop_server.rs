@@ -225,6 +225,41 @@ fn tftp_hpa(tftp: &Path, mode: &str, server: SocketAddr, command: &[&Path]) -> C
     cmd
 }
 
+/// tftp-hpa gets each file in `mode` and puts it back as `up-NAME`; both must equal it.
+fn tftp_hpa_round_trip(
+    tftp: &Path,
+    mode: &str,
+    server: SocketAddr,
+    root: &Path,
+    local: &Path,
+    files: &[(String, Vec<u8>)],
+) {
+    for (name, data) in files {
+        let out = local.join(name);
+        run(&mut tftp_hpa(
+            tftp,
+            mode,
+            server,
+            &[Path::new("get"), Path::new(name), &out],
+        ))
+        .success("tftp get");
+        assert_same(&read(&out), data, &format!("tftp-hpa {mode} get {name}"));
+        let remote = format!("up-{name}");
+        run(&mut tftp_hpa(
+            tftp,
+            mode,
+            server,
+            &[Path::new("put"), &out, Path::new(&remote)],
+        ))
+        .success("tftp put");
+        assert_same(
+            &read(&root.join(&remote)),
+            data,
+            &format!("tftp-hpa {mode} put {name}"),
+        );
+    }
+}
+
 /// The tftp-hpa client (no options at all: plain RFC 1350) gets and puts every size.
 #[test]
 fn tftp_hpa_octet_get_and_put() {
@@ -233,30 +268,14 @@ fn tftp_hpa_octet_get_and_put() {
     let local = TempDir::new("hpa-local");
     let files = sized_files(root.path());
     let server = OurServer::start(root.path(), localhost(), false);
-    for (name, data) in &files {
-        let out = local.join(name);
-        run(&mut tftp_hpa(
-            &tftp,
-            "octet",
-            server.addr,
-            &[Path::new("get"), Path::new(name), &out],
-        ))
-        .success("tftp get");
-        assert_same(&read(&out), data, &format!("tftp-hpa get {name}"));
-        let remote = format!("up-{name}");
-        run(&mut tftp_hpa(
-            &tftp,
-            "octet",
-            server.addr,
-            &[Path::new("put"), &out, Path::new(&remote)],
-        ))
-        .success("tftp put");
-        assert_same(
-            &read(&root.join(&remote)),
-            data,
-            &format!("tftp-hpa put {name}"),
-        );
-    }
+    tftp_hpa_round_trip(
+        &tftp,
+        "octet",
+        server.addr,
+        root.path(),
+        local.path(),
+        &files,
+    );
 }
 
 /// The tftp-hpa client in an interactive session keeps one socket, so every command's
@@ -315,30 +334,14 @@ fn tftp_hpa_netascii_get_and_put() {
         })
         .collect();
     let server = OurServer::start(root.path(), localhost(), false);
-    for (name, text) in &texts {
-        let out = local.join(name);
-        run(&mut tftp_hpa(
-            &tftp,
-            "netascii",
-            server.addr,
-            &[Path::new("get"), Path::new(name), &out],
-        ))
-        .success("tftp get");
-        assert_same(&read(&out), text, &format!("tftp-hpa netascii get {name}"));
-        let remote = format!("up-{name}");
-        run(&mut tftp_hpa(
-            &tftp,
-            "netascii",
-            server.addr,
-            &[Path::new("put"), &out, Path::new(&remote)],
-        ))
-        .success("tftp put");
-        assert_same(
-            &read(&root.join(&remote)),
-            text,
-            &format!("tftp-hpa netascii put {name}"),
-        );
-    }
+    tftp_hpa_round_trip(
+        &tftp,
+        "netascii",
+        server.addr,
+        root.path(),
+        local.path(),
+        &texts,
+    );
 }
 
 /// netascii with bare CRs and CR LFs in the file: CR goes as CR NUL and comes back.
@@ -358,26 +361,14 @@ fn tftp_hpa_netascii_bare_cr() {
     }
     fs::write(root.join("mixed.txt"), &text).unwrap();
     let server = OurServer::start(root.path(), localhost(), false);
-    let out = local.join("mixed.txt");
-    run(&mut tftp_hpa(
+    let files = [("mixed.txt".to_string(), text)];
+    tftp_hpa_round_trip(
         &tftp,
         "netascii",
         server.addr,
-        &[Path::new("get"), Path::new("mixed.txt"), &out],
-    ))
-    .success("tftp get");
-    assert_same(&read(&out), &text, "tftp-hpa netascii get with CRs");
-    run(&mut tftp_hpa(
-        &tftp,
-        "netascii",
-        server.addr,
-        &[Path::new("put"), &out, Path::new("up.txt")],
-    ))
-    .success("tftp put");
-    assert_same(
-        &read(&root.join("up.txt")),
-        &text,
-        "tftp-hpa netascii put with CRs",
+        root.path(),
+        local.path(),
+        &files,
     );
 }
 
