@@ -1,39 +1,19 @@
 //! Our client against our server on loopback sockets.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 
+use common::{content, no_progress, tempdir};
 use wirekit::net::{ClientOptions, Server, ServerConfig, get, put};
 use wirekit::tftp::{Blksize, Windowsize};
-
-fn content(n: usize) -> Vec<u8> {
-    let mut x = 0x1234_5678u32;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("wirekit-test-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn no_progress() -> impl FnMut(u64, Option<u64>) {
-    |_, _| {}
-}
 
 #[test]
 fn get_and_put_round_trip() {
     let root = tempdir("root");
     let local = tempdir("local");
-    let data = content(300_000);
+    let data = content(300_000, 0x1234_5678);
     fs::write(root.join("file.bin"), &data).unwrap();
     let mut config = ServerConfig::new(&root, vec!["127.0.0.1:0".parse().unwrap()]);
     config.allow_create = true;

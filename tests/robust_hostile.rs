@@ -81,22 +81,7 @@ fn hostile_packets_do_not_disturb_transfers() {
     let mut config = server_config(&root, fast_config(100, 400, 10));
     config.allow_create = true;
     let (server, addr, _logs) = spawn_logged(config);
-    // One transfer first, so the server's listener thread is surely up before counting.
-    let mut warm = Vec::new();
-    wirekit::net::get_into(
-        addr,
-        "file.bin",
-        &mut warm,
-        &Default::default(),
-        &mut no_progress(),
-    )
-    .unwrap();
-    assert!(wait_until(Duration::from_secs(5), || {
-        let t = proc_status("Threads");
-        thread::sleep(Duration::from_millis(300));
-        t == proc_status("Threads")
-    }));
-    let threads_before = proc_status("Threads");
+    let threads_before = warm_up_and_count_threads(addr, "file.bin");
     let done = AtomicBool::new(false);
     let tid: Mutex<Option<SocketAddr>> = Mutex::new(None);
     let error5 = AtomicU64::new(0);

@@ -21,22 +21,7 @@ fn boot_storm_500_clients() {
     let mut config = server_config(&root, fast_config(200, 1000, 10));
     config.max_transfers = CLIENTS + 10;
     let (server, addr) = spawn(config);
-    // One transfer first, so the server's listener thread is surely up before counting.
-    let mut warm = Vec::new();
-    wirekit::net::get_into(
-        addr,
-        "boot.img",
-        &mut warm,
-        &Default::default(),
-        &mut no_progress(),
-    )
-    .unwrap();
-    assert!(wait_until(Duration::from_secs(5), || {
-        let t = proc_status("Threads");
-        thread::sleep(Duration::from_millis(300));
-        t == proc_status("Threads")
-    }));
-    let threads_before = proc_status("Threads");
+    let threads_before = warm_up_and_count_threads(addr, "boot.img");
     let fds_before = fd_count();
     let barrier = Barrier::new(CLIENTS);
     let start = Instant::now();

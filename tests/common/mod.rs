@@ -237,3 +237,23 @@ pub fn spawn_logged(
     let addr = server.local_addrs()[0];
     (server, addr, logs)
 }
+
+/// Fetches `name` once, so the server's listener is surely up, then waits until the
+/// process's thread count holds still, and returns it: the baseline for leak checks.
+pub fn warm_up_and_count_threads(addr: SocketAddr, name: &str) -> u64 {
+    let mut warm = Vec::new();
+    wirekit::net::get_into(
+        addr,
+        name,
+        &mut warm,
+        &Default::default(),
+        &mut no_progress(),
+    )
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        let t = proc_status("Threads");
+        std::thread::sleep(Duration::from_millis(300));
+        t == proc_status("Threads")
+    }));
+    proc_status("Threads")
+}
