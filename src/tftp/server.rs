@@ -134,7 +134,10 @@ pub fn admit<'a, P: Policy + ?Sized>(
         Ok(_) => return Admission::Ignored,
         Err(e) => {
             // A broken request still gets an answer; anything else is dropped.
-            let opcode = datagram.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+            let opcode = datagram
+                .get(..2)
+                .and_then(|b| b.try_into().ok())
+                .map(u16::from_be_bytes);
             if matches!(opcode, Some(1 | 2)) {
                 let msg = alloc::format!("malformed request: {e}");
                 return refuse(Refusal::new(ErrorCode::IllegalOperation, msg), None);
