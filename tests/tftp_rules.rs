@@ -766,6 +766,31 @@ fn server_refuses_mail_mode() {
         admit(T0, client_addr(), &ack(1), &limits(), &mut AllowAll(0)),
         Admission::Ignored
     ));
+    // A broken request (no NUL after the filename) is told why; junk with another opcode,
+    // or too short to have one, gets nothing.
+    match admit(
+        T0,
+        client_addr(),
+        b"\0\x01boot",
+        &limits(),
+        &mut AllowAll(0),
+    ) {
+        Admission::Refused {
+            refusal,
+            request: None,
+            ..
+        } => {
+            assert_eq!(refusal.code, ErrorCode::IllegalOperation);
+            assert!(refusal.message.contains("filename"), "{}", refusal.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    for junk in [&b"\0"[..], b"", b"\0\x09xyz"] {
+        assert!(matches!(
+            admit(T0, client_addr(), junk, &limits(), &mut AllowAll(0)),
+            Admission::Ignored
+        ));
+    }
 }
 
 #[test]
