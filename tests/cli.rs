@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
@@ -26,7 +27,27 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Serving(Child);
+/// A running `wirekit serve` and the lines it has logged so far.
+struct Serving(Child, Arc<Mutex<Vec<String>>>);
+
+impl Serving {
+    /// Waits (bounded) for a log line containing every one of `parts`.
+    fn wait_for_log(&self, parts: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            let lines = self.1.lock().unwrap();
+            if let Some(l) = lines.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return l.clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no log line with {parts:?} in {lines:?}"
+            );
+            drop(lines);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
 
 impl Drop for Serving {
     fn drop(&mut self) {
@@ -46,9 +67,15 @@ fn serve(dir: &Path, args: &[&str]) -> (Serving, String) {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Serving(child), first)
+    // Keep reading the log, so the server never blocks on a full pipe and tests can look.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (Serving(child, log), first)
 }
 
 fn wirekit(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -88,7 +115,7 @@ fn get_and_put_with_options_and_clear_errors() {
     fs::write(dir.join("fw.bin"), &data).unwrap();
     let port = free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
-    let (_server, _) = serve(&dir, &["--listen", &listen, "--allow-create"]);
+    let (serving, _) = serve(&dir, &["--listen", &listen, "--allow-create"]);
     let server = format!("127.0.0.1:{port}");
 
     let out = wirekit(
@@ -110,6 +137,17 @@ fn get_and_put_with_options_and_clear_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fs::read(dir.join("a.bin")).unwrap(), data);
+    // One line per transfer: peer, direction, file, bytes, duration, rate, retransmissions,
+    // outcome.
+    let line = serving.wait_for_log(&[
+        "read",
+        "\"fw.bin\"",
+        "200000 bytes",
+        "MB/s",
+        "retransmissions",
+        "ok",
+    ]);
+    assert!(line.starts_with("127.0.0.1:"), "{line}");
 
     let out = wirekit(
         &dir,
@@ -137,6 +175,8 @@ fn get_and_put_with_options_and_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("already exists"), "{err}");
+
+    serving.wait_for_log(&["refused", "\"b.bin\"", "error 6"]);
 
     let out = wirekit(&dir, &["get", &server, "no-such-file"]);
     assert_eq!(out.status.code(), Some(1));
