@@ -19,11 +19,11 @@ use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use super::packet::{DATA_HEADER_LEN, ErrorCode, Packet};
 use super::receiver::{DataOutcome, Receiver};
 use super::sender::{AckOutcome, Sender};
 use super::storage::{Storage, StorageError};
-use super::text::Text;
+use crate::tftp::wire::Text;
+use crate::tftp::wire::{DATA_HEADER_LEN, ErrorCode, Packet};
 
 /// Retransmission settings of a transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +186,7 @@ pub(crate) enum Control {
 #[derive(Debug)]
 pub(crate) enum Phase {
     /// Client: request sent, waiting for the server's first answer.
-    Requesting(super::client::Handshake),
+    Requesting(super::handshake_client::Handshake),
     Sending(Sender),
     Receiving(Receiver),
     /// Receiver done: re-ACK a repeated final block until the deadline.
@@ -199,7 +199,7 @@ pub(crate) enum Phase {
 /// Unknown-TID errors waiting to go out; more are dropped, so a flood costs nothing.
 const MAX_STRANGERS: usize = 8;
 
-/// One TFTP transfer. Build it with [`Transfer::client`] or [`super::server::admit`].
+/// One TFTP transfer. Build it with [`Transfer::client`] or [`super::handshake_server::admit`].
 #[derive(Debug)]
 pub struct Transfer {
     pub(crate) peer: SocketAddr,

@@ -3,9 +3,9 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use super::netascii::NetasciiEncoder;
-use super::packet::{DATA_HEADER_LEN, write_data_header};
 use super::storage::{Storage, StorageError};
+use crate::tftp::wire::netascii::NetasciiEncoder;
+use crate::tftp::wire::{DATA_HEADER_LEN, write_data_header};
 
 /// Where a block's bytes start in the file, and the encoder state there (netascii only:
 /// one file byte may become two wire bytes, so offsets cannot be computed).
@@ -188,5 +188,5 @@ impl Sender {
 }
 
 fn internal(message: &'static str) -> StorageError {
-    StorageError::new(super::packet::ErrorCode::NotDefined, message)
+    StorageError::new(crate::tftp::wire::ErrorCode::NotDefined, message)
 }

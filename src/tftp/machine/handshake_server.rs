@@ -6,12 +6,12 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use super::options::{Blksize, Options, OutOfRange, Timeout, Windowsize};
-use super::packet::{ErrorCode, Mode, Packet, Request};
 use super::receiver::Receiver;
 use super::sender::Sender;
-use super::text::Text;
 use super::transfer::{Config, Control, Negotiated, Phase, Transfer};
+use crate::tftp::wire::Text;
+use crate::tftp::wire::{Blksize, Options, OutOfRange, Timeout, Windowsize};
+use crate::tftp::wire::{ErrorCode, Mode, Packet, Request};
 
 /// The application's answer to "may this peer do this?". A refusal becomes the ERROR sent
 /// to the peer.
@@ -90,7 +90,7 @@ pub enum Admission<'a> {
         /// The request as received.
         request: Request<'a>,
         /// Read (RRQ) or write (WRQ).
-        direction: super::client::Direction,
+        direction: crate::tftp::wire::Direction,
     },
     /// Send `error` to the peer (from a new socket) and forget the request.
     Refused {
@@ -127,7 +127,7 @@ pub fn admit<'a, P: Policy + ?Sized>(
     limits: &Limits,
     policy: &mut P,
 ) -> Admission<'a> {
-    use super::client::Direction;
+    use crate::tftp::wire::Direction;
     let (request, direction) = match Packet::parse(datagram) {
         Ok(Packet::Rrq(r)) => (r, Direction::Read),
         Ok(Packet::Wrq(r)) => (r, Direction::Write),
@@ -203,7 +203,7 @@ pub fn admit<'a, P: Policy + ?Sized>(
 fn negotiate(
     asked: &Options<'_>,
     limits: &Limits,
-    direction: super::client::Direction,
+    direction: crate::tftp::wire::Direction,
     size: Option<u64>,
     netascii: bool,
 ) -> (Negotiated, Option<Vec<u8>>) {
@@ -231,9 +231,9 @@ fn negotiate(
     if let Some(announced) = asked.tsize {
         // tsize is ill-defined in netascii: offer it only in octet mode, as tftp-hpa does.
         n.tsize = match direction {
-            super::client::Direction::Read if !netascii => size,
-            super::client::Direction::Read => None,
-            super::client::Direction::Write => Some(announced),
+            crate::tftp::wire::Direction::Read if !netascii => size,
+            crate::tftp::wire::Direction::Read => None,
+            crate::tftp::wire::Direction::Write => Some(announced),
         };
         oack.tsize = n.tsize;
     }

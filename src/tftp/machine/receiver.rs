@@ -1,7 +1,7 @@
 //! The side that receives DATA: a server answering WRQ, or a client doing RRQ.
 
-use super::netascii::NetasciiDecoder;
 use super::storage::{Storage, StorageError};
+use crate::tftp::wire::netascii::NetasciiDecoder;
 
 /// What a DATA packet calls for.
 #[derive(Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::packet::ErrorCode;
+use crate::tftp::wire::ErrorCode;
 
 /// A failure of the application's storage, and what to tell the peer about it.
 ///

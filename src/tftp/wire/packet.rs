@@ -12,6 +12,15 @@ use super::error::{EncodeError, Field, ParseError, ParseErrorKind};
 use super::options::{OptionName, Options, UnknownOption};
 use super::text::Text;
 
+/// Which way the file goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Download: RRQ, we receive DATA.
+    Read,
+    /// Upload: WRQ, we send DATA.
+    Write,
+}
+
 /// Bytes in front of a DATA payload: opcode and block number.
 pub const DATA_HEADER_LEN: usize = 4;
 

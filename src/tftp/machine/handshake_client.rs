@@ -5,23 +5,14 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use super::error::EncodeError;
-use super::options::{Blksize, Options, Timeout, Windowsize};
-use super::packet::{ErrorCode, Mode, Packet, Request};
 use super::receiver::Receiver;
 use super::sender::Sender;
 use super::storage::Storage;
-use super::text::Text;
 use super::transfer::{Config, Control, Event, Negotiated, Phase, Transfer, TransferError};
-
-/// Which way the file goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// Download: RRQ, we receive DATA.
-    Read,
-    /// Upload: WRQ, we send DATA.
-    Write,
-}
+use crate::tftp::wire::EncodeError;
+use crate::tftp::wire::Text;
+use crate::tftp::wire::{Blksize, Options, Timeout, Windowsize};
+use crate::tftp::wire::{Direction, ErrorCode, Mode, Packet, Request};
 
 /// What a client asks for. Options left `None` are not sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
