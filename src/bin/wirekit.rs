@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use wirekit::net::{self, ClientOptions, LogEvent, Server, ServerConfig};
-use wirekit::tftp::{Blksize, Config, Timeout, Windowsize, server::Limits};
+use wirekit::tftp::{Blksize, Config, Limits, Timeout, Windowsize};
 
 /// Default listen address of `wirekit serve`: loopback on a high port, so it runs without
 /// privileges or configuration.
@@ -51,26 +51,39 @@ struct ServeArgs {
     #[arg(long, value_name = "BYTES")]
     max_upload_size: Option<u64>,
     /// Largest block size granted.
-    #[arg(long, value_name = "N", default_value_t = 65464, value_parser = clap::value_parser!(u16).range(8..=65464))]
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_blksize.get(), value_parser = clap::value_parser!(u16).range(8..=65464))]
     max_blksize: u16,
     /// Largest window size granted.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_windowsize.get(), value_parser = clap::value_parser!(u16).range(1..))]
     max_windowsize: u16,
     /// Largest window in bytes (windowsize × blksize); windowsize is lowered to fit, so a
     /// window never overflows a receiver's socket buffer.
-    #[arg(long, value_name = "BYTES", default_value_t = 192 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_window_bytes)]
     max_window_bytes: u32,
+    /// Largest `timeout` option accepted, in seconds; larger asks are ignored.
+    #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.max_timeout.get(), value_parser = clap::value_parser!(u8).range(1..))]
+    max_timeout: u8,
+    /// Answer every transfer from the request port, for clients behind NAT, in
+    /// containers or behind a load balancer.
+    #[arg(long)]
+    single_port: bool,
     /// Take transfer ports from this range, e.g. 30000-30100.
-    #[arg(long, value_name = "A-B", value_parser = parse_range)]
+    #[arg(long, value_name = "A-B", value_parser = parse_range, conflicts_with = "single_port")]
     port_range: Option<(u16, u16)>,
     /// Transfers at once; more are refused with an ERROR.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_transfers)]
     max_transfers: usize,
+    /// Transfers at once from one client address.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_per_address)]
+    max_per_address: usize,
+    /// Event loops (threads); 0 means one per core.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
     /// Retransmission timeout in seconds when the client negotiates none.
-    #[arg(long, value_name = "S", default_value_t = 1)]
+    #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.config.timeout.as_secs())]
     timeout: u64,
     /// Retransmissions before a transfer is given up.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.config.retries)]
     retries: u32,
     /// Seconds running transfers may go on after Ctrl-C.
     #[arg(long, value_name = "S", default_value_t = 10)]
@@ -258,21 +271,19 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     config.allow_overwrite = a.allow_overwrite;
     config.max_upload_size = a.max_upload_size;
     config.port_range = a.port_range.map(|(a, b)| a..=b);
-    config.max_transfers = a.max_transfers;
+    config.single_port = a.single_port;
+    config.threads = a.threads;
     config.grace = Duration::from_secs(a.grace);
     config.verbose = a.verbose;
-    let base = Limits::default();
-    config.limits = Limits {
-        max_blksize: Blksize::new(a.max_blksize.into()).unwrap_or(base.max_blksize),
-        max_windowsize: Windowsize::new(a.max_windowsize.into()).unwrap_or(base.max_windowsize),
-        max_window_bytes: a.max_window_bytes,
-        config: Config {
-            timeout: Duration::from_secs(a.timeout.max(1)),
-            retries: a.retries,
-            ..base.config
-        },
-        ..base
-    };
+    let limits = &mut config.limits;
+    limits.max_blksize = Blksize::new(a.max_blksize.into()).map_err(|e| e.to_string())?;
+    limits.max_windowsize = Windowsize::new(a.max_windowsize.into()).map_err(|e| e.to_string())?;
+    limits.max_window_bytes = a.max_window_bytes;
+    limits.max_timeout = Timeout::new(a.max_timeout.into()).map_err(|e| e.to_string())?;
+    limits.max_transfers = a.max_transfers;
+    limits.max_per_address = a.max_per_address;
+    limits.config.timeout = Duration::from_secs(a.timeout.max(1));
+    limits.config.retries = a.retries;
     let server = Server::bind(config)
         .map_err(|e| e.to_string())?
         .with_logger(|event| match event {
@@ -309,7 +320,11 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 peer,
                 summary,
             } => eprintln!("<- {peer} {summary}"),
+            LogEvent::Cut { transfers } => {
+                eprintln!("grace period over: cut {transfers} running transfers")
+            }
             LogEvent::Error(e) => eprintln!("error: {e}"),
+            _ => {}
         });
     let mode = match (a.allow_create, a.allow_overwrite) {
         (false, false) => "read-only",
@@ -330,8 +345,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     static STOPPING: AtomicBool = AtomicBool::new(false);
     ctrlc::set_handler(move || {
         if STOPPING.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: leave now.
-            std::process::exit(130);
+            // A second Ctrl-C: cut running transfers now, telling their clients.
+            stopper.stop_now();
+            return;
         }
         eprintln!("stopping: finishing running transfers (Ctrl-C again to quit now)");
         stopper.stop();

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::drive::{Hooks, drive};
+use super::drive::{Progress, drive};
 use crate::tftp::{
     Blksize, ClientRequest, Config, Direction, EncodeError, Mode, Negotiated, Stats, Storage, Text,
     Timeout, Transfer, TransferError, Windowsize,
@@ -76,7 +76,7 @@ struct ClientHooks<'a> {
     progress: ProgressFn<'a>,
 }
 
-impl<S: ?Sized> Hooks<S> for ClientHooks<'_> {
+impl Progress for ClientHooks<'_> {
     fn negotiated(&mut self, n: &Negotiated) {
         if n.tsize.is_some() {
             self.total = n.tsize;
@@ -85,10 +85,6 @@ impl<S: ?Sized> Hooks<S> for ClientHooks<'_> {
 
     fn progress(&mut self, bytes: u64) {
         (self.progress)(bytes, self.total);
-    }
-
-    fn dally(&self) -> bool {
-        false
     }
 }
 
@@ -105,7 +101,7 @@ fn run<S: Storage + ?Sized>(
     } else {
         Ipv6Addr::UNSPECIFIED.into()
     };
-    let socket = super::udp::bind(SocketAddr::new(any, 0))?;
+    let socket = super::socket::bind(SocketAddr::new(any, 0), false)?;
     let epoch = Instant::now();
     let mut transfer = Transfer::client(epoch.elapsed(), server, request, opts.config)
         .map_err(ClientError::Request)?;

@@ -1,28 +1,31 @@
-//! The TFTP server on `std::net`: one thread per request socket, one per transfer.
+//! The TFTP server on `std::net`: `--threads` event loops, each with its own request
+//! sockets (sharing the port) and its own [`Endpoint`]. No thread per transfer.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::drive::{Hooks, drive};
-use super::fs::{Root, Upload};
-use super::udp::{RequestSocket, bind, bind_transfer};
-use crate::tftp::server::{Admission, Limits, Policy, Refusal, admit};
-use crate::tftp::{
-    Direction, ErrorCode, Packet, Stats, Storage, StorageError, Text, TransferError,
-};
+use mio::Waker;
+
+use super::descriptors;
+use super::dir::{DirPolicy, UploadRules};
+use super::event_loop::Bound;
+use super::fs::Root;
+use super::socket::bind;
+use super::udp::Udp;
+use crate::tftp::server::{Endpoint, Limits, Policy, PortMode, Refusal, Report};
 
 /// How the server runs.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerConfig {
-    /// The directory served.
+    /// The directory served (by [`Server::bind`]; a server with its own policy has none).
     pub root: PathBuf,
     /// Request addresses, e.g. `0.0.0.0:69` and `[::]:69`.
     pub listen: Vec<SocketAddr>,
@@ -33,12 +36,19 @@ pub struct ServerConfig {
     /// Refuse uploads larger than this (ERROR 3), by their tsize up front and by their
     /// bytes as they arrive.
     pub max_upload_size: Option<u64>,
-    /// Bounds on negotiation and the retransmission settings.
+    /// Bounds on negotiation, on transfers in total and per client address, and the
+    /// retransmission settings. `max_transfers` is shared out among the loops, and lowered
+    /// to what the process's file descriptors allow.
     pub limits: Limits,
+    /// Answer every transfer from the request port ([`PortMode::Single`]), for clients
+    /// behind NAT, in containers or behind a load balancer; otherwise each transfer gets a
+    /// port of its own (RFC 1350).
+    pub single_port: bool,
     /// Take transfer ports from this range (for firewalls) instead of any free port.
     pub port_range: Option<RangeInclusive<u16>>,
-    /// Transfers running at once; requests beyond it get ERROR 0 "server busy".
-    pub max_transfers: usize,
+    /// Event loops, each on its own thread with its own request socket on every listen
+    /// address (the kernel keeps each client on one loop); 0 means one per core.
+    pub threads: usize,
     /// On shutdown, how long running transfers may go on before they are cut.
     pub grace: Duration,
     /// Log every packet (`-v`).
@@ -55,59 +65,21 @@ impl ServerConfig {
             allow_overwrite: false,
             max_upload_size: None,
             limits: Limits::default(),
+            single_port: false,
             port_range: None,
-            max_transfers: 1000,
+            threads: 0,
             grace: Duration::from_secs(10),
             verbose: false,
         }
     }
 }
 
-/// One finished transfer, as the server logs it.
-#[derive(Clone, Debug)]
-pub struct TransferLog {
-    /// The client.
-    pub peer: SocketAddr,
-    /// The file, as requested.
-    pub filename: String,
-    /// Read (download) or write (upload).
-    pub direction: Direction,
-    /// Counters, on success.
-    pub stats: Stats,
-    /// How it ended.
-    pub outcome: Result<(), TransferError>,
-}
-
-impl fmt::Display for TransferLog {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dir = match self.direction {
-            Direction::Read => "read",
-            Direction::Write => "write",
-        };
-        let secs = self.stats.duration.as_secs_f64();
-        let rate = if secs > 0.0 {
-            self.stats.bytes as f64 / secs / 1e6
-        } else {
-            0.0
-        };
-        write!(
-            f,
-            "{} {dir} {:?}: {} bytes in {secs:.3}s ({rate:.1} MB/s), {} retransmissions, ",
-            self.peer, self.filename, self.stats.bytes, self.stats.retransmissions
-        )?;
-        match &self.outcome {
-            Ok(()) => f.write_str("ok"),
-            Err(e) if e.is_clean() => write!(f, "ended: {e}"),
-            Err(e) => write!(f, "failed: {e}"),
-        }
-    }
-}
-
 /// What the server reports as it runs.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LogEvent<'a> {
     /// A transfer ended.
-    Transfer(&'a TransferLog),
+    Transfer(&'a Report),
     /// A request was refused with an ERROR.
     Refused {
         /// The client.
@@ -126,158 +98,228 @@ pub enum LogEvent<'a> {
         /// The packet, summarized.
         summary: String,
     },
+    /// The grace period ended with transfers still running: they were cut.
+    Cut {
+        /// How many.
+        transfers: usize,
+    },
     /// An I/O error outside any transfer.
     Error(&'a io::Error),
 }
 
-type Logger = Arc<dyn Fn(&LogEvent<'_>) + Send + Sync>;
+type Logger = Box<dyn Fn(&LogEvent<'_>) + Send + Sync>;
 
-/// Stops a running server from another thread (or a signal handler).
-#[derive(Clone, Debug)]
-pub struct Stopper(Arc<AtomicBool>);
+/// The stop requests, shared by the loops and their [`Stopper`]s.
+#[derive(Debug, Default)]
+struct Requests {
+    stop: AtomicBool,
+    cut: AtomicBool,
+}
 
-impl Stopper {
-    /// Asks the server to stop accepting requests and wind down.
-    pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
+/// What the loops of one server share.
+pub(crate) struct Shared {
+    requests: Arc<Requests>,
+    log: Logger,
+    pub(crate) verbose: bool,
+    pub(crate) grace: Duration,
+    pub(crate) port_range: Option<RangeInclusive<u16>>,
+}
+
+impl Shared {
+    pub(crate) fn log(&self, event: &LogEvent<'_>) {
+        (self.log)(event);
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.requests.stop.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn cut_requested(&self) -> bool {
+        self.requests.cut.load(Ordering::SeqCst)
     }
 }
 
-struct Shared {
-    config: ServerConfig,
-    root: Root,
-    log: Logger,
-    stopping: AtomicBool,
-    /// Set when the grace period is over: transfers still running end at once.
-    cut: AtomicBool,
-    /// The transfers running, by id, so that a repeated request does not start a second
-    /// one.
-    active: Mutex<HashMap<u64, Active>>,
-    next_id: AtomicU64,
-    idle: Condvar,
+/// Stops a running server from another thread or a signal handler.
+#[derive(Clone)]
+pub struct Stopper {
+    requests: Arc<Requests>,
+    wakers: Arc<Vec<Arc<Waker>>>,
 }
 
-/// A running transfer, as the request port sees it.
-struct Active {
-    /// The client.
-    peer: SocketAddr,
-    /// The request that started it.
-    request: Vec<u8>,
-    /// The client has sent something to the transfer's port: it has our answer, so a
-    /// request from it now is a new one, not a repeat of this one.
-    heard: bool,
-}
-
-/// A TFTP server, bound and ready to [`run`](Server::run).
-pub struct Server {
-    sockets: Vec<RequestSocket>,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-}
-
-impl fmt::Debug for Server {
+impl fmt::Debug for Stopper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("listen", &self.local_addrs())
+        f.debug_struct("Stopper")
+            .field("requests", &self.requests)
             .finish_non_exhaustive()
     }
 }
 
-impl Server {
+impl Stopper {
+    fn wake(&self) {
+        for w in self.wakers.iter() {
+            let _ = w.wake();
+        }
+    }
+
+    /// Stops admitting requests (they are refused with "server shutting down") and lets
+    /// running transfers finish within the grace period.
+    pub fn stop(&self) {
+        self.requests.stop.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Stops at once: running transfers are sent an ERROR and their uploads removed.
+    pub fn stop_now(&self) {
+        self.requests.cut.store(true, Ordering::SeqCst);
+        self.stop();
+    }
+}
+
+/// A TFTP server, bound and ready to [`run`](Server::run).
+pub struct Server<P: Policy = DirPolicy> {
+    loops: Vec<Bound<P>>,
+    addrs: Vec<SocketAddr>,
+    stopper: Stopper,
+    log: Logger,
+    verbose: bool,
+    grace: Duration,
+    port_range: Option<RangeInclusive<u16>>,
+    root: Option<PathBuf>,
+}
+
+impl<P: Policy> fmt::Debug for Server<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listen", &self.addrs)
+            .field("loops", &self.loops.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server<DirPolicy> {
     /// Opens the root and binds every listen address.
-    pub fn bind(config: ServerConfig) -> io::Result<Server> {
+    pub fn bind(config: ServerConfig) -> io::Result<Server<DirPolicy>> {
         let root = Root::open(&config.root).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot open {}: {e}", config.root.display()),
             )
         })?;
-        let sockets = config
-            .listen
-            .iter()
-            .map(|&a| {
-                bind(a)
-                    .and_then(RequestSocket::new)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        let log: Logger = Arc::new(|_: &LogEvent<'_>| {});
-        let shared = Shared {
-            config,
-            root,
-            log,
-            stopping: AtomicBool::new(false),
-            cut: AtomicBool::new(false),
-            active: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
-            idle: Condvar::new(),
+        let path = root.path().to_path_buf();
+        let uploads = UploadRules {
+            allow_create: config.allow_create,
+            allow_overwrite: config.allow_overwrite,
+            max_size: config.max_upload_size,
+        };
+        let mut server = Server::bind_with_policy(config, DirPolicy::new(root, uploads))?;
+        server.root = Some(path);
+        Ok(server)
+    }
+
+    /// The served root.
+    pub fn root(&self) -> &Path {
+        self.root.as_deref().unwrap_or(Path::new("."))
+    }
+}
+
+impl<P> Server<P>
+where
+    P: Policy + Clone + Send + 'static,
+    P::Storage: Send + 'static,
+{
+    /// Binds every listen address for a server that asks `policy` (a clone per loop) about
+    /// every request. The root and upload fields of `config` belong to the directory
+    /// policy of [`Server::bind`] and are not used here.
+    pub fn bind_with_policy(config: ServerConfig, policy: P) -> io::Result<Server<P>> {
+        let threads = match config.threads {
+            0 => thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let ports = if config.single_port {
+            PortMode::Single
+        } else {
+            PortMode::PerTransfer
+        };
+        let limits = descriptors::limits_per_loop(&config.limits, threads, ports);
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        let mut loops = Vec::with_capacity(threads);
+        for first in std::iter::once(true).chain(std::iter::repeat(false)).take(threads) {
+            let mut listeners = Vec::with_capacity(config.listen.len());
+            for (j, &wanted) in config.listen.iter().enumerate() {
+                // Later loops join the port the first one was given (it may have asked
+                // for port 0).
+                let addr = if first { wanted } else { addrs[j] };
+                let listener = bind(addr, threads > 1).and_then(Udp::new).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}"))
+                })?;
+                if first {
+                    addrs.push(listener.local_addr()?);
+                }
+                listeners.push(listener);
+            }
+            let endpoint = Endpoint::new(policy.clone(), limits, ports);
+            loops.push(Bound::new(endpoint, listeners)?);
+        }
+        let stopper = Stopper {
+            requests: Arc::default(),
+            wakers: Arc::new(loops.iter().map(Bound::waker).collect()),
         };
         Ok(Server {
-            sockets,
-            shared: Arc::new(shared),
-            stop: Arc::new(AtomicBool::new(false)),
+            loops,
+            addrs,
+            stopper,
+            log: Box::new(|_: &LogEvent<'_>| {}),
+            verbose: config.verbose,
+            grace: config.grace,
+            port_range: config.port_range,
+            root: None,
         })
     }
 
     /// Sends the server's reports to `log`.
     pub fn with_logger(mut self, log: impl Fn(&LogEvent<'_>) + Send + Sync + 'static) -> Self {
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.log = Arc::new(log);
-        }
+        self.log = Box::new(log);
         self
     }
 
     /// The addresses actually bound (a port 0 in the config becomes the real port).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets
-            .iter()
-            .filter_map(|s| s.socket.local_addr().ok())
-            .collect()
-    }
-
-    /// The served root.
-    pub fn root(&self) -> &std::path::Path {
-        self.shared.root.path()
+        self.addrs.clone()
     }
 
     /// A handle that stops the server.
     pub fn stopper(&self) -> Stopper {
-        Stopper(self.stop.clone())
+        self.stopper.clone()
     }
 
     /// Serves until stopped, then lets running transfers finish within the grace period,
     /// cuts the rest (their uploads are removed), and returns.
     pub fn run(self) -> io::Result<()> {
-        let listeners: Vec<_> = self
-            .sockets
-            .into_iter()
-            .map(|s| {
-                let shared = self.shared.clone();
-                let stop = self.stop.clone();
+        let shared = Arc::new(Shared {
+            requests: self.stopper.requests.clone(),
+            log: self.log,
+            verbose: self.verbose,
+            grace: self.grace,
+            port_range: self.port_range,
+        });
+        let mut loops = self.loops.into_iter();
+        let first = loops.next();
+        let others: Vec<_> = loops
+            .map(|l| {
+                let shared = shared.clone();
                 thread::Builder::new()
-                    .name("tftp-listen".into())
-                    .spawn(move || listen(&s, &shared, &stop))
+                    .name("tftp-loop".into())
+                    .spawn(move || l.run(shared))
             })
             .collect::<io::Result<_>>()?;
-        for l in listeners {
-            let _ = l.join();
+        let mut result = first.map_or(Ok(()), |l| l.run(shared));
+        for handle in others {
+            let joined = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("server loop panicked")));
+            result = result.and(joined);
         }
-        let shared = &self.shared;
-        shared.stopping.store(true, Ordering::SeqCst);
-        let lock = shared.active.lock().unwrap_or_else(PoisonError::into_inner);
-        let (lock, _) = shared
-            .idle
-            .wait_timeout_while(lock, shared.config.grace, |a| !a.is_empty())
-            .unwrap_or_else(PoisonError::into_inner);
-        drop(lock);
-        shared.cut.store(true, Ordering::SeqCst);
-        // Cut transfers notice within one poll interval and clean up.
-        let lock = shared.active.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = shared
-            .idle
-            .wait_timeout_while(lock, Duration::from_secs(5), |a| !a.is_empty())
-            .unwrap_or_else(PoisonError::into_inner);
-        Ok(())
+        result
     }
 
     /// Runs the server on a background thread; for tests and embedding.
@@ -309,6 +351,11 @@ impl RunningServer {
         &self.addrs
     }
 
+    /// A handle that stops the server.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
     /// Stops the server and waits until it has wound down.
     pub fn stop(mut self) -> io::Result<()> {
         self.stop_and_join()
@@ -327,330 +374,5 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         let _ = self.stop_and_join();
-    }
-}
-
-fn listen(socket: &RequestSocket, shared: &Arc<Shared>, stop: &AtomicBool) {
-    let mut buf = vec![0u8; 65_536];
-    let _ = socket
-        .socket
-        .set_read_timeout(Some(Duration::from_millis(100)));
-    while !stop.load(Ordering::SeqCst) {
-        match socket.recv(&mut buf) {
-            Ok((n, peer, local)) => {
-                if let Some(datagram) = buf.get(..n) {
-                    accept(shared, datagram, peer, local);
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                        | io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::ConnectionReset
-                ) => {}
-            Err(e) => {
-                (shared.log)(&LogEvent::Error(&e));
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-/// The server's policy over its root: opening the file is the check.
-struct FsPolicy<'a> {
-    shared: &'a Shared,
-    file: Option<FileKind>,
-}
-
-enum FileKind {
-    Read(std::fs::File),
-    Write(Upload),
-}
-
-impl Policy for FsPolicy<'_> {
-    fn read(&mut self, _: SocketAddr, filename: Text<'_>) -> Result<Option<u64>, Refusal> {
-        let (file, size) = self.shared.root.open_read(filename)?;
-        self.file = Some(FileKind::Read(file));
-        Ok(Some(size))
-    }
-
-    fn write(
-        &mut self,
-        _: SocketAddr,
-        filename: Text<'_>,
-        tsize: Option<u64>,
-    ) -> Result<(), Refusal> {
-        let c = &self.shared.config;
-        if !c.allow_create && !c.allow_overwrite {
-            return Err(Refusal::new(
-                ErrorCode::AccessViolation,
-                "uploads are disabled",
-            ));
-        }
-        if let (Some(max), Some(size)) = (c.max_upload_size, tsize) {
-            if size > max {
-                return Err(Refusal::new(
-                    ErrorCode::DiskFull,
-                    format!("upload of {size} bytes exceeds the {max}-byte limit"),
-                ));
-            }
-        }
-        let upload =
-            self.shared
-                .root
-                .create_upload(filename, c.allow_overwrite, c.max_upload_size)?;
-        if !c.allow_create && !upload.replaces_existing() {
-            return Err(Refusal::new(
-                ErrorCode::AccessViolation,
-                "creating new files is disabled",
-            ));
-        }
-        self.file = Some(FileKind::Write(upload));
-        Ok(())
-    }
-}
-
-fn accept(shared: &Arc<Shared>, datagram: &[u8], peer: SocketAddr, local: IpAddr) {
-    if shared.stopping.load(Ordering::SeqCst) {
-        return;
-    }
-    {
-        let active = shared.active.lock().unwrap_or_else(PoisonError::into_inner);
-        // A repeated request while its transfer waits for the client's first answer: the
-        // transfer answers it already. A different request, or any request once the client
-        // has spoken on the transfer's port, is a new one: tftp-hpa's interactive client
-        // sends every command from the same port, right after the previous transfer (and
-        // during the dally of an upload).
-        if active
-            .values()
-            .any(|a| a.peer == peer && !a.heard && a.request == datagram)
-        {
-            return;
-        }
-        if active.len() >= shared.config.max_transfers {
-            drop(active);
-            let refusal = Refusal::new(ErrorCode::NotDefined, "server busy, try again later");
-            return refuse(shared, peer, local, None, &refusal);
-        }
-    }
-    let epoch = Instant::now();
-    let mut policy = FsPolicy { shared, file: None };
-    match admit(
-        Duration::ZERO,
-        peer,
-        datagram,
-        &shared.config.limits,
-        &mut policy,
-    ) {
-        Admission::Ignored => {}
-        Admission::Refused {
-            refusal, request, ..
-        } => {
-            let name = request.map(|r| r.filename.to_string());
-            refuse(shared, peer, local, name, &refusal);
-        }
-        Admission::Accepted {
-            transfer,
-            request,
-            direction,
-        } => {
-            let Some(file) = policy.file.take() else {
-                return;
-            };
-            let filename = request.filename.to_string();
-            let socket = match bind_transfer(local, shared.config.port_range.as_ref()) {
-                Ok(s) => s,
-                Err(e) => return (shared.log)(&LogEvent::Error(&e)),
-            };
-            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-            shared
-                .active
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    id,
-                    Active {
-                        peer,
-                        request: datagram.to_vec(),
-                        heard: false,
-                    },
-                );
-            let shared2 = shared.clone();
-            let spawned = thread::Builder::new()
-                .name("tftp-transfer".into())
-                .spawn(move || {
-                    let mut transfer = transfer;
-                    let log = run_transfer(
-                        &shared2,
-                        id,
-                        &mut transfer,
-                        &socket,
-                        file,
-                        epoch,
-                        peer,
-                        filename,
-                        direction,
-                    );
-                    (shared2.log)(&LogEvent::Transfer(&log));
-                    let mut active = shared2
-                        .active
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    active.remove(&id);
-                    shared2.idle.notify_all();
-                });
-            if let Err(e) = spawned {
-                shared
-                    .active
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&id);
-                (shared.log)(&LogEvent::Error(&e));
-            }
-        }
-    }
-}
-
-fn refuse(
-    shared: &Shared,
-    peer: SocketAddr,
-    local: IpAddr,
-    filename: Option<String>,
-    refusal: &Refusal,
-) {
-    (shared.log)(&LogEvent::Refused {
-        peer,
-        filename,
-        refusal,
-    });
-    let packet = Packet::Error {
-        code: refusal.code,
-        message: Text::from(refusal.message.as_ref()),
-    };
-    if let (Ok(bytes), Ok(socket)) = (
-        packet.to_vec(),
-        bind_transfer(local, shared.config.port_range.as_ref()),
-    ) {
-        let _ = socket.send_to(&bytes, peer);
-    }
-}
-
-impl Storage for FileKind {
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
-        match self {
-            FileKind::Read(f) => f.read_at(offset, buf),
-            FileKind::Write(u) => u.read_at(offset, buf),
-        }
-    }
-
-    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        match self {
-            FileKind::Read(f) => Storage::write(f, data),
-            FileKind::Write(u) => u.write(data),
-        }
-    }
-}
-
-struct ServerHooks<'a> {
-    shared: &'a Shared,
-    /// The transfer's key in [`Shared::active`].
-    id: u64,
-    /// The client.
-    peer: SocketAddr,
-    /// Whether the client was heard from (and `active` says so).
-    heard: bool,
-}
-
-impl Hooks<FileKind> for ServerHooks<'_> {
-    fn completed(&mut self, file: &mut FileKind) -> Result<(), StorageError> {
-        match file {
-            FileKind::Write(u) => u.commit().map_err(StorageError::from),
-            FileKind::Read(_) => Ok(()),
-        }
-    }
-
-    fn packet(&mut self, sent: bool, peer: SocketAddr, bytes: &[u8]) {
-        if !sent && !self.heard && peer == self.peer {
-            self.heard = true;
-            let mut active = self
-                .shared
-                .active
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(a) = active.get_mut(&self.id) {
-                a.heard = true;
-            }
-        }
-        if self.shared.config.verbose {
-            let summary = summarize(bytes);
-            (self.shared.log)(&LogEvent::Packet {
-                sent,
-                peer,
-                summary,
-            });
-        }
-    }
-
-    /// Dally after an upload, but not past shutdown: its outcome is already settled.
-    fn dally(&self) -> bool {
-        !self.shared.stopping.load(Ordering::SeqCst)
-    }
-
-    fn cancelled(&mut self) -> Option<StorageError> {
-        self.shared
-            .cut
-            .load(Ordering::SeqCst)
-            .then(|| StorageError::new(ErrorCode::NotDefined, "server shutting down"))
-    }
-}
-
-/// One line per packet for `-v`; DATA payloads are not printed.
-pub(crate) fn summarize(bytes: &[u8]) -> String {
-    match Packet::parse(bytes) {
-        Ok(Packet::Data { block, data }) => format!("DATA block {block}, {} bytes", data.len()),
-        Ok(Packet::Ack { block }) => format!("ACK block {block}"),
-        Ok(Packet::Error { code, message }) => format!("ERROR {code}: {message}"),
-        Ok(Packet::Oack(o)) => format!("OACK {o:?}"),
-        Ok(Packet::Rrq(r)) => format!("RRQ {} {}", r.filename, r.mode),
-        Ok(Packet::Wrq(r)) => format!("WRQ {} {}", r.filename, r.mode),
-        Err(e) => format!("malformed ({e})"),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_transfer(
-    shared: &Shared,
-    id: u64,
-    transfer: &mut crate::tftp::Transfer,
-    socket: &UdpSocket,
-    file: FileKind,
-    epoch: Instant,
-    peer: SocketAddr,
-    filename: String,
-    direction: Direction,
-) -> TransferLog {
-    let mut file = file;
-    let outcome = drive(
-        transfer,
-        socket,
-        &mut file,
-        epoch,
-        &mut ServerHooks {
-            shared,
-            id,
-            peer,
-            heard: false,
-        },
-    );
-    let outcome = outcome.unwrap_or_else(|e| Err(TransferError::Storage(StorageError::from(e))));
-    TransferLog {
-        peer,
-        filename,
-        direction,
-        stats: outcome.as_ref().copied().unwrap_or_default(),
-        outcome: outcome.map(|_| ()),
     }
 }

@@ -1,13 +1,22 @@
-//! TFTP (RFC 1350) with options (RFC 2347, 2348, 2349, 7440): the packet codec and the
-//! transfer state machines.
+//! TFTP (RFC 1350) with options (RFC 2347, 2348, 2349, 7440): the packet codec (`wire`),
+//! and the machines (`machine`): [`Transfer`] for one transfer, either side, and
+//! [`Endpoint`] for a whole server.
 
 mod machine;
 mod wire;
 
-pub use machine::handshake_server as server;
+pub mod server {
+    //! The server side: an [`Endpoint`] owns every transfer and asks the application's
+    //! [`Policy`] about every request.
+    pub use super::machine::endpoint::{
+        Endpoint, Event, Incoming, PortMode, Report, Route, TransferId, TransferInfo, Transmit,
+    };
+    pub use super::machine::policy::{Limits, Policy, Refusal};
+}
+
 pub use machine::{
-    ClientRequest, Config, Event, Negotiated, Stats, Storage, StorageError, Transfer,
-    TransferError, Transmit,
+    ClientRequest, Config, Endpoint, Event, Limits, Negotiated, Stats, Storage, StorageError,
+    Transfer, TransferError, Transmit,
 };
 pub use wire::netascii;
 pub use wire::{

@@ -1,12 +1,18 @@
-//! The machines: transfers and the server endpoint as pure state machines.
+//! The machines: one transfer, and the server endpoint that owns many. Pure state: no
+//! socket, file, clock or thread inside.
 
-mod handshake_client;
-pub mod handshake_server;
+pub(crate) mod endpoint;
+mod handshake;
+pub(crate) mod policy;
 mod receiver;
+mod retransmit;
 mod sender;
 mod storage;
 mod transfer;
 
-pub use handshake_client::ClientRequest;
+pub use endpoint::Endpoint;
+pub use handshake::{ClientRequest, Negotiated};
+pub use policy::Limits;
+pub use retransmit::Config;
 pub use storage::{Storage, StorageError};
-pub use transfer::{Config, Event, Negotiated, Stats, Transfer, TransferError, Transmit};
+pub use transfer::{Event, Stats, Transfer, TransferError, Transmit};

@@ -63,6 +63,13 @@ pub trait Storage {
             "storage is not writable",
         ))
     }
+
+    /// Makes a received file durable and visible (an `fsync` and a rename, say). Called once,
+    /// after the last block was written; a server sends its final ACK only when this
+    /// succeeded, and the peer is sent the error otherwise. The default does nothing.
+    fn commit(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 impl<S: Storage + ?Sized> Storage for &mut S {
@@ -72,6 +79,10 @@ impl<S: Storage + ?Sized> Storage for &mut S {
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         (**self).write(data)
+    }
+
+    fn commit(&mut self) -> Result<(), StorageError> {
+        (**self).commit()
     }
 }
 
@@ -151,6 +162,10 @@ mod std_impls {
 
         fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
             self.write_all(data).map_err(Into::into)
+        }
+
+        fn commit(&mut self) -> Result<(), StorageError> {
+            self.sync_all().map_err(Into::into)
         }
     }
 

@@ -1,6 +1,6 @@
 //! `Transfer`: one TFTP transfer as a pure state machine, client or server side.
 //!
-//! The machine is driven by four calls and drained by three:
+//! The machine is driven by two calls and drained by three:
 //!
 //! - [`Transfer::handle_datagram`] for every datagram received on the transfer's socket;
 //! - [`Transfer::handle_timeout`] when the deadline from [`Transfer::poll_timeout`] passes;
@@ -9,68 +9,24 @@
 //! - the transfer is over when [`Transfer::is_closed`] is true.
 //!
 //! Time is a [`Duration`] since any fixed epoch the driver picks; the machine never reads a
-//! clock.
+//! clock. A server's transfers are made and driven by the [`Endpoint`](super::Endpoint).
 
 use alloc::borrow::Cow;
 use alloc::collections::VecDeque;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use super::handshake::{Asked, ClientRequest, Negotiated, check_oack};
 use super::receiver::{DataOutcome, Receiver};
+use super::retransmit::{Config, Expiry, Timer};
 use super::sender::{AckOutcome, Sender};
 use super::storage::{Storage, StorageError};
-use crate::tftp::wire::Text;
-use crate::tftp::wire::{DATA_HEADER_LEN, ErrorCode, Packet};
+use crate::tftp::wire::{DATA_HEADER_LEN, Direction, EncodeError, ErrorCode, Packet, Text};
 
-/// Retransmission settings of a transfer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// First retransmission timeout; a negotiated `timeout` option replaces it.
-    pub timeout: Duration,
-    /// Backoff doubles the timeout after each retransmission, up to this.
-    pub max_timeout: Duration,
-    /// Retransmissions of one packet or window before the transfer gives up.
-    pub retries: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            timeout: Duration::from_secs(1),
-            max_timeout: Duration::from_secs(8),
-            retries: 5,
-        }
-    }
-}
-
-/// The parameters a transfer runs with after negotiation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Negotiated {
-    /// Data bytes per DATA packet.
-    pub blksize: u16,
-    /// Blocks per window.
-    pub windowsize: u16,
-    /// Retransmission timeout in seconds, when negotiated.
-    pub timeout: Option<u8>,
-    /// Transfer size: the file's size for a read, the announced size for a write.
-    pub tsize: Option<u64>,
-}
-
-impl Default for Negotiated {
-    fn default() -> Self {
-        Negotiated {
-            blksize: 512,
-            windowsize: 1,
-            timeout: None,
-            tsize: None,
-        }
-    }
-}
-
-/// Counters of a finished transfer.
+/// Counters of a transfer, true also when it failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// File bytes stored or sent (before netascii expansion).
@@ -92,6 +48,9 @@ pub enum TransferError {
         /// Retransmissions made before giving up.
         retries: u32,
     },
+    /// The client never answered the server's first packet, and the server reclaimed the
+    /// transfer (see [`Limits::unanswered_timeout`](super::Limits::unanswered_timeout)).
+    Unanswered,
     /// The peer sent an ERROR packet.
     Peer {
         /// Its code.
@@ -106,6 +65,17 @@ pub enum TransferError {
     BadOack(&'static str),
     /// The application's storage failed; the peer was sent an ERROR.
     Storage(StorageError),
+    /// The application ended the transfer ([`Transfer::abort`]); the peer was sent this
+    /// ERROR.
+    Aborted {
+        /// The code sent.
+        code: ErrorCode,
+        /// The message sent.
+        message: Cow<'static, str>,
+    },
+    /// The client sent a new request from the same address and port before this transfer
+    /// ended (single-port server): it gave this one up.
+    Abandoned,
     /// The buffer given to [`Transfer::poll_transmit`] is smaller than
     /// [`Transfer::max_datagram_len`].
     BufferTooSmall {
@@ -128,6 +98,7 @@ impl fmt::Display for TransferError {
             TransferError::Timeout { retries } => {
                 write!(f, "timed out: no answer after {retries} retransmissions")
             }
+            TransferError::Unanswered => f.write_str("the client never answered"),
             TransferError::Peer { code, message } if message.is_empty() => {
                 write!(
                     f,
@@ -144,6 +115,10 @@ impl fmt::Display for TransferError {
             }
             TransferError::BadOack(why) => write!(f, "refused the server's OACK: {why}"),
             TransferError::Storage(e) => write!(f, "storage failed: {e}"),
+            TransferError::Aborted { code, message } => {
+                write!(f, "aborted with ERROR {}: {message}", code.as_u16())
+            }
+            TransferError::Abandoned => f.write_str("abandoned: the client sent a new request"),
             TransferError::BufferTooSmall { needed } => {
                 write!(f, "transmit buffer too small: need {needed} bytes")
             }
@@ -155,13 +130,24 @@ impl core::error::Error for TransferError {}
 
 /// Something the application should know.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The client learnt what the server agreed to (an OACK, or a plain answer meaning
     /// defaults). `tsize` gives a progress bar its total.
     Negotiated(Negotiated),
-    /// The transfer ended. A receiver may still dally a while after this to re-ACK a
-    /// repeated final block; keep driving it until [`Transfer::is_closed`].
-    Finished(Result<Stats, TransferError>),
+    /// A server receiving a file stored its last block. The final ACK waits until the
+    /// application has put the file in place and called [`Transfer::finish_upload`], so a
+    /// client never hears "stored" for a file that was not.
+    UploadComplete,
+    /// The transfer ended, with its counters. A receiver may still dally a while after
+    /// this to re-ACK a repeated final block; keep driving it until
+    /// [`Transfer::is_closed`].
+    Finished {
+        /// Counters up to the end, also when it failed.
+        stats: Stats,
+        /// How it ended.
+        result: Result<(), TransferError>,
+    },
 }
 
 /// A datagram that [`Transfer::poll_transmit`] put in the caller's buffer.
@@ -174,21 +160,41 @@ pub struct Transmit {
     pub len: usize,
 }
 
+/// What differs between the two ends once the opening is over.
+#[derive(Debug)]
+enum Side {
+    /// `locked` once the server's transfer port is known from its first answer; before,
+    /// answers are taken from any port of the server's address.
+    Client { locked: bool },
+    /// A server holds its final ACK of an upload until the application committed it.
+    Server,
+}
+
 /// A packet owed to the peer, other than DATA.
 #[derive(Clone, Debug)]
-pub(crate) enum Control {
-    /// The request (client) or OACK (server) stored in `Transfer::opening`.
+enum Control {
+    /// The request (client) or OACK (server) kept in `Transfer::opening`.
     Opening,
     Ack(u16),
     Error(ErrorCode, Cow<'static, str>),
 }
 
 #[derive(Debug)]
-pub(crate) enum Phase {
+enum Phase {
     /// Client: request sent, waiting for the server's first answer.
-    Requesting(super::handshake_client::Handshake),
+    Requesting {
+        direction: Direction,
+        asked: Asked,
+        netascii: bool,
+    },
+    /// Server read after an OACK: DATA 1 waits for the client's ACK 0.
+    AwaitingAck0(Sender),
     Sending(Sender),
     Receiving(Receiver),
+    /// Server: every block is stored; the final ACK waits for the commit.
+    Committing {
+        last: u16,
+    },
     /// Receiver done: re-ACK a repeated final block until the deadline.
     Dallying {
         last: u16,
@@ -199,56 +205,101 @@ pub(crate) enum Phase {
 /// Unknown-TID errors waiting to go out; more are dropped, so a flood costs nothing.
 const MAX_STRANGERS: usize = 8;
 
-/// One TFTP transfer. Build it with [`Transfer::client`] or [`super::handshake_server::admit`].
+/// One TFTP transfer. A client builds it with [`Transfer::client`]; a server's come from
+/// its [`Endpoint`](super::Endpoint).
 #[derive(Debug)]
 pub struct Transfer {
-    pub(crate) peer: SocketAddr,
-    /// Client only: false until the server's transfer port is known.
-    pub(crate) locked: bool,
-    pub(crate) config: Config,
-    pub(crate) base_rto: Duration,
-    rto: Duration,
-    retries: u32,
-    deadline: Option<Duration>,
+    side: Side,
+    peer: SocketAddr,
+    timer: Timer,
     start: Duration,
-    pub(crate) stats: Stats,
-    pub(crate) phase: Phase,
-    /// The request (client) or OACK (server), kept for retransmission.
-    pub(crate) opening: Vec<u8>,
-    /// Server sending after an OACK: waiting for ACK 0.
-    pub(crate) oack_unacked: bool,
-    pub(crate) control: Option<Control>,
+    stats: Stats,
+    phase: Phase,
+    /// The request (client) or OACK (server), kept for retransmission until answered.
+    opening: Vec<u8>,
+    owed: Option<Control>,
     strangers: VecDeque<SocketAddr>,
     events: VecDeque<Event>,
-    pub(crate) netascii: bool,
-    /// True for the client side (it dallies briefly; a server dallies longer).
-    pub(crate) is_client: bool,
     /// `Event::Finished` was emitted: there is only ever one.
     finished: bool,
 }
 
 impl Transfer {
-    pub(crate) fn new(now: Duration, peer: SocketAddr, config: Config, phase: Phase) -> Transfer {
+    fn new(now: Duration, side: Side, peer: SocketAddr, config: Config, phase: Phase) -> Self {
         Transfer {
+            side,
             peer,
-            locked: true,
-            config,
-            base_rto: config.timeout,
-            rto: config.timeout,
-            retries: 0,
-            deadline: Some(now + config.timeout),
+            timer: Timer::new(now, config),
             start: now,
             stats: Stats::default(),
             phase,
             opening: Vec::new(),
-            oack_unacked: false,
-            control: None,
+            owed: None,
             strangers: VecDeque::new(),
             events: VecDeque::new(),
-            netascii: false,
-            is_client: false,
             finished: false,
         }
+    }
+
+    /// A client transfer with `server` (its request port, usually 69). The request is
+    /// ready for [`poll_transmit`](Self::poll_transmit) at once.
+    ///
+    /// Fails only if the request cannot be encoded (a NUL in the filename, or over 512
+    /// bytes with its options).
+    pub fn client(
+        now: Duration,
+        server: SocketAddr,
+        request: &ClientRequest<'_>,
+        config: Config,
+    ) -> Result<Transfer, EncodeError> {
+        let (opening, asked) = request.encode()?;
+        let phase = Phase::Requesting {
+            direction: request.direction,
+            asked,
+            netascii: request.mode == crate::tftp::wire::Mode::Netascii,
+        };
+        let mut t = Transfer::new(now, Side::Client { locked: false }, server, config, phase);
+        t.opening = opening;
+        t.owed = Some(Control::Opening);
+        Ok(t)
+    }
+
+    /// A server transfer for an admitted request: its OACK, DATA 1 or ACK 0 is ready to
+    /// send.
+    pub(crate) fn server(
+        now: Duration,
+        client: SocketAddr,
+        config: Config,
+        direction: Direction,
+        negotiated: &Negotiated,
+        oack: Option<Vec<u8>>,
+        netascii: bool,
+    ) -> Transfer {
+        let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
+        let phase = match (direction, oack.is_some()) {
+            (Direction::Read, true) => {
+                Phase::AwaitingAck0(Sender::new(blksize, windowsize, netascii))
+            }
+            // DATA 1 goes out from the sender on the first poll.
+            (Direction::Read, false) => Phase::Sending(Sender::new(blksize, windowsize, netascii)),
+            (Direction::Write, _) => {
+                Phase::Receiving(Receiver::new(blksize, windowsize, netascii))
+            }
+        };
+        let mut t = Transfer::new(now, Side::Server, client, config, phase);
+        if let Some(seconds) = negotiated.timeout {
+            t.timer.set_base(seconds);
+            t.timer.progressed(now);
+        }
+        match oack {
+            Some(oack) => {
+                t.opening = oack;
+                t.owed = Some(Control::Opening);
+            }
+            None if direction == Direction::Write => t.owed = Some(Control::Ack(0)),
+            None => {}
+        }
+        t
     }
 
     /// The peer's address: for a client, the server's transfer port once it answered.
@@ -264,7 +315,7 @@ impl Transfer {
     /// The smallest buffer [`poll_transmit`](Self::poll_transmit) accepts.
     pub fn max_datagram_len(&self) -> usize {
         let blksize = match &self.phase {
-            Phase::Sending(s) => s.blksize(),
+            Phase::AwaitingAck0(s) | Phase::Sending(s) => s.blksize(),
             Phase::Receiving(r) => r.blksize(),
             _ => 512,
         };
@@ -273,40 +324,25 @@ impl Transfer {
 
     /// True when the transfer has nothing more to send or wait for.
     pub fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed) && self.control.is_none() && self.strangers.is_empty()
+        matches!(self.phase, Phase::Closed) && self.owed.is_none() && self.strangers.is_empty()
+    }
+
+    /// True once the transfer has reported its end (it may still dally).
+    pub fn is_finished(&self) -> bool {
+        self.finished
     }
 
     /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called,
     /// or `None` when no timer runs. Call it after each `handle_*` and `poll_transmit`.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.deadline
+        self.timer.deadline()
     }
 
     /// The next event, if any. Call it until `None` after each `handle_*`.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-
-    pub(crate) fn push_event(&mut self, e: Event) {
-        self.events.push_back(e);
-    }
-
-    fn arm(&mut self, now: Duration) {
-        self.deadline = Some(now + self.rto);
-    }
-
-    /// Progress was made: the next silence is judged afresh.
-    pub(crate) fn progressed(&mut self, now: Duration) {
-        self.retries = 0;
-        self.rto = self.base_rto;
-        self.arm(now);
-    }
-
-    pub(crate) fn set_base_timeout(&mut self, seconds: u8) {
-        self.base_rto = Duration::from_secs(seconds.into());
-        self.rto = self.base_rto;
     }
 
     /// How long a receiver stays after its final ACK, and again after each re-ACK. The
@@ -316,74 +352,112 @@ impl Transfer {
     /// client, whose user waits on it, twice the base timeout (a lost final ACK then costs
     /// the server a log line, not the file).
     fn dally_time(&self) -> Duration {
-        let max = self.config.max_timeout.max(self.base_rto);
-        if self.is_client {
-            (self.base_rto * 2).min(max)
-        } else {
-            max * 2
+        match self.side {
+            Side::Client { .. } => (self.timer.base() * 2).min(self.timer.max()),
+            Side::Server => self.timer.max() * 2,
         }
     }
 
-    pub(crate) fn finish(&mut self, now: Duration, result: Result<(), TransferError>) {
+    fn finish(&mut self, now: Duration, result: Result<(), TransferError>) {
         if self.finished {
             return;
         }
         self.finished = true;
         self.stats.duration = now.saturating_sub(self.start);
         let stats = self.stats;
-        self.push_event(Event::Finished(result.map(|()| stats)));
+        self.events.push_back(Event::Finished { stats, result });
         if !matches!(self.phase, Phase::Dallying { .. }) {
-            self.phase = Phase::Closed;
-            self.deadline = None;
+            self.close();
         }
     }
 
-    /// Ends the transfer with an ERROR to the peer.
-    pub(crate) fn abort(
-        &mut self,
-        now: Duration,
-        code: ErrorCode,
-        message: Cow<'static, str>,
-        why: TransferError,
-    ) {
-        self.control = Some(Control::Error(code, message));
+    fn close(&mut self) {
         self.phase = Phase::Closed;
+        self.timer.stop();
+    }
+
+    /// Ends the transfer with an ERROR to the peer in place of anything still owed.
+    fn fail(&mut self, now: Duration, code: ErrorCode, message: Cow<'static, str>, why: TransferError) {
+        self.owed = Some(Control::Error(code, message));
+        self.close();
         self.finish(now, Err(why));
+    }
+
+    /// Ends the transfer from the application's side: the peer is sent an ERROR with this
+    /// code and message in place of anything still owed, and, unless the transfer already
+    /// reported its end, `Finished` follows with [`TransferError::Aborted`].
+    pub fn abort(&mut self, now: Duration, code: ErrorCode, message: impl Into<Cow<'static, str>>) {
+        if self.finished {
+            // Its outcome is settled: stop dallying, but send nothing that contradicts it.
+            return self.close();
+        }
+        let message = message.into();
+        let why = TransferError::Aborted {
+            code,
+            message: message.clone(),
+        };
+        self.fail(now, code, message, why);
+    }
+
+    /// Ends the transfer without a word to the peer: a server dropping a transfer whose
+    /// client never answered, or one its client replaced with a new request.
+    pub(crate) fn drop_silently(&mut self, now: Duration, why: TransferError) {
+        self.owed = None;
+        self.strangers.clear();
+        self.close();
+        self.finish(now, Err(why));
+    }
+
+    /// A server's upload after [`Event::UploadComplete`]: the application's commit
+    /// succeeded (the final ACK goes out, then the transfer dallies) or failed (the client
+    /// is sent the error's ERROR in place of the final ACK).
+    pub fn finish_upload(&mut self, now: Duration, result: Result<(), StorageError>) {
+        let Phase::Committing { last } = self.phase else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.owed = Some(Control::Ack(last));
+                self.phase = Phase::Dallying { last };
+                self.timer.set_deadline(now + self.dally_time());
+                self.finish(now, Ok(()));
+            }
+            Err(e) => self.fail_storage(now, e),
+        }
+    }
+
+    fn fail_storage(&mut self, now: Duration, e: StorageError) {
+        let (code, message) = (e.code, e.message.clone());
+        self.fail(now, code, message, TransferError::Storage(e));
     }
 
     /// Handles the deadline from [`poll_timeout`](Self::poll_timeout): retransmits with
     /// backoff, or gives up with [`TransferError::Timeout`]. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Duration) {
-        if self.deadline.is_none_or(|d| now < d) {
+        if !self.timer.is_due(now) {
             return;
         }
         if let Phase::Dallying { .. } = self.phase {
-            self.phase = Phase::Closed;
-            self.deadline = None;
+            self.close();
             return;
         }
-        if self.retries >= self.config.retries {
-            let retries = self.retries;
-            self.phase = Phase::Closed;
+        if let Expiry::GiveUp { retries } = self.timer.expire(now) {
+            self.close();
             self.finish(now, Err(TransferError::Timeout { retries }));
             return;
         }
-        self.retries += 1;
-        self.rto = (self.rto * 2).min(self.config.max_timeout.max(self.base_rto));
-        self.arm(now);
-        match &mut self.phase {
-            Phase::Requesting(_) => self.control = Some(Control::Opening),
-            Phase::Sending(_) if self.oack_unacked => self.control = Some(Control::Opening),
-            Phase::Sending(s) => s.rewind(),
+        let owed = match &mut self.phase {
+            Phase::Requesting { .. } | Phase::AwaitingAck0(_) => Control::Opening,
             Phase::Receiving(r) if r.received() == 0 && !self.opening.is_empty() => {
-                self.control = Some(Control::Opening)
+                Control::Opening
             }
-            Phase::Receiving(r) => self.control = Some(Control::Ack(r.ack_sent())),
-            Phase::Dallying { .. } | Phase::Closed => {}
-        }
-        if !matches!(self.phase, Phase::Sending(_)) || self.oack_unacked {
-            self.stats.retransmissions += 1;
-        }
+            Phase::Receiving(r) => Control::Ack(r.ack_sent()),
+            // The sender counts each block it sends again.
+            Phase::Sending(s) => return s.rewind(),
+            Phase::Committing { .. } | Phase::Dallying { .. } | Phase::Closed => return,
+        };
+        self.owed = Some(owed);
+        self.stats.retransmissions += 1;
     }
 
     /// Handles one datagram that arrived from `source` on the transfer's socket.
@@ -401,34 +475,31 @@ impl Transfer {
         if matches!(self.phase, Phase::Closed) {
             return;
         }
-        let from_peer = if self.locked {
-            source == self.peer
-        } else {
-            source.ip() == self.peer.ip()
+        let from_peer = match self.side {
+            Side::Client { locked: false } => source.ip() == self.peer.ip(),
+            _ => source == self.peer,
         };
-        let Ok(packet) = Packet::parse(datagram) else {
-            if !from_peer {
-                self.stranger(source);
-            }
-            return;
-        };
+        let packet = Packet::parse(datagram);
         if !from_peer {
-            if !matches!(packet, Packet::Error { .. }) {
+            if !matches!(packet, Ok(Packet::Error { .. })) {
                 self.stranger(source);
             }
             return;
         }
-        if let Packet::Error { code, message } = packet {
-            if !self.locked {
+        let Ok(packet) = packet else { return };
+        if let Side::Client { locked } = &mut self.side {
+            if !*locked && matches!(packet, Packet::Error { .. }) {
+                *locked = true;
                 self.peer = source;
-                self.locked = true;
             }
-            return self.on_peer_error(now, code, message);
         }
-        if let Phase::Requesting(_) = self.phase {
-            return self.on_first_answer(now, source, packet, storage);
+        match packet {
+            Packet::Error { code, message } => self.on_peer_error(now, code, message),
+            packet if matches!(self.phase, Phase::Requesting { .. }) => {
+                self.on_first_answer(now, source, packet, storage)
+            }
+            packet => self.on_packet(now, packet, storage),
         }
-        self.on_packet(now, packet, storage);
     }
 
     fn stranger(&mut self, source: SocketAddr) {
@@ -437,90 +508,149 @@ impl Transfer {
         }
     }
 
+    /// True before the peer has seen anything but our opening: an ERROR 8 then is a
+    /// refusal of the options, not a failure.
+    fn opening_unanswered(&self) -> bool {
+        match &self.phase {
+            Phase::AwaitingAck0(_) => true,
+            Phase::Receiving(r) => r.received() == 0 && !self.opening.is_empty(),
+            _ => false,
+        }
+    }
+
     fn on_peer_error(&mut self, now: Duration, code: ErrorCode, message: Text<'_>) {
-        let declined = code == ErrorCode::OptionNegotiation
-            && (self.oack_unacked
-                || matches!(&self.phase, Phase::Receiving(r) if r.received() == 0 && !self.opening.is_empty()));
-        let why = if declined {
+        if matches!(self.phase, Phase::Dallying { .. }) {
+            return self.close();
+        }
+        let why = if code == ErrorCode::OptionNegotiation && self.opening_unanswered() {
             TransferError::OptionsDeclined
         } else {
             TransferError::Peer {
                 code,
-                message: alloc::string::ToString::to_string(&message),
+                message: message.to_string(),
             }
         };
-        if matches!(self.phase, Phase::Dallying { .. }) {
-            self.phase = Phase::Closed;
-            self.deadline = None;
-            return;
-        }
-        self.phase = Phase::Closed;
+        self.close();
         self.finish(now, Err(why));
     }
 
-    pub(crate) fn on_packet<S: Storage + ?Sized>(
+    fn on_first_answer<S: Storage + ?Sized>(
         &mut self,
         now: Duration,
+        source: SocketAddr,
         packet: Packet<'_>,
         storage: &mut S,
     ) {
-        match (&mut self.phase, packet) {
-            (Phase::Sending(s), Packet::Ack { block }) => {
-                if self.oack_unacked {
-                    if block == 0 {
-                        self.oack_unacked = false;
-                        self.progressed(now);
-                    }
-                    return;
-                }
-                match s.on_ack(block) {
-                    AckOutcome::Ignored => {}
-                    AckOutcome::Progress => self.progressed(now),
-                    AckOutcome::Done => {
-                        self.stats.blocks = s.acked();
-                        self.finish(now, Ok(()));
-                    }
+        let Phase::Requesting {
+            direction,
+            asked,
+            netascii,
+        } = self.phase
+        else {
+            return;
+        };
+        let negotiated = match (&packet, direction) {
+            (Packet::Oack(o), _) => check_oack(&asked, o),
+            (Packet::Data { block: 1, .. }, Direction::Read)
+            | (Packet::Ack { block: 0 }, Direction::Write) => Ok(Negotiated::default()),
+            // Not an answer to our request: wait for one.
+            _ => return,
+        };
+        self.peer = source;
+        self.side = Side::Client { locked: true };
+        let negotiated = match negotiated {
+            Ok(n) => n,
+            Err(why) => {
+                let message = Cow::Borrowed(why);
+                return self.fail(now, ErrorCode::OptionNegotiation, message, TransferError::BadOack(why));
+            }
+        };
+        self.opening = Vec::new();
+        if let Some(t) = negotiated.timeout {
+            self.timer.set_base(t);
+        }
+        self.timer.progressed(now);
+        self.events.push_back(Event::Negotiated(negotiated));
+        let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
+        match direction {
+            Direction::Read => {
+                self.phase = Phase::Receiving(Receiver::new(blksize, windowsize, netascii));
+                if let Packet::Oack(_) = packet {
+                    self.owed = Some(Control::Ack(0));
+                } else {
+                    self.on_packet(now, packet, storage);
                 }
             }
+            Direction::Write => {
+                self.phase = Phase::Sending(Sender::new(blksize, windowsize, netascii));
+            }
+        }
+    }
+
+    fn on_packet<S: Storage + ?Sized>(&mut self, now: Duration, packet: Packet<'_>, storage: &mut S) {
+        if let (Phase::AwaitingAck0(_), Packet::Ack { block: 0 }) = (&self.phase, &packet) {
+            if let Phase::AwaitingAck0(s) = core::mem::replace(&mut self.phase, Phase::Closed) {
+                self.phase = Phase::Sending(s);
+            }
+            return self.timer.progressed(now);
+        }
+        match (&mut self.phase, packet) {
+            (Phase::Sending(s), Packet::Ack { block }) => match s.on_ack(block) {
+                AckOutcome::Ignored => {}
+                AckOutcome::Progress => self.timer.progressed(now),
+                AckOutcome::Done => {
+                    self.stats.blocks = s.acked();
+                    self.finish(now, Ok(()));
+                }
+            },
             (Phase::Receiving(r), Packet::Data { block, data }) => {
-                match r.on_data(block, data, storage) {
-                    Ok((stored, outcome)) => {
-                        self.stats.bytes += stored;
-                        self.stats.blocks = r.received();
-                        match outcome {
-                            DataOutcome::Wait => {}
-                            DataOutcome::InOrder => self.progressed(now),
-                            DataOutcome::Ack(b) => {
-                                self.control = Some(Control::Ack(b));
-                                self.progressed(now);
-                            }
-                            DataOutcome::Final(b) => {
-                                self.control = Some(Control::Ack(b));
-                                self.phase = Phase::Dallying { last: b };
-                                self.deadline = Some(now + self.dally_time());
-                                self.finish(now, Ok(()));
-                            }
-                        }
+                let (stored, outcome) = match r.on_data(block, data, storage) {
+                    Ok(done) => done,
+                    Err(e) => return self.fail_storage(now, e),
+                };
+                self.stats.bytes += stored;
+                self.stats.blocks = r.received();
+                match outcome {
+                    DataOutcome::Wait => {}
+                    DataOutcome::InOrder => self.timer.progressed(now),
+                    DataOutcome::Ack(b) => {
+                        self.owed = Some(Control::Ack(b));
+                        self.timer.progressed(now);
                     }
-                    Err(e) => {
-                        let (code, message) = (e.code, e.message.clone());
-                        self.abort(now, code, message, TransferError::Storage(e));
-                    }
+                    DataOutcome::Final(last) => self.on_final_block(now, last),
                 }
             }
             (Phase::Dallying { last }, Packet::Data { block, .. }) if block == *last => {
                 // The sender missed our final ACK: answer, and stay for its next try.
-                self.control = Some(Control::Ack(block));
-                self.deadline = Some(now + self.dally_time());
+                self.owed = Some(Control::Ack(block));
+                let until = now + self.dally_time();
+                self.timer.set_deadline(until);
             }
             // The server repeated its OACK: our ACK 0 was lost (a client read).
             (Phase::Receiving(r), Packet::Oack(_))
-                if self.is_client && r.received() == 0 && self.opening.is_empty() =>
+                if matches!(self.side, Side::Client { .. }) && r.received() == 0 =>
             {
-                self.control = Some(Control::Ack(0));
+                self.owed = Some(Control::Ack(0));
             }
-            // Anything else from the peer (a duplicate request, a stray OACK) is ignored.
+            // Anything else from the peer (a duplicate request, a stray OACK, a repeated
+            // final DATA while the upload is committed) is ignored.
             _ => {}
+        }
+    }
+
+    fn on_final_block(&mut self, now: Duration, last: u16) {
+        match self.side {
+            Side::Server => {
+                self.phase = Phase::Committing { last };
+                self.timer.stop();
+                self.events.push_back(Event::UploadComplete);
+            }
+            Side::Client { .. } => {
+                self.owed = Some(Control::Ack(last));
+                self.phase = Phase::Dallying { last };
+                self.timer.set_deadline(now + self.dally_time());
+                self.finish(now, Ok(()));
+            }
         }
     }
 
@@ -536,35 +666,34 @@ impl Transfer {
         storage: &mut S,
         buf: &mut [u8],
     ) -> Option<Transmit> {
-        if let Some(to) = self.strangers.pop_front() {
-            let p = Packet::Error {
-                code: ErrorCode::UnknownTransferId,
-                message: Text::from("unknown transfer ID"),
-            };
-            return p.encode(buf).ok().map(|len| Transmit {
-                destination: to,
-                len,
-            });
-        }
         let needed = self.max_datagram_len();
         if buf.len() < needed {
-            if !matches!(self.phase, Phase::Closed) {
-                self.phase = Phase::Closed;
+            if !self.finished {
+                self.owed = None;
+                self.close();
                 self.finish(now, Err(TransferError::BufferTooSmall { needed }));
             }
             return None;
         }
-        if let Some(c) = self.control.take() {
+        if let Some(to) = self.strangers.pop_front() {
+            let code = ErrorCode::UnknownTransferId;
+            let message = Text::from(code.description());
+            let len = encode_infallible(&Packet::Error { code, message }, buf);
+            return Some(Transmit {
+                destination: to,
+                len,
+            });
+        }
+        if let Some(c) = self.owed.take() {
             let len = match c {
                 Control::Opening => {
                     let len = self.opening.len();
                     buf.get_mut(..len)?.copy_from_slice(&self.opening);
                     len
                 }
-                Control::Ack(block) => Packet::Ack { block }.encode(buf).ok()?,
+                Control::Ack(block) => encode_infallible(&Packet::Ack { block }, buf),
                 Control::Error(code, message) => {
-                    let msg = Text::from(message.as_ref());
-                    Packet::Error { code, message: msg }.encode(buf).ok()?
+                    encode_error(code, &message, buf)
                 }
             };
             return Some(Transmit {
@@ -575,7 +704,7 @@ impl Transfer {
         let Phase::Sending(s) = &mut self.phase else {
             return None;
         };
-        if self.oack_unacked || !s.wants_to_send() {
+        if !s.wants_to_send() {
             return None;
         }
         match s.next_block(storage, buf) {
@@ -588,26 +717,30 @@ impl Transfer {
                 })
             }
             Err(e) => {
-                let (code, message) = (e.code, e.message.clone());
-                self.abort(now, code, message, TransferError::Storage(e));
+                self.fail_storage(now, e);
                 self.poll_transmit(now, storage, buf)
             }
         }
     }
 }
 
-impl Transfer {
-    /// Ends the transfer from the application's side: the peer is sent an ERROR with the
-    /// error's code and message in place of anything still pending, and, unless the
-    /// transfer already reported its end, a `Finished(Err(TransferError::Storage(error)))`
-    /// event follows.
-    ///
-    /// A receiving server uses it when a completed upload cannot be put in place: called
-    /// right after `Finished(Ok)`, before `poll_transmit`, it replaces the final ACK, so the
-    /// client never believes a file was stored when it was not. The application then
-    /// knows the outcome itself; no second `Finished` is emitted.
-    pub fn cancel(&mut self, now: Duration, error: StorageError) {
-        let (code, message) = (error.code, error.message.clone());
-        self.abort(now, code, message, TransferError::Storage(error));
-    }
+/// Encodes a packet that fits any buffer of at least 516 bytes and has no text field that
+/// could hold a NUL.
+fn encode_infallible(packet: &Packet<'_>, buf: &mut [u8]) -> usize {
+    packet
+        .encode(buf)
+        .expect("ACKs and fixed ERRORs fit the 516 bytes every transmit buffer has")
+}
+
+/// Encodes an ERROR with the application's message; a message that cannot go on the wire
+/// (a NUL inside, or too long for the buffer) is replaced by the code's description.
+pub(crate) fn encode_error(code: ErrorCode, message: &str, buf: &mut [u8]) -> usize {
+    let packet = Packet::Error {
+        code,
+        message: Text::from(message),
+    };
+    packet.encode(buf).unwrap_or_else(|_| {
+        let message = Text::from(code.description());
+        encode_infallible(&Packet::Error { code, message }, buf)
+    })
 }

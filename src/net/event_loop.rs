@@ -1,0 +1,366 @@
+//! One event loop that runs a server [`Endpoint`] over every socket it needs: its request
+//! sockets and, one per transfer, the transfer sockets of RFC 1350. It decides nothing: it
+//! reads datagrams into the endpoint, sends what the endpoint hands out, opens and closes
+//! the sockets the endpoint's routes name, and passes uploads to the committer.
+
+use std::collections::HashMap;
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use quinn_udp::RecvMeta;
+
+use super::commit::Committer;
+use super::server::{LogEvent, Shared};
+use super::socket::bind_transfer;
+use super::udp::{Received, Udp};
+use crate::tftp::server::{Endpoint, Event, Incoming, Policy, Route, TransferId, Transmit};
+use crate::tftp::{ErrorCode, Packet, StorageError};
+
+/// Wakes the loop for a stop request or a finished commit.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+
+/// Datagrams read per receive call.
+const BATCH: usize = 8;
+/// Room for the largest datagram, or a burst the kernel coalesced (GRO) of at most 64 KiB.
+const RX_BUF: usize = 128 * 1024;
+
+struct TransferSocket {
+    token: Token,
+    udp: Udp,
+}
+
+/// A loop's sockets and endpoint, bound and waiting to [`run`](Bound::run).
+pub(crate) struct Bound<P: Policy> {
+    poll: Poll,
+    waker: Arc<Waker>,
+    endpoint: Endpoint<P>,
+    /// Request sockets; listener `i` is registered with token `i`.
+    listeners: Vec<Udp>,
+}
+
+impl<P> Bound<P>
+where
+    P: Policy + Send,
+    P::Storage: Send + 'static,
+{
+    pub(crate) fn new(endpoint: Endpoint<P>, mut listeners: Vec<Udp>) -> io::Result<Bound<P>> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(l.source(), Token(i), Interest::READABLE)?;
+        }
+        Ok(Bound {
+            poll,
+            waker,
+            endpoint,
+            listeners,
+        })
+    }
+
+    pub(crate) fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// Serves until stopped, then lets running transfers finish within the grace period
+    /// and cuts the rest.
+    pub(crate) fn run(self, shared: Arc<Shared>) -> io::Result<()> {
+        let committer = Committer::start(self.waker.clone())?;
+        let tx = vec![0; self.endpoint.max_datagram_len()];
+        EventLoop {
+            poll: self.poll,
+            endpoint: self.endpoint,
+            next_token: self.listeners.len(),
+            listeners: self.listeners,
+            transfers: HashMap::new(),
+            by_token: HashMap::new(),
+            shared,
+            epoch: Instant::now(),
+            rx: vec![0; BATCH * RX_BUF],
+            tx,
+            grace_end: None,
+        }
+        .run(&committer)
+    }
+}
+
+struct EventLoop<P: Policy> {
+    poll: Poll,
+    endpoint: Endpoint<P>,
+    listeners: Vec<Udp>,
+    transfers: HashMap<TransferId, TransferSocket>,
+    by_token: HashMap<Token, TransferId>,
+    next_token: usize,
+    shared: Arc<Shared>,
+    epoch: Instant,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    /// Set when a stop was asked for: the end of the grace period.
+    grace_end: Option<Duration>,
+}
+
+impl<P> EventLoop<P>
+where
+    P: Policy + Send,
+    P::Storage: Send + 'static,
+{
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn run(mut self, committer: &Committer<P::Storage>) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let now = self.now();
+            for (id, result) in committer.finished() {
+                self.endpoint.committed(now, id, result);
+            }
+            self.endpoint.handle_timeout(now);
+            self.flush(now, committer);
+            if self.stopped(now, committer) {
+                return Ok(());
+            }
+            let wake_at = match (self.endpoint.poll_timeout(), self.grace_end) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = wake_at.map(|at| at.saturating_sub(now));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                if event.token() != WAKER {
+                    self.read(event.token());
+                }
+            }
+        }
+    }
+
+    /// Sends what the endpoint has to send and carries out its events.
+    fn flush(&mut self, now: Duration, committer: &Committer<P::Storage>) {
+        loop {
+            while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) {
+                self.send(now, t);
+            }
+            let Some(event) = self.endpoint.poll_event() else {
+                return;
+            };
+            self.on_event(now, event, committer);
+        }
+    }
+
+    fn on_event(&mut self, now: Duration, event: Event<P::Storage>, committer: &Committer<P::Storage>) {
+        match event {
+            Event::Refused {
+                peer,
+                filename,
+                refusal,
+            } => self.shared.log(&LogEvent::Refused {
+                peer,
+                filename,
+                refusal: &refusal,
+            }),
+            Event::Commit { id, storage } => {
+                if committer.submit(id, storage).is_err() {
+                    let gone = StorageError::new(ErrorCode::NotDefined, "server shutting down");
+                    self.endpoint.committed(now, id, Err(gone));
+                }
+            }
+            Event::Ended { report, .. } => self.shared.log(&LogEvent::Transfer(&report)),
+            Event::Closed { id } => {
+                if let Some(mut s) = self.transfers.remove(&id) {
+                    self.by_token.remove(&s.token);
+                    let _ = self.poll.registry().deregister(s.udp.source());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// True when the loop is done: stopped, and every transfer finished or cut.
+    fn stopped(&mut self, now: Duration, committer: &Committer<P::Storage>) -> bool {
+        if !self.shared.stop_requested() {
+            return false;
+        }
+        let grace_end = *self.grace_end.get_or_insert_with(|| {
+            self.endpoint.shutdown();
+            now + self.shared.grace
+        });
+        if self.endpoint.is_empty() {
+            return true;
+        }
+        if self.shared.cut_requested() || now >= grace_end {
+            self.shared.log(&LogEvent::Cut {
+                transfers: self.endpoint.len(),
+            });
+            self.endpoint
+                .abort_all(now, ErrorCode::NotDefined, "server shutting down");
+            self.flush(now, committer);
+            return true;
+        }
+        false
+    }
+
+    /// Reads every datagram waiting on the socket of `token` into the endpoint.
+    fn read(&mut self, token: Token) {
+        let route = match self.by_token.get(&token) {
+            Some(&id) => Route::Transfer(id),
+            None if token.0 < self.listeners.len() => Route::Listener(token.0),
+            None => return,
+        };
+        let mut rx = std::mem::take(&mut self.rx);
+        loop {
+            let mut metas = [RecvMeta::default(); BATCH];
+            let received = {
+                let Some(udp) = self.udp(route) else { break };
+                let mut chunks = rx.chunks_mut(RX_BUF);
+                let mut slices: [IoSliceMut<'_>; BATCH] = std::array::from_fn(|_| {
+                    IoSliceMut::new(chunks.next().expect("rx holds BATCH buffers"))
+                });
+                udp.recv(&mut slices, &mut metas)
+            };
+            let n = match received {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if transient(&e) => continue,
+                Err(e) => {
+                    self.shared.log(&LogEvent::Error(&e));
+                    break;
+                }
+            };
+            let now = self.now();
+            for (meta, buf) in metas.iter().take(n).zip(rx.chunks(RX_BUF)) {
+                let r = Received::from_meta(meta);
+                let incoming = Incoming {
+                    route,
+                    source: r.source,
+                    local: r.local,
+                };
+                for datagram in buf[..r.len.min(RX_BUF)].chunks(r.stride) {
+                    self.log_packet(false, r.source, datagram);
+                    if let Some(t) = self.endpoint.handle(now, incoming, datagram, &mut self.tx) {
+                        self.send(now, t);
+                    }
+                }
+            }
+        }
+        self.rx = rx;
+    }
+
+    fn udp(&self, route: Route) -> Option<&Udp> {
+        match route {
+            Route::Listener(i) => self.listeners.get(i),
+            Route::Transfer(id) => self.transfers.get(&id).map(|s| &s.udp),
+            Route::OneOff { .. } => None,
+        }
+    }
+
+    /// Sends the datagram in `tx` from the socket its route names, opening a transfer's
+    /// socket on its first datagram.
+    fn send(&mut self, now: Duration, t: Transmit) {
+        let data = &self.tx[..t.len];
+        self.log_packet(true, t.destination, data);
+        let sent = match t.route {
+            Route::Listener(i) => match self.listeners.get(i) {
+                Some(l) => l.send(t.destination, t.source, data),
+                None => return,
+            },
+            Route::Transfer(id) => {
+                if !self.transfers.contains_key(&id) {
+                    if let Err(e) = self.open_transfer_socket(id, t.source, t.destination) {
+                        self.shared.log(&LogEvent::Error(&e));
+                        if let Some(t) = self.endpoint.port_unavailable(now, id, &mut self.tx) {
+                            self.send(now, t);
+                        }
+                        return;
+                    }
+                }
+                match self.transfers.get(&id) {
+                    Some(s) => s.udp.send(t.destination, None, &self.tx[..t.len]),
+                    None => return,
+                }
+            }
+            Route::OneOff { listener } => {
+                let ip = t.source.unwrap_or_else(|| unspecified(t.destination));
+                let fresh = bind_transfer(ip, self.shared.port_range.as_ref())
+                    .and_then(|s| s.send_to(data, t.destination));
+                match (fresh, self.listeners.get(listener)) {
+                    (Ok(_), _) => Ok(()),
+                    (Err(_), Some(l)) => l.send(t.destination, t.source, data),
+                    (Err(e), None) => Err(e),
+                }
+            }
+        };
+        match sent {
+            // A datagram the kernel had no room for is lost like any other: the
+            // protocol's retransmission covers it.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || transient(&e) => {}
+            Err(e) => self.shared.log(&LogEvent::Error(&e)),
+            Ok(()) => {}
+        }
+    }
+
+    fn open_transfer_socket(
+        &mut self,
+        id: TransferId,
+        source: Option<IpAddr>,
+        destination: SocketAddr,
+    ) -> io::Result<()> {
+        let ip = source.unwrap_or_else(|| unspecified(destination));
+        let mut udp = Udp::new(bind_transfer(ip, self.shared.port_range.as_ref())?)?;
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        self.poll
+            .registry()
+            .register(udp.source(), token, Interest::READABLE)?;
+        self.by_token.insert(token, id);
+        self.transfers.insert(id, TransferSocket { token, udp });
+        Ok(())
+    }
+
+    fn log_packet(&self, sent: bool, peer: SocketAddr, bytes: &[u8]) {
+        if self.shared.verbose {
+            self.shared.log(&LogEvent::Packet {
+                sent,
+                peer,
+                summary: summarize(bytes),
+            });
+        }
+    }
+}
+
+fn unspecified(peer: SocketAddr) -> IpAddr {
+    match peer {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
+/// Errors after which the socket is still usable: an interrupted call, or an ICMP error
+/// from an earlier datagram (a peer port that closed).
+pub(crate) fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// One line per packet for `-v`; DATA payloads are not printed.
+pub(crate) fn summarize(bytes: &[u8]) -> String {
+    match Packet::parse(bytes) {
+        Ok(Packet::Data { block, data }) => format!("DATA block {block}, {} bytes", data.len()),
+        Ok(Packet::Ack { block }) => format!("ACK block {block}"),
+        Ok(Packet::Error { code, message }) => format!("ERROR {}: {message}", code.as_u16()),
+        Ok(Packet::Oack(o)) => format!("OACK {o:?}"),
+        Ok(Packet::Rrq(r)) => format!("RRQ {} {}", r.filename, r.mode),
+        Ok(Packet::Wrq(r)) => format!("WRQ {} {}", r.filename, r.mode),
+        Err(e) => format!("malformed ({e})"),
+    }
+}

@@ -1,0 +1,826 @@
+//! `Endpoint`: the whole server side of TFTP as one pure state machine.
+//!
+//! It owns every transfer and makes every decision a server makes: admission through the
+//! application's [`Policy`], repeated requests, the limits per client address and in total,
+//! strangers and refusals. A driver only moves datagrams, reads the clock, opens sockets
+//! where a [`Route`] asks for one, and commits uploads.
+//!
+//! The calls, in the order a driver makes them:
+//!
+//! - [`Endpoint::handle`] for every datagram received, saying on which [`Route`] it came; a
+//!   refusal it answers at once is written into the caller's buffer and returned;
+//! - [`Endpoint::handle_timeout`] when the deadline from [`Endpoint::poll_timeout`] passes;
+//! - [`Endpoint::committed`] when an upload the endpoint handed out in [`Event::Commit`]
+//!   was put in place (or failed to be);
+//! - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
+//!   and [`Endpoint::poll_event`] until `None`.
+
+use alloc::borrow::Cow;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
+
+use super::handshake::{Negotiated, negotiate};
+use super::policy::{Limits, Policy, Refusal};
+use super::storage::{Storage, StorageError};
+use super::transfer::{self, Stats, Transfer, TransferError, encode_error};
+use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Packet, Request};
+
+/// A transfer of an [`Endpoint`]. Ids are not reused while the endpoint lives long enough
+/// for a stale one to matter: a slot's generation changes each time it is freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TransferId {
+    index: u32,
+    generation: u32,
+}
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// Where a server's transfers talk to their clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortMode {
+    /// RFC 1350: each transfer answers from a port of its own (its transfer ID), and the
+    /// request port only hears requests.
+    #[default]
+    PerTransfer,
+    /// Every transfer answers from the request port and is told apart by the client's
+    /// address and port, so that NAT, container port mappings and load balancers, which
+    /// only pass replies from the port the client sent to, let the transfer through.
+    Single,
+}
+
+/// Which socket a datagram arrived on, or is to leave from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Route {
+    /// A request socket; the number is the driver's own, e.g. the index of its listen
+    /// address.
+    Listener(usize),
+    /// The transfer's own socket ([`PortMode::PerTransfer`]). The driver opens it on the
+    /// first datagram of the transfer, bound to [`Transmit::source`] (or to the listener's
+    /// address when that is `None`), and closes it on [`Event::Closed`]. When no socket can
+    /// be had, it calls [`Endpoint::port_unavailable`].
+    Transfer(TransferId),
+    /// A refusal in [`PortMode::PerTransfer`]: sent from a fresh port bound to
+    /// [`Transmit::source`] and closed at once, as the transfer that was not started would
+    /// have; from the request socket `listener` when no port can be had. Only ever in a
+    /// [`Transmit`].
+    OneOff {
+        /// The request socket it answers.
+        listener: usize,
+    },
+}
+
+/// A datagram that arrived, as the driver saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// The socket it came in on.
+    pub route: Route,
+    /// Who sent it.
+    pub source: SocketAddr,
+    /// The local address it was sent to, when the socket knows it (`IP_PKTINFO` on a
+    /// wildcard socket). Answers leave from this address, as PXE firmware expects.
+    pub local: Option<IpAddr>,
+}
+
+/// A datagram that the endpoint put in the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// The socket to send it from.
+    pub route: Route,
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The local address to send it from: the one the request was sent to.
+    pub source: Option<IpAddr>,
+    /// Its length, from the start of the buffer.
+    pub len: usize,
+}
+
+/// What a request asked for and what it was granted: what a log line or a metric needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferInfo {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The local address the request was sent to, when known.
+    pub local: Option<IpAddr>,
+    /// The file, as requested (escaped for printing, see [`Text`](crate::tftp::Text)).
+    pub filename: String,
+    /// Read (the client downloads) or write (it uploads).
+    pub direction: Direction,
+    /// Octet or netascii.
+    pub mode: Mode,
+    /// The known options the client asked for (unknown ones are not kept).
+    pub requested: Options<'static>,
+    /// What it was granted.
+    pub negotiated: Negotiated,
+}
+
+/// How a transfer ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The request.
+    pub info: TransferInfo,
+    /// Counters up to the end, also when it failed.
+    pub stats: Stats,
+    /// How it ended.
+    pub result: Result<(), TransferError>,
+}
+
+impl fmt::Display for Report {
+    /// The one-line log of a transfer: peer, direction, file, bytes, time, throughput,
+    /// retransmissions and outcome.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dir = match self.info.direction {
+            Direction::Read => "read",
+            Direction::Write => "write",
+        };
+        let secs = self.stats.duration.as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.stats.bytes as f64 / secs / 1e6
+        } else {
+            0.0
+        };
+        write!(
+            f,
+            "{} {dir} {:?}: {} bytes in {secs:.3}s ({rate:.1} MB/s), {} retransmissions, ",
+            self.info.peer, self.info.filename, self.stats.bytes, self.stats.retransmissions
+        )?;
+        match &self.result {
+            Ok(()) => f.write_str("ok"),
+            Err(e) if e.is_clean() => write!(f, "ended: {e}"),
+            Err(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// Something the driver or the application should know or do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<S> {
+    /// A request was admitted and its transfer started.
+    Started {
+        /// The transfer.
+        id: TransferId,
+        /// The request and what was granted.
+        info: TransferInfo,
+    },
+    /// A request was refused; its ERROR was returned by [`Endpoint::handle`].
+    Refused {
+        /// The client.
+        peer: SocketAddr,
+        /// The file, when the request parsed.
+        filename: Option<String>,
+        /// The ERROR sent.
+        refusal: Refusal,
+    },
+    /// Every block of an upload is stored. Put it in place ([`Storage::commit`]), anywhere
+    /// and on any thread, then tell the endpoint with [`Endpoint::committed`]: only then
+    /// does the client hear the final ACK (or the error).
+    Commit {
+        /// The transfer.
+        id: TransferId,
+        /// Its storage, handed over.
+        storage: S,
+    },
+    /// A transfer ended; it may still dally to re-ACK a repeated final block.
+    Ended {
+        /// The transfer.
+        id: TransferId,
+        /// What happened.
+        report: Report,
+    },
+    /// The transfer is gone: close its socket ([`Route::Transfer`]).
+    Closed {
+        /// The transfer.
+        id: TransferId,
+    },
+}
+
+/// A storage for the moments a transfer has none: after an upload was handed out for its
+/// commit. The machines call it only to fail.
+struct Handed;
+
+impl Storage for Handed {}
+
+struct Entry<S> {
+    transfer: Transfer,
+    storage: Option<S>,
+    info: TransferInfo,
+    listener: usize,
+    /// The request's bytes, to recognise a repeat of it.
+    request: Vec<u8>,
+    /// The client has sent something to the transfer: it has our answer.
+    heard: bool,
+    /// While not heard: when the transfer is dropped.
+    reclaim_at: Option<Duration>,
+    /// The deadline registered in `Endpoint::timers`.
+    timer: Option<Duration>,
+    /// In `Endpoint::ready`.
+    queued: bool,
+    /// `Event::Ended` was emitted.
+    ended: bool,
+}
+
+struct Slot<S> {
+    generation: u32,
+    entry: Option<Entry<S>>,
+}
+
+/// What one client address holds.
+#[derive(Clone, Copy, Default)]
+struct Load {
+    transfers: usize,
+    unanswered: usize,
+}
+
+/// The whole server side of TFTP. See the [module documentation](self) for how to drive
+/// it, and the crate documentation for a complete server loop.
+pub struct Endpoint<P: Policy> {
+    policy: P,
+    limits: Limits,
+    ports: PortMode,
+    slots: Vec<Slot<P::Storage>>,
+    free: Vec<u32>,
+    live: usize,
+    /// The latest transfer of each client address and port, per request socket: how a
+    /// repeated request is recognised, and how single-port datagrams find their transfer.
+    by_peer: BTreeMap<(usize, SocketAddr), TransferId>,
+    by_address: BTreeMap<IpAddr, Load>,
+    timers: BTreeSet<(Duration, TransferId)>,
+    /// Transfers that may have something to send, in turn.
+    ready: VecDeque<TransferId>,
+    events: VecDeque<Event<P::Storage>>,
+    /// Scratch for `handle_timeout`.
+    due: Vec<TransferId>,
+    accepting: bool,
+}
+
+impl<P: Policy> fmt::Debug for Endpoint<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("ports", &self.ports)
+            .field("limits", &self.limits)
+            .field("transfers", &self.live)
+            .field("accepting", &self.accepting)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The smallest buffer [`Endpoint::handle`] needs to write a refusal into.
+const MIN_BUF: usize = 516;
+
+fn is_request(datagram: &[u8]) -> bool {
+    matches!(datagram, [0, 1 | 2, ..])
+}
+
+impl<P: Policy> Endpoint<P> {
+    /// A server that asks `policy` about every request, within `limits`.
+    pub fn new(policy: P, limits: Limits, ports: PortMode) -> Self {
+        Endpoint {
+            policy,
+            limits,
+            ports,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            by_peer: BTreeMap::new(),
+            by_address: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            due: Vec::new(),
+            accepting: true,
+        }
+    }
+
+    /// The application's policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The application's policy, to change it while the server runs.
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Transfers running (dallying ones included).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no transfer runs.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The smallest buffer [`poll_transmit`](Self::poll_transmit) accepts: a DATA of the
+    /// largest blksize granted.
+    pub fn max_datagram_len(&self) -> usize {
+        (DATA_HEADER_LEN + usize::from(self.limits.max_blksize.get())).max(MIN_BUF)
+    }
+
+    /// Stops admitting transfers: later requests are refused with "server shutting down".
+    /// Running transfers go on.
+    pub fn shutdown(&mut self) {
+        self.accepting = false;
+    }
+
+    /// Ends every running transfer with an ERROR to its client (a transfer that already
+    /// ended only stops dallying). Uploads not committed are dropped with their storage.
+    pub fn abort_all(&mut self, now: Duration, code: ErrorCode, message: &'static str) {
+        let ids: Vec<TransferId> = self.ids().collect();
+        for id in ids {
+            if let Some(e) = self.entry_mut(id) {
+                e.transfer.abort(now, code, message);
+                e.storage = None;
+            }
+            self.enqueue(id);
+            self.settle(now, id);
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = TransferId> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.entry.as_ref().map(|_| TransferId {
+                index: i as u32,
+                generation: s.generation,
+            })
+        })
+    }
+
+    fn entry(&self, id: TransferId) -> Option<&Entry<P::Storage>> {
+        let slot = self.slots.get(id.index as usize)?;
+        (slot.generation == id.generation).then_some(())?;
+        slot.entry.as_ref()
+    }
+
+    fn entry_mut(&mut self, id: TransferId) -> Option<&mut Entry<P::Storage>> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        (slot.generation == id.generation).then_some(())?;
+        slot.entry.as_mut()
+    }
+
+    /// Handles one datagram. A refusal answered at once (a request refused, malformed or
+    /// over a limit) is written into `buf`, which needs at least 516 bytes, and returned;
+    /// everything else comes out of [`poll_transmit`](Self::poll_transmit).
+    ///
+    /// Datagrams on a request socket that are not requests get no answer, so the server
+    /// cannot be used to reflect traffic; in [`PortMode::Single`] they go to the transfer of
+    /// their source, if it has one.
+    pub fn handle(
+        &mut self,
+        now: Duration,
+        incoming: Incoming,
+        datagram: &[u8],
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        match incoming.route {
+            Route::Transfer(id) => self.deliver(now, id, incoming.source, datagram),
+            Route::Listener(listener) if is_request(datagram) => {
+                return self.on_request(now, listener, &incoming, datagram, buf);
+            }
+            Route::Listener(listener) if self.ports == PortMode::Single => {
+                if let Some(&id) = self.by_peer.get(&(listener, incoming.source)) {
+                    self.deliver(now, id, incoming.source, datagram);
+                }
+            }
+            Route::Listener(_) | Route::OneOff { .. } => {}
+        }
+        None
+    }
+
+    fn deliver(&mut self, now: Duration, id: TransferId, source: SocketAddr, datagram: &[u8]) {
+        let Some(e) = self.entry_mut(id) else { return };
+        let first_answer = !e.heard && source == e.info.peer;
+        if first_answer {
+            e.heard = true;
+            e.reclaim_at = None;
+        }
+        match &mut e.storage {
+            Some(s) => e.transfer.handle_datagram(now, source, datagram, s),
+            None => e.transfer.handle_datagram(now, source, datagram, &mut Handed),
+        }
+        if first_answer {
+            if let Some(load) = self.by_address.get_mut(&source.ip()) {
+                load.unanswered -= 1;
+            }
+        }
+        self.enqueue(id);
+        self.settle(now, id);
+    }
+
+    fn on_request(
+        &mut self,
+        now: Duration,
+        listener: usize,
+        incoming: &Incoming,
+        datagram: &[u8],
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        let peer = incoming.source;
+        if let Some(&id) = self.by_peer.get(&(listener, peer)) {
+            if self.is_repeat(id, datagram) {
+                // The transfer answers it already, on its own timer.
+                return None;
+            }
+            if self.ports == PortMode::Single {
+                // One transfer per client port: the client gave the old one up.
+                if let Some(e) = self.entry_mut(id) {
+                    e.transfer.drop_silently(now, TransferError::Abandoned);
+                }
+                self.settle(now, id);
+            }
+        }
+        let (request, direction) = match Packet::parse(datagram) {
+            Ok(Packet::Rrq(r)) => (r, Direction::Read),
+            Ok(Packet::Wrq(r)) => (r, Direction::Write),
+            Ok(_) => return None,
+            Err(e) => {
+                let refusal = Refusal::new(
+                    ErrorCode::IllegalOperation,
+                    alloc::format!("malformed request: {e}"),
+                );
+                return self.refuse(listener, incoming, refusal, None, buf);
+            }
+        };
+        let filename = Some(request.filename.to_string());
+        let admitted = match self.check_limits(peer, &request) {
+            Ok(()) => self.open(now, peer, incoming.local, &request, direction),
+            Err(refusal) => Err(refusal),
+        };
+        let (transfer, storage, info) = match admitted {
+            Ok(admitted) => admitted,
+            Err(refusal) => return self.refuse(listener, incoming, refusal, filename, buf),
+        };
+        let id = self.insert(Entry {
+            transfer,
+            storage: Some(storage),
+            info: info.clone(),
+            listener,
+            request: datagram.to_vec(),
+            heard: false,
+            reclaim_at: Some(now + self.limits.unanswered_timeout),
+            timer: None,
+            queued: false,
+            ended: false,
+        });
+        self.by_peer.insert((listener, peer), id);
+        let load = self.by_address.entry(peer.ip()).or_default();
+        load.transfers += 1;
+        load.unanswered += 1;
+        self.events.push_back(Event::Started { id, info });
+        self.enqueue(id);
+        self.settle(now, id);
+        None
+    }
+
+    /// A request identical to the one that started a transfer still waiting for its
+    /// client. A client that has answered sends a new request when it wants the file
+    /// again (tftp-hpa's interactive client reuses its port), except in single-port mode,
+    /// where a running transfer is the client's only one.
+    fn is_repeat(&self, id: TransferId, datagram: &[u8]) -> bool {
+        self.entry(id).is_some_and(|e| {
+            !e.transfer.is_finished()
+                && e.request == datagram
+                && (self.ports == PortMode::Single || !e.heard)
+        })
+    }
+
+    fn check_limits(&self, peer: SocketAddr, request: &Request<'_>) -> Result<(), Refusal> {
+        let busy = |message| Err(Refusal::new(ErrorCode::NotDefined, message));
+        if !self.accepting {
+            return busy("server shutting down");
+        }
+        if request.mode == Mode::Mail {
+            return Err(Refusal::new(
+                ErrorCode::IllegalOperation,
+                "mail mode is not supported",
+            ));
+        }
+        if self.live >= self.limits.max_transfers {
+            return busy("server busy, try again later");
+        }
+        let load = self.by_address.get(&peer.ip()).copied().unwrap_or_default();
+        if load.transfers >= self.limits.max_per_address {
+            return busy("too many transfers from your address, try again later");
+        }
+        if load.unanswered >= self.limits.max_unanswered_per_address {
+            return busy("too many unanswered transfers from your address");
+        }
+        Ok(())
+    }
+
+    /// Asks the policy, negotiates, and builds the transfer.
+    fn open(
+        &mut self,
+        now: Duration,
+        peer: SocketAddr,
+        local: Option<IpAddr>,
+        request: &Request<'_>,
+        direction: Direction,
+    ) -> Result<(Transfer, P::Storage, TransferInfo), Refusal> {
+        let (storage, size) = match direction {
+            Direction::Read => self.policy.read(peer, request.filename)?,
+            Direction::Write => {
+                let tsize = request.options.tsize;
+                (self.policy.write(peer, request.filename, tsize)?, None)
+            }
+        };
+        let netascii = request.mode == Mode::Netascii;
+        let (negotiated, oack) =
+            negotiate(&request.options, &self.limits, direction, size, netascii).map_err(
+                |e| Refusal::new(ErrorCode::NotDefined, alloc::format!("cannot answer: {e}")),
+            )?;
+        let transfer = Transfer::server(
+            now,
+            peer,
+            self.limits.config,
+            direction,
+            &negotiated,
+            oack,
+            netascii,
+        );
+        let o = &request.options;
+        let info = TransferInfo {
+            peer,
+            local,
+            filename: request.filename.to_string(),
+            direction,
+            mode: request.mode,
+            requested: Options {
+                blksize: o.blksize,
+                timeout: o.timeout,
+                tsize: o.tsize,
+                windowsize: o.windowsize,
+                unknown: Vec::new(),
+            },
+            negotiated,
+        };
+        Ok((transfer, storage, info))
+    }
+
+    fn refuse(
+        &mut self,
+        listener: usize,
+        incoming: &Incoming,
+        refusal: Refusal,
+        filename: Option<String>,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        if buf.len() < MIN_BUF {
+            return None;
+        }
+        let len = encode_error(refusal.code, &refusal.message, buf);
+        self.events.push_back(Event::Refused {
+            peer: incoming.source,
+            filename,
+            refusal,
+        });
+        let route = match self.ports {
+            PortMode::Single => Route::Listener(listener),
+            PortMode::PerTransfer => Route::OneOff { listener },
+        };
+        Some(Transmit {
+            route,
+            destination: incoming.source,
+            source: incoming.local,
+            len,
+        })
+    }
+
+    fn insert(&mut self, entry: Entry<P::Storage>) -> TransferId {
+        self.live += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.entry = Some(entry);
+            return TransferId {
+                index,
+                generation: slot.generation,
+            };
+        }
+        let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 transfers at once");
+        self.slots.push(Slot {
+            generation: 0,
+            entry: Some(entry),
+        });
+        TransferId {
+            index,
+            generation: 0,
+        }
+    }
+
+    fn enqueue(&mut self, id: TransferId) {
+        if let Some(e) = self.entry_mut(id) {
+            if !e.queued {
+                e.queued = true;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    /// After anything happened to a transfer: turn its events into the endpoint's, keep
+    /// its deadline registered, and free it once it is closed.
+    fn settle(&mut self, now: Duration, id: TransferId) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return;
+        }
+        let Some(e) = slot.entry.as_mut() else { return };
+        while let Some(event) = e.transfer.poll_event() {
+            match event {
+                transfer::Event::UploadComplete => match e.storage.take() {
+                    Some(storage) => self.events.push_back(Event::Commit { id, storage }),
+                    None => {
+                        let lost = StorageError::new(ErrorCode::NotDefined, "upload storage lost");
+                        e.transfer.finish_upload(now, Err(lost));
+                    }
+                },
+                transfer::Event::Finished { stats, result } => {
+                    e.ended = true;
+                    let report = Report {
+                        info: e.info.clone(),
+                        stats,
+                        result,
+                    };
+                    self.events.push_back(Event::Ended { id, report });
+                }
+                _ => {}
+            }
+        }
+        if e.transfer.is_closed() {
+            return self.free(id);
+        }
+        let wanted = match (e.transfer.poll_timeout(), e.reclaim_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if wanted != e.timer {
+            if let Some(old) = e.timer {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = wanted {
+                self.timers.insert((new, id));
+            }
+            e.timer = wanted;
+        }
+    }
+
+    fn free(&mut self, id: TransferId) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        let Some(e) = slot.entry.take() else { return };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.live -= 1;
+        debug_assert!(e.ended, "a transfer closes only after it reported its end");
+        if let Some(t) = e.timer {
+            self.timers.remove(&(t, id));
+        }
+        let key = (e.listener, e.info.peer);
+        if self.by_peer.get(&key) == Some(&id) {
+            self.by_peer.remove(&key);
+        }
+        let ip = e.info.peer.ip();
+        if let Some(load) = self.by_address.get_mut(&ip) {
+            load.transfers -= 1;
+            if !e.heard {
+                load.unanswered -= 1;
+            }
+            if load.transfers == 0 {
+                self.by_address.remove(&ip);
+            }
+        }
+        self.events.push_back(Event::Closed { id });
+    }
+
+    /// The earliest deadline of all transfers, at which
+    /// [`handle_timeout`](Self::handle_timeout) must be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.timers.first().map(|&(at, _)| at)
+    }
+
+    /// Handles every deadline that has passed: retransmissions, transfers given up, and
+    /// transfers whose client never answered, which are dropped without a word.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        let mut due = core::mem::take(&mut self.due);
+        due.extend(
+            self.timers
+                .iter()
+                .take_while(|&&(at, _)| at <= now)
+                .map(|&(_, id)| id),
+        );
+        for &id in &due {
+            let Some(e) = self.entry_mut(id) else { continue };
+            if !e.heard && e.reclaim_at.is_some_and(|at| at <= now) {
+                e.transfer.drop_silently(now, TransferError::Unanswered);
+                e.reclaim_at = None;
+            } else {
+                e.transfer.handle_timeout(now);
+            }
+            self.enqueue(id);
+            self.settle(now, id);
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    /// Puts the next datagram to send into `buf` (at least
+    /// [`max_datagram_len`](Self::max_datagram_len) bytes) and says where it goes, or
+    /// returns `None` when nothing is due. A transfer's window goes out in one run.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Duration, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some(&id) = self.ready.front() {
+            let ports = self.ports;
+            let Some(e) = self.entry_mut(id) else {
+                self.ready.pop_front();
+                continue;
+            };
+            let sent = match &mut e.storage {
+                Some(s) => e.transfer.poll_transmit(now, s, buf),
+                None => e.transfer.poll_transmit(now, &mut Handed, buf),
+            };
+            let Some(t) = sent else {
+                e.queued = false;
+                self.ready.pop_front();
+                self.settle(now, id);
+                continue;
+            };
+            let route = match ports {
+                PortMode::Single => Route::Listener(e.listener),
+                PortMode::PerTransfer => Route::Transfer(id),
+            };
+            let transmit = Transmit {
+                route,
+                destination: t.destination,
+                source: e.info.local,
+                len: t.len,
+            };
+            self.settle(now, id);
+            return Some(transmit);
+        }
+        None
+    }
+
+    /// The next event, if any. Call it until `None` after each `handle_*` and
+    /// `poll_transmit`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event<P::Storage>> {
+        self.events.pop_front()
+    }
+
+    /// The outcome of an upload's commit ([`Event::Commit`]): on success the client is sent
+    /// the final ACK, otherwise the error's ERROR. An id that is gone is ignored.
+    pub fn committed(&mut self, now: Duration, id: TransferId, result: Result<(), StorageError>) {
+        let Some(e) = self.entry_mut(id) else { return };
+        e.transfer.finish_upload(now, result);
+        self.enqueue(id);
+        self.settle(now, id);
+    }
+
+    /// The driver could not open a socket for a transfer's [`Route::Transfer`] (no
+    /// descriptor, or every port of its range taken). The transfer ends, and the client is
+    /// told from the request socket instead: its ERROR is written into `buf` and returned.
+    pub fn port_unavailable(
+        &mut self,
+        now: Duration,
+        id: TransferId,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        let message = "server busy: no transfer port free, try again later";
+        let e = self.entry_mut(id)?;
+        let (listener, peer, local) = (e.listener, e.info.peer, e.info.local);
+        let why = TransferError::Aborted {
+            code: ErrorCode::NotDefined,
+            message: Cow::Borrowed(message),
+        };
+        e.transfer.drop_silently(now, why);
+        e.storage = None;
+        self.settle(now, id);
+        if buf.len() < MIN_BUF {
+            return None;
+        }
+        Some(Transmit {
+            route: Route::Listener(listener),
+            destination: peer,
+            source: local,
+            len: encode_error(ErrorCode::NotDefined, message, buf),
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! The opening of a transfer, the only part where client and server differ: what the
+//! client asks for and how it judges the server's answer, and how the server negotiates.
+
+use alloc::vec::Vec;
+
+use super::policy::Limits;
+use crate::tftp::wire::{
+    Blksize, Direction, EncodeError, Mode, Options, OutOfRange, Packet, Request, Text, Timeout,
+    Windowsize,
+};
+
+/// The parameters a transfer runs with after negotiation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Data bytes per DATA packet.
+    pub blksize: u16,
+    /// Blocks per window.
+    pub windowsize: u16,
+    /// Retransmission timeout in seconds, when negotiated.
+    pub timeout: Option<u8>,
+    /// Transfer size: the file's size for a read, the announced size for a write.
+    pub tsize: Option<u64>,
+}
+
+impl Default for Negotiated {
+    fn default() -> Self {
+        Negotiated {
+            blksize: Blksize::DEFAULT.get(),
+            windowsize: Windowsize::DEFAULT.get(),
+            timeout: None,
+            tsize: None,
+        }
+    }
+}
+
+/// What a client asks for. Options left `None` are not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientRequest<'a> {
+    /// Download or upload.
+    pub direction: Direction,
+    /// The remote file name.
+    pub filename: Text<'a>,
+    /// `Octet` or `Netascii` (`Mail` is refused by servers).
+    pub mode: Mode,
+    /// Ask for this block size.
+    pub blksize: Option<Blksize>,
+    /// Ask for this window size.
+    pub windowsize: Option<Windowsize>,
+    /// Ask the server to use this retransmission timeout.
+    pub timeout: Option<Timeout>,
+    /// Read: `Some(0)` asks the server for the file's size. Write: the size we will send.
+    pub tsize: Option<u64>,
+}
+
+impl<'a> ClientRequest<'a> {
+    /// A plain RFC 1350 request in octet mode, without options.
+    pub fn new(direction: Direction, filename: impl Into<Text<'a>>) -> Self {
+        ClientRequest {
+            direction,
+            filename: filename.into(),
+            mode: Mode::Octet,
+            blksize: None,
+            windowsize: None,
+            timeout: None,
+            tsize: None,
+        }
+    }
+
+    /// The request datagram, and what it asked for (to judge the OACK by).
+    pub(crate) fn encode(&self) -> Result<(Vec<u8>, Asked), EncodeError> {
+        let body = Request {
+            filename: self.filename,
+            mode: self.mode,
+            options: Options {
+                blksize: self.blksize.map(Ok),
+                timeout: self.timeout.map(Ok),
+                tsize: self.tsize,
+                windowsize: self.windowsize.map(Ok),
+                unknown: Vec::new(),
+            },
+        };
+        let packet = match self.direction {
+            Direction::Read => Packet::Rrq(body),
+            Direction::Write => Packet::Wrq(body),
+        };
+        let asked = Asked {
+            blksize: self.blksize.map(Blksize::get),
+            windowsize: self.windowsize.map(Windowsize::get),
+            timeout: self.timeout.map(Timeout::get),
+            tsize: self.tsize,
+        };
+        Ok((packet.to_vec()?, asked))
+    }
+}
+
+/// The options a client sent, as numbers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Asked {
+    blksize: Option<u16>,
+    windowsize: Option<u16>,
+    timeout: Option<u8>,
+    tsize: Option<u64>,
+}
+
+/// Accepts an OACK only if every option in it was asked for, with a value no larger than
+/// asked (blksize, windowsize) or equal to it (timeout).
+pub(crate) fn check_oack(asked: &Asked, oack: &Options<'_>) -> Result<Negotiated, &'static str> {
+    if !oack.unknown.is_empty() {
+        return Err("OACK holds an option that was not asked for");
+    }
+    let mut n = Negotiated::default();
+    if let Some(v) = oack.blksize {
+        let (Some(max), Ok(v)) = (asked.blksize, v) else {
+            return Err("OACK blksize not asked for or out of range");
+        };
+        if v.get() > max {
+            return Err("OACK blksize larger than asked");
+        }
+        n.blksize = v.get();
+    }
+    if let Some(v) = oack.windowsize {
+        let (Some(max), Ok(v)) = (asked.windowsize, v) else {
+            return Err("OACK windowsize not asked for or out of range");
+        };
+        if v.get() > max {
+            return Err("OACK windowsize larger than asked");
+        }
+        n.windowsize = v.get();
+    }
+    if let Some(v) = oack.timeout {
+        if asked.timeout != v.ok().map(Timeout::get) {
+            return Err("OACK timeout differs from the one asked");
+        }
+        n.timeout = asked.timeout;
+    }
+    if let Some(v) = oack.tsize {
+        if asked.tsize.is_none() {
+            return Err("OACK tsize not asked for");
+        }
+        n.tsize = Some(v);
+    }
+    Ok(n)
+}
+
+/// The server's side of RFC 2347: answer only what was asked, lower but never raise blksize
+/// and windowsize, take timeout as given or leave it out, and include tsize only when asked.
+/// Returns the parameters and, when any option is answered, the OACK to send.
+pub(crate) fn negotiate(
+    asked: &Options<'_>,
+    limits: &Limits,
+    direction: Direction,
+    size: Option<u64>,
+    netascii: bool,
+) -> Result<(Negotiated, Option<Vec<u8>>), EncodeError> {
+    let mut n = Negotiated::default();
+    let mut oack = Options::default();
+    if let Some(b) = ask(asked.blksize, Blksize::MAX.get().into(), |b| b.get().into()) {
+        let b = b.min(limits.max_blksize.get().into());
+        n.blksize = b as u16;
+        oack.blksize = Some(Blksize::new(b));
+    }
+    if let Some(w) = ask(asked.windowsize, Windowsize::MAX.get().into(), |w| {
+        w.get().into()
+    }) {
+        let fits = (u64::from(limits.max_window_bytes) / u64::from(n.blksize)).max(1);
+        let w = w.min(limits.max_windowsize.get().into()).min(fits);
+        n.windowsize = w as u16;
+        oack.windowsize = Some(Windowsize::new(w));
+    }
+    if let Some(Ok(t)) = asked.timeout {
+        if t >= limits.min_timeout && t <= limits.max_timeout {
+            n.timeout = Some(t.get());
+            oack.timeout = Some(Ok(t));
+        }
+    }
+    if let Some(announced) = asked.tsize {
+        // tsize is ill-defined in netascii: offer it only in octet mode, as tftp-hpa does.
+        n.tsize = match direction {
+            Direction::Read if !netascii => size,
+            Direction::Read => None,
+            Direction::Write => Some(announced),
+        };
+        oack.tsize = n.tsize;
+    }
+    let oack = if oack.is_empty() {
+        None
+    } else {
+        Some(Packet::Oack(oack).to_vec()?)
+    };
+    Ok((n, oack))
+}
+
+/// The number asked for a size-like option. Above the RFC range counts as a large ask
+/// to be lowered (tftp-hpa does the same); below it, the option is ignored.
+fn ask<T>(v: Option<Result<T, OutOfRange>>, rfc_max: u64, get: impl Fn(T) -> u64) -> Option<u64> {
+    match v? {
+        Ok(v) => Some(get(v)),
+        Err(e) if e.value > rfc_max => Some(u64::MAX),
+        Err(_) => None,
+    }
+}

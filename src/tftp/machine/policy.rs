@@ -1,0 +1,120 @@
+//! What the application decides for the server: who may read or write what (`Policy`), and
+//! the bounds on what clients may negotiate and hold (`Limits`).
+
+use alloc::borrow::Cow;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use super::retransmit::Config;
+use super::storage::Storage;
+use crate::tftp::wire::{Blksize, ErrorCode, Text, Timeout, Windowsize};
+
+/// The application's "no" to a request; it becomes the ERROR sent to the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The ERROR code, e.g. [`ErrorCode::FileNotFound`] or [`ErrorCode::AccessViolation`].
+    pub code: ErrorCode,
+    /// The ERROR message.
+    pub message: Cow<'static, str>,
+}
+
+impl Refusal {
+    /// A refusal with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the server lets peers do, and where their files live. The std server implements it
+/// over a directory; an application can implement it over memory, flash or a database.
+///
+/// Opening the file is the answer: a granted request returns the [`Storage`] the transfer
+/// reads from or writes to, and the server's endpoint keeps it for the transfer's life.
+pub trait Policy {
+    /// Where a transfer's bytes come from and go to.
+    type Storage: Storage;
+
+    /// May `peer` read `filename`? The storage to send from, and the file's size when it is
+    /// known (answered to a client that asks for `tsize`).
+    fn read(
+        &mut self,
+        peer: SocketAddr,
+        filename: Text<'_>,
+    ) -> Result<(Self::Storage, Option<u64>), Refusal>;
+
+    /// May `peer` write `filename`, announcing `tsize` bytes if it said? The storage to
+    /// receive into; [`Storage::commit`] puts it in place once every block arrived.
+    fn write(
+        &mut self,
+        peer: SocketAddr,
+        filename: Text<'_>,
+        tsize: Option<u64>,
+    ) -> Result<Self::Storage, Refusal>;
+}
+
+/// The server's bounds: what clients may negotiate, and how much of the server one client
+/// address may hold.
+///
+/// The cheap attack on a TFTP server is a request that is never answered: a spoofed source,
+/// or one port sending thousands of requests. Transfers whose client has not answered yet
+/// are capped per address and reclaimed after [`unanswered_timeout`](Self::unanswered_timeout),
+/// whatever timeout they negotiated. Transfers whose client answers are capped far more
+/// generously, since many real clients share one address behind NAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest blksize granted; larger asks are lowered to it.
+    pub max_blksize: Blksize,
+    /// Largest windowsize granted; larger asks are lowered to it.
+    pub max_windowsize: Windowsize,
+    /// Largest window in data bytes (windowsize × blksize) granted; windowsize is lowered
+    /// to fit. A window larger than the receiver's socket buffer loses its tail on every
+    /// window (Linux's default buffer is 208 KiB), turning each window into a timeout.
+    pub max_window_bytes: u32,
+    /// Smallest `timeout` option accepted; a smaller ask is left out of the OACK.
+    pub min_timeout: Timeout,
+    /// Largest `timeout` option accepted; a larger ask is left out of the OACK, so a client
+    /// cannot make a dead transfer linger for minutes.
+    pub max_timeout: Timeout,
+    /// Retransmission settings when the client negotiates no timeout.
+    pub config: Config,
+    /// Transfers at once; requests beyond it are refused with ERROR 0.
+    pub max_transfers: usize,
+    /// Transfers at once from one client address.
+    pub max_per_address: usize,
+    /// Transfers at once from one client address whose client has not answered yet.
+    pub max_unanswered_per_address: usize,
+    /// A transfer whose client has not answered within this time is dropped silently.
+    pub unanswered_timeout: Duration,
+}
+
+impl Limits {
+    /// The default limits, as a constant for the program's option defaults.
+    pub const DEFAULT: Limits = Limits {
+        max_blksize: Blksize::MAX,
+        max_windowsize: match Windowsize::new(64) {
+            Ok(w) => w,
+            Err(_) => Windowsize::MAX,
+        },
+        max_window_bytes: 192 * 1024,
+        min_timeout: Timeout::MIN,
+        max_timeout: match Timeout::new(10) {
+            Ok(t) => t,
+            Err(_) => Timeout::MAX,
+        },
+        config: Config::new(Duration::from_secs(1), Duration::from_secs(8), 5),
+        max_transfers: 1000,
+        max_per_address: 256,
+        max_unanswered_per_address: 32,
+        unanswered_timeout: Duration::from_secs(10),
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}

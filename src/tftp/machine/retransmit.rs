@@ -1,0 +1,120 @@
+//! The retransmission timer of one transfer: timeout, backoff, and when to give up.
+
+use core::time::Duration;
+
+/// Retransmission settings of a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// First retransmission timeout; a negotiated `timeout` option replaces it.
+    pub timeout: Duration,
+    /// Backoff doubles the timeout after each retransmission, up to this.
+    pub max_timeout: Duration,
+    /// Retransmissions of one packet or window before the transfer gives up.
+    pub retries: u32,
+}
+
+impl Config {
+    /// Settings with this first timeout, backoff ceiling and number of retries.
+    pub const fn new(timeout: Duration, max_timeout: Duration, retries: u32) -> Config {
+        Config {
+            timeout,
+            max_timeout,
+            retries,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new(Duration::from_secs(1), Duration::from_secs(8), 5)
+    }
+}
+
+/// What an expired deadline calls for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// Send the last packet or window again; the timer is rearmed with backoff.
+    Retransmit,
+    /// Every retry is spent.
+    GiveUp {
+        /// Retransmissions made.
+        retries: u32,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Timer {
+    config: Config,
+    /// The timeout after progress: the configured one, or the negotiated one.
+    base: Duration,
+    rto: Duration,
+    retries: u32,
+    deadline: Option<Duration>,
+}
+
+impl Timer {
+    /// A timer armed to expire one timeout from `now`.
+    pub(crate) fn new(now: Duration, config: Config) -> Timer {
+        Timer {
+            config,
+            base: config.timeout,
+            rto: config.timeout,
+            retries: 0,
+            deadline: Some(now + config.timeout),
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// Waits until `deadline` whatever the backoff says (a dally).
+    pub(crate) fn set_deadline(&mut self, deadline: Duration) {
+        self.deadline = Some(deadline);
+    }
+
+    pub(crate) fn stop(&mut self) {
+        self.deadline = None;
+    }
+
+    /// The negotiated `timeout` option replaces the configured first timeout.
+    pub(crate) fn set_base(&mut self, seconds: u8) {
+        self.base = Duration::from_secs(seconds.into());
+        self.rto = self.base;
+    }
+
+    pub(crate) fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// The longest the backoff goes: a negotiated timeout above the ceiling still holds.
+    pub(crate) fn max(&self) -> Duration {
+        self.config.max_timeout.max(self.base)
+    }
+
+    /// Progress was made: the next silence is judged afresh.
+    pub(crate) fn progressed(&mut self, now: Duration) {
+        self.retries = 0;
+        self.rto = self.base;
+        self.deadline = Some(now + self.rto);
+    }
+
+    /// True once `now` has reached the deadline.
+    pub(crate) fn is_due(&self, now: Duration) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+
+    /// The deadline passed: retransmit with a doubled timeout, or give up.
+    pub(crate) fn expire(&mut self, now: Duration) -> Expiry {
+        if self.retries >= self.config.retries {
+            self.deadline = None;
+            return Expiry::GiveUp {
+                retries: self.retries,
+            };
+        }
+        self.retries += 1;
+        self.rto = (self.rto * 2).min(self.max());
+        self.deadline = Some(now + self.rto);
+        Expiry::Retransmit
+    }
+}
