@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Mutex};
 
-use wirekit::net::{LogEvent, RunningServer, Server, ServerConfig, TransferLog};
+use wirekit::net::{LogEvent, RunningServer, Server, ServerConfig};
+use wirekit::tftp::server::Report;
 use wirekit::tftp::Config;
-use wirekit::tftp::server::Limits;
 
 /// Deterministic pseudo-random bytes (xorshift32 from `seed`).
 pub fn content(n: usize, seed: u32) -> Vec<u8> {
@@ -89,10 +89,7 @@ pub fn fast_config(timeout_ms: u64, max_ms: u64, retries: u32) -> Config {
 /// A config serving `root` on a loopback port with the given retransmission settings.
 pub fn server_config(root: &Path, config: Config) -> ServerConfig {
     let mut c = ServerConfig::new(root, vec!["127.0.0.1:0".parse().unwrap()]);
-    c.limits = Limits {
-        config,
-        ..Limits::default()
-    };
+    c.limits.config = config;
     c.grace = Duration::from_secs(2);
     c
 }
@@ -221,9 +218,9 @@ pub fn spawn_logged(
 ) -> (
     wirekit::net::RunningServer,
     SocketAddr,
-    Arc<Mutex<Vec<TransferLog>>>,
+    Arc<Mutex<Vec<Report>>>,
 ) {
-    let logs: Arc<Mutex<Vec<TransferLog>>> = Arc::default();
+    let logs: Arc<Mutex<Vec<Report>>> = Arc::default();
     let l2 = logs.clone();
     let server = Server::bind(config)
         .unwrap()
