@@ -539,7 +539,7 @@ impl Transfer {
         if let Some(to) = self.strangers.pop_front() {
             let p = Packet::Error {
                 code: ErrorCode::UnknownTransferId,
-                message: Text::from("unknown transfer ID"),
+                message: Text::from(ErrorCode::UnknownTransferId.description()),
             };
             return p.encode(buf).ok().map(|len| Transmit {
                 destination: to,
