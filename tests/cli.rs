@@ -174,7 +174,7 @@ fn get_and_put_with_options_and_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("already exists"), "{err}");
+    assert!(err.contains("File already exists"), "{err}");
 
     serving.wait_for_log(&["refused", "\"b.bin\"", "error 6"]);
 

@@ -44,7 +44,7 @@ fn get_and_put_round_trip() {
         &mut no_progress(),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("file not found"), "{err}");
+    assert!(err.to_string().contains("File not found"), "{err}");
     assert!(!Path::new(&local.join("x")).exists());
     server.stop().unwrap();
 }

@@ -27,16 +27,20 @@ fn access(message: impl Into<Cow<'static, str>>) -> Refusal {
     Refusal::new(ErrorCode::AccessViolation, message)
 }
 
+/// A refusal whose message only names its code: the codec's default text, so that it
+/// reads as other servers' does.
+fn plain(code: ErrorCode) -> Refusal {
+    Refusal::new(code, code.description())
+}
+
 fn refusal(e: &io::Error) -> Refusal {
-    match e.kind() {
-        io::ErrorKind::NotFound => Refusal::new(ErrorCode::FileNotFound, "file not found"),
-        io::ErrorKind::AlreadyExists => Refusal::new(ErrorCode::FileExists, "file already exists"),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
-            Refusal::new(ErrorCode::DiskFull, "disk full")
-        }
+    plain(match e.kind() {
+        io::ErrorKind::NotFound => ErrorCode::FileNotFound,
+        io::ErrorKind::AlreadyExists => ErrorCode::FileExists,
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorCode::DiskFull,
         // cap-std reports an escape from the root as PermissionDenied.
-        _ => access("access violation"),
-    }
+        _ => ErrorCode::AccessViolation,
+    })
 }
 
 impl Root {
@@ -119,7 +123,7 @@ impl Root {
         let exists = match dir.symlink_metadata(&file_name) {
             Ok(m) if m.is_dir() => return Err(access("a directory has that name")),
             Ok(_) if !overwrite => {
-                return Err(Refusal::new(ErrorCode::FileExists, "file already exists"));
+                return Err(plain(ErrorCode::FileExists));
             }
             Ok(m) if m.is_symlink() => return Err(access("will not overwrite a symlink")),
             Ok(_) => true,
