@@ -64,9 +64,9 @@ impl Storage for MemoryFile {
 
     fn commit(&mut self) -> Result<(), StorageError> {
         if let MemoryFile::Write { name, data, files } = self {
-            let mut files = files.lock().map_err(|_| {
-                StorageError::new(ErrorCode::NotDefined, "file table poisoned")
-            })?;
+            let mut files = files
+                .lock()
+                .map_err(|_| StorageError::new(ErrorCode::NotDefined, "file table poisoned"))?;
             files.insert(std::mem::take(name), std::mem::take(data).into());
         }
         Ok(())
@@ -76,16 +76,28 @@ impl Storage for MemoryFile {
 impl Policy for Memory {
     type Storage = MemoryFile;
 
-    fn read(&mut self, _: SocketAddr, name: Text<'_>) -> Result<(MemoryFile, Option<u64>), Refusal> {
+    fn read(
+        &mut self,
+        _: SocketAddr,
+        name: Text<'_>,
+    ) -> Result<(MemoryFile, Option<u64>), Refusal> {
         let files = self.0.lock().map_err(|_| busy())?;
         let file = files.get(name.as_bytes()).cloned().ok_or_else(|| {
-            Refusal::new(ErrorCode::FileNotFound, ErrorCode::FileNotFound.description())
+            Refusal::new(
+                ErrorCode::FileNotFound,
+                ErrorCode::FileNotFound.description(),
+            )
         })?;
         let size = file.len() as u64;
         Ok((MemoryFile::Read(file), Some(size)))
     }
 
-    fn write(&mut self, _: SocketAddr, name: Text<'_>, _: Option<u64>) -> Result<MemoryFile, Refusal> {
+    fn write(
+        &mut self,
+        _: SocketAddr,
+        name: Text<'_>,
+        _: Option<u64>,
+    ) -> Result<MemoryFile, Refusal> {
         Ok(MemoryFile::Write {
             name: name.as_bytes().to_vec(),
             data: Vec::new(),
@@ -107,7 +119,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut endpoint = Endpoint::new(Memory(files), Limits::default(), PortMode::Single);
     let epoch = Instant::now();
-    let (committed, mut commits) = mpsc::unbounded_channel::<(TransferId, Result<(), StorageError>)>();
+    let (committed, mut commits) =
+        mpsc::unbounded_channel::<(TransferId, Result<(), StorageError>)>();
     let mut inbuf = vec![0u8; 65_536];
     let mut outbuf = vec![0u8; endpoint.max_datagram_len()];
     tokio::pin!(stop);
@@ -155,9 +168,10 @@ pub async fn serve(
 pub fn load(paths: &[String]) -> std::io::Result<Files> {
     let mut files = HashMap::new();
     for path in paths {
-        let name = std::path::Path::new(path)
-            .file_name()
-            .map_or_else(|| path.as_bytes().to_vec(), |n| n.as_encoded_bytes().to_vec());
+        let name = std::path::Path::new(path).file_name().map_or_else(
+            || path.as_bytes().to_vec(),
+            |n| n.as_encoded_bytes().to_vec(),
+        );
         files.insert(name, std::fs::read(path)?.into());
     }
     Ok(Arc::new(Mutex::new(files)))

@@ -54,8 +54,7 @@ fn start(files: &[(&str, Vec<u8>)]) -> Running {
             let stop = async {
                 let _ = stopped.await;
             };
-            tokio_server::serve(socket, served, stop, move |l| lines.lock().unwrap().push(l))
-                .await
+            tokio_server::serve(socket, served, stop, move |l| lines.lock().unwrap().push(l)).await
         })
     });
     Running {
@@ -121,7 +120,10 @@ fn tftp_hpa_gets_through_the_tokio_server() {
     let dir = common::tempdir("tokio-hpa");
     let got = dir.join("hello.txt");
     let output = Command::new("tftp")
-        .args([&server.addr.ip().to_string(), &server.addr.port().to_string()])
+        .args([
+            &server.addr.ip().to_string(),
+            &server.addr.port().to_string(),
+        ])
         .args(["-m", "binary", "-c", "get", "hello.txt"])
         .arg(&got)
         .output()

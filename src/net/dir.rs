@@ -54,7 +54,11 @@ pub enum DirFile {
 impl Policy for DirPolicy {
     type Storage = DirFile;
 
-    fn read(&mut self, _: SocketAddr, filename: Text<'_>) -> Result<(DirFile, Option<u64>), Refusal> {
+    fn read(
+        &mut self,
+        _: SocketAddr,
+        filename: Text<'_>,
+    ) -> Result<(DirFile, Option<u64>), Refusal> {
         let (file, size) = self.root.open_read(filename)?;
         Ok((DirFile::Read(file), Some(size)))
     }

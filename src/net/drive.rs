@@ -58,7 +58,12 @@ pub(crate) fn drive<S: Storage + ?Sized>(
             Ok((n, source)) => {
                 transfer.handle_datagram(epoch.elapsed(), source, &recv_buf[..n], storage)
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 transfer.handle_timeout(epoch.elapsed())
             }
             Err(e) if super::event_loop::transient(&e) => {}

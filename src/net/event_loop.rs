@@ -154,7 +154,12 @@ where
         }
     }
 
-    fn on_event(&mut self, now: Duration, event: Event<P::Storage>, committer: &Committer<P::Storage>) {
+    fn on_event(
+        &mut self,
+        now: Duration,
+        event: Event<P::Storage>,
+        committer: &Committer<P::Storage>,
+    ) {
         match event {
             Event::Refused {
                 peer,

@@ -243,7 +243,10 @@ where
         let limits = descriptors::limits_per_loop(&config.limits, threads, ports);
         let mut addrs: Vec<SocketAddr> = Vec::new();
         let mut loops = Vec::with_capacity(threads);
-        for first in std::iter::once(true).chain(std::iter::repeat(false)).take(threads) {
+        for first in std::iter::once(true)
+            .chain(std::iter::repeat(false))
+            .take(threads)
+        {
             let mut listeners = Vec::with_capacity(config.listen.len());
             for (j, &wanted) in config.listen.iter().enumerate() {
                 // Later loops join the port the first one was given (it may have asked

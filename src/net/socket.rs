@@ -39,7 +39,10 @@ pub(crate) fn bind(addr: SocketAddr, share_port: bool) -> io::Result<UdpSocket> 
 
 /// Binds a transfer socket on `ip`: any free port, or a free one of `range`, tried from a
 /// point that moves with each call so that ports are spread.
-pub(crate) fn bind_transfer(ip: IpAddr, range: Option<&RangeInclusive<u16>>) -> io::Result<UdpSocket> {
+pub(crate) fn bind_transfer(
+    ip: IpAddr,
+    range: Option<&RangeInclusive<u16>>,
+) -> io::Result<UdpSocket> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let Some(range) = range else {
         return bind(SocketAddr::new(ip, 0), false);

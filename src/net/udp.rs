@@ -64,7 +64,8 @@ impl Udp {
             segment_size: None,
             src_ip: source,
         };
-        self.state.try_send(UdpSockRef::from(&self.socket), &transmit)
+        self.state
+            .try_send(UdpSockRef::from(&self.socket), &transmit)
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use std::sync::{Arc, Mutex};
 
 use wirekit::net::{LogEvent, RunningServer, Server, ServerConfig};
-use wirekit::tftp::server::Report;
 use wirekit::tftp::Config;
+use wirekit::tftp::server::Report;
 
 /// Deterministic pseudo-random bytes (xorshift32 from `seed`).
 pub fn content(n: usize, seed: u32) -> Vec<u8> {

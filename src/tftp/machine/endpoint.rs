@@ -411,7 +411,9 @@ impl<P: Policy> Endpoint<P> {
         }
         match &mut e.storage {
             Some(s) => e.transfer.handle_datagram(now, source, datagram, s),
-            None => e.transfer.handle_datagram(now, source, datagram, &mut Handed),
+            None => e
+                .transfer
+                .handle_datagram(now, source, datagram, &mut Handed),
         }
         if first_answer {
             if let Some(load) = self.by_address.get_mut(&source.ip()) {
@@ -541,9 +543,9 @@ impl<P: Policy> Endpoint<P> {
         };
         let netascii = request.mode == Mode::Netascii;
         let (negotiated, oack) =
-            negotiate(&request.options, &self.limits, direction, size, netascii).map_err(
-                |e| Refusal::new(ErrorCode::NotDefined, alloc::format!("cannot answer: {e}")),
-            )?;
+            negotiate(&request.options, &self.limits, direction, size, netascii).map_err(|e| {
+                Refusal::new(ErrorCode::NotDefined, alloc::format!("cannot answer: {e}"))
+            })?;
         let transfer = Transfer::server(
             now,
             peer,
@@ -727,7 +729,9 @@ impl<P: Policy> Endpoint<P> {
                 .map(|&(_, id)| id),
         );
         for &id in &due {
-            let Some(e) = self.entry_mut(id) else { continue };
+            let Some(e) = self.entry_mut(id) else {
+                continue;
+            };
             if !e.heard && e.reclaim_at.is_some_and(|at| at <= now) {
                 e.transfer.drop_silently(now, TransferError::Unanswered);
                 e.reclaim_at = None;

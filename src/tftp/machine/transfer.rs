@@ -282,9 +282,7 @@ impl Transfer {
             }
             // DATA 1 goes out from the sender on the first poll.
             (Direction::Read, false) => Phase::Sending(Sender::new(blksize, windowsize, netascii)),
-            (Direction::Write, _) => {
-                Phase::Receiving(Receiver::new(blksize, windowsize, netascii))
-            }
+            (Direction::Write, _) => Phase::Receiving(Receiver::new(blksize, windowsize, netascii)),
         };
         let mut t = Transfer::new(now, Side::Server, client, config, phase);
         if let Some(seconds) = negotiated.timeout {
@@ -377,7 +375,13 @@ impl Transfer {
     }
 
     /// Ends the transfer with an ERROR to the peer in place of anything still owed.
-    fn fail(&mut self, now: Duration, code: ErrorCode, message: Cow<'static, str>, why: TransferError) {
+    fn fail(
+        &mut self,
+        now: Duration,
+        code: ErrorCode,
+        message: Cow<'static, str>,
+        why: TransferError,
+    ) {
         self.owed = Some(Control::Error(code, message));
         self.close();
         self.finish(now, Err(why));
@@ -562,7 +566,12 @@ impl Transfer {
             Ok(n) => n,
             Err(why) => {
                 let message = Cow::Borrowed(why);
-                return self.fail(now, ErrorCode::OptionNegotiation, message, TransferError::BadOack(why));
+                return self.fail(
+                    now,
+                    ErrorCode::OptionNegotiation,
+                    message,
+                    TransferError::BadOack(why),
+                );
             }
         };
         self.opening = Vec::new();
@@ -587,7 +596,12 @@ impl Transfer {
         }
     }
 
-    fn on_packet<S: Storage + ?Sized>(&mut self, now: Duration, packet: Packet<'_>, storage: &mut S) {
+    fn on_packet<S: Storage + ?Sized>(
+        &mut self,
+        now: Duration,
+        packet: Packet<'_>,
+        storage: &mut S,
+    ) {
         if let (Phase::AwaitingAck0(_), Packet::Ack { block: 0 }) = (&self.phase, &packet) {
             if let Phase::AwaitingAck0(s) = core::mem::replace(&mut self.phase, Phase::Closed) {
                 self.phase = Phase::Sending(s);
@@ -692,9 +706,7 @@ impl Transfer {
                     len
                 }
                 Control::Ack(block) => encode_infallible(&Packet::Ack { block }, buf),
-                Control::Error(code, message) => {
-                    encode_error(code, &message, buf)
-                }
+                Control::Error(code, message) => encode_error(code, &message, buf),
             };
             return Some(Transmit {
                 destination: self.peer,
