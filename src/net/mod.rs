@@ -8,5 +8,5 @@ mod server;
 mod udp;
 
 pub use client::{ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from};
-pub use fs::{Root, Upload};
+pub use fs::{Root, RootOptions, Upload};
 pub use server::{LogEvent, RunningServer, Server, ServerConfig, Stopper, TransferLog};

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::drive::{Hooks, drive};
-use super::fs::{Root, Upload};
+use super::fs::{Root, RootOptions, Upload};
 use super::udp::{RequestSocket, bind, bind_transfer};
 use crate::tftp::server::{Admission, Limits, Policy, Refusal, admit};
 use crate::tftp::{
@@ -33,6 +33,16 @@ pub struct ServerConfig {
     /// Refuse uploads larger than this (ERROR 3), by their tsize up front and by their
     /// bytes as they arrive.
     pub max_upload_size: Option<u64>,
+    /// Permission bits of files uploads create, set exactly (`--create-mode`); `None`:
+    /// `0o666` less the umask. Replaced files keep their own. See
+    /// [`RootOptions::create_mode`].
+    pub create_mode: Option<u32>,
+    /// Refuse to serve or replace files with more than one hard link (`--refuse-linked`).
+    /// See [`RootOptions::refuse_linked`].
+    pub refuse_linked: bool,
+    /// Refuse to serve or replace files not owned by the server's user (`--owned-only`).
+    /// See [`RootOptions::owned_only`].
+    pub owned_only: bool,
     /// Bounds on negotiation and the retransmission settings.
     pub limits: Limits,
     /// Take transfer ports from this range (for firewalls) instead of any free port.
@@ -54,6 +64,9 @@ impl ServerConfig {
             allow_create: false,
             allow_overwrite: false,
             max_upload_size: None,
+            create_mode: None,
+            refuse_linked: false,
+            owned_only: false,
             limits: Limits::default(),
             port_range: None,
             max_transfers: 1000,
@@ -186,12 +199,20 @@ impl fmt::Debug for Server {
 impl Server {
     /// Opens the root and binds every listen address.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
-        let root = Root::open(&config.root).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open {}: {e}", config.root.display()),
-            )
-        })?;
+        let root = Root::open(&config.root)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open {}: {e}", config.root.display()),
+                )
+            })?
+            .with_options(RootOptions {
+                create_mode: config.create_mode,
+                refuse_linked: config.refuse_linked,
+                owned_only: config.owned_only,
+            });
+        // Leftovers of uploads cut short by a crash of an earlier run.
+        root.sweep();
         let sockets = config
             .listen
             .iter()
@@ -398,10 +419,12 @@ impl Policy for FsPolicy<'_> {
                 ));
             }
         }
-        let upload =
-            self.shared
-                .root
-                .create_upload(filename, c.allow_overwrite, c.max_upload_size)?;
+        let upload = self.shared.root.create_upload(
+            filename,
+            c.allow_overwrite,
+            c.max_upload_size,
+            tsize,
+        )?;
         if !c.allow_create && !upload.replaces_existing() {
             return Err(Refusal::new(
                 ErrorCode::AccessViolation,
