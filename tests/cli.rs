@@ -397,3 +397,80 @@ fn unprivileged_server_refuses_to_replace_what_it_cannot_keep() {
     assert_eq!(fs::metadata(dir.join("new.cfg")).unwrap().uid(), 1234);
     let _ = fs::remove_file(&local);
 }
+
+/// Where uploads cannot be anonymous (no `O_TMPFILE`, or here no `/proc` to link one
+/// through), an upload in progress has a random hidden name that is refused by name, and
+/// what a killed server left under such a name is gone once a server starts again.
+#[test]
+fn named_fallback_is_refused_by_name_and_swept_after_a_kill() {
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    let unshare = Command::new("unshare")
+        .args(["--mount", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !root_user || !unshare {
+        assert!(
+            std::env::var("WIREKIT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "needs root and unshare, and WIREKIT_REQUIRE_PEERS=1"
+        );
+        eprintln!("skipping: needs root and unshare");
+        return;
+    }
+    let dir = tempdir("fallback");
+    let script = format!(
+        "umount -l /proc && exec {BIN} serve --listen 127.0.0.1:0 --allow-create {}",
+        dir.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let (mut server, banner) = start(cmd);
+    let addr = banner_addr(&banner);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client.send_to(b"\0\x02up.bin\0octet\0", &addr).unwrap();
+    let mut buf = [0u8; 600];
+    let (n, tid) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[0, 4, 0, 0]);
+    let mut data = vec![0, 3, 0, 1];
+    data.extend_from_slice(&[7u8; 512]);
+    client.send_to(&data, tid).unwrap();
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[0, 4, 0, 1]);
+
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let temp = &names[0];
+    assert!(
+        temp.starts_with('.') && temp.ends_with(".wirekit-part"),
+        "{temp}"
+    );
+    assert_eq!(temp.len(), 1 + 32 + ".wirekit-part".len(), "{temp}");
+    let mut rrq = b"\0\x01".to_vec();
+    rrq.extend_from_slice(temp.as_bytes());
+    rrq.extend_from_slice(b"\0octet\0");
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    probe.send_to(&rrq, &addr).unwrap();
+    let (n, _) = probe.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 5, 0, 2], "{:?}", &buf[..n]);
+
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    assert!(dir.join(temp).exists(), "the kill left nothing to sweep");
+    let (_server, _) = serve(&dir, &["--listen", "127.0.0.1:0"]);
+    let left: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
