@@ -50,6 +50,19 @@ struct ServeArgs {
     /// Refuse uploads larger than this many bytes.
     #[arg(long, value_name = "BYTES")]
     max_upload_size: Option<u64>,
+    /// Permission bits, in octal (e.g. 640), of files that uploads create, set exactly
+    /// whatever the umask. Default: 666 less the umask. A replaced file keeps its own
+    /// owner, group and permission bits.
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    create_mode: Option<u32>,
+    /// Refuse to serve or replace files with more than one hard link, so a hard link
+    /// planted in the directory to a file elsewhere is not served.
+    #[arg(long)]
+    refuse_linked: bool,
+    /// Serve and replace only files owned by the user the server runs as (like dnsmasq's
+    /// --tftp-secure).
+    #[arg(long)]
+    owned_only: bool,
     /// Largest block size granted.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_blksize.get(), value_parser = clap::value_parser!(u16).range(8..=65464))]
     max_blksize: u16,
@@ -147,6 +160,15 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
         return Err("expected 1 <= A <= B".into());
     }
     Ok((a, b))
+}
+
+/// Permission bits in octal, 0-777, with or without a leading 0 or 0o.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err("expected permission bits in octal, 0 to 777 (e.g. 640)".into()),
+    }
 }
 
 /// `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; port 69 by default.
@@ -270,6 +292,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     config.allow_create = a.allow_create;
     config.allow_overwrite = a.allow_overwrite;
     config.max_upload_size = a.max_upload_size;
+    config.create_mode = a.create_mode;
+    config.refuse_linked = a.refuse_linked;
+    config.owned_only = a.owned_only;
     config.port_range = a.port_range.map(|(a, b)| a..=b);
     config.single_port = a.single_port;
     config.threads = a.threads;

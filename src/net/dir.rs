@@ -84,9 +84,9 @@ impl Policy for DirPolicy {
                 ));
             }
         }
-        let upload = self
-            .root
-            .create_upload(filename, rules.allow_overwrite, rules.max_size)?;
+        let upload =
+            self.root
+                .create_upload(filename, rules.allow_overwrite, rules.max_size, tsize)?;
         if !rules.allow_create && !upload.replaces_existing() {
             return Err(Refusal::new(
                 ErrorCode::AccessViolation,

@@ -19,5 +19,5 @@ mod udp;
 
 pub use client::{ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from};
 pub use dir::{DirFile, DirPolicy, UploadRules};
-pub use fs::{Root, Upload};
+pub use fs::{Root, RootOptions, Upload};
 pub use server::{LogEvent, RunningServer, Server, ServerConfig, Stopper};

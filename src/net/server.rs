@@ -16,7 +16,7 @@ use mio::Waker;
 use super::descriptors;
 use super::dir::{DirPolicy, UploadRules};
 use super::event_loop::Bound;
-use super::fs::Root;
+use super::fs::{Root, RootOptions};
 use super::socket::bind;
 use super::udp::Udp;
 use crate::tftp::server::{Endpoint, Limits, Policy, PortMode, Refusal, Report};
@@ -36,6 +36,16 @@ pub struct ServerConfig {
     /// Refuse uploads larger than this (ERROR 3), by their tsize up front and by their
     /// bytes as they arrive.
     pub max_upload_size: Option<u64>,
+    /// Permission bits of files uploads create, set exactly (`--create-mode`); `None`:
+    /// `0o666` less the umask. Replaced files keep their own. See
+    /// [`RootOptions::create_mode`].
+    pub create_mode: Option<u32>,
+    /// Refuse to serve or replace files with more than one hard link (`--refuse-linked`).
+    /// See [`RootOptions::refuse_linked`].
+    pub refuse_linked: bool,
+    /// Refuse to serve or replace files not owned by the server's user (`--owned-only`).
+    /// See [`RootOptions::owned_only`].
+    pub owned_only: bool,
     /// Bounds on negotiation, on transfers in total and per client address, and the
     /// retransmission settings. `max_transfers` is shared out among the loops, and lowered
     /// to what the process's file descriptors allow.
@@ -64,6 +74,9 @@ impl ServerConfig {
             allow_create: false,
             allow_overwrite: false,
             max_upload_size: None,
+            create_mode: None,
+            refuse_linked: false,
+            owned_only: false,
             limits: Limits::default(),
             single_port: false,
             port_range: None,
@@ -199,12 +212,20 @@ impl<P: Policy> fmt::Debug for Server<P> {
 impl Server<DirPolicy> {
     /// Opens the root and binds every listen address.
     pub fn bind(config: ServerConfig) -> io::Result<Server<DirPolicy>> {
-        let root = Root::open(&config.root).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open {}: {e}", config.root.display()),
-            )
-        })?;
+        let root = Root::open(&config.root)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open {}: {e}", config.root.display()),
+                )
+            })?
+            .with_options(RootOptions {
+                create_mode: config.create_mode,
+                refuse_linked: config.refuse_linked,
+                owned_only: config.owned_only,
+            });
+        // Leftovers of uploads cut short by a crash of an earlier run.
+        root.sweep();
         let path = root.path().to_path_buf();
         let uploads = UploadRules {
             allow_create: config.allow_create,

@@ -200,7 +200,16 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> (bool, String) {
 
 /// An octet RRQ with `opts` as option pairs, byte for byte.
 pub fn rrq(name: &str, opts: &[(&str, &str)]) -> Vec<u8> {
-    let mut v = vec![0, 1];
+    request(1, name, opts)
+}
+
+/// An octet WRQ with `opts` as option pairs, byte for byte.
+pub fn wrq(name: &str, opts: &[(&str, &str)]) -> Vec<u8> {
+    request(2, name, opts)
+}
+
+fn request(opcode: u8, name: &str, opts: &[(&str, &str)]) -> Vec<u8> {
+    let mut v = vec![0, opcode];
     v.extend_from_slice(name.as_bytes());
     v.extend_from_slice(b"\0octet\0");
     for (k, val) in opts {
