@@ -924,3 +924,57 @@ fn finished_is_reported_once_even_if_the_buffer_is_too_small_while_dallying() {
     }
     assert_eq!(n, 1);
 }
+
+#[test]
+fn a_sender_that_gives_up_reports_the_blocks_acknowledged() {
+    // Server read: blocks 1 and 2 acknowledged, block 3 never is.
+    let f = file(100);
+    let (mut t, _) = server_read_started(&f, 8, 1);
+    t.feed(ms(2), client_addr(), &ack(1));
+    assert_eq!(blocks(&t.drain(ms(2))), [2]);
+    t.feed(ms(3), client_addr(), &ack(2));
+    assert_eq!(blocks(&t.drain(ms(3))), [3]);
+    while let Some(d) = t.poll_timeout() {
+        t.handle_timeout(d);
+        t.drain(d);
+    }
+    match finished(&mut t) {
+        Some(Err(TransferError::Timeout { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    let report = &t.transfers[&t.started[0]].ended.as_ref().unwrap().1;
+    assert_eq!(report.stats.blocks, 2, "blocks delivered before the end");
+
+    // Client write: block 1 acknowledged, block 2 never is.
+    let mut req = ClientRequest::new(Direction::Write, "f");
+    req.blksize = Some(Blksize::new(8).unwrap());
+    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut src = file(100);
+    drain(&mut c, T0, &mut src);
+    let oack = Packet::Oack(Options {
+        blksize: Some(Blksize::new(8)),
+        ..Options::default()
+    })
+    .to_vec()
+    .unwrap();
+    c.handle_datagram(ms(1), transfer_addr(), &oack, &mut src);
+    drain(&mut c, ms(1), &mut src);
+    c.handle_datagram(ms(2), transfer_addr(), &ack(1), &mut src);
+    drain(&mut c, ms(2), &mut src);
+    while let Some(d) = c.poll_timeout() {
+        c.handle_timeout(d);
+        drain(&mut c, d, &mut src);
+    }
+    let mut end = None;
+    while let Some(e) = c.poll_event() {
+        if let Event::Finished { stats, result } = e {
+            end = Some((stats, result));
+        }
+    }
+    let (stats, result) = end.expect("finished");
+    assert!(
+        matches!(result, Err(TransferError::Timeout { .. })),
+        "{result:?}"
+    );
+    assert_eq!(stats.blocks, 1, "blocks delivered before the end");
+}
