@@ -649,3 +649,45 @@ fn non_request_datagrams_on_the_listener_get_no_answer_and_a_malformed_request_g
     s.feed(ms(2), client_addr(), &ack(1));
     assert!(is_data(&s.drain(ms(2))[0].1, 2));
 }
+
+#[test]
+fn shutdown_refuses_new_requests_and_abort_all_ends_the_running_ones_with_an_error() {
+    let mut s = ServerSide::new(
+        AllowAll::serving(file(2000)),
+        limits(),
+        PortMode::PerTransfer,
+    );
+    let (a, b) = (addr("10.0.0.1:5000"), addr("10.0.0.3:5000"));
+    s.request(T0, a, &rrq("f"));
+    s.drain(T0);
+    s.endpoint.shutdown();
+    s.request(ms(1), b, &rrq("f"));
+    assert_eq!(s.len(), 1);
+    let (peer, _, refusal) = s.refused.pop().expect("refused");
+    assert_eq!((peer, refusal.code), (b, ErrorCode::NotDefined));
+    assert!(
+        refusal.message.contains("shutting down"),
+        "{}",
+        refusal.message
+    );
+    s.drain(ms(1));
+    // The running transfer goes on...
+    s.feed(ms(2), a, &ack(1));
+    assert!(is_data(&s.drain(ms(2))[0].1, 2));
+    // ...until everything is aborted: its client is told, and it ends with that reason.
+    // (Called on the endpoint itself: the adapter's `drain` collects what follows.)
+    s.endpoint
+        .abort_all(ms(3), ErrorCode::NotDefined, "server stopped");
+    let out = s.drain(ms(3));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, a);
+    assert_eq!(error_code(&out[0].1), ErrorCode::NotDefined);
+    let ended = s.take_ended();
+    assert_eq!(ended.len(), 1);
+    assert!(
+        matches!(&ended[0].1.result, Err(TransferError::Aborted { message, .. }) if message == "server stopped"),
+        "{:?}",
+        ended[0].1.result
+    );
+    assert!(s.is_empty());
+}
