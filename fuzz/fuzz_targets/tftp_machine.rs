@@ -25,7 +25,7 @@ use sim::{AllowAll, ServerSide, SimFile, client_addr, server_addr, transfer_addr
 use wirekit::tftp::server::{Limits, PortMode, TransferId};
 use wirekit::tftp::{
     Blksize, ClientRequest, Config, Direction, Event, Mode, Options, Packet, Request, Text,
-    Timeout, Transfer, Windowsize,
+    Timeout, Transfer, TransferError, Windowsize,
 };
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -145,14 +145,18 @@ impl Harness {
         match &self.m {
             Machine::Client { .. } => true,
             Machine::Server { s, first, .. } => {
-                s.ports != PortMode::Single
-                    || !s
-                        .started
-                        .iter()
-                        .any(|id| id != first && s.transfers[id].info.peer == self.peer)
-                        && !s.transfers[first].ended.as_ref().is_some_and(|(_, r)| {
-                            r.result == Err(wirekit::tftp::TransferError::Abandoned)
-                        })
+                if s.ports != PortMode::Single {
+                    return true;
+                }
+                let replaced = s
+                    .started
+                    .iter()
+                    .any(|id| id != first && s.transfers[id].info.peer == self.peer);
+                let abandoned = s.transfers[first]
+                    .ended
+                    .as_ref()
+                    .is_some_and(|(_, r)| r.result == Err(TransferError::Abandoned));
+                !replaced && !abandoned
             }
         }
     }
