@@ -611,7 +611,12 @@ impl Transfer {
         match (&mut self.phase, packet) {
             (Phase::Sending(s), Packet::Ack { block }) => match s.on_ack(block) {
                 AckOutcome::Ignored => {}
-                AckOutcome::Progress => self.timer.progressed(now),
+                AckOutcome::Progress => {
+                    // Counted as they are acknowledged, so a transfer that fails later
+                    // still reports the blocks it delivered.
+                    self.stats.blocks = s.acked();
+                    self.timer.progressed(now);
+                }
                 AckOutcome::Done => {
                     self.stats.blocks = s.acked();
                     self.finish(now, Ok(()));
