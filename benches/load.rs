@@ -57,7 +57,12 @@ struct Client<'a> {
 
 /// Client `i`'s own address: 127.1.0.1 to .250, then 127.2.0.1, and so on.
 fn client_ip(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 1 + (i / 250) as u8, 0, 1 + (i % 250) as u8))
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        1 + (i / 250) as u8,
+        0,
+        1 + (i % 250) as u8,
+    ))
 }
 
 struct Server {
@@ -104,9 +109,9 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
     ticks / 100.0
 }
 
@@ -196,7 +201,9 @@ fn storm(server: SocketAddr, file: &[u8], clients: usize) -> usize {
             let c = &mut all[i];
             loop {
                 match c.socket.recv_from(&mut buf) {
-                    Ok((n, from)) => c.transfer.handle_datagram(now, from, &buf[..n], &mut c.check),
+                    Ok((n, from)) => c
+                        .transfer
+                        .handle_datagram(now, from, &buf[..n], &mut c.check),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     // An ICMP error for an earlier datagram: the next read goes on.
                     Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
@@ -222,7 +229,10 @@ fn storm(server: SocketAddr, file: &[u8], clients: usize) -> usize {
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is a filter on the case names.
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let clients = env("WIREKIT_LOAD_CLIENTS", 1000);
     let mib = env("WIREKIT_LOAD_MIB", 4);
     let program = std::env::var("WIREKIT_LOAD_SERVER")
@@ -242,7 +252,10 @@ fn main() {
     println!("{clients} lock-step clients, {mib} MiB each, blksize {BLKSIZE}, server {program}");
     println!("| mode | intact | aggregate MB/s | server CPU s/GB | server peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|");
-    let cases: [(&str, &[&str]); 2] = [("port per transfer", &[]), ("single port", &["--single-port"])];
+    let cases: [(&str, &[&str]); 2] = [
+        ("port per transfer", &[]),
+        ("single port", &["--single-port"]),
+    ];
     for (name, extra) in cases {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
