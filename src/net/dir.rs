@@ -76,13 +76,13 @@ impl Policy for DirPolicy {
                 "uploads are disabled",
             ));
         }
-        if let (Some(max), Some(size)) = (rules.max_size, tsize) {
-            if size > max {
-                return Err(Refusal::new(
-                    ErrorCode::DiskFull,
-                    format!("upload of {size} bytes exceeds the {max}-byte limit"),
-                ));
-            }
+        if let (Some(max), Some(size)) = (rules.max_size, tsize)
+            && size > max
+        {
+            return Err(Refusal::new(
+                ErrorCode::DiskFull,
+                format!("upload of {size} bytes exceeds the {max}-byte limit"),
+            ));
         }
         let upload =
             self.root

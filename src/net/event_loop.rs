@@ -171,7 +171,9 @@ where
                 refusal: &refusal,
             }),
             Event::Commit { id, storage } => {
-                if committer.submit(id, storage).is_err() {
+                // Only a loop winding down has no committer left.
+                let refused = committer.submit(id, storage).is_err();
+                if refused {
                     let gone = StorageError::new(ErrorCode::NotDefined, "server shutting down");
                     self.endpoint.committed(now, id, Err(gone));
                 }
@@ -276,14 +278,14 @@ where
                 None => return,
             },
             Route::Transfer(id) => {
-                if !self.transfers.contains_key(&id) {
-                    if let Err(e) = self.open_transfer_socket(id, t.source, t.destination) {
-                        self.shared.log(&LogEvent::Error(&e));
-                        if let Some(t) = self.endpoint.port_unavailable(now, id, &mut self.tx) {
-                            self.send(now, t);
-                        }
-                        return;
+                if !self.transfers.contains_key(&id)
+                    && let Err(e) = self.open_transfer_socket(id, t.source, t.destination)
+                {
+                    self.shared.log(&LogEvent::Error(&e));
+                    if let Some(t) = self.endpoint.port_unavailable(now, id, &mut self.tx) {
+                        self.send(now, t);
                     }
+                    return;
                 }
                 match self.transfers.get(&id) {
                     Some(s) => s.udp.send(t.destination, None, &self.tx[..t.len]),

@@ -125,16 +125,16 @@ impl Upload {
         if matches!(self.temp, Temp::Placed) {
             return Err(io::Error::other("upload already committed"));
         }
-        if let Some(announced) = self.announced_size {
-            if self.written != announced {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "upload size differs from its tsize: received {} bytes, announced {announced}",
-                        self.written
-                    ),
-                ));
-            }
+        if let Some(announced) = self.announced_size
+            && self.written != announced
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "upload size differs from its tsize: received {} bytes, announced {announced}",
+                    self.written
+                ),
+            ));
         }
         let file = self
             .file

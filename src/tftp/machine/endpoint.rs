@@ -415,10 +415,8 @@ impl<P: Policy> Endpoint<P> {
                 .transfer
                 .handle_datagram(now, source, datagram, &mut Handed),
         }
-        if first_answer {
-            if let Some(load) = self.by_address.get_mut(&source.ip()) {
-                load.unanswered -= 1;
-            }
+        if first_answer && let Some(load) = self.by_address.get_mut(&source.ip()) {
+            load.unanswered -= 1;
         }
         self.enqueue(id);
         self.settle(now, id);
@@ -625,11 +623,11 @@ impl<P: Policy> Endpoint<P> {
     }
 
     fn enqueue(&mut self, id: TransferId) {
-        if let Some(e) = self.entry_mut(id) {
-            if !e.queued {
-                e.queued = true;
-                self.ready.push_back(id);
-            }
+        if let Some(e) = self.entry_mut(id)
+            && !e.queued
+        {
+            e.queued = true;
+            self.ready.push_back(id);
         }
     }
 

@@ -167,11 +167,12 @@ pub(crate) fn negotiate(
         n.windowsize = w as u16;
         oack.windowsize = Some(Windowsize::new(w));
     }
-    if let Some(Ok(t)) = asked.timeout {
-        if t >= limits.min_timeout && t <= limits.max_timeout {
-            n.timeout = Some(t.get());
-            oack.timeout = Some(Ok(t));
-        }
+    if let Some(Ok(t)) = asked.timeout
+        && t >= limits.min_timeout
+        && t <= limits.max_timeout
+    {
+        n.timeout = Some(t.get());
+        oack.timeout = Some(Ok(t));
     }
     if let Some(announced) = asked.tsize {
         // tsize is ill-defined in netascii: offer it only in octet mode, as tftp-hpa does.

@@ -491,11 +491,12 @@ impl Transfer {
             return;
         }
         let Ok(packet) = packet else { return };
-        if let Side::Client { locked } = &mut self.side {
-            if !*locked && matches!(packet, Packet::Error { .. }) {
-                *locked = true;
-                self.peer = source;
-            }
+        // An ERROR from the server's address ends the opening: its port is the server's.
+        if let Side::Client { locked: false } = self.side
+            && matches!(packet, Packet::Error { .. })
+        {
+            self.side = Side::Client { locked: true };
+            self.peer = source;
         }
         match packet {
             Packet::Error { code, message } => self.on_peer_error(now, code, message),
