@@ -9,26 +9,15 @@
 //! These tests pin the exact answer, on the machine and over a real socket.
 
 mod common;
+mod sim;
 
 use std::fs;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::{content, server_config, spawn, tempdir};
-use wirekit::tftp::server::{Admission, Limits, Policy, Refusal, admit};
-use wirekit::tftp::{Config, Text, Transfer};
-
-/// Lets every peer read and write, with a known file size.
-struct Open(u64);
-
-impl Policy for Open {
-    fn read(&mut self, _: SocketAddr, _: Text<'_>) -> Result<Option<u64>, Refusal> {
-        Ok(Some(self.0))
-    }
-    fn write(&mut self, _: SocketAddr, _: Text<'_>, _: Option<u64>) -> Result<(), Refusal> {
-        Ok(())
-    }
-}
+use sim::{ServerSide, client_addr};
+use wirekit::tftp::Config;
 
 const FILE_LEN: usize = 1000;
 
@@ -53,31 +42,19 @@ fn data_1_at_512(file: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Admits `datagram` with default limits and returns the transfer and its first datagram.
-fn first_answer(datagram: &[u8], file: &mut Vec<u8>) -> (Box<Transfer>, Vec<u8>) {
-    let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
-    let limits = Limits::default();
-    let mut transfer = match admit(
-        Duration::ZERO,
-        peer,
-        datagram,
-        &limits,
-        &mut Open(FILE_LEN as u64),
-    ) {
-        Admission::Accepted { transfer, .. } => transfer,
-        other => panic!("not accepted: {other:?}"),
-    };
-    let mut buf = vec![0u8; transfer.max_datagram_len()];
-    let tx = transfer
-        .poll_transmit(Duration::ZERO, file, &mut buf)
-        .expect("a first answer");
-    assert_eq!(tx.destination, peer);
-    (transfer, buf[..tx.len].to_vec())
+/// Admits `datagram` with default limits and returns the server and its first datagram.
+fn first_answer(datagram: &[u8], file: &[u8]) -> (ServerSide, Vec<u8>) {
+    let mut server = ServerSide::serving(file.to_vec());
+    server.request(Duration::ZERO, client_addr(), datagram);
+    let sent = server.drain(Duration::ZERO);
+    let (to, answer) = sent.into_iter().next().expect("a first answer");
+    assert_eq!(to, client_addr());
+    (server, answer)
 }
 
 #[test]
 fn out_of_range_options_are_left_out_or_lowered() {
-    let mut file = content(FILE_LEN, 13);
+    let file = content(FILE_LEN, 13);
     let data_1 = data_1_at_512(&file);
     let ack_0 = b"\0\x04\0\0".to_vec();
     let oack_max = b"\0\x06blksize\x0065464\0".to_vec();
@@ -89,7 +66,7 @@ fn out_of_range_options_are_left_out_or_lowered() {
         ("timeout", "256", &data_1, &ack_0),
     ];
     for (name, value, read, write) in cases {
-        let (t, answer) = first_answer(&request(1, &[(name, value)]), &mut file);
+        let (t, answer) = first_answer(&request(1, &[(name, value)]), &file);
         assert_eq!(&answer, read, "RRQ {name} {value}");
         // No timeout was negotiated: the retransmission timer runs at our default.
         assert_eq!(
@@ -97,16 +74,16 @@ fn out_of_range_options_are_left_out_or_lowered() {
             Some(Config::default().timeout),
             "RRQ {name} {value}"
         );
-        let (_, answer) = first_answer(&request(2, &[(name, value)]), &mut file);
+        let (_, answer) = first_answer(&request(2, &[(name, value)]), &file);
         assert_eq!(&answer, write, "WRQ {name} {value}");
     }
 }
 
 #[test]
 fn an_out_of_range_option_leaves_the_others_negotiated() {
-    let mut file = content(FILE_LEN, 13);
+    let file = content(FILE_LEN, 13);
     let rrq = request(1, &[("blksize", "7"), ("tsize", "0"), ("timeout", "256")]);
-    let (_, answer) = first_answer(&rrq, &mut file);
+    let (_, answer) = first_answer(&rrq, &file);
     assert_eq!(answer, b"\0\x06tsize\x001000\0");
 }
 
