@@ -6,14 +6,16 @@
 use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use quinn_udp::RecvMeta;
 
 use super::commit::Committer;
-use super::server::{LogEvent, Shared};
+use super::log::{LogEvent, Logger};
 use super::socket::bind_transfer;
 use super::udp::{Received, Udp};
 use crate::tftp::server::{Endpoint, Event, Incoming, Policy, Route, TransferId, Transmit};
@@ -26,6 +28,36 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 const BATCH: usize = 8;
 /// Room for the largest datagram, or a burst the kernel coalesced (GRO) of at most 64 KiB.
 const RX_BUF: usize = 128 * 1024;
+
+/// The stop requests, shared by the loops and their [`Stopper`]s.
+#[derive(Debug, Default)]
+pub(crate) struct Requests {
+    pub(crate) stop: AtomicBool,
+    pub(crate) cut: AtomicBool,
+}
+
+/// What the loops of one server share.
+pub(crate) struct Shared {
+    pub(crate) requests: Arc<Requests>,
+    pub(crate) log: Logger,
+    pub(crate) verbose: bool,
+    pub(crate) grace: Duration,
+    pub(crate) port_range: Option<RangeInclusive<u16>>,
+}
+
+impl Shared {
+    pub(crate) fn log(&self, event: &LogEvent<'_>) {
+        (self.log)(event);
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.requests.stop.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn cut_requested(&self) -> bool {
+        self.requests.cut.load(Ordering::SeqCst)
+    }
+}
 
 struct TransferSocket {
     token: Token,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
@@ -15,11 +15,12 @@ use mio::Waker;
 
 use super::descriptors;
 use super::dir::{DirPolicy, UploadRules};
-use super::event_loop::Bound;
+use super::event_loop::{Bound, Requests, Shared};
 use super::fs::{Root, RootOptions};
+use super::log::{LogEvent, Logger};
 use super::socket::bind;
 use super::udp::Udp;
-use crate::tftp::server::{Endpoint, Limits, Policy, PortMode, Refusal, Report};
+use crate::tftp::server::{Endpoint, Limits, Policy, PortMode};
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -84,71 +85,6 @@ impl ServerConfig {
             grace: Duration::from_secs(10),
             verbose: false,
         }
-    }
-}
-
-/// What the server reports as it runs.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum LogEvent<'a> {
-    /// A transfer ended.
-    Transfer(&'a Report),
-    /// A request was refused with an ERROR.
-    Refused {
-        /// The client.
-        peer: SocketAddr,
-        /// The file, when the request parsed.
-        filename: Option<String>,
-        /// The ERROR sent.
-        refusal: &'a Refusal,
-    },
-    /// A packet went out or came in (only with [`ServerConfig::verbose`]).
-    Packet {
-        /// True for a packet sent.
-        sent: bool,
-        /// The other side.
-        peer: SocketAddr,
-        /// The packet, summarized.
-        summary: String,
-    },
-    /// The grace period ended with transfers still running: they were cut.
-    Cut {
-        /// How many.
-        transfers: usize,
-    },
-    /// An I/O error outside any transfer.
-    Error(&'a io::Error),
-}
-
-type Logger = Box<dyn Fn(&LogEvent<'_>) + Send + Sync>;
-
-/// The stop requests, shared by the loops and their [`Stopper`]s.
-#[derive(Debug, Default)]
-struct Requests {
-    stop: AtomicBool,
-    cut: AtomicBool,
-}
-
-/// What the loops of one server share.
-pub(crate) struct Shared {
-    requests: Arc<Requests>,
-    log: Logger,
-    pub(crate) verbose: bool,
-    pub(crate) grace: Duration,
-    pub(crate) port_range: Option<RangeInclusive<u16>>,
-}
-
-impl Shared {
-    pub(crate) fn log(&self, event: &LogEvent<'_>) {
-        (self.log)(event);
-    }
-
-    pub(crate) fn stop_requested(&self) -> bool {
-        self.requests.stop.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn cut_requested(&self) -> bool {
-        self.requests.cut.load(Ordering::SeqCst)
     }
 }
 
