@@ -3,7 +3,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use super::storage::{Storage, StorageError};
+use super::storage::{Segments, Storage, StorageError};
 use crate::tftp::wire::netascii::NetasciiEncoder;
 use crate::tftp::wire::{DATA_HEADER_LEN, write_data_header};
 
@@ -39,11 +39,15 @@ pub(crate) enum AckOutcome {
     Done,
 }
 
-/// A block ready in the caller's buffer.
-pub(crate) struct Block {
+/// Blocks ready in the caller's buffer, back to back in slots of `DATA_HEADER_LEN +
+/// blksize` bytes (the last may be shorter).
+pub(crate) struct Blocks {
+    pub count: usize,
+    /// Bytes from the start of the buffer to the end of the last block.
     pub len: usize,
-    pub retransmission: bool,
-    /// File bytes this block carries, when it is sent for the first time.
+    /// Blocks among them sent before.
+    pub retransmissions: u64,
+    /// File bytes of the blocks sent for the first time.
     pub new_bytes: u64,
 }
 
@@ -133,56 +137,86 @@ impl Sender {
         AckOutcome::Progress
     }
 
-    /// Puts the next block of the window into `buf` (header included).
-    pub(crate) fn next_block<S: Storage + ?Sized>(
+    /// Puts up to `max` blocks of the window into `buf`, one slot of `DATA_HEADER_LEN +
+    /// blksize` bytes each, headers included. Octet payloads are read with one call to the
+    /// storage, straight into their slots.
+    pub(crate) fn next_blocks<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
         buf: &mut [u8],
-    ) -> Result<Block, StorageError> {
-        let n = self.next;
-        let payload = buf
-            .get_mut(DATA_HEADER_LEN..DATA_HEADER_LEN + self.blksize)
-            .ok_or_else(|| internal("transmit buffer smaller than blksize + 4"))?;
-        let (len, consumed) = match &mut self.encoding {
+        max: usize,
+    ) -> Result<Blocks, StorageError> {
+        let first = self.next;
+        let (len, count, consumed) = match &mut self.encoding {
             Encoding::Octet => {
-                let len = storage.read_at((n - 1) * self.blksize as u64, payload)?;
-                (len, len as u64)
+                let seg = DATA_HEADER_LEN + self.blksize;
+                let in_window = usize::try_from(self.window_end() + 1 - first).unwrap_or(1);
+                let count = max.min(in_window).min(buf.len() / seg).max(1);
+                let layout = Segments {
+                    start: DATA_HEADER_LEN,
+                    len: self.blksize,
+                    stride: seg,
+                    count,
+                };
+                let read = storage.read_segments_at((first - 1) * self.blksize as u64, buf, layout)?;
+                let full = read / self.blksize;
+                // A short block, empty if need be, ends the file.
+                let count = if full < count { full + 1 } else { count };
+                for i in 0..count {
+                    let slot = buf.get_mut(i * seg..).unwrap_or_default();
+                    write_data_header(slot, (first + i as u64) as u16)
+                        .map_err(|_| internal("transmit buffer too small"))?;
+                }
+                let last_len = read - (count - 1) * self.blksize;
+                ((count - 1) * seg + DATA_HEADER_LEN + last_len, count, read as u64)
             }
             Encoding::Netascii {
                 scratch,
                 checkpoints,
             } => {
                 let Some(start) = checkpoints
-                    .get(usize::try_from(n - self.acked - 1).unwrap_or(usize::MAX))
+                    .get(usize::try_from(first - self.acked - 1).unwrap_or(usize::MAX))
                     .copied()
                 else {
                     return Err(internal("netascii checkpoint missing"));
                 };
+                let payload = buf
+                    .get_mut(DATA_HEADER_LEN..DATA_HEADER_LEN + self.blksize)
+                    .ok_or_else(|| internal("transmit buffer smaller than blksize + 4"))?;
                 let raw = storage.read_at(start.offset, scratch)?;
                 let mut enc = NetasciiEncoder::resume(start.pending);
                 let (consumed, written) =
                     enc.encode(scratch.get(..raw).unwrap_or_default(), payload);
-                if n > self.sent_high && written == self.blksize {
+                if first > self.sent_high && written == self.blksize {
                     checkpoints.push_back(Checkpoint {
-                        block: n + 1,
+                        block: first + 1,
                         offset: start.offset + consumed as u64,
                         pending: enc.pending(),
                     });
                 }
-                (written, consumed as u64)
+                write_data_header(buf, first as u16)
+                    .map_err(|_| internal("transmit buffer too small"))?;
+                (DATA_HEADER_LEN + written, 1, consumed as u64)
             }
         };
-        write_data_header(buf, n as u16).map_err(|_| internal("transmit buffer too small"))?;
-        if len < self.blksize {
-            self.last = Some(n);
+        let end = first + count as u64;
+        if len < (count - 1) * (DATA_HEADER_LEN + self.blksize) + DATA_HEADER_LEN + self.blksize {
+            self.last = Some(end - 1);
         }
-        let retransmission = n <= self.sent_high;
-        self.sent_high = self.sent_high.max(n);
-        self.next = n + 1;
-        Ok(Block {
-            len: DATA_HEADER_LEN + len,
-            retransmission,
-            new_bytes: if retransmission { 0 } else { consumed },
+        // Blocks up to `sent_high` went out before; the file bytes counted are the new ones'.
+        let resent = self.sent_high.clamp(first - 1, end - 1) + 1 - first;
+        let new_bytes = match &self.encoding {
+            Encoding::Octet => consumed.saturating_sub(resent * self.blksize as u64),
+            Encoding::Netascii { .. } if resent == 0 => consumed,
+            Encoding::Netascii { .. } => 0,
+        };
+        self.sent_high = self.sent_high.max(end - 1);
+        self.next = end;
+        Ok(Blocks {
+            count,
+            len,
+            retransmissions: resent,
+            new_bytes,
         })
     }
 }

@@ -150,14 +150,29 @@ pub enum Event {
     },
 }
 
-/// A datagram that [`Transfer::poll_transmit`] put in the caller's buffer.
+/// What [`Transfer::poll_transmit`] put in the caller's buffer: one datagram, or with
+/// [`Transfer::poll_transmit_batch`] several of `segment_size` bytes back to back (the last
+/// may be shorter), all to one destination: the shape UDP GSO sends in one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct Transmit {
     /// Where to send it.
     pub destination: SocketAddr,
     /// Its length, from the start of the buffer.
     pub len: usize,
+    /// `Some(n)` when `len` bytes hold several datagrams of `n` bytes each.
+    pub segment_size: Option<usize>,
+}
+
+impl Transmit {
+    fn one(destination: SocketAddr, len: usize) -> Transmit {
+        Transmit {
+            destination,
+            len,
+            segment_size: None,
+        }
+    }
 }
 
 /// What differs between the two ends once the opening is over.
@@ -686,6 +701,20 @@ impl Transfer {
         storage: &mut S,
         buf: &mut [u8],
     ) -> Option<Transmit> {
+        self.poll_transmit_batch(now, storage, buf, 1)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but a window's DATA go out together:
+    /// up to `max_segments` of them, as many as `buf` holds, back to back, their payloads
+    /// read from `storage` in one call. Control packets still come one at a time.
+    #[must_use]
+    pub fn poll_transmit_batch<S: Storage + ?Sized>(
+        &mut self,
+        now: Duration,
+        storage: &mut S,
+        buf: &mut [u8],
+        max_segments: usize,
+    ) -> Option<Transmit> {
         let needed = self.max_datagram_len();
         if buf.len() < needed {
             if !self.finished {
@@ -699,10 +728,7 @@ impl Transfer {
             let code = ErrorCode::UnknownTransferId;
             let message = Text::from(code.description());
             let len = encode_infallible(&Packet::Error { code, message }, buf);
-            return Some(Transmit {
-                destination: to,
-                len,
-            });
+            return Some(Transmit::one(to, len));
         }
         if let Some(c) = self.owed.take() {
             let len = match c {
@@ -714,10 +740,7 @@ impl Transfer {
                 Control::Ack(block) => encode_infallible(&Packet::Ack { block }, buf),
                 Control::Error(code, message) => encode_error(code, &message, buf),
             };
-            return Some(Transmit {
-                destination: self.peer,
-                len,
-            });
+            return Some(Transmit::one(self.peer, len));
         }
         let Phase::Sending(s) = &mut self.phase else {
             return None;
@@ -725,13 +748,14 @@ impl Transfer {
         if !s.wants_to_send() {
             return None;
         }
-        match s.next_block(storage, buf) {
-            Ok(block) => {
-                self.stats.bytes += block.new_bytes;
-                self.stats.retransmissions += u64::from(block.retransmission);
+        match s.next_blocks(storage, buf, max_segments) {
+            Ok(blocks) => {
+                self.stats.bytes += blocks.new_bytes;
+                self.stats.retransmissions += blocks.retransmissions;
                 Some(Transmit {
                     destination: self.peer,
-                    len: block.len,
+                    len: blocks.len,
+                    segment_size: (blocks.count > 1).then_some(DATA_HEADER_LEN + s.blksize()),
                 })
             }
             Err(e) => {
