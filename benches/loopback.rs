@@ -55,7 +55,8 @@ impl Drop for Daemon {
 /// Waits until a TFTP server answers on `addr` (an RRQ for a missing file gets an ERROR).
 fn wait_ready(addr: SocketAddr) {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let mut buf = [0u8; 600];
     for _ in 0..100 {
         let _ = s.send_to(b"\0\x01no-such-file\0octet\0", addr);
@@ -138,14 +139,26 @@ enum Client {
 }
 
 /// One download; its duration, or `None` when the client failed or the file differs.
-fn fetch(client: Client, wirekit: &str, server: SocketAddr, blksize: u16, window: u16, out: &Path) -> Option<Duration> {
+fn fetch(
+    client: Client,
+    wirekit: &str,
+    server: SocketAddr,
+    blksize: u16,
+    window: u16,
+    out: &Path,
+) -> Option<Duration> {
     let _ = std::fs::remove_file(out);
     let (ip, port) = (server.ip().to_string(), server.port().to_string());
     let mut cmd = match client {
         Client::Wirekit => {
             let mut c = Command::new(wirekit);
             c.args(["get", &server.to_string(), "big.bin"]).arg(out);
-            c.args(["--blksize", &blksize.to_string(), "--windowsize", &window.to_string()]);
+            c.args([
+                "--blksize",
+                &blksize.to_string(),
+                "--windowsize",
+                &window.to_string(),
+            ]);
             c
         }
         Client::Atftp => {
@@ -154,7 +167,9 @@ fn fetch(client: Client, wirekit: &str, server: SocketAddr, blksize: u16, window
             if window > 1 {
                 c.args(["--option", &format!("windowsize {window}")]);
             }
-            c.args(["-g", "-r", "big.bin", "-l"]).arg(out).args([&ip, &port]);
+            c.args(["-g", "-r", "big.bin", "-l"])
+                .arg(out)
+                .args([&ip, &port]);
             c
         }
         Client::Curl => {
@@ -189,7 +204,19 @@ fn iperf3(len: usize) -> Option<f64> {
     );
     for _ in 0..50 {
         let out = Command::new("iperf3")
-            .args(["-c", "127.0.0.1", "-p", &port, "-u", "-b", "0", "-t", "3", "--json", "-l"])
+            .args([
+                "-c",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-u",
+                "-b",
+                "0",
+                "-t",
+                "3",
+                "--json",
+                "-l",
+            ])
             .arg(len.to_string())
             .output()
             .ok()?;
@@ -237,13 +264,21 @@ fn main() {
     let tftpd = find("in.tftpd", "WIREKIT_IN_TFTPD");
     let have = |p: &str| Command::new(p).arg("--version").output().is_ok();
     let (atftp, curl, iperf) = (have("atftp"), have("curl"), have("iperf3"));
-    for (what, ok) in [("atftpd", atftpd.is_some()), ("atftp", atftp), ("in.tftpd", tftpd.is_some()), ("curl", curl), ("iperf3", iperf)] {
+    for (what, ok) in [
+        ("atftpd", atftpd.is_some()),
+        ("atftp", atftp),
+        ("in.tftpd", tftpd.is_some()),
+        ("curl", curl),
+        ("iperf3", iperf),
+    ] {
         if !ok {
             println!("note: {what} not found; its column is left out");
         }
     }
     println!("{mib} MiB over loopback, median of {runs}, MB/s");
-    println!("| blksize | window | wirekit←wirekit | atftp←atftpd | curl←tftp-hpa | atftp←wirekit | iperf3 UDP | wirekit / best peer | wirekit / iperf3 |");
+    println!(
+        "| blksize | window | wirekit←wirekit | atftp←atftpd | curl←tftp-hpa | atftp←wirekit | iperf3 UDP | wirekit / best peer | wirekit / iperf3 |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut servers = vec![("wirekit", Server::Wirekit)];
     if let Some(p) = atftpd.clone() {
@@ -253,7 +288,11 @@ fn main() {
         servers.push(("tftp-hpa", Server::TftpHpa(p)));
     }
     for blksize in [1468u16, 65464] {
-        let udp = if iperf { iperf3(usize::from(blksize) + 4) } else { None };
+        let udp = if iperf {
+            iperf3(usize::from(blksize) + 4)
+        } else {
+            None
+        };
         for window in [1u16, 16, 64] {
             // (client, server) pairs of this row; curl and tftp-hpa know no windowsize.
             let pairs: [(Client, &str, bool); 4] = [
@@ -284,7 +323,13 @@ fn main() {
             let cell = |v: Option<f64>| v.map_or("–".to_string(), |r| format!("{r:.0}"));
             let best_peer = cells[1..3].iter().flatten().copied().fold(0.0, f64::max);
             let ours = cells[0].unwrap_or(0.0);
-            let ratio = |d: f64| if d > 0.0 { format!("{:.2}x", ours / d) } else { "–".into() };
+            let ratio = |d: f64| {
+                if d > 0.0 {
+                    format!("{:.2}x", ours / d)
+                } else {
+                    "–".into()
+                }
+            };
             println!(
                 "| {blksize} | {window} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(cells[0]),

@@ -210,17 +210,61 @@ fn windowsize_sends_a_window_then_resends_after_partial_ack() {
     assert_eq!(blocks(&window), [1, 2, 3, 4]);
     // Nothing more until an ACK.
     assert!(t.drain(ms(2)).is_empty());
-    // The receiver saw a gap after block 2: resend from 3, a whole window.
+    // The receiver saw a gap after block 2: resend from 3, a whole window, but in two
+    // bursts of half a window with a pause between (RFC 7440 section 6: react to loss).
     t.feed(ms(3), client_addr(), &ack(2));
     let again = t.drain(ms(3));
-    assert_eq!(blocks(&again), [3, 4, 5, 6]);
+    assert_eq!(blocks(&again), [3, 4]);
     assert_eq!(
         again[0].1, window[2].1,
         "block 3 resent with the same bytes"
     );
-    // The full window is acknowledged: the next one.
-    t.feed(ms(4), client_addr(), &ack(6));
-    assert_eq!(blocks(&t.drain(ms(4))), [7, 8, 9, 10]);
+    let pause = t.poll_timeout().unwrap();
+    assert!(
+        pause > ms(3) && pause < ms(1003),
+        "a short pause, not a timeout"
+    );
+    t.handle_timeout(pause);
+    assert_eq!(blocks(&t.drain(pause)), [5, 6]);
+    // The full window is acknowledged: the next one, still in bursts.
+    t.feed(ms(10), client_addr(), &ack(6));
+    assert_eq!(blocks(&t.drain(ms(10))), [7, 8]);
+}
+
+#[test]
+fn after_a_loss_bursts_stay_small_then_grow_back_to_the_window() {
+    let f = file(8 * 1000);
+    let (mut t, window) = server_read_started(&f, 8, 8);
+    assert_eq!(blocks(&window), [1, 2, 3, 4, 5, 6, 7, 8]);
+    // Lost: nothing comes back, the timer fires, the window is resent in halves.
+    let mut now = t.poll_timeout().unwrap();
+    t.handle_timeout(now);
+    let first = blocks(&t.drain(now));
+    assert_eq!(first, [1, 2, 3, 4]);
+    let (mut acked, mut highest) = (0u16, 4u16);
+    let mut bursts = vec![first.len()];
+    // Whole windows acknowledged: the bursts grow back, a block every few windows.
+    for _ in 0..60 {
+        while highest != acked + 8 {
+            now = t.poll_timeout().unwrap();
+            assert!(
+                now < ms(2000),
+                "a pause between bursts, not a retransmission"
+            );
+            t.handle_timeout(now);
+            let burst = blocks(&t.drain(now));
+            bursts.push(burst.len());
+            highest = *burst.last().unwrap();
+        }
+        now += ms(1);
+        t.feed(now, client_addr(), &ack(highest));
+        acked = highest;
+        let burst = blocks(&t.drain(now));
+        bursts.push(burst.len());
+        highest = *burst.last().unwrap();
+    }
+    assert_eq!(bursts[..2], [4, 4], "half a window after the loss");
+    assert_eq!(*bursts.last().unwrap(), 8, "the whole window again");
 }
 
 #[test]

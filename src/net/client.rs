@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::BufWriter;
 use std::io;
+use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

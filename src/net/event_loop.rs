@@ -23,7 +23,6 @@ use crate::tftp::{ErrorCode, Packet, StorageError};
 /// Wakes the loop for a stop request or a finished commit.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
-
 /// The stop requests, shared by the loops and their [`Stopper`]s.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
@@ -256,8 +255,7 @@ where
         };
         // Out of `self` while its datagrams are handed to the endpoint.
         let Some(mut rx) = self.rx.take() else { return };
-        loop {
-            let Some(udp) = self.udp(route) else { break };
+        while let Some(udp) = self.udp(route) {
             match rx.recv(udp) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -318,7 +316,9 @@ where
                     return;
                 }
                 match self.transfers.get(&id) {
-                    Some(s) => s.udp.send(t.destination, None, &self.tx[..t.len], t.segment_size),
+                    Some(s) => s
+                        .udp
+                        .send(t.destination, None, &self.tx[..t.len], t.segment_size),
                     None => return,
                 }
             }

@@ -39,9 +39,9 @@ impl RecvBuffers {
         let mut slices: [IoSliceMut<'_>; BATCH] = std::array::from_fn(|_| {
             IoSliceMut::new(chunks.next().expect("data holds BATCH buffers"))
         });
-        self.filled = udp
-            .state
-            .recv(UdpSockRef::from(&udp.socket), &mut slices, &mut self.metas)?;
+        self.filled =
+            udp.state
+                .recv(UdpSockRef::from(&udp.socket), &mut slices, &mut self.metas)?;
         Ok(())
     }
 

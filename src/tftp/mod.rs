@@ -16,8 +16,7 @@ pub mod server {
 
 pub use machine::{
     ClientRequest, Config, Endpoint, Event, Limits, Negotiated, Segments, Stats, Storage,
-    StorageError,
-    Transfer, TransferError, Transmit,
+    StorageError, Transfer, TransferError, Transmit,
 };
 pub use wire::netascii;
 pub use wire::{

@@ -65,6 +65,59 @@ pub(crate) struct Sender {
     next: u64,
     /// Final block of the file, once a short read has shown it.
     last: Option<u64>,
+    pace: Pace,
+}
+
+/// How much of a window goes out back to back (RFC 7440 section 6 asks a sender to react
+/// to loss). A window larger than the receiver's socket buffer loses its tail every time;
+/// sending it in bursts with a pause between lets the receiver drain. The receiver still
+/// ACKs only whole windows, so the window itself never shrinks, only the bursts.
+#[derive(Debug)]
+struct Pace {
+    /// Blocks sent back to back before a pause; the whole window while nothing is lost.
+    burst: u64,
+    /// The burst after the last loss: growth above it is cautious.
+    ceiling: u64,
+    /// Windows acknowledged whole since the burst last grew.
+    clean: u32,
+    /// Blocks of the current burst sent.
+    sent: u64,
+}
+
+/// Windows acknowledged whole, at the burst that once lost, before it grows by one block.
+const CLEAN_WINDOWS_TO_GROW: u32 = 8;
+
+impl Pace {
+    fn new(windowsize: u64) -> Pace {
+        Pace {
+            burst: windowsize,
+            ceiling: windowsize,
+            clean: 0,
+            sent: 0,
+        }
+    }
+
+    /// A timeout or a gap: halve the burst.
+    fn lost(&mut self) {
+        self.burst = (self.burst / 2).max(1);
+        self.ceiling = self.burst;
+        self.clean = 0;
+    }
+
+    /// A window acknowledged whole: grow back fast up to the burst that last held, slowly
+    /// past it.
+    fn delivered(&mut self, windowsize: u64) {
+        if self.burst < self.ceiling {
+            self.burst = (self.burst * 2).min(self.ceiling);
+            return;
+        }
+        self.clean += 1;
+        if self.clean >= CLEAN_WINDOWS_TO_GROW && self.burst < windowsize {
+            self.burst += 1;
+            self.ceiling = self.burst;
+            self.clean = 0;
+        }
+    }
 }
 
 impl Sender {
@@ -89,6 +142,7 @@ impl Sender {
             sent_high: 0,
             next: 1,
             last: None,
+            pace: Pace::new(u64::from(windowsize)),
         }
     }
 
@@ -111,9 +165,22 @@ impl Sender {
         self.next <= self.window_end()
     }
 
-    /// After a timeout: send the window again from the first unacknowledged block.
+    /// After a timeout: send the window again from the first unacknowledged block, in
+    /// smaller bursts.
     pub(crate) fn rewind(&mut self) {
         self.next = self.acked + 1;
+        self.pace.lost();
+        self.pace.sent = 0;
+    }
+
+    /// True when the current burst is spent but the window is not: the sender pauses.
+    pub(crate) fn burst_spent(&self) -> bool {
+        self.pace.sent >= self.pace.burst && self.wants_to_send()
+    }
+
+    /// The pause after a burst is over.
+    pub(crate) fn next_burst(&mut self) {
+        self.pace.sent = 0;
     }
 
     pub(crate) fn on_ack(&mut self, block: u16) -> AckOutcome {
@@ -123,6 +190,12 @@ impl Sender {
         if abs <= self.acked || abs > self.sent_high {
             return AckOutcome::Ignored;
         }
+        if abs >= self.window_end() {
+            self.pace.delivered(self.windowsize);
+        } else {
+            self.pace.lost();
+        }
+        self.pace.sent = 0;
         self.acked = abs;
         if let Encoding::Netascii { checkpoints, .. } = &mut self.encoding {
             while checkpoints.front().is_some_and(|c| c.block <= abs) {
@@ -151,14 +224,17 @@ impl Sender {
             Encoding::Octet => {
                 let seg = DATA_HEADER_LEN + self.blksize;
                 let in_window = usize::try_from(self.window_end() + 1 - first).unwrap_or(1);
-                let count = max.min(in_window).min(buf.len() / seg).max(1);
+                let in_burst =
+                    usize::try_from(self.pace.burst.saturating_sub(self.pace.sent)).unwrap_or(1);
+                let count = max.min(in_window).min(in_burst).min(buf.len() / seg).max(1);
                 let layout = Segments {
                     start: DATA_HEADER_LEN,
                     len: self.blksize,
                     stride: seg,
                     count,
                 };
-                let read = storage.read_segments_at((first - 1) * self.blksize as u64, buf, layout)?;
+                let read =
+                    storage.read_segments_at((first - 1) * self.blksize as u64, buf, layout)?;
                 let full = read / self.blksize;
                 // A short block, empty if need be, ends the file.
                 let count = if full < count { full + 1 } else { count };
@@ -168,7 +244,11 @@ impl Sender {
                         .map_err(|_| internal("transmit buffer too small"))?;
                 }
                 let last_len = read - (count - 1) * self.blksize;
-                ((count - 1) * seg + DATA_HEADER_LEN + last_len, count, read as u64)
+                (
+                    (count - 1) * seg + DATA_HEADER_LEN + last_len,
+                    count,
+                    read as u64,
+                )
             }
             Encoding::Netascii {
                 scratch,
@@ -212,6 +292,7 @@ impl Sender {
         };
         self.sent_high = self.sent_high.max(end - 1);
         self.next = end;
+        self.pace.sent += count as u64;
         Ok(Blocks {
             count,
             len,

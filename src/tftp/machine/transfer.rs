@@ -237,7 +237,14 @@ pub struct Transfer {
     events: VecDeque<Event>,
     /// `Event::Finished` was emitted: there is only ever one.
     finished: bool,
+    /// A sender that lost part of a window sends the next ones in bursts: the next burst
+    /// may go at this time.
+    paused_until: Option<Duration>,
 }
+
+/// The pause between the bursts of a window, once a loss showed the receiver cannot take a
+/// whole window at once. Long enough for a receiver to drain a burst from its socket.
+const BURST_GAP: Duration = Duration::from_millis(1);
 
 impl Transfer {
     fn new(now: Duration, side: Side, peer: SocketAddr, config: Config, phase: Phase) -> Self {
@@ -253,6 +260,7 @@ impl Transfer {
             strangers: VecDeque::new(),
             events: VecDeque::new(),
             finished: false,
+            paused_until: None,
         }
     }
 
@@ -349,7 +357,10 @@ impl Transfer {
     /// or `None` when no timer runs. Call it after each `handle_*` and `poll_transmit`.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.timer.deadline()
+        match (self.timer.deadline(), self.paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next event, if any. Call it until `None` after each `handle_*`.
@@ -472,7 +483,10 @@ impl Transfer {
             }
             Phase::Receiving(r) => Control::Ack(r.ack_sent()),
             // The sender counts each block it sends again.
-            Phase::Sending(s) => return s.rewind(),
+            Phase::Sending(s) => {
+                self.paused_until = None;
+                return s.rewind();
+            }
             Phase::Committing { .. } | Phase::Dallying { .. } | Phase::Closed => return,
         };
         self.owed = Some(owed);
@@ -628,6 +642,7 @@ impl Transfer {
             (Phase::Sending(s), Packet::Ack { block }) => match s.on_ack(block) {
                 AckOutcome::Ignored => {}
                 AckOutcome::Progress => {
+                    self.paused_until = None;
                     // Counted as they are acknowledged, so a transfer that fails later
                     // still reports the blocks it delivered.
                     self.stats.blocks = s.acked();
@@ -745,6 +760,13 @@ impl Transfer {
         let Phase::Sending(s) = &mut self.phase else {
             return None;
         };
+        if let Some(at) = self.paused_until {
+            if now < at {
+                return None;
+            }
+            self.paused_until = None;
+            s.next_burst();
+        }
         if !s.wants_to_send() {
             return None;
         }
@@ -752,6 +774,9 @@ impl Transfer {
             Ok(blocks) => {
                 self.stats.bytes += blocks.new_bytes;
                 self.stats.retransmissions += blocks.retransmissions;
+                if s.burst_spent() {
+                    self.paused_until = Some(now + BURST_GAP);
+                }
                 Some(Transmit {
                     destination: self.peer,
                     len: blocks.len,
