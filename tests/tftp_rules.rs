@@ -709,7 +709,7 @@ fn server_lowers_blksize_and_windowsize_to_its_limits() {
 #[test]
 fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
     let mut lim = limits();
-    lim.max_window_bytes = 192 * 1024;
+    lim.max_window_bytes = Some(192 * 1024);
     for (blksize, asked, granted) in [
         (65464, 16, 3),
         (8192, 64, 24),
@@ -732,7 +732,7 @@ fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
     }
     // Even a budget below one block grants one block per window.
     let mut tiny = limits();
-    tiny.max_window_bytes = 100;
+    tiny.max_window_bytes = Some(100);
     let ask = Ask {
         blksize: Some(1468),
         windowsize: Some(8),
