@@ -387,13 +387,14 @@ fn empty_file_is_one_empty_data() {
 
 #[test]
 fn timeout_retransmits_with_backoff_then_gives_up() {
-    let mut t = server(
-        Direction::Read,
-        Mode::Octet,
-        Ask::default(),
-        &file(1000),
-        &limits(),
-    );
+    // A negotiated timeout is used as given (RFC 2349), with no measured round trips.
+    let ask = Ask {
+        timeout: Some(1),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask, &file(1000), &limits());
+    assert_eq!(t.drain(T0).len(), 1, "the OACK");
+    t.feed(T0, client_addr(), &ack(0));
     assert_eq!(blocks(&t.drain(T0)), [1]);
     // The client answers once, then goes silent. (A client that never answers is not
     // retried this long: the endpoint reclaims its transfer at `unanswered_timeout`, see
@@ -425,6 +426,44 @@ fn timeout_retransmits_with_backoff_then_gives_up() {
     }
     assert!(t.is_empty(), "closed");
     let _ = now;
+}
+
+#[test]
+fn measured_round_trips_shorten_the_first_retransmissions_not_the_patience() {
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        Ask::default(),
+        &file(100_000),
+        &limits(),
+    );
+    assert_eq!(blocks(&t.drain(T0)), [1]);
+    // Round trips of 2 ms.
+    let mut now = T0;
+    for block in 1..=5 {
+        now += ms(2);
+        t.feed(now, client_addr(), &ack(block));
+        assert_eq!(blocks(&t.drain(now)), [block + 1]);
+    }
+    let silent_from = now;
+    let first = t.poll_timeout().unwrap() - silent_from;
+    assert!(
+        first >= ms(20) && first < ms(100),
+        "a lost block is resent after a few round trips, not a second: {first:?}"
+    );
+    let mut resent = 0;
+    while let Some(d) = t.poll_timeout() {
+        t.handle_timeout(d);
+        resent += t.drain(d).len();
+        now = d;
+    }
+    assert!(resent > 4);
+    match finished(&mut t) {
+        Some(Err(TransferError::Timeout { retries: 4 })) => {}
+        other => panic!("{other:?}"),
+    }
+    // Given up after no less silence than the configured timeouts (1, 2, 4, 4, 4 s) allow.
+    assert!(now - silent_from >= ms(15_000), "{:?}", now - silent_from);
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub(crate) struct Blocks {
     pub retransmissions: u64,
     /// File bytes of the blocks sent for the first time.
     pub new_bytes: u64,
+    /// The first of them opens a window.
+    pub first_in_window: bool,
 }
 
 /// Blocks are counted from 1 as u64 here; only the wire number wraps at 65535.
@@ -298,6 +300,7 @@ impl Sender {
             len,
             retransmissions: resent,
             new_bytes,
+            first_in_window: first == self.acked + 1,
         })
     }
 }

@@ -240,6 +240,9 @@ pub struct Transfer {
     /// A sender that lost part of a window sends the next ones in bursts: the next burst
     /// may go at this time.
     paused_until: Option<Duration>,
+    /// A sender: when the current window's first block went out, unless part of the window
+    /// was sent twice; its ACK then measures a round trip.
+    window_sent_at: Option<Duration>,
 }
 
 /// The pause between the bursts of a window, once a loss showed the receiver cannot take a
@@ -261,6 +264,7 @@ impl Transfer {
             events: VecDeque::new(),
             finished: false,
             paused_until: None,
+            window_sent_at: None,
         }
     }
 
@@ -485,6 +489,7 @@ impl Transfer {
             // The sender counts each block it sends again.
             Phase::Sending(s) => {
                 self.paused_until = None;
+                self.window_sent_at = None;
                 return s.rewind();
             }
             Phase::Committing { .. } | Phase::Dallying { .. } | Phase::Closed => return,
@@ -643,6 +648,9 @@ impl Transfer {
                 AckOutcome::Ignored => {}
                 AckOutcome::Progress => {
                     self.paused_until = None;
+                    if let Some(sent) = self.window_sent_at.take() {
+                        self.timer.sample(now.saturating_sub(sent));
+                    }
                     // Counted as they are acknowledged, so a transfer that fails later
                     // still reports the blocks it delivered.
                     self.stats.blocks = s.acked();
@@ -774,6 +782,12 @@ impl Transfer {
             Ok(blocks) => {
                 self.stats.bytes += blocks.new_bytes;
                 self.stats.retransmissions += blocks.retransmissions;
+                if blocks.retransmissions > 0 {
+                    // Karn's rule: a window sent twice measures nothing.
+                    self.window_sent_at = None;
+                } else if blocks.first_in_window {
+                    self.window_sent_at = Some(now);
+                }
                 if s.burst_spent() {
                     self.paused_until = Some(now + BURST_GAP);
                 }
