@@ -40,6 +40,13 @@ impl DirPolicy {
     pub fn root(&self) -> &Root {
         &self.root
     }
+
+    /// What keeps this process from serving the root as its rules say: see
+    /// [`Root::access_problems`].
+    pub fn access_problems(&self) -> Vec<String> {
+        let uploads = self.uploads.allow_create || self.uploads.allow_overwrite;
+        self.root.access_problems(uploads)
+    }
 }
 
 /// A file a [`DirPolicy`] opened: one to send, or an upload on its way in.

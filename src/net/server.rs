@@ -133,7 +133,8 @@ pub struct Server<P: Policy = DirPolicy> {
     verbose: bool,
     grace: Duration,
     port_range: Option<RangeInclusive<u16>>,
-    root: Option<PathBuf>,
+    /// The policy the loops were given a clone of, for the application to ask about.
+    policy: P,
 }
 
 impl<P: Policy> fmt::Debug for Server<P> {
@@ -162,20 +163,17 @@ impl Server<DirPolicy> {
             });
         // Leftovers of uploads cut short by a crash of an earlier run.
         root.sweep();
-        let path = root.path().to_path_buf();
         let uploads = UploadRules {
             allow_create: config.allow_create,
             allow_overwrite: config.allow_overwrite,
             max_size: config.max_upload_size,
         };
-        let mut server = Server::bind_with_policy(config, DirPolicy::new(root, uploads))?;
-        server.root = Some(path);
-        Ok(server)
+        Server::bind_with_policy(config, DirPolicy::new(root, uploads))
     }
 
     /// The served root.
     pub fn root(&self) -> &Path {
-        self.root.as_deref().unwrap_or(Path::new("."))
+        self.policy.root().path()
     }
 }
 
@@ -239,7 +237,7 @@ where
             verbose: config.verbose,
             grace: config.grace,
             port_range: config.port_range,
-            root: None,
+            policy,
         })
     }
 
@@ -257,6 +255,11 @@ where
     /// A handle that stops the server.
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
+    }
+
+    /// The policy the server asks (each loop has a clone of it).
+    pub fn policy(&self) -> &P {
+        &self.policy
     }
 
     /// Serves until stopped, then lets running transfers finish within the grace period,

@@ -57,7 +57,12 @@ fn plain(code: ErrorCode) -> Refusal {
     Refusal::new(code, code.description())
 }
 
+/// The refusal for an OS error; the log keeps the OS's own words.
 fn refusal(e: &io::Error) -> Refusal {
+    refusal_of(e).with_detail(e.to_string())
+}
+
+fn refusal_of(e: &io::Error) -> Refusal {
     #[cfg(unix)]
     {
         use rustix::io::Errno;
@@ -162,6 +167,26 @@ impl Root {
     /// the file has a random hidden name until then.
     pub fn sweep(&self) -> usize {
         sweep::sweep(&self.dir, 0)
+    }
+
+    /// What keeps this process from serving the root: from listing it, and, when
+    /// `uploads`, from creating files in it. Each problem says it with the OS error; call
+    /// it after any change of user, since it asks as the process is now.
+    pub fn access_problems(&self, uploads: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.dir.entries() {
+            problems.push(format!("cannot read {}: {e}", self.path.display()));
+        }
+        #[cfg(unix)]
+        if uploads {
+            use rustix::fs::{Access, AtFlags, accessat};
+            let write = Access::WRITE_OK | Access::EXEC_OK;
+            if let Err(e) = accessat(&self.dir, ".", write, AtFlags::EACCESS) {
+                let e = io::Error::from(e);
+                problems.push(format!("cannot write {}: {e}", self.path.display()));
+            }
+        }
+        problems
     }
 
     /// Opens a file to send, with its size. Anything but a regular file is refused with
