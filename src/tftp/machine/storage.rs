@@ -129,6 +129,7 @@ mod std_impls {
     use super::{ErrorCode, Storage, StorageError};
     use std::io::{self, Write};
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl From<io::Error> for StorageError {
         fn from(e: io::Error) -> Self {
             let code = match e.kind() {
@@ -145,6 +146,7 @@ mod std_impls {
     }
 
     /// A file on disk: read at offsets when sending, appended to when receiving.
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl Storage for std::fs::File {
         fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
             let mut filled = 0;
