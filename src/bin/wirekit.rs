@@ -63,6 +63,14 @@ struct ServeArgs {
     /// --tftp-secure).
     #[arg(long)]
     owned_only: bool,
+    /// Refuse names with a backslash or a leading / (by default a backslash is read as /
+    /// and a leading / as the served directory, as boot firmware means them).
+    #[arg(long)]
+    strict_names: bool,
+    /// Rewrite or refuse requested names by the rules in FILE, in the format of
+    /// tftp-hpa's -m (e.g. `rg \\ /` or `r ^/`); see the README for what is supported.
+    #[arg(long, value_name = "FILE")]
+    remap: Option<PathBuf>,
     /// Largest block size granted.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_blksize.get(), value_parser = clap::value_parser!(u16).range(8..=65464))]
     max_blksize: u16,
@@ -201,14 +209,14 @@ fn client_options(a: &TransferArgs) -> ClientOptions {
     if let Some(t) = a.timeout {
         config.timeout = Duration::from_secs(t.into());
     }
-    ClientOptions {
-        blksize: a.blksize.and_then(|b| Blksize::new(b.into()).ok()),
-        windowsize: a.windowsize.and_then(|w| Windowsize::new(w.into()).ok()),
-        timeout: a.timeout.and_then(|t| Timeout::new(t.into()).ok()),
-        tsize: !a.no_tsize,
-        netascii: a.netascii,
-        config,
-    }
+    let mut opts = ClientOptions::default();
+    opts.blksize = a.blksize.and_then(|b| Blksize::new(b.into()).ok());
+    opts.windowsize = a.windowsize.and_then(|w| Windowsize::new(w.into()).ok());
+    opts.timeout = a.timeout.and_then(|t| Timeout::new(t.into()).ok());
+    opts.tsize = !a.no_tsize;
+    opts.netascii = a.netascii;
+    opts.config = config;
+    opts
 }
 
 /// Runs a transfer with a progress bar on a terminal, and nothing in scripts. Once the size
@@ -298,6 +306,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     config.create_mode = a.create_mode;
     config.refuse_linked = a.refuse_linked;
     config.owned_only = a.owned_only;
+    config.strict_names = a.strict_names;
+    if let Some(path) = &a.remap {
+        config.remap = Some(
+            net::Remap::load(path).map_err(|e| format!("remap file {}: {e}", path.display()))?,
+        );
+    }
     config.port_range = a.port_range.map(|(a, b)| a..=b);
     config.single_port = a.single_port;
     config.threads = a.threads;

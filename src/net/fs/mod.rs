@@ -41,6 +41,11 @@ pub struct RootOptions {
     /// user, as dnsmasq's `--tftp-secure` does. Useful when the server runs as its own
     /// user: files that someone else put or linked into the root are not served.
     pub owned_only: bool,
+    /// Refuse (ERROR 2) names with a backslash or a leading `/`. By default a backslash
+    /// is read as `/` and a leading `/` as the root, as boot firmware (PXE, Windows boot
+    /// clients) and tftp-hpa's users expect; `..` is refused either way, and the path is
+    /// resolved under the root all the same.
+    pub strict_names: bool,
 }
 
 /// A directory served over TFTP.
@@ -151,10 +156,11 @@ impl Root {
     }
 
     /// Turns a requested name into a relative path, or refuses it with ERROR 2: empty,
-    /// too long, control characters, backslashes, `..`, absolute, naming a directory
-    /// (`name/`), or naming a file still being written (`*.wirekit-part`).
-    pub fn relative_path(name: Text<'_>) -> Result<PathBuf, Refusal> {
-        names::relative_path(name)
+    /// too long, control characters, `..`, naming a directory (`name/`), or naming a file
+    /// still being written (`*.wirekit-part`). Backslashes are read as `/` and a leading
+    /// `/` as the root, or refused with [`RootOptions::strict_names`].
+    pub fn relative_path(&self, name: Text<'_>) -> Result<PathBuf, Refusal> {
+        names::relative_path(name, self.options.strict_names)
     }
 
     /// Removes what uploads of a server that died (killed, power lost) left in the root
@@ -192,7 +198,7 @@ impl Root {
     /// Opens a file to send, with its size. Anything but a regular file is refused with
     /// ERROR 2, without blocking.
     pub fn open_read(&self, name: Text<'_>) -> Result<(std::fs::File, u64), Refusal> {
-        let path = names::relative_path(name)?;
+        let path = self.relative_path(name)?;
         // Look before opening: open(2) of a FIFO blocks until a writer comes, and a
         // device may act on being opened.
         let meta = self.dir.metadata(&path).map_err(|e| refusal(&e))?;
@@ -229,7 +235,7 @@ impl Root {
         max_size: Option<u64>,
         announced_size: Option<u64>,
     ) -> Result<Upload, Refusal> {
-        let path = names::relative_path(name)?;
+        let path = self.relative_path(name)?;
         let (parent, file_name) = match (path.parent(), path.file_name()) {
             (Some(p), Some(f)) => (p, PathBuf::from(f)),
             _ => return Err(access("filename names no file")),

@@ -281,8 +281,21 @@ struct Load {
     unanswered: usize,
 }
 
-/// The whole server side of TFTP. See the [module documentation](self) for how to drive
-/// it, and the crate documentation for a complete server loop.
+/// The whole server side of TFTP: every transfer, admission through the application's
+/// [`Policy`], repeated requests, the limits per client address and in total, strangers
+/// and refusals.
+///
+/// The calls, in the order a driver makes them:
+///
+/// - [`Endpoint::handle`] for every datagram received, saying on which [`Route`] it came; a
+///   refusal it answers at once is written into the caller's buffer and returned;
+/// - [`Endpoint::handle_timeout`] when the deadline from [`Endpoint::poll_timeout`] passes;
+/// - [`Endpoint::committed`] when an upload the endpoint handed out in [`Event::Commit`]
+///   was put in place (or failed to be);
+/// - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
+///   and [`Endpoint::poll_event`] until `None`.
+///
+/// The [crate documentation](crate) has a complete server loop.
 pub struct Endpoint<P: Policy> {
     policy: P,
     limits: Limits,
