@@ -36,14 +36,19 @@ impl Serving {
             .spawn()
             .expect("start wirekit serve");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let banner = lines
-            .next()
-            .and_then(Result::ok)
-            .unwrap_or_else(|| panic!("wirekit serve said nothing: {:?}", child.wait()));
+        // Lines before the banner (warnings) are kept with the rest of the log.
+        let mut early = Vec::new();
+        let banner = loop {
+            match lines.next().and_then(Result::ok) {
+                Some(line) if line.contains("serving ") => break line,
+                Some(line) => early.push(line),
+                None => panic!("wirekit serve said no banner: {early:?} {:?}", child.wait()),
+            }
+        };
         let addr =
             banner_addr(&banner).unwrap_or_else(|| panic!("no address in the banner {banner:?}"));
         // Keep reading, so the server never blocks on a full pipe and tests can look.
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(early));
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -88,7 +93,9 @@ impl Drop for Serving {
 
 /// `serving ROOT on ADDR[, ADDR...] (MODE); stop with Ctrl-C` → the first ADDR.
 fn banner_addr(banner: &str) -> Option<SocketAddr> {
-    let (head, _mode) = banner.strip_prefix("serving ")?.rsplit_once(" (")?;
+    // After the log line's timestamp and level.
+    let banner = &banner[banner.find("serving ")? + "serving ".len()..];
+    let (head, _mode) = banner.rsplit_once(" (")?;
     let (_root, addrs) = head.rsplit_once(" on ")?;
     addrs.split(", ").next()?.parse().ok()
 }
