@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::fs::{Root, Upload};
+use super::read_ahead::ReadAhead;
 use super::remap::Remap;
 use crate::tftp::server::{Policy, Refusal};
-use crate::tftp::{Direction, ErrorCode, Storage, StorageError, Text};
+use crate::tftp::{Direction, ErrorCode, Segments, Storage, StorageError, Text};
 
 /// What uploads a [`DirPolicy`] accepts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,12 +75,14 @@ impl DirPolicy {
     }
 }
 
-/// A file a [`DirPolicy`] opened: one to send, or an upload on its way in.
+/// A file a [`DirPolicy`] opened: one to send (read ahead of the window), or an upload on
+/// its way in, which appears under its name only when committed.
 #[derive(Debug)]
-pub enum DirFile {
-    /// A file being read.
-    Read(std::fs::File),
-    /// A file being received; it appears under its name only when committed.
+pub struct DirFile(Opened);
+
+#[derive(Debug)]
+enum Opened {
+    Read(ReadAhead),
     Write(Upload),
 }
 
@@ -93,7 +96,7 @@ impl Policy for DirPolicy {
     ) -> Result<(DirFile, Option<u64>), Refusal> {
         let name = self.remapped(peer, filename, Direction::Read)?;
         let (file, size) = self.root.open_read(Text::new(&name))?;
-        Ok((DirFile::Read(file), Some(size)))
+        Ok((DirFile(Opened::Read(ReadAhead::new(file))), Some(size)))
     }
 
     fn write(
@@ -130,29 +133,41 @@ impl Policy for DirPolicy {
                 "creating new files is disabled",
             ));
         }
-        Ok(DirFile::Write(upload))
+        Ok(DirFile(Opened::Write(upload)))
     }
 }
 
 impl Storage for DirFile {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
-        match self {
-            DirFile::Read(f) => f.read_at(offset, buf),
-            DirFile::Write(u) => u.read_at(offset, buf),
+        match &mut self.0 {
+            Opened::Read(f) => f.read_at(offset, buf),
+            Opened::Write(u) => u.read_at(offset, buf),
+        }
+    }
+
+    fn read_segments_at(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+        layout: Segments,
+    ) -> Result<usize, StorageError> {
+        match &mut self.0 {
+            Opened::Read(f) => f.read_segments_at(offset, buf, layout),
+            Opened::Write(u) => u.read_segments_at(offset, buf, layout),
         }
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        match self {
-            DirFile::Read(f) => Storage::write(f, data),
-            DirFile::Write(u) => u.write(data),
+        match &mut self.0 {
+            Opened::Read(f) => f.write(data),
+            Opened::Write(u) => u.write(data),
         }
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {
-        match self {
-            DirFile::Read(_) => Ok(()),
-            DirFile::Write(u) => u.commit().map_err(StorageError::from),
+        match &mut self.0 {
+            Opened::Read(_) => Ok(()),
+            Opened::Write(u) => u.commit().map_err(StorageError::from),
         }
     }
 }

@@ -14,6 +14,7 @@ mod drive;
 mod event_loop;
 mod fs;
 mod log;
+mod read_ahead;
 mod remap;
 mod server;
 mod socket;

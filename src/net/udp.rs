@@ -75,7 +75,7 @@ impl Udp {
     /// Wraps a bound, non-blocking socket.
     pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Udp> {
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
-        allow_fragmentation(&socket)?;
+        suit_tftp(&socket)?;
         Ok(Udp {
             socket: mio::net::UdpSocket::from_std(socket),
             state,
@@ -129,40 +129,49 @@ impl Udp {
     }
 }
 
-/// `quinn-udp` forbids fragmentation, as QUIC wants. TFTP relies on it: a DATA of blksize
-/// 8192 or 65464 is larger than an Ethernet frame and travels as IP fragments, as it does
-/// from every other TFTP server. So the don't-fragment settings are turned back off.
+/// `quinn-udp` sets a socket up for QUIC; two of its choices are wrong for TFTP and are
+/// undone. It forbids fragmentation, on which TFTP relies: a DATA of blksize 8192 or 65464
+/// is larger than an Ethernet frame and travels as IP fragments, as it does from every
+/// other TFTP server. And it asks for a timestamp and the traffic class of every datagram,
+/// which TFTP never reads but would pay for on each one.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn allow_fragmentation(socket: &std::net::UdpSocket) -> io::Result<()> {
+fn suit_tftp(socket: &std::net::UdpSocket) -> io::Result<()> {
     use rustix::net::sockopt;
+    set_int_option(socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 0)?;
     if socket.local_addr()?.is_ipv4() {
         sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::DONT)?;
+        set_int_option(socket, libc::IPPROTO_IP, libc::IP_RECVTOS, 0)?;
     } else {
         sockopt::set_ipv6_mtu_discover(socket, sockopt::Ipv6PathMtuDiscovery::DONT)?;
-        set_ipv6_dontfrag_off(socket)?;
+        set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
+        set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, 0)?;
     }
     Ok(())
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn allow_fragmentation(_: &std::net::UdpSocket) -> io::Result<()> {
+fn suit_tftp(_: &std::net::UdpSocket) -> io::Result<()> {
     Ok(())
 }
 
-/// `IPV6_DONTFRAG` back to 0. Neither rustix nor socket2 has a setter for it.
+/// An integer socket option, for the few that neither rustix nor socket2 sets.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[allow(unsafe_code)]
-fn set_ipv6_dontfrag_off(socket: &std::net::UdpSocket) -> io::Result<()> {
+fn set_int_option(
+    socket: &std::net::UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let off: libc::c_int = 0;
     // SAFETY: the descriptor is open for the borrow's lifetime, and the option value is a
     // c_int that lives across the call, with its exact size passed.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_DONTFRAG,
-            (&raw const off).cast(),
+            level,
+            name,
+            (&raw const value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

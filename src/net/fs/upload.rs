@@ -60,6 +60,8 @@ pub struct Upload {
     announced_size: Option<u64>,
     written: u64,
     options: RootOptions,
+    /// Small blocks received and not yet written.
+    pending: Vec<u8>,
 }
 
 impl Upload {
@@ -85,6 +87,7 @@ impl Upload {
             announced_size: plan.announced_size,
             written: 0,
             options: plan.options,
+            pending: Vec::new(),
         };
         if let Some(file) = &upload.file {
             hold(file);
@@ -136,6 +139,13 @@ impl Upload {
                 ),
             ));
         }
+        self.flush().map_err(|e| {
+            let kind = match e.code {
+                ErrorCode::DiskFull => io::ErrorKind::StorageFull,
+                _ => io::ErrorKind::Other,
+            };
+            io::Error::new(kind, e.message.into_owned())
+        })?;
         let file = self
             .file
             .as_ref()
@@ -214,6 +224,29 @@ impl Storage for Upload {
                 ),
             ));
         }
+        if self.file.is_none() {
+            return Err(StorageError::new(
+                ErrorCode::NotDefined,
+                "upload already closed",
+            ));
+        }
+        // Small blocks are gathered and written many at a time.
+        if self.pending.len() + data.len() > WRITE_BATCH {
+            self.flush()?;
+        }
+        if data.len() >= WRITE_BATCH {
+            return self.write_through(data);
+        }
+        self.pending.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+/// Bytes of small blocks gathered before an upload writes them to its file.
+const WRITE_BATCH: usize = 64 * 1024;
+
+impl Upload {
+    fn write_through(&mut self, data: &[u8]) -> Result<(), StorageError> {
         match &mut self.file {
             Some(f) => Storage::write(f, data),
             None => Err(StorageError::new(
@@ -221,6 +254,14 @@ impl Storage for Upload {
                 "upload already closed",
             )),
         }
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        let pending = std::mem::take(&mut self.pending);
+        let written = self.write_through(&pending);
+        self.pending = pending;
+        self.pending.clear();
+        written
     }
 }
 
@@ -411,6 +452,7 @@ mod tests {
             announced_size: None,
             written: 0,
             options: RootOptions::default(),
+            pending: Vec::new(),
         }
     }
 
