@@ -18,6 +18,8 @@ pub struct Serving {
     child: Child,
     /// The bound request address, from the banner.
     pub addr: SocketAddr,
+    /// The banner line, as logged.
+    pub banner: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -25,11 +27,24 @@ impl Serving {
     /// Serves `dir` on `127.0.0.1:0` with `args`, and waits for the "serving ... on
     /// ADDR" banner on stderr.
     pub fn start(dir: &Path, args: &[&str]) -> Serving {
-        let mut child = Command::new(BIN)
+        Serving::spawn(Self::command(dir, args))
+    }
+
+    /// `wirekit serve DIR --listen 127.0.0.1:0 --threads 1 ARGS...`, to adjust before
+    /// [`spawn`](Self::spawn).
+    pub fn command(dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .arg("serve")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0", "--threads", "1"])
-            .args(args)
+            .args(args);
+        command
+    }
+
+    /// Runs `command` (a `wirekit serve` of some kind) and waits for its banner.
+    pub fn spawn(mut command: Command) -> Serving {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -55,7 +70,12 @@ impl Serving {
                 sink.lock().unwrap().push(line);
             }
         });
-        Serving { child, addr, log }
+        Serving {
+            child,
+            addr,
+            banner,
+            log,
+        }
     }
 
     /// The lines logged so far.

@@ -1,0 +1,217 @@
+//! What `wirekit serve` logs: a timestamp and a level on every line (no timestamp when the
+//! journal adds its own), one line per transfer as soon as it ends with the options asked
+//! and granted and true counts on failure, requests and packets in plain words with `-v`,
+//! only warnings with `-q`, refusals with their file and OS error, and a root the server
+//! cannot write reported at start.
+
+mod common;
+mod serve_cli;
+
+use std::fs;
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{content, have_peer, tempdir};
+use serve_cli::Serving;
+use wirekit::tftp::Packet;
+
+/// `2026-11-26T15:33:41.325680Z  INFO ...`
+fn timestamped(line: &str) -> bool {
+    let Some((stamp, _)) = line.split_once(' ') else {
+        return false;
+    };
+    stamp.len() > 20 && stamp.ends_with('Z') && stamp.as_bytes()[4] == b'-' && stamp.contains('T')
+}
+
+fn root_with(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let root = tempdir("server-log");
+    fs::write(root.join(name), bytes).unwrap();
+    root
+}
+
+#[test]
+fn every_line_has_a_timestamp_and_a_level_but_not_under_the_journal() {
+    let root = root_with("f", b"x");
+    let server = Serving::start(&root, &[]);
+    let banner = &server.banner;
+    assert!(timestamped(banner), "{banner}");
+    assert!(banner.contains(" INFO "), "{banner}");
+    drop(server);
+
+    let mut command = Serving::command(&root, &[]);
+    command.env("JOURNAL_STREAM", "8:12345");
+    let server = Serving::spawn(command);
+    let banner = &server.banner;
+    assert!(!timestamped(banner), "{banner}");
+    assert!(
+        banner.starts_with(" INFO serving") || banner.starts_with("INFO serving"),
+        "{banner}"
+    );
+}
+
+#[test]
+fn verbose_shows_requests_and_packets_in_plain_words() {
+    if !have_peer("curl") {
+        return;
+    }
+    let root = root_with("f.bin", &content(5000, 1));
+    let server = Serving::start(&root, &["-v"]);
+    let status = Command::new("curl")
+        .args(["-sS", "--tftp-blksize", "1468", "-o", "/dev/null"])
+        .arg(format!("tftp://{}/f.bin", server.addr))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    server.wait_for_log(&[
+        "DEBUG",
+        "<-",
+        "RRQ \"f.bin\" octet",
+        "blksize=1468",
+        "tsize=0",
+    ]);
+    server.wait_for_log(&["DEBUG", "->", "OACK", "blksize=1468", "tsize=5000"]);
+    server.wait_for_log(&["->", "DATA block 1, 1468 bytes"]);
+    server.wait_for_log(&["<-", "ACK block 4"]);
+    assert!(
+        !server
+            .log()
+            .iter()
+            .any(|l| l.contains("Some(") || l.contains("Options {")),
+        "no Rust Debug output: {:?}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_transfer_is_logged_when_it_ends_with_its_options() {
+    if !have_peer("curl") {
+        return;
+    }
+    let root = tempdir("server-log-up");
+    let server = Serving::start(&root, &["--allow-create"]);
+    let local = tempdir("server-log-local").join("up.bin");
+    fs::write(&local, content(30_000, 2)).unwrap();
+    let status = Command::new("curl")
+        .args(["-sS", "--tftp-blksize", "1024", "-T"])
+        .arg(&local)
+        .arg(format!("tftp://{}/up.bin", server.addr))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The server dallies some 16 s after an upload to re-ACK a lost final block; the line
+    // must not wait for that.
+    let start = Instant::now();
+    let line = server.wait_for_log(&["write \"up.bin\"", "30000 bytes", "ok"]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(line.contains("blksize 1024"), "{line}");
+}
+
+#[test]
+fn a_failed_transfer_reports_its_true_counts() {
+    let root = root_with("big.bin", &content(100_000, 3));
+    let server = Serving::start(&root, &["--timeout", "1", "--retries", "1"]);
+    // A client that takes three blocks and goes silent.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client
+        .send_to(b"\0\x01big.bin\0octet\0", server.addr)
+        .unwrap();
+    let mut buf = [0u8; 600];
+    for block in 1..=3u16 {
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert!(
+            matches!(Packet::parse(&buf[..n]), Ok(Packet::Data { block: b, .. }) if b == block)
+        );
+        let ack = Packet::Ack { block }.to_vec().unwrap();
+        client.send_to(&ack, from).unwrap();
+    }
+    let line = server.wait_for_log(&["read \"big.bin\"", "failed"]);
+    assert!(line.contains(" WARN "), "{line}");
+    // Three blocks delivered and a fourth sent: true bytes, not "0 bytes".
+    assert!(line.contains("2048 bytes"), "{line}");
+    assert!(!line.contains("0 retransmissions"), "{line}");
+}
+
+#[test]
+fn a_refusal_names_the_file_and_the_os_error() {
+    let root = tempdir("server-log-refused");
+    let server = Serving::start(&root, &[]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .send_to(b"\0\x01missing.bin\0octet\0", server.addr)
+        .unwrap();
+    let line = server.wait_for_log(&["refused", "\"missing.bin\""]);
+    assert!(line.contains("ERROR 1 File not found"), "{line}");
+    assert!(line.contains("os error 2"), "{line}");
+}
+
+/// True when this process runs as root and can run a program as another user.
+fn can_run_as_nobody() -> bool {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !is_root || !have_peer("setpriv") {
+        eprintln!("skipping: needs root and setpriv to run the server as another user");
+        return false;
+    }
+    true
+}
+
+/// `wirekit serve ROOT ARGS...` as user and group nobody.
+fn serve_as_nobody(root: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        serve_cli::BIN,
+    ]);
+    command
+        .arg("serve")
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0", "--threads", "1"])
+        .args(args);
+    command
+}
+
+#[test]
+fn a_root_the_server_cannot_write_is_reported_at_start() {
+    // Root may write anywhere: run the server as nobody, on a root only root may write.
+    if !can_run_as_nobody() {
+        return;
+    }
+    let root = tempdir("server-log-readonly");
+    fs::write(root.join("f"), b"x").unwrap();
+    let server = Serving::spawn(serve_as_nobody(&root, &["--allow-create"]));
+    let line = server.wait_for_log(&["WARN", "cannot write", "Permission denied"]);
+    assert!(line.contains(&root.display().to_string()), "{line}");
+}
+
+#[test]
+fn quiet_logs_warnings_only() {
+    if !can_run_as_nobody() {
+        return;
+    }
+    let root = tempdir("server-log-quiet");
+    let mut child = serve_as_nobody(&root, &["--allow-create", "-q"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .next()
+        .and_then(Result::ok);
+    let _ = child.kill();
+    let _ = child.wait();
+    // The banner (INFO) is left out; the warning about the root comes first.
+    let first = first.expect("a warning");
+    assert!(
+        first.contains(" WARN ") && first.contains("cannot write"),
+        "{first}"
+    );
+}
