@@ -1,104 +1,57 @@
-//! The `wirekit` program, run as a user would.
+//! The `wirekit` program, run as a user would. Every server listens on port 0 of
+//! 127.0.0.1 and is found through the address its banner names.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
+use common::cli::{Serving, wirekit};
+use common::files::{TempDir, list, part_files};
+use common::in_both_port_modes;
+use common::packets::{RawClient, ack, data, wrq};
+use common::wait::wait_for;
+use wirekit::tftp::server::PortMode;
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wirekit-cli-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
+const ANY_PORT: &str = "127.0.0.1:0";
 
-/// A free loopback port (bound and released; good enough for a test).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `wirekit serve` and the lines it has logged so far.
-struct Serving(Child, Arc<Mutex<Vec<String>>>);
-
-impl Serving {
-    /// Waits (bounded) for a log line containing every one of `parts`.
-    fn wait_for_log(&self, parts: &[&str]) -> String {
-        let start = Instant::now();
-        loop {
-            let lines = self.1.lock().unwrap();
-            if let Some(l) = lines.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return l.clone();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no log line with {parts:?} in {lines:?}"
-            );
-            drop(lines);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+fn mode_args(ports: PortMode) -> &'static [&'static str] {
+    match ports {
+        PortMode::Single => &["--single-port"],
+        _ => &[],
     }
 }
 
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `wirekit serve` and waits for its "serving" line.
-fn serve(dir: &Path, args: &[&str]) -> (Serving, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    // Keep reading the log, so the server never blocks on a full pipe and tests can look.
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (Serving(child, log), first)
-}
-
-fn wirekit(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-#[test]
-fn serve_with_no_arguments_serves_the_current_directory_on_loopback() {
-    let dir = tempdir("default");
-    fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
-    let (_server, banner) = serve(&dir, &[]);
-    assert!(banner.contains("127.0.0.1:6969"), "{banner}");
-    assert!(banner.contains("read-only"), "{banner}");
-    let out = wirekit(&dir, &["get", "127.0.0.1:6969", "hello.txt", "copy.txt"]);
+fn assert_ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The default listen address is loopback on a high port (read from `--help`, so that the
+/// test does not take that fixed port); with nothing but a port-0 address given, the
+/// server serves the current directory read-only.
+#[test]
+fn serve_defaults_to_the_current_directory_read_only_on_loopback() {
+    let dir = TempDir::new("cli-default");
+    let help = wirekit(&dir, &["serve", "--help"]);
+    assert_ok(&help);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[default: 127.0.0.1:6969]"), "{help}");
+
+    fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
+    let server = Serving::start(&dir, &["--listen", ANY_PORT]);
+    assert!(server.banner.contains("read-only"), "{}", server.banner);
+    assert!(server.addr().ip().is_loopback() && server.addr().port() != 0);
+    let out = wirekit(
+        &dir,
+        &["get", &server.addr().to_string(), "hello.txt", "copy.txt"],
+    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("copy.txt")).unwrap(), b"hello\n");
     // Quiet in scripts: no progress bar when stderr is not a terminal.
     assert!(
@@ -106,17 +59,29 @@ fn serve_with_no_arguments_serves_the_current_directory_on_loopback() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Read-only: an upload is refused.
+    let out = wirekit(
+        &dir,
+        &["put", &server.addr().to_string(), "copy.txt", "new.txt"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.join("new.txt").exists());
 }
 
-#[test]
-fn get_and_put_with_options_and_clear_errors() {
-    let dir = tempdir("opts");
+in_both_port_modes!(
+    get_and_put_with_options_and_clear_errors,
+    netascii_get_converts_line_ends,
+    sigterm_stops_the_server_and_leaves_no_partial_upload,
+);
+
+fn get_and_put_with_options_and_clear_errors(ports: PortMode) {
+    let dir = TempDir::new("cli-opts");
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
     fs::write(dir.join("fw.bin"), &data).unwrap();
-    let port = free_port().to_string();
-    let listen = format!("127.0.0.1:{port}");
-    let (serving, _) = serve(&dir, &["--listen", &listen, "--allow-create"]);
-    let server = format!("127.0.0.1:{port}");
+    let mut args = vec!["--listen", ANY_PORT, "--allow-create"];
+    args.extend(mode_args(ports));
+    let serving = Serving::start(&dir, &args);
+    let server = serving.addr().to_string();
 
     let out = wirekit(
         &dir,
@@ -131,11 +96,7 @@ fn get_and_put_with_options_and_clear_errors() {
             "16",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("a.bin")).unwrap(), data);
     // One line per transfer: peer, direction, file, bytes, duration, rate, retransmissions,
     // outcome.
@@ -162,11 +123,7 @@ fn get_and_put_with_options_and_clear_errors() {
             "2",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("b.bin")).unwrap(), data);
 
     // An existing file is not replaced without --allow-overwrite: ERROR 6, one line, exit 1.
@@ -188,81 +145,63 @@ fn get_and_put_with_options_and_clear_errors() {
     assert!(!dir.join("no-such-file").exists());
 }
 
-#[test]
-fn netascii_get_converts_line_ends() {
-    let dir = tempdir("ascii");
+fn netascii_get_converts_line_ends(ports: PortMode) {
+    let dir = TempDir::new("cli-ascii");
     fs::write(dir.join("t.txt"), b"one\ntwo\r\nthree\n").unwrap();
-    let port = free_port().to_string();
-    let (_server, _) = serve(&dir, &["--listen", &format!("127.0.0.1:{port}")]);
+    let mut args = vec!["--listen", ANY_PORT];
+    args.extend(mode_args(ports));
+    let server = Serving::start(&dir, &args);
     let out = wirekit(
         &dir,
         &[
             "get",
-            &format!("127.0.0.1:{port}"),
+            &server.addr().to_string(),
             "t.txt",
             "u.txt",
             "--netascii",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("u.txt")).unwrap(), b"one\ntwo\r\nthree\n");
 }
 
-#[test]
-fn sigterm_stops_the_server_and_leaves_no_partial_upload() {
-    let dir = tempdir("sigterm");
-    let port = free_port().to_string();
-    let (mut server, _) = serve(
-        &dir,
-        &[
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--allow-create",
-            "--grace",
-            "1",
-        ],
-    );
+fn sigterm_stops_the_server_and_leaves_no_partial_upload(ports: PortMode) {
+    let dir = TempDir::new("cli-sigterm");
+    let mut args = vec!["--listen", ANY_PORT, "--allow-create", "--grace", "1"];
+    args.extend(mode_args(ports));
+    let mut server = Serving::start(&dir, &args);
     // An upload that stalls after its first block: WRQ, DATA 1, then silence.
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    client
-        .send_to(b"\0\x02stalled.bin\0octet\0", format!("127.0.0.1:{port}"))
-        .unwrap();
-    let mut buf = [0u8; 600];
-    let (n, tid) = client.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[0, 4, 0, 0]);
-    let mut data = vec![0, 3, 0, 1];
-    data.extend_from_slice(&[7u8; 512]);
-    client.send_to(&data, tid).unwrap();
-    let (n, _) = client.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[0, 4, 0, 1]);
+    let client = RawClient::new(server.addr());
+    let (answer, tid) = client.ask(&wrq("stalled.bin", &[]), server.addr());
+    assert_eq!(answer, ack(0));
+    assert_eq!(
+        tid == server.addr(),
+        ports == PortMode::Single,
+        "ACK 0 from {tid}, request port {}",
+        server.addr()
+    );
+    client.send(&data(1, &[7u8; 512]), tid);
+    assert_eq!(client.recv().0, ack(1));
+    // The upload is under way: its temporary file is there.
+    assert_eq!(part_files(&dir).len(), 1, "{:?}", list(&dir));
 
     let status = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let start = Instant::now();
-    let exit = loop {
-        if let Some(s) = server.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut exit = None;
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            exit = server.child.try_wait().unwrap();
+            exit.is_some()
+        },
+        || "the server did not stop".into(),
+    );
+    let exit = exit.unwrap();
     assert!(exit.success(), "{exit:?}");
-    let left: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    // The stalled upload was cut when the grace period ended, and its file removed.
+    server.wait_for_log(&["grace period over", "cut 1"]);
+    assert!(list(&dir).is_empty(), "left behind: {:?}", list(&dir));
 }
