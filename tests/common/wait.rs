@@ -3,9 +3,12 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Polls `f` until it is true or `limit` has passed; returns whether it became true.
+/// Polls `f` until it is true or `limit` has passed; returns whether it became true. The
+/// pause between polls grows from 1 ms to 20 ms: quick for what comes at once, cheap for
+/// what takes seconds.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
     loop {
         if f() {
             return true;
@@ -13,7 +16,8 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
