@@ -72,6 +72,7 @@ in_both_port_modes!(
     get_and_put_with_options_and_clear_errors,
     netascii_get_converts_line_ends,
     sigterm_stops_the_server_and_leaves_no_partial_upload,
+    sigterm_after_a_finished_upload_cuts_nothing,
 );
 
 fn get_and_put_with_options_and_clear_errors(ports: PortMode) {
@@ -204,4 +205,40 @@ fn sigterm_stops_the_server_and_leaves_no_partial_upload(ports: PortMode) {
     // The stalled upload was cut when the grace period ended, and its file removed.
     server.wait_for_log(&["grace period over", "cut 1"]);
     assert!(list(&dir).is_empty(), "left behind: {:?}", list(&dir));
+}
+
+/// An upload that has finished (stored, its final ACK sent) only dallies, to re-ACK a
+/// repeated final DATA: a stop does not wait the grace period out for it, and does not
+/// report it as a running transfer that had to be cut.
+fn sigterm_after_a_finished_upload_cuts_nothing(ports: PortMode) {
+    let dir = TempDir::new("cli-sigterm-done");
+    fs::write(dir.join("a.txt"), b"done\n").unwrap();
+    let mut args = vec!["--listen", ANY_PORT, "--allow-create", "--grace", "2"];
+    args.extend(mode_args(ports));
+    let mut server = Serving::start(&dir, &args);
+    let out = wirekit(&dir, &["put", &server.addr().to_string(), "a.txt", "b.txt"]);
+    assert_ok(&out);
+    server.wait_for_log(&["write", "\"b.txt\"", "ok"]);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exit = None;
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            exit = server.child.try_wait().unwrap();
+            exit.is_some()
+        },
+        || "the server did not stop".into(),
+    );
+    assert!(exit.unwrap().success(), "{exit:?}");
+    let lines = server.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("grace period over")),
+        "{lines:?}"
+    );
+    assert_eq!(fs::read(dir.join("b.txt")).unwrap(), b"done\n");
 }
