@@ -109,6 +109,64 @@ fn transfer_ports_come_from_the_configured_range() {
     server.wait_for_reports(5, Duration::from_secs(5));
 }
 
+/// Every port of the range taken by running transfers: the next request is refused with
+/// ERROR 0 from the request port (there is no transfer port to send it from), and its
+/// transfer ends; once a port is free again, requests are served from it.
+#[test]
+fn a_full_port_range_refuses_from_the_request_port() {
+    let root = TempDir::new("range-full");
+    fs::write(root.join("f"), vec![3u8; 2000]).unwrap();
+    let base = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .clamp(20_000, 60_000);
+    let range = base..=base + 1;
+    let mut config = config(&root, PortMode::PerTransfer);
+    config.port_range = Some(range.clone());
+    config.grace = Duration::from_millis(100);
+    let server = OurServer::start(config);
+    let addr = server.addr;
+    let holders: Vec<(RawClient, SocketAddr)> = (0..2)
+        .map(|_| {
+            let c = RawClient::new(addr);
+            let (answer, from) = c.ask(&rrq("f", &[]), addr);
+            assert!(
+                matches!(Packet::parse(&answer), Ok(Packet::Data { block: 1, .. })),
+                "{answer:?}"
+            );
+            assert!(range.contains(&from.port()), "{from} outside {range:?}");
+            (c, from)
+        })
+        .collect();
+    let c = RawClient::new(addr);
+    let (answer, from) = c.ask(&rrq("f", &[]), addr);
+    match Packet::parse(&answer) {
+        Ok(Packet::Error { code, message }) => {
+            assert_eq!(code, ErrorCode::NotDefined);
+            assert!(
+                message.to_str().unwrap().contains("no transfer port"),
+                "{message:?}"
+            );
+        }
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+    assert_eq!(from, addr, "the refusal came from {from}");
+    server.wait_for_reports(1, Duration::from_secs(5));
+    // A holder gives up: its port serves the next request.
+    holders[0].0.send(&error("enough"), holders[0].1);
+    server.wait_for_reports(2, Duration::from_secs(5));
+    let (answer, from) = c.ask(&rrq("f", &[]), addr);
+    assert!(
+        matches!(Packet::parse(&answer), Ok(Packet::Data { block: 1, .. })),
+        "{answer:?}"
+    );
+    assert_eq!(from.port(), holders[0].1.port());
+    c.send(&error("enough"), from);
+    holders[1].0.send(&error("enough"), holders[1].1);
+}
+
 /// The server on 127.0.0.1 and [::1] at once, on the same port: it works because the IPv6
 /// socket is IPv6-only. The port comes from the kernel (port 0 of 127.0.0.1); should
 /// another socket hold it on [::1], the test asks again.
