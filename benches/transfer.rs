@@ -1,73 +1,54 @@
-//! A 64 MiB read through a client machine and a server machine, with no sockets: the
+//! A 64 MiB read through a client machine and the server's endpoint, with no sockets: the
 //! server sends from memory, the client receives into a reused `Vec`. Measures the
-//! machines' own cost per byte (parse, ACK bookkeeping, storage copy).
+//! machines' own cost per byte (parse, ACK bookkeeping, endpoint routing, storage copy).
+
+// The machine tests' server adapter, so the bench drives the endpoint the way they do.
+#[path = "../tests/sim/mod.rs"]
+mod sim;
 
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use wirekit::tftp::server::{Admission, Limits, Policy, Refusal, admit};
-use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Text, Transfer, Windowsize};
+use sim::{AllowAll, ServerSide, SimFile, client_addr, server_addr};
+use wirekit::tftp::server::{Limits, PortMode};
+use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Transfer, Windowsize};
 
 const SIZE: usize = 64 << 20;
 
-struct Allow(u64);
-
-impl Policy for Allow {
-    fn read(&mut self, _: SocketAddr, _: Text<'_>) -> Result<Option<u64>, Refusal> {
-        Ok(Some(self.0))
-    }
-    fn write(&mut self, _: SocketAddr, _: Text<'_>, _: Option<u64>) -> Result<(), Refusal> {
-        Ok(())
-    }
-}
-
 /// One whole transfer; returns the bytes received.
-fn transfer(file: &[u8], sink: &mut Vec<u8>, blksize: u16, windowsize: u16) -> usize {
-    let client_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-    let server_addr: SocketAddr = "127.0.0.1:69".parse().unwrap();
-    let transfer_addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+fn transfer(file: &SimFile, sink: &mut Vec<u8>, blksize: u16, windowsize: u16) -> usize {
     let now = Duration::ZERO;
     sink.clear();
     let mut req = ClientRequest::new(Direction::Read, "bench");
     req.blksize = Some(Blksize::new(blksize.into()).unwrap());
     req.windowsize = Some(Windowsize::new(windowsize.into()).unwrap());
-    let mut client = Transfer::client(now, server_addr, &req, Config::default()).unwrap();
-    let mut src: &[u8] = file;
+    let mut client = Transfer::client(now, server_addr(), &req, Config::default()).unwrap();
     let mut buf = vec![0u8; 65536];
     let t = client.poll_transmit(now, sink, &mut buf).unwrap();
-    let request = buf[..t.len].to_vec();
-    let limits = Limits {
-        max_windowsize: Windowsize::MAX,
-        ..Limits::default()
+    let mut limits = Limits::default();
+    limits.max_windowsize = Windowsize::MAX;
+    let policy = AllowAll {
+        default: Some(file.clone()),
+        ..AllowAll::default()
     };
-    let Admission::Accepted {
-        transfer: mut server,
-        ..
-    } = admit(
-        now,
-        client_addr,
-        &request,
-        &limits,
-        &mut Allow(file.len() as u64),
-    )
-    else {
-        panic!("refused")
-    };
-    while !server.is_closed() {
-        while let Some(t) = server.poll_transmit(now, &mut src, &mut buf) {
-            client.handle_datagram(now, transfer_addr, &buf[..t.len], sink);
+    let mut server = ServerSide::new(policy, limits, PortMode::PerTransfer);
+    server.request(now, client_addr(), &buf[..t.len]);
+    assert_eq!(server.len(), 1, "refused: {:?}", server.refused);
+    while !server.is_empty() {
+        while let Some(s) = server.poll_transmit(now) {
+            client.handle_datagram(now, s.from, s.bytes, sink);
         }
         while let Some(t) = client.poll_transmit(now, sink, &mut buf) {
-            server.handle_datagram(now, client_addr, &buf[..t.len], &mut src);
+            server.handle(now, client_addr(), t.destination, &buf[..t.len]);
         }
     }
     sink.len()
 }
 
 fn bench(c: &mut Criterion) {
-    let file: Vec<u8> = (0..SIZE).map(|i| (i * 7 + i / 4096) as u8).collect();
+    let data: Vec<u8> = (0..SIZE).map(|i| (i * 7 + i / 4096) as u8).collect();
+    let file = SimFile::new(data.clone());
     let mut sink = Vec::with_capacity(SIZE);
     let mut g = c.benchmark_group("tftp_read_64MiB");
     g.sample_size(10)
@@ -77,7 +58,7 @@ fn bench(c: &mut Criterion) {
     for blksize in [512u16, 1468, 8192, 65464] {
         for windowsize in [1u16, 16, 64] {
             assert_eq!(transfer(&file, &mut sink, blksize, windowsize), SIZE);
-            assert!(sink == file);
+            assert!(sink == data);
             let id = BenchmarkId::new(format!("blksize{blksize}"), format!("window{windowsize}"));
             g.bench_function(id, |b| {
                 b.iter(|| transfer(black_box(&file), &mut sink, blksize, windowsize))

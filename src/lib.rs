@@ -9,8 +9,9 @@
 //! The modules:
 //!
 //! - [`tftp`]: the TFTP packet codec (RFC 1350 with the options of RFC 2347, 2348, 2349 and
-//!   7440), netascii, and the transfer machines: [`tftp::Transfer`] for both sides, with
-//!   [`tftp::server::admit`] for a server's requests.
+//!   7440), netascii, and the machines: [`tftp::Transfer`] for one transfer, either side, and
+//!   [`tftp::Endpoint`] for a whole server: every transfer, admission through your
+//!   [`tftp::server::Policy`], limits, repeated requests, refusals.
 //! - [`frame`]: length-prefixed framing for byte streams such as TCP, with a streaming decoder.
 //! - `net` (feature `std`): the drivers: a TFTP server and client over `std::net` sockets and
 //!   files, and framed streams over any `Read + Write`.
@@ -41,7 +42,7 @@
 //! # Ok::<(), ParseError>(())
 //! ```
 //!
-//! # Driving a transfer over a blocking `UdpSocket`
+//! # A client over a blocking `UdpSocket`
 //!
 //! The machines never touch a socket or a clock. A driver mutates a
 //! [`tftp::Transfer`] (a datagram arrived, or its deadline passed), then drains it: every
@@ -70,20 +71,16 @@
 //!     let mut file = Vec::new(); // `Storage`: received DATA is appended here.
 //!     let mut out = vec![0u8; transfer.max_datagram_len().max(65_536)];
 //!     let mut incoming = vec![0u8; 65_536];
-//!     let mut result = None;
-//!     while !transfer.is_closed() {
-//!         // 1. Drain what the machine wants sent (the RRQ, ACKs, ERRORs).
+//!     let (stats, result) = loop {
+//!         // 1. Send what the machine wants sent (the RRQ, ACKs, ERRORs).
 //!         while let Some(t) = transfer.poll_transmit(epoch.elapsed(), &mut file, &mut out) {
 //!             socket.send_to(&out[..t.len], t.destination)?;
 //!         }
-//!         // 2. Drain its events.
-//!         while let Some(event) = transfer.poll_event() {
-//!             match event {
-//!                 Event::Negotiated(n) => eprintln!("blksize {}, size {:?}", n.blksize, n.tsize),
-//!                 // The receiver still dallies after this, to re-ACK a repeated final
-//!                 // block; a driver in a hurry may stop here instead.
-//!                 Event::Finished(r) => result = Some(r),
-//!             }
+//!         // 2. Handle its events; the transfer's end is one of them. (A receiver may dally
+//!         //    a while after it, to re-ACK a repeated final block; a client in a hurry,
+//!         //    like this one, need not.)
+//!         if let Some(Event::Finished { stats, result }) = transfer.poll_event() {
+//!             break (stats, result);
 //!         }
 //!         // 3. Wait for a datagram, but no longer than the machine's next deadline.
 //!         let Some(deadline) = transfer.poll_timeout() else { continue };
@@ -103,11 +100,91 @@
 //!             }
 //!             Err(e) => return Err(e.into()),
 //!         }
-//!     }
-//!     let stats = result.ok_or("the transfer ended without a result")??;
+//!     };
+//!     result?;
 //!     println!("{} bytes in {:?}", stats.bytes, stats.duration);
 //!     assert_eq!(file.len() as u64, stats.bytes);
 //!     Ok(())
+//! }
+//! ```
+//!
+//! # A server over a blocking `UdpSocket`
+//!
+//! A [`tftp::Endpoint`] is a whole server. Your [`tftp::server::Policy`] says who may read
+//! or write what, and hands out the [`tftp::Storage`] each transfer uses. In single-port
+//! mode every transfer talks through the one socket, so one socket is the whole driver
+//! (the `net` module's server runs the same endpoint on `mio`, with a port per transfer
+//! or a single one, on several threads):
+//!
+//! ```no_run
+//! use std::collections::HashMap;
+//! use std::io::ErrorKind;
+//! use std::net::{SocketAddr, UdpSocket};
+//! use std::time::Instant;
+//!
+//! use wirekit::tftp::server::{Event, Incoming, Limits, Policy, PortMode, Refusal, Route};
+//! use wirekit::tftp::{Endpoint, ErrorCode, Storage, Text};
+//!
+//! /// Files served from memory; uploads are accepted into memory too.
+//! struct Memory(HashMap<Vec<u8>, Vec<u8>>);
+//!
+//! impl Policy for Memory {
+//!     type Storage = Vec<u8>;
+//!     fn read(&mut self, _: SocketAddr, name: Text<'_>) -> Result<(Vec<u8>, Option<u64>), Refusal> {
+//!         let file = self.0.get(name.as_bytes()).ok_or_else(|| {
+//!             Refusal::new(ErrorCode::FileNotFound, ErrorCode::FileNotFound.description())
+//!         })?;
+//!         Ok((file.clone(), Some(file.len() as u64)))
+//!     }
+//!     fn write(&mut self, _: SocketAddr, _: Text<'_>, _: Option<u64>) -> Result<Vec<u8>, Refusal> {
+//!         Ok(Vec::new())
+//!     }
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let socket = UdpSocket::bind("127.0.0.1:6969")?;
+//!     let files = HashMap::from([(b"hello.txt".to_vec(), b"hello, world\n".to_vec())]);
+//!     let mut server = Endpoint::new(Memory(files), Limits::default(), PortMode::Single);
+//!     let epoch = Instant::now();
+//!     let (mut inbuf, mut outbuf) = (vec![0u8; 65_536], vec![0u8; server.max_datagram_len()]);
+//!     loop {
+//!         // 1. Send everything due, then act on the events.
+//!         while let Some(t) = server.poll_transmit(epoch.elapsed(), &mut outbuf) {
+//!             socket.send_to(&outbuf[..t.len], t.destination)?;
+//!         }
+//!         while let Some(event) = server.poll_event() {
+//!             match event {
+//!                 // An upload is complete: put it in place, then say how that went.
+//!                 Event::Commit { id, mut storage } => {
+//!                     let result = storage.commit();
+//!                     server.committed(epoch.elapsed(), id, result);
+//!                 }
+//!                 Event::Ended { report, .. } => eprintln!("{report}"),
+//!                 _ => {}
+//!             }
+//!         }
+//!         // 2. Wait for a datagram until the next deadline, and hand it over.
+//!         let now = epoch.elapsed();
+//!         let wait = server.poll_timeout().map(|d| d.saturating_sub(now));
+//!         if wait.is_some_and(|w| w.is_zero()) {
+//!             server.handle_timeout(now);
+//!             continue;
+//!         }
+//!         socket.set_read_timeout(wait)?;
+//!         match socket.recv_from(&mut inbuf) {
+//!             Ok((n, source)) => {
+//!                 let incoming = Incoming { route: Route::Listener(0), source, local: None };
+//!                 // A refusal comes back at once, written into `outbuf`.
+//!                 if let Some(t) = server.handle(epoch.elapsed(), incoming, &inbuf[..n], &mut outbuf) {
+//!                     socket.send_to(&outbuf[..t.len], t.destination)?;
+//!                 }
+//!             }
+//!             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+//!                 server.handle_timeout(epoch.elapsed());
+//!             }
+//!             Err(e) => return Err(e),
+//!         }
+//!     }
 //! }
 //! ```
 #![cfg_attr(not(feature = "std"), no_std)]

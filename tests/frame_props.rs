@@ -31,11 +31,11 @@ fn settings() -> impl Strategy<Value = Settings> {
             } else {
                 b.big_endian()
             };
-            if field != 5 {
-                if let Some(skip) = skip {
-                    let header_len = offset + [1, 2, 3, 4, 8][field];
-                    b = b.num_skip(skip % (header_len + 1));
-                }
+            if field != 5
+                && let Some(skip) = skip
+            {
+                let header_len = offset + [1, 2, 3, 4, 8][field];
+                b = b.num_skip(skip % (header_len + 1));
             }
             b.build().unwrap()
         })

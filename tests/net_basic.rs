@@ -50,7 +50,7 @@ fn get_and_put_round_trip(ports: PortMode) {
         &mut |_, _| {},
     )
     .unwrap_err();
-    assert!(err.to_string().contains("file not found"), "{err}");
+    assert!(err.to_string().contains("File not found"), "{err}");
     assert!(!local.join("x").exists());
     server.stop().unwrap();
 }

@@ -109,8 +109,9 @@ fn stalled_upload_leaves_nothing(ports: PortMode) {
         s.send(&data(n, &block), tid);
         while s.recv().0 != ack(n) {}
     }
-    // The upload is under way: its temporary file exists, the target does not.
-    assert_eq!(part_files(&root).len(), 1, "{:?}", list(&root));
+    // The upload is under way; the target does not exist yet. Its temporary file has no
+    // name on Linux (O_TMPFILE), a random hidden one elsewhere (tests/robust_storage.rs).
+    assert!(part_files(&root).len() <= 1, "{:?}", list(&root));
     assert!(!root.join("stall.bin").exists());
     // Silence. The server retransmits ACK 3 a few times, then gives up.
     let log = server.wait_for_reports(1, Duration::from_secs(10))[0].clone();

@@ -1,13 +1,14 @@
 //! The transfer rules, one named test each, driving the machines by hand with crafted
-//! datagrams.
+//! datagrams: a client `Transfer` directly, the server side through its `Endpoint` (with
+//! the `sim::ServerSide` adapter, which gives the one transfer its port 6000).
 
 mod sim;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sim::{AllowAll, Faults, Scenario, client_addr, server_addr, transfer_addr};
-use wirekit::tftp::server::{Admission, Limits, admit};
+use sim::{AllowAll, Faults, Scenario, ServerSide, client_addr, server_addr, transfer_addr};
+use wirekit::tftp::server::{Limits, PortMode};
 use wirekit::tftp::{
     Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Negotiated, Options, Packet,
     Request, Stats, Text, Timeout, Transfer, TransferError, Windowsize,
@@ -32,10 +33,9 @@ fn config() -> Config {
 }
 
 fn limits() -> Limits {
-    Limits {
-        config: config(),
-        ..Limits::default()
-    }
+    let mut l = Limits::default();
+    l.config = config();
+    l
 }
 
 #[derive(Default, Clone, Copy)]
@@ -67,13 +67,18 @@ fn request(direction: Direction, mode: Mode, ask: Ask) -> Vec<u8> {
     .unwrap()
 }
 
-/// A server transfer admitted from `request`.
-fn server(direction: Direction, mode: Mode, ask: Ask, size: u64, lim: &Limits) -> Box<Transfer> {
+/// A server with one transfer, admitted from the client's `request`; every read is of
+/// `file`.
+fn server(direction: Direction, mode: Mode, ask: Ask, file: &[u8], lim: &Limits) -> ServerSide {
     let rq = request(direction, mode, ask);
-    match admit(T0, client_addr(), &rq, lim, &mut AllowAll(size)) {
-        Admission::Accepted { transfer, .. } => transfer,
-        other => panic!("not accepted: {other:?}"),
-    }
+    let mut s = ServerSide::new(
+        AllowAll::serving(file.to_vec()),
+        *lim,
+        PortMode::PerTransfer,
+    );
+    s.request(T0, client_addr(), &rq);
+    assert_eq!(s.len(), 1, "not accepted: {:?}", s.refused);
+    s
 }
 
 fn data(block: u16, payload: &[u8]) -> Vec<u8> {
@@ -98,7 +103,7 @@ fn error(code: ErrorCode) -> Vec<u8> {
     .unwrap()
 }
 
-/// Everything the machine wants to send now.
+/// Everything a client machine wants to send now.
 fn drain<S: wirekit::tftp::Storage + ?Sized>(
     t: &mut Transfer,
     now: Duration,
@@ -122,15 +127,32 @@ fn blocks(sent: &[(SocketAddr, Vec<u8>)]) -> Vec<u16> {
         .collect()
 }
 
-fn finished(t: &mut Transfer) -> Option<Result<Stats, TransferError>> {
+/// How the server's transfer ended, if it did since the last call.
+fn finished(s: &mut ServerSide) -> Option<Result<Stats, TransferError>> {
+    let mut ended = s.take_ended();
+    assert!(ended.len() <= 1, "two Ended events: {ended:?}");
+    ended
+        .pop()
+        .map(|(_, report)| report.result.map(|()| report.stats))
+}
+
+/// How a client transfer ended, if it did since the last call.
+fn client_finished(t: &mut Transfer) -> Option<Result<Stats, TransferError>> {
     let mut r = None;
     while let Some(e) = t.poll_event() {
-        if let Event::Finished(f) = e {
+        if let Event::Finished { stats, result } = e {
             assert!(r.is_none(), "two Finished events");
-            r = Some(f);
+            r = Some(result.map(|()| stats));
         }
     }
     r
+}
+
+/// What the server's one upload stored.
+fn uploaded(s: &ServerSide) -> Vec<u8> {
+    let uploads = &s.policy().uploads;
+    assert_eq!(uploads.len(), 1);
+    uploads[0].file.data()
 }
 
 fn negotiated(t: &mut Transfer) -> Option<Negotiated> {
@@ -154,51 +176,95 @@ fn file(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 + 7) as u8).collect()
 }
 
-/// A server read with an OACK already acknowledged; returns the transfer and first window.
+/// A server read of `file` with an OACK already acknowledged; returns the server and the
+/// first window.
 fn server_read_started(
-    file: &mut Vec<u8>,
+    file: &[u8],
     blksize: u64,
     windowsize: u64,
-) -> (Box<Transfer>, Vec<(SocketAddr, Vec<u8>)>) {
+) -> (ServerSide, Vec<(SocketAddr, Vec<u8>)>) {
     let ask = Ask {
         blksize: Some(blksize),
         windowsize: Some(windowsize),
         ..Ask::default()
     };
-    let mut t = server(
-        Direction::Read,
-        Mode::Octet,
-        ask,
-        file.len() as u64,
-        &limits(),
-    );
-    let oack = drain(&mut t, T0, file);
+    let mut t = server(Direction::Read, Mode::Octet, ask, file, &limits());
+    let oack = t.drain_sent(T0);
     assert_eq!(oack.len(), 1);
-    assert_eq!(oack[0].0, client_addr());
-    oack_options(&oack[0].1);
-    t.handle_datagram(ms(1), client_addr(), &ack(0), file);
-    let window = drain(&mut t, ms(1), file);
+    assert_eq!(oack[0].to, client_addr());
+    assert_eq!(
+        oack[0].from,
+        transfer_addr(),
+        "from the transfer's own port"
+    );
+    oack_options(&oack[0].bytes);
+    t.feed(ms(1), client_addr(), &ack(0));
+    let window = t.drain(ms(1));
     (t, window)
 }
 
 #[test]
 fn windowsize_sends_a_window_then_resends_after_partial_ack() {
-    let mut f = file(8 * 20);
-    let (mut t, window) = server_read_started(&mut f, 8, 4);
+    let f = file(8 * 20);
+    let (mut t, window) = server_read_started(&f, 8, 4);
     assert_eq!(blocks(&window), [1, 2, 3, 4]);
     // Nothing more until an ACK.
-    assert!(drain(&mut t, ms(2), &mut f).is_empty());
-    // The receiver saw a gap after block 2: resend from 3, a whole window.
-    t.handle_datagram(ms(3), client_addr(), &ack(2), &mut f);
-    let again = drain(&mut t, ms(3), &mut f);
-    assert_eq!(blocks(&again), [3, 4, 5, 6]);
+    assert!(t.drain(ms(2)).is_empty());
+    // The receiver saw a gap after block 2: resend from 3, a whole window, but in two
+    // bursts of half a window with a pause between (RFC 7440 section 6: react to loss).
+    t.feed(ms(3), client_addr(), &ack(2));
+    let again = t.drain(ms(3));
+    assert_eq!(blocks(&again), [3, 4]);
     assert_eq!(
         again[0].1, window[2].1,
         "block 3 resent with the same bytes"
     );
-    // The full window is acknowledged: the next one.
-    t.handle_datagram(ms(4), client_addr(), &ack(6), &mut f);
-    assert_eq!(blocks(&drain(&mut t, ms(4), &mut f)), [7, 8, 9, 10]);
+    let pause = t.poll_timeout().unwrap();
+    assert!(
+        pause > ms(3) && pause < ms(1003),
+        "a short pause, not a timeout"
+    );
+    t.handle_timeout(pause);
+    assert_eq!(blocks(&t.drain(pause)), [5, 6]);
+    // The full window is acknowledged: the next one, still in bursts.
+    t.feed(ms(10), client_addr(), &ack(6));
+    assert_eq!(blocks(&t.drain(ms(10))), [7, 8]);
+}
+
+#[test]
+fn after_a_loss_bursts_stay_small_then_grow_back_to_the_window() {
+    let f = file(8 * 1000);
+    let (mut t, window) = server_read_started(&f, 8, 8);
+    assert_eq!(blocks(&window), [1, 2, 3, 4, 5, 6, 7, 8]);
+    // Lost: nothing comes back, the timer fires, the window is resent in halves.
+    let mut now = t.poll_timeout().unwrap();
+    t.handle_timeout(now);
+    let first = blocks(&t.drain(now));
+    assert_eq!(first, [1, 2, 3, 4]);
+    let (mut acked, mut highest) = (0u16, 4u16);
+    let mut bursts = vec![first.len()];
+    // Whole windows acknowledged: the bursts grow back, a block every few windows.
+    for _ in 0..60 {
+        while highest != acked + 8 {
+            now = t.poll_timeout().unwrap();
+            assert!(
+                now < ms(2000),
+                "a pause between bursts, not a retransmission"
+            );
+            t.handle_timeout(now);
+            let burst = blocks(&t.drain(now));
+            bursts.push(burst.len());
+            highest = *burst.last().unwrap();
+        }
+        now += ms(1);
+        t.feed(now, client_addr(), &ack(highest));
+        acked = highest;
+        let burst = blocks(&t.drain(now));
+        bursts.push(burst.len());
+        highest = *burst.last().unwrap();
+    }
+    assert_eq!(bursts[..2], [4, 4], "half a window after the loss");
+    assert_eq!(*bursts.last().unwrap(), 8, "the whole window again");
 }
 
 #[test]
@@ -238,16 +304,16 @@ fn windowsize_receiver_acks_window_end_and_reports_a_gap_once() {
 #[test]
 fn block_numbers_wrap_from_65535_to_0() {
     let n = 65_540usize;
-    let mut f: Vec<u8> = (0..n * 8 + 5).map(|i| (i / 8) as u8).collect();
-    let (mut t, window) = server_read_started(&mut f, 8, 1);
+    let f: Vec<u8> = (0..n * 8 + 5).map(|i| (i / 8) as u8).collect();
+    let (mut t, window) = server_read_started(&f, 8, 1);
     assert_eq!(blocks(&window), [1]);
     let mut wire_block = 1u16;
     for abs in 1..=n as u64 + 1 {
-        t.handle_datagram(ms(2), client_addr(), &ack(wire_block), &mut f);
+        t.feed(ms(2), client_addr(), &ack(wire_block));
         if abs == n as u64 + 1 {
             break;
         }
-        let sent = drain(&mut t, ms(2), &mut f);
+        let sent = t.drain(ms(2));
         assert_eq!(sent.len(), 1);
         let Packet::Data { block, data } = Packet::parse(&sent[0].1).unwrap() else {
             panic!()
@@ -268,39 +334,38 @@ fn block_numbers_wrap_from_65535_to_0() {
 
 #[test]
 fn short_final_block_ends_the_transfer() {
-    let mut f = file(20);
-    let (mut t, w) = server_read_started(&mut f, 8, 1);
+    let f = file(20);
+    let (mut t, w) = server_read_started(&f, 8, 1);
     assert_eq!(w[0].1.len(), 12);
-    t.handle_datagram(ms(2), client_addr(), &ack(1), &mut f);
-    assert_eq!(drain(&mut t, ms(2), &mut f)[0].1.len(), 12);
-    t.handle_datagram(ms(3), client_addr(), &ack(2), &mut f);
-    let last = drain(&mut t, ms(3), &mut f);
+    t.feed(ms(2), client_addr(), &ack(1));
+    assert_eq!(t.drain(ms(2))[0].1.len(), 12);
+    t.feed(ms(3), client_addr(), &ack(2));
+    let last = t.drain(ms(3));
     assert_eq!(last, [(client_addr(), data(3, &f[16..]))]);
     assert!(finished(&mut t).is_none());
-    t.handle_datagram(ms(4), client_addr(), &ack(3), &mut f);
+    t.feed(ms(4), client_addr(), &ack(3));
     assert_eq!(finished(&mut t).unwrap().unwrap().bytes, 20);
-    assert!(drain(&mut t, ms(4), &mut f).is_empty());
-    assert!(t.is_closed());
+    assert!(t.drain(ms(4)).is_empty());
+    assert!(t.is_empty(), "closed");
     assert_eq!(t.poll_timeout(), None);
 }
 
 #[test]
 fn exact_multiple_of_blksize_ends_with_empty_data() {
-    let mut f = file(16);
-    let (mut t, w) = server_read_started(&mut f, 8, 4);
+    let f = file(16);
+    let (mut t, w) = server_read_started(&f, 8, 4);
     assert_eq!(blocks(&w), [1, 2, 3]);
     assert_eq!(w[2].1, data(3, &[]));
-    t.handle_datagram(ms(2), client_addr(), &ack(3), &mut f);
+    t.feed(ms(2), client_addr(), &ack(3));
     let s = finished(&mut t).unwrap().unwrap();
     assert_eq!((s.bytes, s.blocks), (16, 3));
 }
 
 #[test]
 fn empty_file_is_one_empty_data() {
-    let mut f = Vec::new();
-    let mut t = server(Direction::Read, Mode::Octet, Ask::default(), 0, &limits());
-    assert_eq!(drain(&mut t, T0, &mut f), [(client_addr(), data(1, &[]))]);
-    t.handle_datagram(ms(1), client_addr(), &ack(1), &mut f);
+    let mut t = server(Direction::Read, Mode::Octet, Ask::default(), &[], &limits());
+    assert_eq!(t.drain(T0), [(client_addr(), data(1, &[]))]);
+    t.feed(ms(1), client_addr(), &ack(1));
     let s = finished(&mut t).unwrap().unwrap();
     assert_eq!((s.bytes, s.blocks), (0, 1));
 
@@ -316,16 +381,27 @@ fn empty_file_is_one_empty_data() {
     drain(&mut c, T0, &mut got);
     c.handle_datagram(ms(1), transfer_addr(), &data(1, &[]), &mut got);
     assert_eq!(drain(&mut c, ms(1), &mut got), [(transfer_addr(), ack(1))]);
-    assert_eq!(finished(&mut c).unwrap().unwrap().blocks, 1);
+    assert_eq!(client_finished(&mut c).unwrap().unwrap().blocks, 1);
     assert!(got.is_empty());
 }
 
 #[test]
 fn timeout_retransmits_with_backoff_then_gives_up() {
-    let mut f = file(100);
-    let mut t = server(Direction::Read, Mode::Octet, Ask::default(), 100, &limits());
-    let first = drain(&mut t, T0, &mut f);
-    assert_eq!(blocks(&first), [1]);
+    // A negotiated timeout is used as given (RFC 2349), with no measured round trips.
+    let ask = Ask {
+        timeout: Some(1),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask, &file(1000), &limits());
+    assert_eq!(t.drain(T0).len(), 1, "the OACK");
+    t.feed(T0, client_addr(), &ack(0));
+    assert_eq!(blocks(&t.drain(T0)), [1]);
+    // The client answers once, then goes silent. (A client that never answers is not
+    // retried this long: the endpoint reclaims its transfer at `unanswered_timeout`, see
+    // tftp_endpoint.rs.)
+    t.feed(T0, client_addr(), &ack(1));
+    let first = t.drain(T0);
+    assert_eq!(blocks(&first), [2]);
     // retries 4, timeout 1 s doubling up to 4 s: deadlines 1, 3, 7, 11, then 15 gives up.
     let mut deadlines = Vec::new();
     let mut now = T0;
@@ -333,12 +409,12 @@ fn timeout_retransmits_with_backoff_then_gives_up() {
         deadlines.push(d.as_secs());
         // Early calls do nothing.
         t.handle_timeout(d - ms(1));
-        assert!(drain(&mut t, d - ms(1), &mut f).is_empty());
+        assert!(t.drain(d - ms(1)).is_empty());
         now = d;
         t.handle_timeout(now);
-        let again = drain(&mut t, now, &mut f);
+        let again = t.drain(now);
         if t.poll_timeout().is_some() {
-            assert_eq!(again, first, "the same DATA 1 again");
+            assert_eq!(again, first, "the same DATA 2 again");
         } else {
             assert!(again.is_empty());
         }
@@ -348,54 +424,87 @@ fn timeout_retransmits_with_backoff_then_gives_up() {
         Some(Err(TransferError::Timeout { retries: 4 })) => {}
         other => panic!("{other:?}"),
     }
-    assert!(t.is_closed());
+    assert!(t.is_empty(), "closed");
     let _ = now;
 }
 
 #[test]
+fn measured_round_trips_shorten_the_first_retransmissions_not_the_patience() {
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        Ask::default(),
+        &file(100_000),
+        &limits(),
+    );
+    assert_eq!(blocks(&t.drain(T0)), [1]);
+    // Round trips of 2 ms.
+    let mut now = T0;
+    for block in 1..=5 {
+        now += ms(2);
+        t.feed(now, client_addr(), &ack(block));
+        assert_eq!(blocks(&t.drain(now)), [block + 1]);
+    }
+    let silent_from = now;
+    let first = t.poll_timeout().unwrap() - silent_from;
+    assert!(
+        first >= ms(20) && first < ms(100),
+        "a lost block is resent after a few round trips, not a second: {first:?}"
+    );
+    let mut resent = 0;
+    while let Some(d) = t.poll_timeout() {
+        t.handle_timeout(d);
+        resent += t.drain(d).len();
+        now = d;
+    }
+    assert!(resent > 4);
+    match finished(&mut t) {
+        Some(Err(TransferError::Timeout { retries: 4 })) => {}
+        other => panic!("{other:?}"),
+    }
+    // Given up after no less silence than the configured timeouts (1, 2, 4, 4, 4 s) allow.
+    assert!(now - silent_from >= ms(15_000), "{:?}", now - silent_from);
+}
+
+#[test]
 fn duplicate_ack_never_triggers_a_resend() {
-    let mut f = file(100);
-    let (mut t, _) = server_read_started(&mut f, 8, 1);
-    t.handle_datagram(ms(2), client_addr(), &ack(1), &mut f);
-    assert_eq!(blocks(&drain(&mut t, ms(2), &mut f)), [2]);
+    let f = file(100);
+    let (mut t, _) = server_read_started(&f, 8, 1);
+    t.feed(ms(2), client_addr(), &ack(1));
+    assert_eq!(blocks(&t.drain(ms(2))), [2]);
     // The duplicate ACK 1 (Sorcerer's Apprentice): nothing goes out.
-    t.handle_datagram(ms(3), client_addr(), &ack(1), &mut f);
-    assert!(drain(&mut t, ms(3), &mut f).is_empty());
+    t.feed(ms(3), client_addr(), &ack(1));
+    assert!(t.drain(ms(3)).is_empty());
     // A duplicate ACK 0 of the OACK: nothing either.
-    t.handle_datagram(ms(3), client_addr(), &ack(0), &mut f);
-    assert!(drain(&mut t, ms(3), &mut f).is_empty());
+    t.feed(ms(3), client_addr(), &ack(0));
+    assert!(t.drain(ms(3)).is_empty());
     // Only the timer resends.
     let d = t.poll_timeout().unwrap();
     t.handle_timeout(d);
-    assert_eq!(blocks(&drain(&mut t, d, &mut f)), [2]);
+    assert_eq!(blocks(&t.drain(d)), [2]);
 }
 
 #[test]
 fn unknown_transfer_id_gets_error_5_and_the_transfer_goes_on() {
-    let mut f = file(100);
-    let (mut t, _) = server_read_started(&mut f, 8, 1);
-    t.handle_datagram(ms(2), stranger(), &ack(1), &mut f);
-    let out = drain(&mut t, ms(2), &mut f);
+    let f = file(100);
+    let (mut t, _) = server_read_started(&f, 8, 1);
+    t.feed(ms(2), stranger(), &ack(1));
+    let out = t.drain(ms(2));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, stranger());
-    assert!(matches!(
-        Packet::parse(&out[0].1).unwrap(),
-        Packet::Error {
-            code: ErrorCode::UnknownTransferId,
-            ..
-        }
-    ));
+    // In RFC 1350's words, as tftp-hpa and atftp send it.
+    assert_eq!(out[0].1, b"\0\x05\0\x05Unknown transfer ID\0");
     // Same host, other port: a stranger too.
     let other_port: SocketAddr = "10.0.0.1:5001".parse().unwrap();
-    t.handle_datagram(ms(2), other_port, &ack(1), &mut f);
-    assert_eq!(drain(&mut t, ms(2), &mut f)[0].0, other_port);
+    t.feed(ms(2), other_port, &ack(1));
+    assert_eq!(t.drain(ms(2))[0].0, other_port);
     // An ERROR from a stranger gets nothing and ends nothing.
-    t.handle_datagram(ms(2), stranger(), &error(ErrorCode::NotDefined), &mut f);
-    assert!(drain(&mut t, ms(2), &mut f).is_empty());
+    t.feed(ms(2), stranger(), &error(ErrorCode::NotDefined));
+    assert!(t.drain(ms(2)).is_empty());
     assert!(finished(&mut t).is_none());
     // The transfer goes on.
-    t.handle_datagram(ms(3), client_addr(), &ack(1), &mut f);
-    assert_eq!(blocks(&drain(&mut t, ms(3), &mut f)), [2]);
+    t.feed(ms(3), client_addr(), &ack(1));
+    assert_eq!(blocks(&t.drain(ms(3))), [2]);
 }
 
 #[test]
@@ -422,10 +531,10 @@ fn client_sends_error_5_to_a_stranger_after_locking_on_the_transfer_port() {
 
 #[test]
 fn peer_error_ends_the_transfer_without_an_answer() {
-    let mut f = file(100);
-    let (mut t, _) = server_read_started(&mut f, 8, 1);
-    t.handle_datagram(ms(2), client_addr(), &error(ErrorCode::DiskFull), &mut f);
-    assert!(drain(&mut t, ms(2), &mut f).is_empty());
+    let f = file(100);
+    let (mut t, _) = server_read_started(&f, 8, 1);
+    t.feed(ms(2), client_addr(), &error(ErrorCode::DiskFull));
+    assert!(t.drain(ms(2)).is_empty());
     match finished(&mut t) {
         Some(Err(TransferError::Peer {
             code: ErrorCode::DiskFull,
@@ -433,68 +542,58 @@ fn peer_error_ends_the_transfer_without_an_answer() {
         })) => assert_eq!(message, "x"),
         other => panic!("{other:?}"),
     }
-    assert!(t.is_closed());
+    assert!(t.is_empty(), "closed");
     assert_eq!(t.poll_timeout(), None);
-    // Nothing after the end, not even for a stranger.
-    t.handle_datagram(ms(3), client_addr(), &ack(1), &mut f);
-    assert!(drain(&mut t, ms(3), &mut f).is_empty());
+    // Nothing after the end (the transfer's port is closed now).
+    t.feed(ms(3), client_addr(), &ack(1));
+    assert!(t.drain(ms(3)).is_empty());
 }
 
 #[test]
 fn receiver_dallies_and_re_acks_a_repeated_final_data() {
-    let mut got = Vec::new();
-    let rq = request(Direction::Write, Mode::Octet, Ask::default());
-    let Admission::Accepted { mut transfer, .. } =
-        admit(T0, client_addr(), &rq, &limits(), &mut AllowAll(0))
-    else {
-        panic!()
-    };
-    assert_eq!(
-        drain(&mut transfer, T0, &mut got),
-        [(client_addr(), ack(0))]
+    let mut transfer = server(
+        Direction::Write,
+        Mode::Octet,
+        Ask::default(),
+        &[],
+        &limits(),
     );
-    transfer.handle_datagram(ms(1), client_addr(), &data(1, b"hello"), &mut got);
-    assert_eq!(
-        drain(&mut transfer, ms(1), &mut got),
-        [(client_addr(), ack(1))]
-    );
+    assert_eq!(transfer.drain(T0), [(client_addr(), ack(0))]);
+    transfer.feed(ms(1), client_addr(), &data(1, b"hello"));
+    assert_eq!(transfer.drain(ms(1)), [(client_addr(), ack(1))]);
     assert_eq!(finished(&mut transfer).unwrap().unwrap().bytes, 5);
-    assert!(!transfer.is_closed(), "dallying");
+    assert!(!transfer.is_empty(), "dallying");
     let dally = transfer.poll_timeout().unwrap();
     assert!(dally > ms(1));
     // Our ACK was lost; the sender repeats its final DATA: ACK again, store nothing.
-    transfer.handle_datagram(ms(1001), client_addr(), &data(1, b"hello"), &mut got);
+    transfer.feed(ms(1001), client_addr(), &data(1, b"hello"));
+    assert_eq!(transfer.drain(ms(1001)), [(client_addr(), ack(1))]);
+    assert_eq!(uploaded(&transfer), b"hello");
     assert_eq!(
-        drain(&mut transfer, ms(1001), &mut got),
-        [(client_addr(), ack(1))]
+        transfer.policy().uploads[0].file.commits(),
+        1,
+        "committed once"
     );
-    assert_eq!(got, b"hello");
     assert!(finished(&mut transfer).is_none(), "one Finished only");
     // The dally is re-armed after the re-ACK, then ends.
     let d = transfer.poll_timeout().unwrap();
     assert!(d > dally);
     transfer.handle_timeout(d);
-    assert!(transfer.is_closed());
-    assert!(drain(&mut transfer, d, &mut got).is_empty());
+    assert!(transfer.is_empty(), "closed");
+    assert!(transfer.drain(d).is_empty());
 }
 
 #[test]
 fn uefi_tsize_probe_is_a_clean_end() {
-    let mut f = file(1234);
     let ask = Ask {
         tsize: Some(0),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, 1234, &limits());
-    let oack = drain(&mut t, T0, &mut f);
+    let mut t = server(Direction::Read, Mode::Octet, ask, &file(1234), &limits());
+    let oack = t.drain(T0);
     assert_eq!(oack_options(&oack[0].1).tsize, Some(1234));
-    t.handle_datagram(
-        ms(1),
-        client_addr(),
-        &error(ErrorCode::OptionNegotiation),
-        &mut f,
-    );
-    assert!(drain(&mut t, ms(1), &mut f).is_empty());
+    t.feed(ms(1), client_addr(), &error(ErrorCode::OptionNegotiation));
+    assert!(t.drain(ms(1)).is_empty());
     match finished(&mut t) {
         Some(Err(e)) => {
             assert_eq!(e, TransferError::OptionsDeclined);
@@ -502,7 +601,7 @@ fn uefi_tsize_probe_is_a_clean_end() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(t.is_closed());
+    assert!(t.is_empty(), "closed");
 }
 
 fn client_with(ask_blksize: Option<u64>, ask_tsize: bool, direction: Direction) -> Transfer {
@@ -527,7 +626,10 @@ fn expect_error_8(c: &mut Transfer) {
             ..
         }
     ));
-    assert!(matches!(finished(c), Some(Err(TransferError::BadOack(_)))));
+    assert!(matches!(
+        client_finished(c),
+        Some(Err(TransferError::BadOack(_)))
+    ));
     assert!(c.is_closed());
 }
 
@@ -602,7 +704,7 @@ fn client_falls_back_to_rfc1350_when_the_server_ignores_options() {
     assert_eq!(c.peer(), transfer_addr());
     c.handle_datagram(ms(2), transfer_addr(), &data(2, &[8; 3]), &mut got);
     assert_eq!(drain(&mut c, ms(2), &mut got), [(transfer_addr(), ack(2))]);
-    assert_eq!(finished(&mut c).unwrap().unwrap().bytes, 515);
+    assert_eq!(client_finished(&mut c).unwrap().unwrap().bytes, 515);
 
     // Write: the server answers ACK 0; DATA goes in 512-byte blocks.
     let mut req = ClientRequest::new(Direction::Write, "f");
@@ -618,18 +720,16 @@ fn client_falls_back_to_rfc1350_when_the_server_ignores_options() {
 
 #[test]
 fn server_lowers_blksize_and_windowsize_to_its_limits() {
-    let lim = Limits {
-        max_blksize: Blksize::new(1468).unwrap(),
-        max_windowsize: Windowsize::new(8).unwrap(),
-        ..limits()
-    };
+    let mut lim = limits();
+    lim.max_blksize = Blksize::new(1468).unwrap();
+    lim.max_windowsize = Windowsize::new(8).unwrap();
     let ask = Ask {
         blksize: Some(65464),
         windowsize: Some(100),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, 10, &lim);
-    let out = drain(&mut t, T0, &mut file(10));
+    let mut t = server(Direction::Read, Mode::Octet, ask, &file(10), &lim);
+    let out = t.drain(T0);
     let o = oack_options(&out[0].1);
     assert_eq!(o.blksize, Some(Blksize::new(1468)));
     assert_eq!(o.windowsize, Some(Windowsize::new(8)));
@@ -640,17 +740,15 @@ fn server_lowers_blksize_and_windowsize_to_its_limits() {
         blksize: Some(1024),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, 10, &lim);
-    let out = drain(&mut t, T0, &mut file(10));
+    let mut t = server(Direction::Read, Mode::Octet, ask, &file(10), &lim);
+    let out = t.drain(T0);
     assert_eq!(oack_options(&out[0].1).blksize, Some(Blksize::new(1024)));
 }
 
 #[test]
 fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
-    let lim = Limits {
-        max_window_bytes: 192 * 1024,
-        ..limits()
-    };
+    let mut lim = limits();
+    lim.max_window_bytes = Some(192 * 1024);
     for (blksize, asked, granted) in [
         (65464, 16, 3),
         (8192, 64, 24),
@@ -662,8 +760,8 @@ fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
             windowsize: Some(asked),
             ..Ask::default()
         };
-        let mut t = server(Direction::Read, Mode::Octet, ask, 10, &lim);
-        let out = drain(&mut t, T0, &mut file(10));
+        let mut t = server(Direction::Read, Mode::Octet, ask, &file(10), &lim);
+        let out = t.drain(T0);
         let o = oack_options(&out[0].1);
         assert_eq!(
             o.windowsize,
@@ -672,17 +770,15 @@ fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
         );
     }
     // Even a budget below one block grants one block per window.
-    let tiny = Limits {
-        max_window_bytes: 100,
-        ..limits()
-    };
+    let mut tiny = limits();
+    tiny.max_window_bytes = Some(100);
     let ask = Ask {
         blksize: Some(1468),
         windowsize: Some(8),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, 10, &tiny);
-    let out = drain(&mut t, T0, &mut file(10));
+    let mut t = server(Direction::Read, Mode::Octet, ask, &file(10), &tiny);
+    let out = t.drain(T0);
     assert_eq!(oack_options(&out[0].1).windowsize, Some(Windowsize::new(1)));
 }
 
@@ -692,48 +788,46 @@ fn server_puts_tsize_in_the_oack_only_when_asked() {
         tsize: Some(0),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, 4242, &limits());
-    let out = drain(&mut t, T0, &mut file(4242));
+    let mut t = server(Direction::Read, Mode::Octet, ask, &file(4242), &limits());
+    let out = t.drain(T0);
     assert_eq!(oack_options(&out[0].1).tsize, Some(4242));
     // Not asked: plain RFC 1350, DATA 1 straight away.
     let mut t = server(
         Direction::Read,
         Mode::Octet,
         Ask::default(),
-        4242,
+        &file(4242),
         &limits(),
     );
-    assert_eq!(blocks(&drain(&mut t, T0, &mut file(4242))), [1]);
+    assert_eq!(blocks(&t.drain(T0)), [1]);
     // Write: the announced size is echoed.
     let ask = Ask {
         tsize: Some(777),
         ..Ask::default()
     };
-    let mut t = server(Direction::Write, Mode::Octet, ask, 0, &limits());
-    let out = drain(&mut t, T0, &mut Vec::new());
+    let mut t = server(Direction::Write, Mode::Octet, ask, &[], &limits());
+    let out = t.drain(T0);
     assert_eq!(oack_options(&out[0].1).tsize, Some(777));
 }
 
 #[test]
 fn server_accepts_a_timeout_in_range_or_leaves_it_out() {
-    let lim = Limits {
-        min_timeout: Timeout::new(2).unwrap(),
-        max_timeout: Timeout::new(10).unwrap(),
-        ..limits()
-    };
+    let mut lim = limits();
+    lim.min_timeout = Timeout::new(2).unwrap();
+    lim.max_timeout = Timeout::new(10).unwrap();
     let ask = |t| Ask {
         timeout: Some(t),
         blksize: Some(512),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask(3), 10, &lim);
-    let out = drain(&mut t, T0, &mut file(10));
+    let mut t = server(Direction::Read, Mode::Octet, ask(3), &file(10), &lim);
+    let out = t.drain(T0);
     assert_eq!(oack_options(&out[0].1).timeout, Some(Timeout::new(3)));
     // The negotiated timeout is the new base: the OACK is resent after 3 s.
     assert_eq!(t.poll_timeout(), Some(Duration::from_secs(3)));
     for outside in [1, 11] {
-        let mut t = server(Direction::Read, Mode::Octet, ask(outside), 10, &lim);
-        let out = drain(&mut t, T0, &mut file(10));
+        let mut t = server(Direction::Read, Mode::Octet, ask(outside), &file(10), &lim);
+        let out = t.drain(T0);
         assert_eq!(oack_options(&out[0].1).timeout, None, "timeout {outside}");
     }
     // Only an unacceptable timeout asked: no OACK at all, DATA 1 at once.
@@ -741,55 +835,46 @@ fn server_accepts_a_timeout_in_range_or_leaves_it_out() {
         timeout: Some(1),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, only, 10, &lim);
-    assert_eq!(blocks(&drain(&mut t, T0, &mut file(10))), [1]);
+    let mut t = server(Direction::Read, Mode::Octet, only, &file(10), &lim);
+    assert_eq!(blocks(&t.drain(T0)), [1]);
 }
 
 #[test]
 fn server_refuses_mail_mode() {
+    let mut t = ServerSide::serving(Vec::new());
     let rq = request(Direction::Write, Mode::Mail, Ask::default());
-    match admit(T0, client_addr(), &rq, &limits(), &mut AllowAll(0)) {
-        Admission::Refused { error, refusal, .. } => {
-            assert_eq!(refusal.code, ErrorCode::IllegalOperation);
-            assert!(matches!(
-                Packet::parse(&error).unwrap(),
-                Packet::Error {
-                    code: ErrorCode::IllegalOperation,
-                    ..
-                }
-            ));
-        }
-        other => panic!("{other:?}"),
-    }
-    // Not a request at all: ignored, nothing sent back.
+    t.request(T0, client_addr(), &rq);
+    assert!(t.is_empty(), "no transfer started");
+    let (peer, filename, refusal) = t.refused.pop().expect("refused");
+    assert_eq!((peer, filename.as_deref()), (client_addr(), Some("f")));
+    assert_eq!(refusal.code, ErrorCode::IllegalOperation);
+    let out = t.drain_sent(T0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, client_addr());
+    assert_ne!(out[0].from, server_addr(), "refused from a port of its own");
     assert!(matches!(
-        admit(T0, client_addr(), &ack(1), &limits(), &mut AllowAll(0)),
-        Admission::Ignored
+        Packet::parse(&out[0].bytes).unwrap(),
+        Packet::Error {
+            code: ErrorCode::IllegalOperation,
+            ..
+        }
     ));
+    // Not a request at all: ignored, nothing sent back.
+    t.request(T0, client_addr(), &ack(1));
+    assert!(t.drain(T0).is_empty());
+    assert!(t.refused.is_empty() && t.is_empty());
     // A broken request (no NUL after the filename) is told why; junk with another opcode,
     // or too short to have one, gets nothing.
-    match admit(
-        T0,
-        client_addr(),
-        b"\0\x01boot",
-        &limits(),
-        &mut AllowAll(0),
-    ) {
-        Admission::Refused {
-            refusal,
-            request: None,
-            ..
-        } => {
-            assert_eq!(refusal.code, ErrorCode::IllegalOperation);
-            assert!(refusal.message.contains("filename"), "{}", refusal.message);
-        }
-        other => panic!("{other:?}"),
-    }
+    t.request(T0, client_addr(), b"\0\x01boot");
+    let (_, filename, refusal) = t.refused.pop().expect("refused");
+    assert_eq!(filename, None);
+    assert_eq!(refusal.code, ErrorCode::IllegalOperation);
+    assert!(refusal.message.contains("filename"), "{}", refusal.message);
+    assert_eq!(t.drain(T0).len(), 1);
     for junk in [&b"\0"[..], b"", b"\0\x09xyz"] {
-        assert!(matches!(
-            admit(T0, client_addr(), junk, &limits(), &mut AllowAll(0)),
-            Admission::Ignored
-        ));
+        t.request(T0, client_addr(), junk);
+        assert!(t.drain(T0).is_empty());
+        assert!(t.refused.is_empty() && t.is_empty());
     }
 }
 
@@ -798,16 +883,15 @@ fn netascii_streams_across_blocks() {
     // Sender: line ends become CR LF, a bare CR becomes CR NUL, pairs split across blocks.
     let text = b"abcdefg\nhijklm\rn\n\n\n\n\nz".to_vec();
     let wire = b"abcdefg\r\nhijklm\r\0n\r\n\r\n\r\n\r\n\r\nz".to_vec();
-    let mut src = text.clone();
     let ask = Ask {
         blksize: Some(8),
         windowsize: Some(64),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Netascii, ask, 0, &limits());
-    drain(&mut t, T0, &mut src);
-    t.handle_datagram(ms(1), client_addr(), &ack(0), &mut src);
-    let sent = drain(&mut t, ms(1), &mut src);
+    let mut t = server(Direction::Read, Mode::Netascii, ask, &text, &limits());
+    t.drain(T0);
+    t.feed(ms(1), client_addr(), &ack(0));
+    let sent = t.drain(ms(1));
     let mut joined = Vec::new();
     for (_, d) in &sent {
         let Packet::Data { data, .. } = Packet::parse(d).unwrap() else {
@@ -820,54 +904,40 @@ fn netascii_streams_across_blocks() {
     // A timeout resends the window with exactly the same bytes.
     let d = t.poll_timeout().unwrap();
     t.handle_timeout(d);
-    assert_eq!(drain(&mut t, d, &mut src), sent);
+    assert_eq!(t.drain(d), sent);
     // A partial ACK resends from the block after it, same bytes.
-    t.handle_datagram(d, client_addr(), &ack(2), &mut src);
-    assert_eq!(drain(&mut t, d, &mut src), sent[2..]);
+    t.feed(d, client_addr(), &ack(2));
+    assert_eq!(t.drain(d), sent[2..]);
 
     // Receiver: CR at the end of one block, LF at the start of the next.
-    let mut got = Vec::new();
-    let rq = request(
-        Direction::Write,
-        Mode::Netascii,
-        Ask {
-            blksize: Some(8),
-            ..Ask::default()
-        },
-    );
-    let Admission::Accepted { mut transfer, .. } =
-        admit(T0, client_addr(), &rq, &limits(), &mut AllowAll(0))
-    else {
-        panic!()
+    let ask = Ask {
+        blksize: Some(8),
+        ..Ask::default()
     };
-    drain(&mut transfer, T0, &mut got);
+    let mut transfer = server(Direction::Write, Mode::Netascii, ask, &[], &limits());
+    transfer.drain(T0);
     for (i, chunk) in wire.chunks(8).enumerate() {
-        transfer.handle_datagram(ms(1), client_addr(), &data(i as u16 + 1, chunk), &mut got);
-        drain(&mut transfer, ms(1), &mut got);
+        transfer.feed(ms(1), client_addr(), &data(i as u16 + 1, chunk));
+        transfer.drain(ms(1));
     }
-    if wire.len() % 8 == 0 {
-        transfer.handle_datagram(
-            ms(1),
-            client_addr(),
-            &data(wire.len() as u16 / 8 + 1, &[]),
-            &mut got,
-        );
+    if wire.len().is_multiple_of(8) {
+        transfer.feed(ms(1), client_addr(), &data(wire.len() as u16 / 8 + 1, &[]));
     }
     assert!(matches!(finished(&mut transfer), Some(Ok(_))));
-    assert_eq!(got, text);
+    assert_eq!(uploaded(&transfer), text);
 
     // A peer that ends its last block on a bare CR: the CR is stored, and counted.
-    let mut got = Vec::new();
-    let rq = request(Direction::Write, Mode::Netascii, Ask::default());
-    let Admission::Accepted { mut transfer, .. } =
-        admit(T0, client_addr(), &rq, &limits(), &mut AllowAll(0))
-    else {
-        panic!()
-    };
-    drain(&mut transfer, T0, &mut got);
-    transfer.handle_datagram(ms(1), client_addr(), &data(1, b"x\r"), &mut got);
-    drain(&mut transfer, ms(1), &mut got);
-    assert_eq!(got, b"x\r");
+    let mut transfer = server(
+        Direction::Write,
+        Mode::Netascii,
+        Ask::default(),
+        &[],
+        &limits(),
+    );
+    transfer.drain(T0);
+    transfer.feed(ms(1), client_addr(), &data(1, b"x\r"));
+    transfer.drain(ms(1));
+    assert_eq!(uploaded(&transfer), b"x\r");
     assert_eq!(finished(&mut transfer).unwrap().unwrap().bytes, 2);
 }
 
@@ -896,14 +966,14 @@ fn stats_count_bytes_blocks_retransmissions_and_virtual_time() {
     assert_eq!(client.duration, ms(40));
 
     // A lost ACK costs one retransmission on the sender.
-    let mut f = file(100);
-    let (mut t, _) = server_read_started(&mut f, 64, 1);
+    let f = file(100);
+    let (mut t, _) = server_read_started(&f, 64, 1);
     let d = t.poll_timeout().unwrap();
     t.handle_timeout(d);
-    drain(&mut t, d, &mut f);
-    t.handle_datagram(d + ms(1), client_addr(), &ack(1), &mut f);
-    drain(&mut t, d + ms(1), &mut f);
-    t.handle_datagram(d + ms(2), client_addr(), &ack(2), &mut f);
+    t.drain(d);
+    t.feed(d + ms(1), client_addr(), &ack(1));
+    t.drain(d + ms(1));
+    t.feed(d + ms(2), client_addr(), &ack(2));
     let st = finished(&mut t).unwrap().unwrap();
     assert_eq!((st.bytes, st.blocks, st.retransmissions), (100, 2, 1));
     assert_eq!(st.duration, d + ms(2));
@@ -925,10 +995,64 @@ fn finished_is_reported_once_even_if_the_buffer_is_too_small_while_dallying() {
     let _ = c.poll_transmit(ms(1), &mut got, &mut small);
     let mut n = 0;
     while let Some(e) = c.poll_event() {
-        if let Event::Finished(r) = e {
-            assert!(r.is_ok());
+        if let Event::Finished { result, .. } = e {
+            assert!(result.is_ok());
             n += 1;
         }
     }
     assert_eq!(n, 1);
+}
+
+#[test]
+fn a_sender_that_gives_up_reports_the_blocks_acknowledged() {
+    // Server read: blocks 1 and 2 acknowledged, block 3 never is.
+    let f = file(100);
+    let (mut t, _) = server_read_started(&f, 8, 1);
+    t.feed(ms(2), client_addr(), &ack(1));
+    assert_eq!(blocks(&t.drain(ms(2))), [2]);
+    t.feed(ms(3), client_addr(), &ack(2));
+    assert_eq!(blocks(&t.drain(ms(3))), [3]);
+    while let Some(d) = t.poll_timeout() {
+        t.handle_timeout(d);
+        t.drain(d);
+    }
+    match finished(&mut t) {
+        Some(Err(TransferError::Timeout { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    let report = &t.transfers[&t.started[0]].ended.as_ref().unwrap().1;
+    assert_eq!(report.stats.blocks, 2, "blocks delivered before the end");
+
+    // Client write: block 1 acknowledged, block 2 never is.
+    let mut req = ClientRequest::new(Direction::Write, "f");
+    req.blksize = Some(Blksize::new(8).unwrap());
+    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut src = file(100);
+    drain(&mut c, T0, &mut src);
+    let oack = Packet::Oack(Options {
+        blksize: Some(Blksize::new(8)),
+        ..Options::default()
+    })
+    .to_vec()
+    .unwrap();
+    c.handle_datagram(ms(1), transfer_addr(), &oack, &mut src);
+    drain(&mut c, ms(1), &mut src);
+    c.handle_datagram(ms(2), transfer_addr(), &ack(1), &mut src);
+    drain(&mut c, ms(2), &mut src);
+    while let Some(d) = c.poll_timeout() {
+        c.handle_timeout(d);
+        drain(&mut c, d, &mut src);
+    }
+    let mut end = None;
+    while let Some(e) = c.poll_event() {
+        if let Event::Finished { stats, result } = e {
+            end = Some((stats, result));
+        }
+    }
+    let (stats, result) = end.expect("finished");
+    assert!(
+        matches!(result, Err(TransferError::Timeout { .. })),
+        "{result:?}"
+    );
+    assert_eq!(stats.blocks, 1, "blocks delivered before the end");
 }

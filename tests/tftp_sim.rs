@@ -1,12 +1,15 @@
-//! The machines over a simulated lossy network: every run ends with the file intact on the
-//! receiver, or with a timeout on both sides; never wrong data, never a hang.
+//! The machines over a simulated lossy network: a client `Transfer` (or twenty) against a
+//! server `Endpoint`. Every run ends with the file intact on the receiver, or with a
+//! timeout on both sides; never wrong data, never a hang.
 
 mod sim;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sim::{Faults, Scenario, check, file, run};
+use sim::{ClientSpec, Faults, Network, Rng, Scenario, check, check_client, file, run, run_many};
+use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Direction, Mode};
 
 fn size_for(kind: u8, blk: usize, extra: usize) -> usize {
@@ -50,6 +53,7 @@ proptest! {
         win in windowsize(),
         ask_options in any::<bool>(),
         tsize in any::<bool>(),
+        single_port in any::<bool>(),
         loss in 0u32..=300,
         dup in 0u32..=100,
         reorder in 0u32..=200,
@@ -74,6 +78,7 @@ proptest! {
             jitter: Duration::from_millis(jitter_ms),
         };
         s.seed = seed;
+        s.ports = if single_port { PortMode::Single } else { PortMode::PerTransfer };
         let o = run(&s);
         if let Err(e) = check(&s, &o) {
             return Err(TestCaseError::fail(format!("{e}; outcome {:?}", (&o.client, &o.server, o.steps))));
@@ -81,6 +86,67 @@ proptest! {
         if loss == 0 && dup == 0 && reorder == 0 && jitter_ms == 0 {
             prop_assert!(o.receiver_ok, "lossless run failed: {:?}", (&o.client, &o.server));
             prop_assert!(matches!(o.client, Some(Ok(_))) && matches!(o.server, Some(Ok(_))));
+        }
+    }
+}
+
+/// Cases of the many-clients run, 48 unless `CROWD_CASES` says otherwise: each case is
+/// twenty transfers (about 5 ms in a debug build).
+fn crowd_cases() -> u32 {
+    std::env::var("CROWD_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crowd_cases()))]
+
+    /// Twenty clients at twenty addresses, reading and writing at once through one
+    /// endpoint over one lossy network: each one's file arrives byte for byte, or its
+    /// transfer times out cleanly; no client's datagrams reach another's transfer.
+    #[test]
+    fn many_clients_through_one_endpoint(
+        single_port in any::<bool>(),
+        loss in 0u32..=150,
+        dup in 0u32..=100,
+        reorder in 0u32..=150,
+        jitter_ms in 0u64..=200,
+        seed in any::<u64>(),
+    ) {
+        let mut pick = Rng::new(seed);
+        let specs: Vec<ClientSpec> = (0..20u16)
+            .map(|i| {
+                let addr = SocketAddr::from(([10, 0, 1, i as u8 + 1], 5000 + i));
+                let direction = if pick.chance(500) { Direction::Read } else { Direction::Write };
+                let blk = [8u16, 512, 1468][pick.below(3) as usize];
+                let size = pick.below(blk as u64 * 12 + 1) as usize;
+                let mut c = ClientSpec::new(addr, &format!("file-{i}"), direction, file(size, seed ^ u64::from(i)));
+                c.blksize = Some(blk);
+                c.windowsize = Some(if i % 2 == 0 { 1 } else { 8 });
+                c.mode = if pick.chance(200) { Mode::Netascii } else { Mode::Octet };
+                c.tsize = pick.chance(500);
+                c
+            })
+            .collect();
+        let mut n = Network::new();
+        n.ports = if single_port { PortMode::Single } else { PortMode::PerTransfer };
+        n.faults = Faults {
+            loss,
+            dup,
+            reorder,
+            delay: Duration::from_millis(5),
+            jitter: Duration::from_millis(jitter_ms),
+        };
+        n.seed = seed;
+        let outcomes = run_many(&n, &specs);
+        for (spec, o) in specs.iter().zip(&outcomes) {
+            if let Err(e) = check_client(&spec.file, spec.direction, o) {
+                return Err(TestCaseError::fail(format!("client {}: {e}; outcome {:?}", spec.addr, (&o.client, &o.server, &o.extra))));
+            }
+            if loss == 0 && dup == 0 && reorder == 0 && jitter_ms == 0 {
+                prop_assert!(o.receiver_ok, "lossless run failed: {:?}", (&o.client, &o.server));
+            }
         }
     }
 }

@@ -1,89 +1,73 @@
-//! A lossless client/server exchange through the machines, as a first check.
+//! A lossless client/server exchange through the machines, as a first check: a client
+//! `Transfer` against the server's `Endpoint`, datagrams handed over at once.
 
-use std::net::SocketAddr;
+mod sim;
+
 use std::time::Duration;
 
-use wirekit::tftp::server::{Admission, Limits, Policy, Refusal, admit};
-use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Event, Text, Transfer, Windowsize};
-
-struct One(Vec<u8>);
-
-impl Policy for One {
-    fn read(&mut self, _: SocketAddr, _: Text<'_>) -> Result<Option<u64>, Refusal> {
-        Ok(Some(self.0.len() as u64))
-    }
-    fn write(&mut self, _: SocketAddr, _: Text<'_>, _: Option<u64>) -> Result<(), Refusal> {
-        Ok(())
-    }
-}
+use sim::{ServerSide, client_addr, server_addr, transfer_addr};
+use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Event, Transfer, Windowsize};
 
 fn run(direction: Direction, file: Vec<u8>, blksize: u16, windowsize: u16) -> Vec<u8> {
-    let client_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-    let server_addr: SocketAddr = "127.0.0.1:69".parse().unwrap();
-    let transfer_addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
     let mut req = ClientRequest::new(direction, "f");
     req.blksize = Some(Blksize::new(blksize.into()).unwrap());
     req.windowsize = Some(Windowsize::new(windowsize.into()).unwrap());
-    let now = Duration::ZERO;
-    let mut client = Transfer::client(now, server_addr, &req, Config::default()).unwrap();
-    let (mut client_store, mut server_store) = match direction {
-        Direction::Read => (Vec::new(), file.clone()),
-        Direction::Write => (file.clone(), Vec::new()),
+    let mut now = Duration::ZERO;
+    let mut client = Transfer::client(now, server_addr(), &req, Config::default()).unwrap();
+    let mut client_store = match direction {
+        Direction::Read => Vec::new(),
+        Direction::Write => file.clone(),
     };
+    let mut server = ServerSide::serving(file.clone());
     let mut buf = vec![0u8; 70000];
     let t = client
         .poll_transmit(now, &mut client_store, &mut buf)
         .unwrap();
-    assert_eq!(t.destination, server_addr);
-    let mut policy = One(file.clone());
-    let Admission::Accepted { mut transfer, .. } = admit(
-        now,
-        client_addr,
-        &buf[..t.len],
-        &Limits::default(),
-        &mut policy,
-    ) else {
-        panic!("refused")
-    };
+    assert_eq!(t.destination, server_addr());
+    server.request(now, client_addr(), &buf[..t.len]);
+    assert_eq!(server.len(), 1, "refused: {:?}", server.refused);
     let mut steps = 0;
-    while !(client.is_closed() && transfer.is_closed()) {
+    while !(client.is_closed() && server.is_empty()) {
         steps += 1;
         assert!(steps < 1_000_000);
         let mut moved = false;
-        while let Some(t) = transfer.poll_transmit(now, &mut server_store, &mut buf) {
-            assert_eq!(t.destination, client_addr);
-            client.handle_datagram(now, transfer_addr, &buf[..t.len], &mut client_store);
+        while let Some(s) = server.poll_transmit(now) {
+            assert_eq!((s.from, s.to), (transfer_addr(), client_addr()));
+            client.handle_datagram(now, s.from, s.bytes, &mut client_store);
             moved = true;
         }
         while let Some(t) = client.poll_transmit(now, &mut client_store, &mut buf) {
-            assert_eq!(t.destination, transfer_addr);
-            transfer.handle_datagram(now, client_addr, &buf[..t.len], &mut server_store);
+            assert_eq!(t.destination, transfer_addr());
+            server.handle(now, client_addr(), t.destination, &buf[..t.len]);
             moved = true;
         }
         if !moved {
             // Only dally timers are left.
-            let later = now + Duration::from_secs(100);
-            client.handle_timeout(later);
-            transfer.handle_timeout(later);
+            now += Duration::from_secs(100);
+            client.handle_timeout(now);
+            server.handle_timeout(now);
         }
     }
     let mut finished = 0;
     while let Some(e) = client.poll_event() {
-        if let Event::Finished(r) = e {
-            r.unwrap();
+        if let Event::Finished { result, .. } = e {
+            result.unwrap();
             finished += 1;
         }
     }
-    while let Some(e) = transfer.poll_event() {
-        if let Event::Finished(r) = e {
-            r.unwrap();
-            finished += 1;
-        }
+    for (_, report) in server.take_ended() {
+        report.result.unwrap();
+        finished += 1;
     }
     assert_eq!(finished, 2);
     match direction {
         Direction::Read => client_store,
-        Direction::Write => server_store,
+        Direction::Write => {
+            let uploads = &server.policy().uploads;
+            assert_eq!(uploads.len(), 1);
+            assert_eq!(uploads[0].file.commits(), 1, "committed once");
+            uploads[0].file.data()
+        }
     }
 }
 

@@ -359,6 +359,87 @@ fn error_file_not_found_from_tftp_hpa() {
     );
 }
 
+// ---------------------------------------------------------------------------------------
+// Default ERROR messages: the words tftp-hpa 5.2 and atftp 0.8 send, which scripts grep
+// ---------------------------------------------------------------------------------------
+
+/// An ERROR carrying `code`'s default message is exactly `bytes`.
+#[track_caller]
+fn default_error(code: ErrorCode, bytes: &[u8]) {
+    exact(
+        bytes,
+        &Packet::Error {
+            code,
+            message: code.description().into(),
+        },
+    );
+}
+
+/// RFC 1350 names code 0 only "see error message"; both peers send this.
+#[test]
+fn default_error_0() {
+    default_error(ErrorCode::NotDefined, b"\0\x05\0\x00Undefined error code\0");
+}
+
+/// atftp's own test suite greps for `<File not found>`.
+#[test]
+fn default_error_1() {
+    default_error(ErrorCode::FileNotFound, b"\0\x05\0\x01File not found\0");
+}
+
+/// RFC 1350 and atftp; tftp-hpa alone says "Access denied".
+#[test]
+fn default_error_2() {
+    default_error(
+        ErrorCode::AccessViolation,
+        b"\0\x05\0\x02Access violation\0",
+    );
+}
+
+#[test]
+fn default_error_3() {
+    default_error(
+        ErrorCode::DiskFull,
+        b"\0\x05\0\x03Disk full or allocation exceeded\0",
+    );
+}
+
+#[test]
+fn default_error_4() {
+    default_error(
+        ErrorCode::IllegalOperation,
+        b"\0\x05\0\x04Illegal TFTP operation\0",
+    );
+}
+
+#[test]
+fn default_error_5() {
+    default_error(
+        ErrorCode::UnknownTransferId,
+        b"\0\x05\0\x05Unknown transfer ID\0",
+    );
+}
+
+#[test]
+fn default_error_6() {
+    default_error(ErrorCode::FileExists, b"\0\x05\0\x06File already exists\0");
+}
+
+#[test]
+fn default_error_7() {
+    default_error(ErrorCode::NoSuchUser, b"\0\x05\0\x07No such user\0");
+}
+
+/// RFC 2347 gives code 8 no wording; this is tftp-hpa's `errmsgs[EOPTNEG]`
+/// (tftpd/tftpd.c), and atftpd 0.8 sends the same.
+#[test]
+fn default_error_8() {
+    default_error(
+        ErrorCode::OptionNegotiation,
+        b"\0\x05\0\x08Failure to negotiate RFC2347 options\0",
+    );
+}
+
 #[test]
 fn data_empty_full_and_last_block_number() {
     exact(

@@ -1,23 +1,31 @@
-//! Arbitrary datagrams (raw and structured), sources and clock steps into a client-side or
-//! server-side transfer machine.
+//! Arbitrary datagrams (raw and structured), sources and clock steps into a client-side
+//! transfer machine, or into the server's endpoint (port per transfer or single port)
+//! holding one client's transfer, with other clients' requests on its request port.
 //!
 //! Checked after every step: no panic; at most one window plus a few control packets go
-//! out per step; the events queue stays short; the receiver's storage only ever grows by
-//! the payload of the DATA just delivered, and only when that DATA is the next block in
-//! order from the peer (and nothing after the final block); the sender's DATA carry the
-//! file's bytes at the block's offset; and, once the inputs run out, timeouts alone close
-//! the machine in a bounded number of steps.
+//! out per transfer per step; the endpoint holds no more transfers than its cap; the
+//! receiver's storage only ever grows by the payload of the DATA just delivered, and only
+//! when that DATA is the next block in order from the peer (and nothing after the final
+//! block); the sender's DATA carry the file's bytes at the block's offset; only ERRORs go
+//! to a stranger; and, once the inputs run out, timeouts alone close every transfer in a
+//! bounded number of steps.
 #![no_main]
+
+// The machine tests' server adapter: it plays the driver around the endpoint and checks
+// the endpoint's events for consistency (one start, one end, close after end).
+#[path = "../../tests/sim/mod.rs"]
+mod sim;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use wirekit::tftp::server::{Admission, Limits, Policy, Refusal, admit};
+use sim::{AllowAll, ServerSide, SimFile, client_addr, server_addr, transfer_addr};
+use wirekit::tftp::server::{Limits, PortMode, TransferId};
 use wirekit::tftp::{
     Blksize, ClientRequest, Config, Direction, Event, Mode, Options, Packet, Request, Text,
-    Timeout, Transfer, Windowsize,
+    Timeout, Transfer, TransferError, Windowsize,
 };
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -36,6 +44,11 @@ enum Op<'a> {
     Data { ahead: u8, len: u16, fill: u8 },
     /// An ACK from the peer, near the blocks sent so far.
     Ack { back: u8 },
+    /// Server side: a datagram on the request port from another client (or, for
+    /// `who % 4 == 0`, from the peer itself).
+    Listener { who: u8, bytes: &'a [u8] },
+    /// Server side: a structured datagram on the request port, as `Listener`.
+    ListenerPacket { who: u8, packet: Packet<'a> },
     /// The clock moves on.
     Tick { ms: u16 },
     /// The clock jumps to the machine's deadline.
@@ -45,6 +58,7 @@ enum Op<'a> {
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
     side: Side,
+    single_port: bool,
     read: bool,
     netascii: bool,
     blksize: Option<Blksize>,
@@ -57,33 +71,46 @@ struct Input<'a> {
     ops: Vec<Op<'a>>,
 }
 
-struct Allow(u64);
+const MAX_WINDOW: usize = 64;
+/// One window, the ERROR 5 queue and a control packet, per transfer.
+const MAX_TRANSMITS_PER_STEP: usize = MAX_WINDOW + 8 + 2;
+/// The endpoint's cap, kept small so that refusals happen.
+const MAX_TRANSFERS: usize = 8;
 
-impl Policy for Allow {
-    fn read(&mut self, _: SocketAddr, _: Text<'_>) -> Result<Option<u64>, Refusal> {
-        Ok(Some(self.0))
-    }
-    fn write(&mut self, _: SocketAddr, _: Text<'_>, _: Option<u64>) -> Result<(), Refusal> {
-        Ok(())
-    }
+fn is_request(bytes: &[u8]) -> bool {
+    matches!(bytes, [0, 1 | 2, ..])
 }
 
-const MAX_WINDOW: usize = 64;
-/// One window, the ERROR 5 queue and a control packet.
-const MAX_TRANSMITS_PER_STEP: usize = MAX_WINDOW + 8 + 2;
+/// The machine under test.
+enum Machine {
+    Client {
+        t: Transfer,
+        /// What the client receives into.
+        store: Vec<u8>,
+    },
+    Server {
+        s: ServerSide,
+        /// The peer's transfer, whose storage and DATA the model follows.
+        first: TransferId,
+        /// Its upload, when it is one.
+        upload: Option<SimFile>,
+    },
+}
 
 struct Harness {
-    t: Transfer,
+    m: Machine,
     peer: SocketAddr,
     /// The client's request goes to the server's port 69, not the transfer port.
     request_port: SocketAddr,
     stranger: SocketAddr,
+    /// Single-port mode: the stranger sent something that looks like a request, so the
+    /// server may rightly answer it with more than ERRORs.
+    stranger_asked: bool,
     now: Duration,
     /// True when this machine receives DATA.
     receiving: bool,
     netascii: bool,
     file: Vec<u8>,
-    store: Vec<u8>,
     /// Receiver model: the next block expected (from 1), whether the final one came, and
     /// the blksize in force (None until the client learns it).
     expected: u64,
@@ -95,21 +122,97 @@ struct Harness {
 }
 
 impl Harness {
+    fn store_len(&self) -> usize {
+        match &self.m {
+            Machine::Client { store, .. } => store.len(),
+            Machine::Server { upload, .. } => upload.as_ref().map_or(0, SimFile::len),
+        }
+    }
+
+    fn store_tail(&self, from: usize) -> Vec<u8> {
+        match &self.m {
+            Machine::Client { store, .. } => store.get(from..).unwrap_or_default().to_vec(),
+            Machine::Server { upload, .. } => upload
+                .as_ref()
+                .map(|u| u.data().get(from..).unwrap_or_default().to_vec())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Single-port server: the model follows the peer's first transfer only while it is
+    /// the peer's transfer. A new request from the peer's port replaces it.
+    fn model_on(&self) -> bool {
+        match &self.m {
+            Machine::Client { .. } => true,
+            Machine::Server { s, first, .. } => {
+                if s.ports != PortMode::Single {
+                    return true;
+                }
+                let replaced = s
+                    .started
+                    .iter()
+                    .any(|id| id != first && s.transfers[id].info.peer == self.peer);
+                let abandoned = s.transfers[first]
+                    .ended
+                    .as_ref()
+                    .is_some_and(|(_, r)| r.result == Err(TransferError::Abandoned));
+                !replaced && !abandoned
+            }
+        }
+    }
+
     fn drain(&mut self) {
-        let mut n = 0;
-        while let Some(tx) = self
-            .t
-            .poll_transmit(self.now, &mut self.file, &mut self.buf)
-        {
-            n += 1;
-            assert!(n <= MAX_TRANSMITS_PER_STEP, "transmit flood");
-            let bytes = &self.buf[..tx.len];
+        let mut sent = Vec::new();
+        let mut first_port = None;
+        match &mut self.m {
+            Machine::Client { t, .. } => {
+                while let Some(tx) = t.poll_transmit(self.now, &mut self.file, &mut self.buf) {
+                    sent.push((
+                        self.request_port,
+                        tx.destination,
+                        self.buf[..tx.len].to_vec(),
+                    ));
+                    assert!(sent.len() <= MAX_TRANSMITS_PER_STEP, "transmit flood");
+                }
+            }
+            Machine::Server { s, first, .. } => {
+                while let Some(d) = s.poll_transmit(self.now) {
+                    sent.push((d.from, d.to, d.bytes.to_vec()));
+                    assert!(
+                        sent.len() <= (MAX_TRANSFERS + 1) * MAX_TRANSMITS_PER_STEP,
+                        "transmit flood"
+                    );
+                }
+                assert!(s.len() <= MAX_TRANSFERS, "over the transfer cap");
+                first_port = s.transfers[first].port;
+            }
+        }
+        let model_on = self.model_on();
+        for (from, to, bytes) in &sent {
             let packet = Packet::parse(bytes).expect("the machine sent a malformed packet");
-            if tx.destination != self.peer && tx.destination != self.request_port {
+            let stranger = match &self.m {
+                Machine::Client { .. } => *to != self.peer && *to != self.request_port,
+                Machine::Server { .. } => *to == self.stranger && !self.stranger_asked,
+            };
+            if stranger {
                 assert!(
                     matches!(packet, Packet::Error { .. }),
                     "only ERROR goes to a stranger"
                 );
+                continue;
+            }
+            // Whose datagram is it? The model follows the peer's (first) transfer only.
+            let ours = match &self.m {
+                Machine::Client { .. } => true,
+                Machine::Server { s, .. } => {
+                    *to == self.peer
+                        && match s.ports {
+                            PortMode::Single => model_on,
+                            _ => Some(*from) == first_port,
+                        }
+                }
+            };
+            if !ours {
                 continue;
             }
             if let Packet::Data { block, data } = packet {
@@ -126,43 +229,78 @@ impl Harness {
             }
         }
         self.events();
-        if self.t.is_closed() {
+        if let Machine::Client { t, .. } = &mut self.m
+            && t.is_closed()
+        {
             let mut b = [0u8; 65536];
-            assert!(
-                self.t
-                    .poll_transmit(self.now, &mut self.file, &mut b)
-                    .is_none()
-            );
+            assert!(t.poll_transmit(self.now, &mut self.file, &mut b).is_none());
         }
     }
 
     fn events(&mut self) {
-        let mut events = 0;
-        while let Some(e) = self.t.poll_event() {
-            events += 1;
-            assert!(events <= 4, "event flood");
-            match e {
-                Event::Negotiated(n) => self.blksize = Some(usize::from(n.blksize)),
-                Event::Finished(Ok(_)) if self.receiving => self.done = true,
-                Event::Finished(_) => {}
+        match &mut self.m {
+            Machine::Client { t, .. } => {
+                let mut events = 0;
+                while let Some(e) = t.poll_event() {
+                    events += 1;
+                    assert!(events <= 4, "event flood");
+                    match e {
+                        Event::Negotiated(n) => self.blksize = Some(usize::from(n.blksize)),
+                        Event::Finished { result: Ok(()), .. } if self.receiving => {
+                            self.done = true
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Machine::Server { s, first, .. } => {
+                let _ = s.take_ended();
+                // A receiver's final block shows as its successful end (commits are
+                // automatic, so it comes at once).
+                let ended_ok = s.transfers[first]
+                    .ended
+                    .as_ref()
+                    .is_some_and(|(_, r)| r.result.is_ok());
+                if self.receiving && ended_ok {
+                    self.done = true;
+                }
             }
         }
     }
 
+    /// A datagram to the machine: to the client, or to the peer's transfer (its port, or
+    /// the request port in single-port mode).
     fn deliver(&mut self, from: SocketAddr, bytes: &[u8]) {
-        let before = self.store.len();
+        if let Machine::Server { s, .. } = &self.m
+            && s.ports == PortMode::Single
+            && from == self.stranger
+            && is_request(bytes)
+        {
+            self.stranger_asked = true;
+        }
+        let model_on = self.model_on();
+        let before = self.store_len();
         let data = match Packet::parse(bytes) {
             Ok(Packet::Data { block, data }) if from == self.peer => Some((block, data)),
             _ => None,
         };
         let was_done = self.done;
-        self.t
-            .handle_datagram(self.now, from, bytes, &mut self.store);
+        match &mut self.m {
+            Machine::Client { t, store } => t.handle_datagram(self.now, from, bytes, store),
+            Machine::Server { s, first, .. } => {
+                let to = match s.ports {
+                    PortMode::Single => s.listen,
+                    // Gone with its transfer: the datagram is lost, as on a real host.
+                    _ => s.transfers[first].port.unwrap_or(transfer_addr()),
+                };
+                s.handle(self.now, from, to, bytes);
+            }
+        }
         // The client learns its blksize from the first answer; a receiver's final block
-        // shows as `Finished(Ok)`.
+        // shows as its successful end.
         self.events();
-        let grown = self.store.get(before..).unwrap_or_default();
-        if grown.is_empty() {
+        let grown = self.store_tail(before);
+        if grown.is_empty() || !model_on {
             return;
         }
         let (block, payload) = data.expect("storage grew without a DATA from the peer");
@@ -183,14 +321,56 @@ impl Harness {
             self.done,
             "final block and end disagree"
         );
-        assert!(self.store.len() <= (self.expected as usize) * blk + 1);
+        assert!(self.store_len() <= (self.expected as usize) * blk + 1);
+    }
+
+    /// A datagram on the server's request port from another client, or from the peer.
+    fn listener(&mut self, who: u8, bytes: &[u8]) {
+        let Machine::Server { s, .. } = &mut self.m else {
+            return;
+        };
+        let from = if who.is_multiple_of(4) {
+            if s.ports == PortMode::Single {
+                // The request port is where the peer's transfer listens too.
+                return self.deliver(self.peer, bytes);
+            }
+            self.peer
+        } else {
+            // A few addresses with a few ports each, to meet the per-address caps.
+            SocketAddr::from(([10, 8, 0, who % 8], 1000 + u16::from(who / 8 % 4)))
+        };
+        let started = s.started.len();
+        s.request(self.now, from, bytes);
+        assert!(s.started.len() <= started + 1, "one request, one transfer");
+        self.events();
+    }
+
+    fn tick(&mut self, deadline: bool) {
+        match &mut self.m {
+            Machine::Client { t, .. } => {
+                if let Some(d) = t.poll_timeout().filter(|_| deadline) {
+                    self.now = self.now.max(d);
+                }
+                t.handle_timeout(self.now);
+            }
+            Machine::Server { s, .. } => {
+                if let Some(d) = s.poll_timeout().filter(|_| deadline) {
+                    self.now = self.now.max(d);
+                }
+                s.handle_timeout(self.now);
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match &self.m {
+            Machine::Client { t, .. } => t.is_closed(),
+            Machine::Server { s, .. } => s.is_empty(),
+        }
     }
 }
 
 fuzz_target!(|input: Input<'_>| {
-    let client_addr: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-    let server_addr: SocketAddr = "10.0.0.2:69".parse().unwrap();
-    let transfer_addr: SocketAddr = "10.0.0.2:6000".parse().unwrap();
     let stranger: SocketAddr = "10.9.9.9:4000".parse().unwrap();
     let direction = if input.read {
         Direction::Read
@@ -214,7 +394,7 @@ fuzz_target!(|input: Input<'_>| {
         retries: 3,
     };
     let now = Duration::ZERO;
-    let (t, peer, receiving, blksize, netascii) = match input.side {
+    let (m, peer, receiving, blksize, netascii) = match input.side {
         Side::Client => {
             let mut req = ClientRequest::new(direction, "f");
             req.mode = mode;
@@ -222,12 +402,16 @@ fuzz_target!(|input: Input<'_>| {
             req.windowsize = windowsize;
             req.timeout = input.timeout;
             req.tsize = input.tsize.then_some(file.len() as u64);
-            let Ok(t) = Transfer::client(now, server_addr, &req, config) else {
+            let Ok(t) = Transfer::client(now, server_addr(), &req, config) else {
                 return;
             };
-            (
+            let m = Machine::Client {
                 t,
-                transfer_addr,
+                store: Vec::new(),
+            };
+            (
+                m,
+                transfer_addr(),
                 direction == Direction::Read,
                 None,
                 input.netascii,
@@ -259,53 +443,48 @@ fuzz_target!(|input: Input<'_>| {
                     &built[..]
                 }
             };
-            let limits = Limits {
-                config,
-                max_windowsize: Windowsize::new(MAX_WINDOW as u64).unwrap(),
-                ..Limits::default()
+            let mut limits = Limits::default();
+            limits.config = config;
+            limits.max_windowsize = Windowsize::new(MAX_WINDOW as u64).unwrap();
+            limits.max_transfers = MAX_TRANSFERS;
+            limits.max_per_address = 4;
+            limits.max_unanswered_per_address = 2;
+            let ports = if input.single_port {
+                PortMode::Single
+            } else {
+                PortMode::PerTransfer
             };
-            let mut policy = Allow(file.len() as u64);
-            match admit(now, client_addr, request, &limits, &mut policy) {
-                Admission::Accepted {
-                    transfer,
-                    request,
-                    direction,
-                } => {
-                    // The blksize in force: what the request asked, if in range.
-                    let blk = match request.options.blksize {
-                        Some(Ok(b)) => usize::from(b.get()),
-                        Some(Err(e)) if e.value > u64::from(Blksize::MAX.get()) => {
-                            usize::from(Blksize::MAX.get())
-                        }
-                        _ => 512,
-                    };
-                    let netascii = request.mode == Mode::Netascii;
-                    (
-                        *transfer,
-                        client_addr,
-                        direction == Direction::Write,
-                        Some(blk),
-                        netascii,
-                    )
+            let mut s = ServerSide::new(AllowAll::serving(file.clone()), limits, ports);
+            s.request(now, client_addr(), request);
+            let Some(first) = s.latest() else {
+                // Refused or ignored: at most one ERROR back, and nothing else.
+                let out = s.drain(now);
+                assert!(out.len() <= 1);
+                for (_, bytes) in &out {
+                    assert!(matches!(Packet::parse(bytes), Ok(Packet::Error { .. })));
                 }
-                Admission::Refused { error, .. } => {
-                    assert!(matches!(Packet::parse(&error), Ok(Packet::Error { .. })));
-                    return;
-                }
-                Admission::Ignored => return,
-            }
+                assert!(s.is_empty());
+                return;
+            };
+            let info = &s.transfers[&first].info;
+            let blk = usize::from(info.negotiated.blksize);
+            let netascii = info.mode == Mode::Netascii;
+            let receiving = info.direction == Direction::Write;
+            let upload = s.policy().uploads.first().map(|u| u.file.clone());
+            let m = Machine::Server { s, first, upload };
+            (m, client_addr(), receiving, Some(blk), netascii)
         }
     };
     let mut h = Harness {
-        t,
+        m,
         peer,
-        request_port: server_addr,
+        request_port: server_addr(),
         stranger,
+        stranger_asked: false,
         now,
         receiving,
         netascii,
         file,
-        store: Vec::new(),
         expected: 1,
         done: false,
         blksize,
@@ -342,31 +521,27 @@ fuzz_target!(|input: Input<'_>| {
                 let bytes = Packet::Ack { block }.to_vec().unwrap();
                 h.deliver(h.peer, &bytes);
             }
+            Op::Listener { who, bytes } => h.listener(who, bytes),
+            Op::ListenerPacket { who, packet } => {
+                let Ok(bytes) = packet.to_vec() else { continue };
+                h.listener(who, &bytes);
+            }
             Op::Tick { ms } => {
                 h.now += Duration::from_millis(u64::from(ms));
-                h.t.handle_timeout(h.now);
+                h.tick(false);
             }
-            Op::Deadline => {
-                if let Some(d) = h.t.poll_timeout() {
-                    h.now = h.now.max(d);
-                }
-                h.t.handle_timeout(h.now);
-            }
+            Op::Deadline => h.tick(true),
         }
         h.drain();
     }
-    // Left alone, the machine closes on its own: retries are bounded, the dally ends.
-    for _ in 0..64 {
-        if h.t.is_closed() {
+    // Left alone, every transfer closes on its own: retries are bounded, the dally ends,
+    // and a transfer whose client never answered is reclaimed.
+    for _ in 0..64 * (MAX_TRANSFERS + 1) {
+        if h.is_closed() {
             break;
         }
-        let Some(d) = h.t.poll_timeout() else {
-            h.drain();
-            continue;
-        };
-        h.now = h.now.max(d);
-        h.t.handle_timeout(h.now);
+        h.tick(true);
         h.drain();
     }
-    assert!(h.t.is_closed(), "still open after 64 timeouts");
+    assert!(h.is_closed(), "still open after all those timeouts");
 });

@@ -50,16 +50,29 @@ struct ServeArgs {
     /// Refuse uploads larger than this many bytes.
     #[arg(long, value_name = "BYTES")]
     max_upload_size: Option<u64>,
+    /// Permission bits, in octal (e.g. 640), of files that uploads create, set exactly
+    /// whatever the umask. Default: 666 less the umask. A replaced file keeps its own
+    /// owner, group and permission bits.
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    create_mode: Option<u32>,
+    /// Refuse to serve or replace files with more than one hard link, so a hard link
+    /// planted in the directory to a file elsewhere is not served.
+    #[arg(long)]
+    refuse_linked: bool,
+    /// Serve and replace only files owned by the user the server runs as (like dnsmasq's
+    /// --tftp-secure).
+    #[arg(long)]
+    owned_only: bool,
     /// Largest block size granted.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_blksize.get(), value_parser = clap::value_parser!(u16).range(8..=65464))]
     max_blksize: u16,
     /// Largest window size granted.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_windowsize.get(), value_parser = clap::value_parser!(u16).range(1..))]
     max_windowsize: u16,
-    /// Largest window in bytes (windowsize × blksize); windowsize is lowered to fit, so a
-    /// window never overflows a receiver's socket buffer.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_window_bytes)]
-    max_window_bytes: u32,
+    /// Largest window in bytes (windowsize × blksize); windowsize is lowered to fit.
+    /// Default: what the server's socket buffers were granted.
+    #[arg(long, value_name = "BYTES")]
+    max_window_bytes: Option<u32>,
     /// Largest `timeout` option accepted, in seconds; larger asks are ignored.
     #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.max_timeout.get(), value_parser = clap::value_parser!(u8).range(1..))]
     max_timeout: u8,
@@ -147,6 +160,15 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
         return Err("expected 1 <= A <= B".into());
     }
     Ok((a, b))
+}
+
+/// Permission bits in octal, 0-777, with or without a leading 0 or 0o.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err("expected permission bits in octal, 0 to 777 (e.g. 640)".into()),
+    }
 }
 
 /// `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; port 69 by default.
@@ -270,6 +292,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     config.allow_create = a.allow_create;
     config.allow_overwrite = a.allow_overwrite;
     config.max_upload_size = a.max_upload_size;
+    config.create_mode = a.create_mode;
+    config.refuse_linked = a.refuse_linked;
+    config.owned_only = a.owned_only;
     config.port_range = a.port_range.map(|(a, b)| a..=b);
     config.single_port = a.single_port;
     config.threads = a.threads;
@@ -278,7 +303,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let limits = &mut config.limits;
     limits.max_blksize = Blksize::new(a.max_blksize.into()).map_err(|e| e.to_string())?;
     limits.max_windowsize = Windowsize::new(a.max_windowsize.into()).map_err(|e| e.to_string())?;
-    limits.max_window_bytes = a.max_window_bytes;
+    limits.max_window_bytes = a.max_window_bytes.or(limits.max_window_bytes);
     limits.max_timeout = Timeout::new(a.max_timeout.into()).map_err(|e| e.to_string())?;
     limits.max_transfers = a.max_transfers;
     limits.max_per_address = a.max_per_address;

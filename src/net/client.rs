@@ -3,6 +3,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -106,7 +107,7 @@ fn run<S: Storage + ?Sized>(
     let mut transfer = Transfer::client(epoch.elapsed(), server, request, opts.config)
         .map_err(ClientError::Request)?;
     let mut hooks = ClientHooks { total, progress };
-    drive(&mut transfer, &socket, storage, epoch, &mut hooks)?.map_err(ClientError::Transfer)
+    drive(&mut transfer, socket, storage, epoch, &mut hooks)?.map_err(ClientError::Transfer)
 }
 
 fn request<'a>(
@@ -185,6 +186,9 @@ impl Drop for PartFile {
     }
 }
 
+/// Bytes gathered before a download writes to its file.
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// Downloads `remote` to the file `local`, which appears only when the download is
 /// complete (it is written under a temporary name and renamed).
 pub fn get(
@@ -209,12 +213,14 @@ pub fn get(
         )),
         done: false,
     };
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&part.path)?;
+    // Blocks reach the file in batches of many, not a write each.
+    let mut file = BufWriter::with_capacity(WRITE_BUFFER, file);
     let stats = get_into(server, remote, &mut file, opts, progress)?;
-    file.sync_all()?;
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     fs::rename(&part.path, local)?;
     part.done = true;
     Ok(stats)

@@ -52,7 +52,6 @@ impl<S: Storage + Send + 'static> Committer<S> {
     pub(crate) fn finished(&self) -> impl Iterator<Item = Outcome> + '_ {
         self.done.try_iter()
     }
-
 }
 
 /// Waits for the commits already submitted: their uploads are in place or gone when the

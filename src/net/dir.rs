@@ -54,7 +54,11 @@ pub enum DirFile {
 impl Policy for DirPolicy {
     type Storage = DirFile;
 
-    fn read(&mut self, _: SocketAddr, filename: Text<'_>) -> Result<(DirFile, Option<u64>), Refusal> {
+    fn read(
+        &mut self,
+        _: SocketAddr,
+        filename: Text<'_>,
+    ) -> Result<(DirFile, Option<u64>), Refusal> {
         let (file, size) = self.root.open_read(filename)?;
         Ok((DirFile::Read(file), Some(size)))
     }
@@ -72,17 +76,17 @@ impl Policy for DirPolicy {
                 "uploads are disabled",
             ));
         }
-        if let (Some(max), Some(size)) = (rules.max_size, tsize) {
-            if size > max {
-                return Err(Refusal::new(
-                    ErrorCode::DiskFull,
-                    format!("upload of {size} bytes exceeds the {max}-byte limit"),
-                ));
-            }
+        if let (Some(max), Some(size)) = (rules.max_size, tsize)
+            && size > max
+        {
+            return Err(Refusal::new(
+                ErrorCode::DiskFull,
+                format!("upload of {size} bytes exceeds the {max}-byte limit"),
+            ));
         }
-        let upload = self
-            .root
-            .create_upload(filename, rules.allow_overwrite, rules.max_size)?;
+        let upload =
+            self.root
+                .create_upload(filename, rules.allow_overwrite, rules.max_size, tsize)?;
         if !rules.allow_create && !upload.replaces_existing() {
             return Err(Refusal::new(
                 ErrorCode::AccessViolation,

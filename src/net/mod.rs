@@ -13,11 +13,13 @@ mod dir;
 mod drive;
 mod event_loop;
 mod fs;
+mod log;
 mod server;
 mod socket;
 mod udp;
 
 pub use client::{ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from};
 pub use dir::{DirFile, DirPolicy, UploadRules};
-pub use fs::{Root, Upload};
-pub use server::{LogEvent, RunningServer, Server, ServerConfig, Stopper};
+pub use fs::{Root, RootOptions, Upload};
+pub use log::LogEvent;
+pub use server::{RunningServer, Server, ServerConfig, Stopper};

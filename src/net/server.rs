@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
@@ -15,11 +15,12 @@ use mio::Waker;
 
 use super::descriptors;
 use super::dir::{DirPolicy, UploadRules};
-use super::event_loop::Bound;
-use super::fs::Root;
-use super::socket::bind;
+use super::event_loop::{Bound, Requests, Shared};
+use super::fs::{Root, RootOptions};
+use super::log::{LogEvent, Logger};
+use super::socket::{bind, window_bytes};
 use super::udp::Udp;
-use crate::tftp::server::{Endpoint, Limits, Policy, PortMode, Refusal, Report};
+use crate::tftp::server::{Endpoint, Limits, Policy, PortMode};
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -36,6 +37,16 @@ pub struct ServerConfig {
     /// Refuse uploads larger than this (ERROR 3), by their tsize up front and by their
     /// bytes as they arrive.
     pub max_upload_size: Option<u64>,
+    /// Permission bits of files uploads create, set exactly (`--create-mode`); `None`:
+    /// `0o666` less the umask. Replaced files keep their own. See
+    /// [`RootOptions::create_mode`].
+    pub create_mode: Option<u32>,
+    /// Refuse to serve or replace files with more than one hard link (`--refuse-linked`).
+    /// See [`RootOptions::refuse_linked`].
+    pub refuse_linked: bool,
+    /// Refuse to serve or replace files not owned by the server's user (`--owned-only`).
+    /// See [`RootOptions::owned_only`].
+    pub owned_only: bool,
     /// Bounds on negotiation, on transfers in total and per client address, and the
     /// retransmission settings. `max_transfers` is shared out among the loops, and lowered
     /// to what the process's file descriptors allow.
@@ -64,6 +75,9 @@ impl ServerConfig {
             allow_create: false,
             allow_overwrite: false,
             max_upload_size: None,
+            create_mode: None,
+            refuse_linked: false,
+            owned_only: false,
             limits: Limits::default(),
             single_port: false,
             port_range: None,
@@ -71,71 +85,6 @@ impl ServerConfig {
             grace: Duration::from_secs(10),
             verbose: false,
         }
-    }
-}
-
-/// What the server reports as it runs.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum LogEvent<'a> {
-    /// A transfer ended.
-    Transfer(&'a Report),
-    /// A request was refused with an ERROR.
-    Refused {
-        /// The client.
-        peer: SocketAddr,
-        /// The file, when the request parsed.
-        filename: Option<String>,
-        /// The ERROR sent.
-        refusal: &'a Refusal,
-    },
-    /// A packet went out or came in (only with [`ServerConfig::verbose`]).
-    Packet {
-        /// True for a packet sent.
-        sent: bool,
-        /// The other side.
-        peer: SocketAddr,
-        /// The packet, summarized.
-        summary: String,
-    },
-    /// The grace period ended with transfers still running: they were cut.
-    Cut {
-        /// How many.
-        transfers: usize,
-    },
-    /// An I/O error outside any transfer.
-    Error(&'a io::Error),
-}
-
-type Logger = Box<dyn Fn(&LogEvent<'_>) + Send + Sync>;
-
-/// The stop requests, shared by the loops and their [`Stopper`]s.
-#[derive(Debug, Default)]
-struct Requests {
-    stop: AtomicBool,
-    cut: AtomicBool,
-}
-
-/// What the loops of one server share.
-pub(crate) struct Shared {
-    requests: Arc<Requests>,
-    log: Logger,
-    pub(crate) verbose: bool,
-    pub(crate) grace: Duration,
-    pub(crate) port_range: Option<RangeInclusive<u16>>,
-}
-
-impl Shared {
-    pub(crate) fn log(&self, event: &LogEvent<'_>) {
-        (self.log)(event);
-    }
-
-    pub(crate) fn stop_requested(&self) -> bool {
-        self.requests.stop.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn cut_requested(&self) -> bool {
-        self.requests.cut.load(Ordering::SeqCst)
     }
 }
 
@@ -199,12 +148,20 @@ impl<P: Policy> fmt::Debug for Server<P> {
 impl Server<DirPolicy> {
     /// Opens the root and binds every listen address.
     pub fn bind(config: ServerConfig) -> io::Result<Server<DirPolicy>> {
-        let root = Root::open(&config.root).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open {}: {e}", config.root.display()),
-            )
-        })?;
+        let root = Root::open(&config.root)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open {}: {e}", config.root.display()),
+                )
+            })?
+            .with_options(RootOptions {
+                create_mode: config.create_mode,
+                refuse_linked: config.refuse_linked,
+                owned_only: config.owned_only,
+            });
+        // Leftovers of uploads cut short by a crash of an earlier run.
+        root.sweep();
         let path = root.path().to_path_buf();
         let uploads = UploadRules {
             allow_create: config.allow_create,
@@ -240,18 +197,28 @@ where
         } else {
             PortMode::PerTransfer
         };
-        let limits = descriptors::limits_per_loop(&config.limits, threads, ports);
+        let mut limits = descriptors::limits_per_loop(&config.limits, threads, ports);
         let mut addrs: Vec<SocketAddr> = Vec::new();
         let mut loops = Vec::with_capacity(threads);
-        for first in std::iter::once(true).chain(std::iter::repeat(false)).take(threads) {
+        for first in std::iter::once(true)
+            .chain(std::iter::repeat(false))
+            .take(threads)
+        {
             let mut listeners = Vec::with_capacity(config.listen.len());
             for (j, &wanted) in config.listen.iter().enumerate() {
                 // Later loops join the port the first one was given (it may have asked
                 // for port 0).
                 let addr = if first { wanted } else { addrs[j] };
-                let listener = bind(addr, threads > 1).and_then(Udp::new).map_err(|e| {
+                let cannot = |e: io::Error| {
                     io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}"))
-                })?;
+                };
+                let socket = bind(addr, threads > 1).map_err(cannot)?;
+                // Every socket asks for the same buffers: a window that fits this one's
+                // fits a transfer socket's too.
+                if limits.max_window_bytes.is_none() {
+                    limits.max_window_bytes = window_bytes(&socket);
+                }
+                let listener = Udp::new(socket).map_err(cannot)?;
                 if first {
                     addrs.push(listener.local_addr()?);
                 }

@@ -90,9 +90,12 @@ pub struct Incoming {
     pub local: Option<IpAddr>,
 }
 
-/// A datagram that the endpoint put in the caller's buffer.
+/// What the endpoint put in the caller's buffer: one datagram, or with
+/// [`Endpoint::poll_transmit_batch`] several of `segment_size` bytes back to back (the
+/// last may be shorter), all to one destination from one route: one UDP GSO send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct Transmit {
     /// The socket to send it from.
     pub route: Route,
@@ -102,6 +105,8 @@ pub struct Transmit {
     pub source: Option<IpAddr>,
     /// Its length, from the start of the buffer.
     pub len: usize,
+    /// `Some(n)` when `len` bytes hold several datagrams of `n` bytes each.
+    pub segment_size: Option<usize>,
 }
 
 /// What a request asked for and what it was granted: what a log line or a metric needs.
@@ -422,12 +427,12 @@ impl<P: Policy> Endpoint<P> {
         }
         match &mut e.storage {
             Some(s) => e.transfer.handle_datagram(now, source, datagram, s),
-            None => e.transfer.handle_datagram(now, source, datagram, &mut Handed),
+            None => e
+                .transfer
+                .handle_datagram(now, source, datagram, &mut Handed),
         }
-        if first_answer {
-            if let Some(load) = self.by_address.get_mut(&source.ip()) {
-                load.unanswered -= 1;
-            }
+        if first_answer && let Some(load) = self.by_address.get_mut(&source.ip()) {
+            load.unanswered -= 1;
         }
         self.enqueue(id);
         self.settle(now, id);
@@ -552,9 +557,9 @@ impl<P: Policy> Endpoint<P> {
         };
         let netascii = request.mode == Mode::Netascii;
         let (negotiated, oack) =
-            negotiate(&request.options, &self.limits, direction, size, netascii).map_err(
-                |e| Refusal::new(ErrorCode::NotDefined, alloc::format!("cannot answer: {e}")),
-            )?;
+            negotiate(&request.options, &self.limits, direction, size, netascii).map_err(|e| {
+                Refusal::new(ErrorCode::NotDefined, alloc::format!("cannot answer: {e}"))
+            })?;
         let transfer = Transfer::server(
             now,
             peer,
@@ -609,6 +614,7 @@ impl<P: Policy> Endpoint<P> {
             destination: incoming.source,
             source: incoming.local,
             len,
+            segment_size: None,
         })
     }
 
@@ -634,11 +640,11 @@ impl<P: Policy> Endpoint<P> {
     }
 
     fn enqueue(&mut self, id: TransferId) {
-        if let Some(e) = self.entry_mut(id) {
-            if !e.queued {
-                e.queued = true;
-                self.ready.push_back(id);
-            }
+        if let Some(e) = self.entry_mut(id)
+            && !e.queued
+        {
+            e.queued = true;
+            self.ready.push_back(id);
         }
     }
 
@@ -738,7 +744,9 @@ impl<P: Policy> Endpoint<P> {
                 .map(|&(_, id)| id),
         );
         for &id in &due {
-            let Some(e) = self.entry_mut(id) else { continue };
+            let Some(e) = self.entry_mut(id) else {
+                continue;
+            };
             if !e.heard && e.reclaim_at.is_some_and(|at| at <= now) {
                 e.transfer.drop_silently(now, TransferError::Unanswered);
                 e.reclaim_at = None;
@@ -757,6 +765,19 @@ impl<P: Policy> Endpoint<P> {
     /// returns `None` when nothing is due. A transfer's window goes out in one run.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Duration, buf: &mut [u8]) -> Option<Transmit> {
+        self.poll_transmit_batch(now, buf, 1)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but a transfer's DATA come up to
+    /// `max_segments` at a time, as many as `buf` holds, for one GSO send (UDP GSO takes
+    /// at most 64 KiB in all: size `buf` to that).
+    #[must_use]
+    pub fn poll_transmit_batch(
+        &mut self,
+        now: Duration,
+        buf: &mut [u8],
+        max_segments: usize,
+    ) -> Option<Transmit> {
         while let Some(&id) = self.ready.front() {
             let ports = self.ports;
             let Some(e) = self.entry_mut(id) else {
@@ -764,8 +785,10 @@ impl<P: Policy> Endpoint<P> {
                 continue;
             };
             let sent = match &mut e.storage {
-                Some(s) => e.transfer.poll_transmit(now, s, buf),
-                None => e.transfer.poll_transmit(now, &mut Handed, buf),
+                Some(s) => e.transfer.poll_transmit_batch(now, s, buf, max_segments),
+                None => e
+                    .transfer
+                    .poll_transmit_batch(now, &mut Handed, buf, max_segments),
             };
             let Some(t) = sent else {
                 e.queued = false;
@@ -782,6 +805,7 @@ impl<P: Policy> Endpoint<P> {
                 destination: t.destination,
                 source: e.info.local,
                 len: t.len,
+                segment_size: t.segment_size,
             };
             self.settle(now, id);
             return Some(transmit);
@@ -832,6 +856,7 @@ impl<P: Policy> Endpoint<P> {
             destination: peer,
             source: local,
             len: encode_error(ErrorCode::NotDefined, message, buf),
+            segment_size: None,
         })
     }
 }

@@ -162,16 +162,19 @@ pub(crate) fn negotiate(
     if let Some(w) = ask(asked.windowsize, Windowsize::MAX.get().into(), |w| {
         w.get().into()
     }) {
-        let fits = (u64::from(limits.max_window_bytes) / u64::from(n.blksize)).max(1);
+        let fits = limits.max_window_bytes.map_or(u64::MAX, |cap| {
+            (u64::from(cap) / u64::from(n.blksize)).max(1)
+        });
         let w = w.min(limits.max_windowsize.get().into()).min(fits);
         n.windowsize = w as u16;
         oack.windowsize = Some(Windowsize::new(w));
     }
-    if let Some(Ok(t)) = asked.timeout {
-        if t >= limits.min_timeout && t <= limits.max_timeout {
-            n.timeout = Some(t.get());
-            oack.timeout = Some(Ok(t));
-        }
+    if let Some(Ok(t)) = asked.timeout
+        && t >= limits.min_timeout
+        && t <= limits.max_timeout
+    {
+        n.timeout = Some(t.get());
+        oack.timeout = Some(Ok(t));
     }
     if let Some(announced) = asked.tsize {
         // tsize is ill-defined in netascii: offer it only in octet mode, as tftp-hpa does.

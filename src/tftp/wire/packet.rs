@@ -119,19 +119,33 @@ impl ErrorCode {
         }
     }
 
-    /// The RFC's description of the code.
+    /// The default ERROR message for this code, in the words other servers send and
+    /// scripts and monitoring grep for: RFC 1350's names for codes 1 to 7, and for codes
+    /// 0 and 8 the texts both tftp-hpa and atftp send (RFC 1350 gives code 0 no name of
+    /// its own, RFC 2347 none for code 8). Send it whenever there is nothing more specific
+    /// to say: a message that names the code in other words breaks those greps.
+    ///
+    /// ```
+    /// use wirekit::tftp::ErrorCode;
+    ///
+    /// assert_eq!(ErrorCode::FileNotFound.description(), "File not found");
+    /// assert_eq!(
+    ///     ErrorCode::OptionNegotiation.description(),
+    ///     "Failure to negotiate RFC2347 options"
+    /// );
+    /// ```
     pub const fn description(self) -> &'static str {
         match self {
-            ErrorCode::NotDefined => "not defined",
-            ErrorCode::FileNotFound => "file not found",
-            ErrorCode::AccessViolation => "access violation",
-            ErrorCode::DiskFull => "disk full or allocation exceeded",
-            ErrorCode::IllegalOperation => "illegal TFTP operation",
-            ErrorCode::UnknownTransferId => "unknown transfer ID",
-            ErrorCode::FileExists => "file already exists",
-            ErrorCode::NoSuchUser => "no such user",
-            ErrorCode::OptionNegotiation => "option negotiation refused",
-            ErrorCode::Other(_) => "unknown error code",
+            ErrorCode::NotDefined => "Undefined error code",
+            ErrorCode::FileNotFound => "File not found",
+            ErrorCode::AccessViolation => "Access violation",
+            ErrorCode::DiskFull => "Disk full or allocation exceeded",
+            ErrorCode::IllegalOperation => "Illegal TFTP operation",
+            ErrorCode::UnknownTransferId => "Unknown transfer ID",
+            ErrorCode::FileExists => "File already exists",
+            ErrorCode::NoSuchUser => "No such user",
+            ErrorCode::OptionNegotiation => "Failure to negotiate RFC2347 options",
+            ErrorCode::Other(_) => "Unknown error code",
         }
     }
 }

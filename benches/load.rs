@@ -1,0 +1,280 @@
+//! A network-boot storm: many lock-step clients, each from its own loopback address as
+//! different machines would be, fetch one file from a `wirekit serve` process at once.
+//! Every download is checked byte for byte as it arrives. Printed per server: aggregate
+//! throughput, the server's CPU seconds per GB served, and its peak resident memory.
+//!
+//! ```sh
+//! cargo bench --features cli --bench load
+//! WIREKIT_LOAD_CLIENTS=200 WIREKIT_LOAD_MIB=1 cargo bench --features cli --bench load
+//! # the same storm against another build of the server, e.g. an older one:
+//! WIREKIT_LOAD_SERVER=/path/to/old/wirekit cargo bench --features cli --bench load
+//! ```
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use wirekit::tftp::{
+    Blksize, ClientRequest, Config, Direction, Event, Storage, StorageError, Transfer,
+};
+
+const BLKSIZE: u64 = 1468;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Compares what arrives with the file, at its offset, without keeping it.
+struct Check<'a> {
+    expected: &'a [u8],
+    offset: usize,
+    wrong: bool,
+}
+
+impl Storage for Check<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let end = self.offset + data.len();
+        self.wrong |= self.expected.get(self.offset..end) != Some(data);
+        self.offset = end;
+        Ok(())
+    }
+}
+
+struct Client<'a> {
+    socket: UdpSocket,
+    transfer: Transfer,
+    check: Check<'a>,
+    deadline: Option<Duration>,
+    done: Option<bool>,
+}
+
+/// Client `i`'s own address: 127.1.0.1 to .250, then 127.2.0.1, and so on.
+fn client_ip(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        1 + (i / 250) as u8,
+        0,
+        1 + (i % 250) as u8,
+    ))
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program serve` on an ephemeral port and reads the port from its banner.
+fn start_server(program: &str, root: &std::path::Path, extra: &[&str], clients: usize) -> Server {
+    let mut child = Command::new(program)
+        .arg("serve")
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0", "--max-transfers"])
+        .arg((2 * clients).to_string())
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let stderr = child.stderr.take().expect("piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let banner = lines.next().expect("a banner").expect("readable");
+    let addr = banner
+        .split(" on ")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    // Keep reading its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    ticks / 100.0
+}
+
+/// Peak resident memory of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs every client to its end on one thread; returns how many arrived intact.
+fn storm(server: SocketAddr, file: &[u8], clients: usize) -> usize {
+    let mut poll = Poll::new().expect("poll");
+    let epoch = Instant::now();
+    let mut request = ClientRequest::new(Direction::Read, "image.bin");
+    request.blksize = Some(Blksize::new(BLKSIZE).expect("in range"));
+    let config = Config::new(Duration::from_secs(1), Duration::from_secs(4), 8);
+    let mut all: Vec<Client<'_>> = (0..clients)
+        .map(|i| {
+            let std = std::net::UdpSocket::bind((client_ip(i), 0)).expect("bind a client");
+            std.set_nonblocking(true).expect("nonblocking");
+            let mut socket = UdpSocket::from_std(std);
+            poll.registry()
+                .register(&mut socket, Token(i), Interest::READABLE)
+                .expect("register");
+            let transfer = Transfer::client(epoch.elapsed(), server, &request, config)
+                .expect("a valid request");
+            let check = Check {
+                expected: file,
+                offset: 0,
+                wrong: false,
+            };
+            Client {
+                socket,
+                transfer,
+                check,
+                deadline: None,
+                done: None,
+            }
+        })
+        .collect();
+    let mut timers: BTreeSet<(Duration, usize)> = BTreeSet::new();
+    let mut buf = vec![0u8; 65_536];
+    let mut events = Events::with_capacity(1024);
+    let mut running = clients;
+    let mut touched: Vec<usize> = (0..clients).collect();
+    loop {
+        let now = epoch.elapsed();
+        for &i in &touched {
+            let c = &mut all[i];
+            while let Some(t) = c.transfer.poll_transmit(now, &mut c.check, &mut buf) {
+                let _ = c.socket.send_to(&buf[..t.len], t.destination);
+            }
+            while let Some(e) = c.transfer.poll_event() {
+                if let Event::Finished { result, .. } = e {
+                    c.done = Some(result.is_ok() && !c.check.wrong && c.check.offset == file.len());
+                    running -= 1;
+                }
+            }
+            let deadline = if c.done.is_some() {
+                None
+            } else {
+                c.transfer.poll_timeout()
+            };
+            if deadline != c.deadline {
+                if let Some(d) = c.deadline {
+                    timers.remove(&(d, i));
+                }
+                if let Some(d) = deadline {
+                    timers.insert((d, i));
+                }
+                c.deadline = deadline;
+            }
+        }
+        touched.clear();
+        if running == 0 {
+            break;
+        }
+        let timeout = timers.first().map(|&(d, _)| d.saturating_sub(now));
+        poll.poll(&mut events, timeout).expect("poll");
+        let now = epoch.elapsed();
+        for event in events.iter() {
+            let i = event.token().0;
+            let c = &mut all[i];
+            loop {
+                match c.socket.recv_from(&mut buf) {
+                    Ok((n, from)) => c
+                        .transfer
+                        .handle_datagram(now, from, &buf[..n], &mut c.check),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    // An ICMP error for an earlier datagram: the next read goes on.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                    Err(e) => panic!("client {i} cannot read: {e}"),
+                }
+            }
+            touched.push(i);
+        }
+        while let Some(&(d, i)) = timers.first() {
+            if d > now {
+                break;
+            }
+            timers.pop_first();
+            all[i].deadline = None;
+            all[i].transfer.handle_timeout(now);
+            touched.push(i);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+    }
+    all.iter().filter(|c| c.done == Some(true)).count()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument is a filter on the case names.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let clients = env("WIREKIT_LOAD_CLIENTS", 1000);
+    let mib = env("WIREKIT_LOAD_MIB", 4);
+    let program = std::env::var("WIREKIT_LOAD_SERVER")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wirekit").to_string());
+    let root = std::env::temp_dir().join(format!("wirekit-load-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("temp dir");
+    let mut x = 0x2545_f491_u32;
+    let file: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(root.join("image.bin"), &file).expect("write the file");
+    println!("{clients} lock-step clients, {mib} MiB each, blksize {BLKSIZE}, server {program}");
+    println!("| mode | intact | aggregate MB/s | server CPU s/GB | server peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|");
+    let cases: [(&str, &[&str]); 2] = [
+        ("port per transfer", &[]),
+        ("single port", &["--single-port"]),
+    ];
+    for (name, extra) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let server = start_server(&program, &root, extra, clients);
+        let pid = server.child.id();
+        let cpu_before = cpu_seconds(pid);
+        let start = Instant::now();
+        let intact = storm(server.addr, &file, clients);
+        let secs = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid) - cpu_before;
+        let bytes = (clients * file.len()) as f64;
+        println!(
+            "| {name} | {intact}/{clients} | {:.0} | {:.2} | {:.1} |",
+            bytes / secs / 1e6,
+            cpu / (bytes / 1e9),
+            peak_rss_mib(pid)
+        );
+        assert_eq!(intact, clients, "every download must arrive intact");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

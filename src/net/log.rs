@@ -1,0 +1,41 @@
+//! What the server reports as it runs; the program decides where it goes.
+
+use std::io;
+use std::net::SocketAddr;
+
+use crate::tftp::server::{Refusal, Report};
+
+/// What the server reports as it runs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LogEvent<'a> {
+    /// A transfer ended.
+    Transfer(&'a Report),
+    /// A request was refused with an ERROR.
+    Refused {
+        /// The client.
+        peer: SocketAddr,
+        /// The file, when the request parsed.
+        filename: Option<String>,
+        /// The ERROR sent.
+        refusal: &'a Refusal,
+    },
+    /// A packet went out or came in (only with [`ServerConfig::verbose`]).
+    Packet {
+        /// True for a packet sent.
+        sent: bool,
+        /// The other side.
+        peer: SocketAddr,
+        /// The packet, summarized.
+        summary: String,
+    },
+    /// The grace period ended with transfers still running: they were cut.
+    Cut {
+        /// How many.
+        transfers: usize,
+    },
+    /// An I/O error outside any transfer.
+    Error(&'a io::Error),
+}
+
+pub(crate) type Logger = Box<dyn Fn(&LogEvent<'_>) + Send + Sync>;

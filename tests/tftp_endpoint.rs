@@ -1,0 +1,695 @@
+//! The server endpoint's own rules, one named test each, on the virtual clock: the upload
+//! commit step, repeated requests, single-port routing, the limits and the reclaiming of
+//! transfers whose client never answers, refusals, and the reports. Driven through the
+//! `sim::ServerSide` adapter (the test plays every client by hand).
+
+mod sim;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sim::{AllowAll, Datagram, ServerSide, SimFile, client_addr, server_addr};
+use wirekit::tftp::server::{Limits, PortMode};
+use wirekit::tftp::{
+    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Options, Packet, Request,
+    StorageError, Text, Timeout, Transfer, TransferError, Windowsize,
+};
+
+const T0: Duration = Duration::ZERO;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Fast retransmission so that give-ups come early: 1 s doubling to 4 s, 4 retries.
+fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.config = Config::new(secs(1), secs(4), 4);
+    l
+}
+
+fn file(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + 7) as u8).collect()
+}
+
+#[derive(Default, Clone, Copy)]
+struct Ask {
+    blksize: Option<u64>,
+    windowsize: Option<u64>,
+    timeout: Option<u64>,
+}
+
+fn request(direction: Direction, name: &str, ask: Ask) -> Vec<u8> {
+    let r = Request {
+        filename: Text::from(name),
+        mode: Mode::Octet,
+        options: Options {
+            blksize: ask.blksize.map(Blksize::new),
+            windowsize: ask.windowsize.map(Windowsize::new),
+            timeout: ask.timeout.map(Timeout::new),
+            ..Options::default()
+        },
+    };
+    match direction {
+        Direction::Read => Packet::Rrq(r),
+        Direction::Write => Packet::Wrq(r),
+    }
+    .to_vec()
+    .unwrap()
+}
+
+fn rrq(name: &str) -> Vec<u8> {
+    request(Direction::Read, name, Ask::default())
+}
+
+fn data(block: u16, payload: &[u8]) -> Vec<u8> {
+    Packet::Data {
+        block,
+        data: payload,
+    }
+    .to_vec()
+    .unwrap()
+}
+
+fn ack(block: u16) -> Vec<u8> {
+    Packet::Ack { block }.to_vec().unwrap()
+}
+
+fn is_data(bytes: &[u8], block: u16) -> bool {
+    matches!(Packet::parse(bytes), Ok(Packet::Data { block: b, .. }) if b == block)
+}
+
+fn error_code(bytes: &[u8]) -> ErrorCode {
+    match Packet::parse(bytes).unwrap() {
+        Packet::Error { code, .. } => code,
+        p => panic!("not an ERROR: {p:?}"),
+    }
+}
+
+#[test]
+fn upload_final_ack_waits_for_the_commit_and_a_failed_commit_sends_its_error() {
+    let mut s = ServerSide::new(AllowAll::default(), limits(), PortMode::PerTransfer);
+    s.auto_commit = false;
+    let ask = Ask {
+        blksize: Some(8),
+        ..Ask::default()
+    };
+    s.request(T0, client_addr(), &request(Direction::Write, "up", ask));
+    assert_eq!(s.drain(T0).len(), 1, "the OACK");
+    s.feed(ms(1), client_addr(), &data(1, b"12345678"));
+    assert_eq!(s.drain(ms(1)), [(client_addr(), ack(1))]);
+    // The last block is stored, but the client hears nothing until the commit is done.
+    s.feed(ms(2), client_addr(), &data(2, b"abc"));
+    assert!(s.drain(ms(2)).is_empty(), "no final ACK before the commit");
+    assert!(s.take_ended().is_empty(), "not ended before the commit");
+    let (id, mut storage) = s.commits.pop().expect("the upload is handed out to commit");
+    assert_eq!(storage.data(), b"12345678abc");
+    assert_eq!(storage.commits(), 0);
+    // No timer runs while the application commits, and a repeated final DATA is not
+    // acknowledged early.
+    assert_eq!(s.poll_timeout(), None);
+    s.feed(ms(500), client_addr(), &data(2, b"abc"));
+    assert!(s.drain(ms(500)).is_empty());
+    wirekit::tftp::Storage::commit(&mut storage).unwrap();
+    s.committed(ms(600), id, Ok(()));
+    assert_eq!(s.drain(ms(600)), [(client_addr(), ack(2))]);
+    let ended = s.take_ended();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].1.result, Ok(()));
+    assert_eq!(ended[0].1.stats.bytes, 11);
+    assert!(!s.is_empty(), "dallying after the final ACK");
+
+    // A failed commit: the client gets the error's ERROR instead of the final ACK.
+    let mut s = ServerSide::new(AllowAll::default(), limits(), PortMode::PerTransfer);
+    s.auto_commit = false;
+    s.request(
+        T0,
+        client_addr(),
+        &request(Direction::Write, "up", Ask::default()),
+    );
+    assert_eq!(s.drain(T0), [(client_addr(), ack(0))]);
+    s.feed(ms(1), client_addr(), &data(1, b"x"));
+    assert!(s.drain(ms(1)).is_empty());
+    let (id, _) = s.commits.pop().expect("commit asked");
+    let full = StorageError::new(ErrorCode::DiskFull, "disk full");
+    s.committed(ms(2), id, Err(full.clone()));
+    let out = s.drain(ms(2));
+    assert_eq!(out.len(), 1, "the ERROR only, no ACK: {out:?}");
+    assert_eq!(
+        Packet::parse(&out[0].1).unwrap(),
+        Packet::Error {
+            code: ErrorCode::DiskFull,
+            message: Text::from("disk full")
+        }
+    );
+    let ended = s.take_ended();
+    assert_eq!(ended.len(), 1);
+    let report = &ended[0].1;
+    assert_eq!(report.result, Err(TransferError::Storage(full)));
+    assert!(report.to_string().contains("failed"), "{report}");
+    assert!(s.is_empty(), "a failed upload does not dally");
+}
+
+#[test]
+fn a_repeated_request_starts_no_second_transfer_until_the_client_answered() {
+    for ports in [PortMode::PerTransfer, PortMode::Single] {
+        let mut s = ServerSide::new(AllowAll::serving(file(2000)), limits(), ports);
+        let rq = rrq("f");
+        s.request(T0, client_addr(), &rq);
+        let first = s.drain_sent(T0);
+        assert_eq!(first.len(), 1);
+        assert!(is_data(&first[0].bytes, 1));
+        // The client repeats its request (our DATA 1 is late): the transfer it has already
+        // answers on its own timer, nothing new starts and nothing extra goes out.
+        s.request(ms(300), client_addr(), &rq);
+        assert_eq!((s.len(), s.started.len()), (1, 1), "{ports:?}");
+        assert!(s.drain(ms(300)).is_empty(), "{ports:?}");
+        assert!(s.refused.is_empty());
+        // Its timer resends DATA 1 once.
+        s.handle_timeout(secs(1));
+        assert_eq!(s.drain_sent(secs(1)), first, "{ports:?}");
+        // The client answers.
+        s.feed(ms(1100), client_addr(), &ack(1));
+        assert!(is_data(&s.drain(ms(1100))[0].1, 2));
+        // The same request again from the same port.
+        s.request(ms(1200), client_addr(), &rq);
+        match ports {
+            PortMode::Single => {
+                // The client's one transfer runs: a repeat, ignored.
+                assert_eq!((s.len(), s.started.len()), (1, 1));
+                assert!(s.drain(ms(1200)).is_empty());
+            }
+            _ => {
+                // The client wants the file again (tftp-hpa's client reuses its port): a
+                // new transfer on a port of its own, and the old one goes on.
+                assert_eq!((s.len(), s.started.len()), (2, 2));
+                let out = s.drain_sent(ms(1200));
+                assert_eq!(out.len(), 1);
+                assert!(is_data(&out[0].bytes, 1));
+                let old_port = s.transfers[&s.started[0]].port.unwrap();
+                assert_ne!(out[0].from, old_port);
+                s.handle(ms(1300), client_addr(), old_port, &ack(2));
+                let out = s.drain_sent(ms(1300));
+                assert_eq!(out.len(), 1);
+                assert_eq!(out[0].from, old_port);
+                assert!(is_data(&out[0].bytes, 3));
+            }
+        }
+    }
+}
+
+#[test]
+fn single_port_routes_by_address_and_port_and_a_new_request_abandons_the_old() {
+    let policy = AllowAll::serving(file(2000)).with_file("other", SimFile::new(b"other".to_vec()));
+    let mut s = ServerSide::new(policy, limits(), PortMode::Single);
+    let from_listener = |out: &[Datagram]| out.iter().all(|d| d.from == server_addr());
+    s.request(T0, client_addr(), &rrq("f"));
+    let out = s.drain_sent(T0);
+    assert!(from_listener(&out) && out.len() == 1 && is_data(&out[0].bytes, 1));
+    // The client's ACK arrives on the request port and reaches its transfer.
+    s.request(ms(1), client_addr(), &ack(1));
+    let out = s.drain_sent(ms(1));
+    assert!(from_listener(&out) && out.len() == 1 && is_data(&out[0].bytes, 2));
+    // Another port of the same address has no transfer: it gets nothing at all, not even
+    // an ERROR 5 (the request port must not reflect traffic), and the transfer is untouched.
+    let other_port = addr("10.0.0.1:5001");
+    for junk in [ack(2), data(1, b"x"), b"junk".to_vec()] {
+        s.request(ms(2), other_port, &junk);
+        assert!(s.drain(ms(2)).is_empty());
+    }
+    s.request(ms(3), client_addr(), &ack(2));
+    assert!(is_data(&s.drain(ms(3))[0].1, 3));
+    assert!(s.take_ended().is_empty());
+    // A different request from the same address and port: the client gave the old
+    // transfer up. It ends (Abandoned) without a word, and the new one starts.
+    s.request(ms(4), client_addr(), &rrq("other"));
+    let ended = s.take_ended();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].0, s.started[0]);
+    assert_eq!(ended[0].1.result, Err(TransferError::Abandoned));
+    assert_eq!(ended[0].1.stats.bytes, 3 * 512, "its stats up to then");
+    assert_eq!((s.len(), s.started.len()), (1, 2));
+    assert_eq!(
+        s.drain_sent(ms(4)),
+        [Datagram {
+            from: server_addr(),
+            to: client_addr(),
+            bytes: data(1, b"other"),
+        }]
+    );
+    // The client's datagrams now reach the new transfer.
+    s.request(ms(5), client_addr(), &ack(1));
+    let ended = s.take_ended();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].0, s.started[1]);
+    assert_eq!(ended[0].1.result, Ok(()));
+    assert_eq!(ended[0].1.stats.bytes, 5);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn max_transfers_refuses_with_error_0() {
+    let mut lim = limits();
+    lim.max_transfers = 2;
+    let mut s = ServerSide::new(AllowAll::serving(file(100)), lim, PortMode::PerTransfer);
+    let clients = [
+        addr("10.0.0.1:5000"),
+        addr("10.0.0.2:5000"),
+        addr("10.0.0.3:5000"),
+    ];
+    for c in clients {
+        s.request(T0, c, &rrq("f"));
+    }
+    assert_eq!(s.len(), 2);
+    assert_eq!(s.refused.len(), 1);
+    let (peer, filename, refusal) = &s.refused[0];
+    assert_eq!((*peer, filename.as_deref()), (clients[2], Some("f")));
+    assert_eq!(refusal.code, ErrorCode::NotDefined);
+    let out = s.drain_sent(T0);
+    assert_eq!(out.len(), 3);
+    let refusal = out.iter().find(|d| d.to == clients[2]).unwrap();
+    assert_eq!(error_code(&refusal.bytes), ErrorCode::NotDefined);
+    assert_ne!(refusal.from, server_addr(), "from a port of its own");
+    // A transfer that ends frees its place.
+    let port = s.transfers[&s.started[0]].port.unwrap();
+    s.handle(ms(1), clients[0], port, &ack(1));
+    assert_eq!(s.len(), 1);
+    s.request(ms(2), clients[2], &rrq("f"));
+    assert_eq!((s.len(), s.refused.len()), (2, 1));
+}
+
+#[test]
+fn max_unanswered_per_address_refuses_that_address_while_others_are_served() {
+    let mut lim = limits();
+    lim.max_unanswered_per_address = 2;
+    let mut s = ServerSide::new(AllowAll::serving(file(2000)), lim, PortMode::PerTransfer);
+    s.request(T0, addr("10.0.0.1:5000"), &rrq("f"));
+    s.request(T0, addr("10.0.0.1:5001"), &rrq("f"));
+    s.request(T0, addr("10.0.0.1:5002"), &rrq("f"));
+    assert_eq!((s.len(), s.refused.len()), (2, 1));
+    assert_eq!(s.refused[0].0, addr("10.0.0.1:5002"));
+    assert_eq!(s.refused[0].2.code, ErrorCode::NotDefined);
+    // Another address is served.
+    s.request(T0, addr("10.0.0.3:5000"), &rrq("f"));
+    assert_eq!((s.len(), s.refused.len()), (3, 1));
+    let out = s.drain_sent(T0);
+    assert_eq!(out.len(), 4, "three DATA 1 and one ERROR 0");
+    // Once a client of the first address answers, that address may start another.
+    let port = s.transfers[&s.started[0]].port.unwrap();
+    s.handle(ms(1), addr("10.0.0.1:5000"), port, &ack(1));
+    s.request(ms(2), addr("10.0.0.1:5003"), &rrq("f"));
+    assert_eq!((s.len(), s.refused.len()), (4, 1));
+    s.request(ms(2), addr("10.0.0.1:5004"), &rrq("f"));
+    assert_eq!((s.len(), s.refused.len()), (4, 2));
+}
+
+#[test]
+fn max_per_address_counts_answered_transfers_too() {
+    let mut lim = limits();
+    lim.max_per_address = 2;
+    let mut s = ServerSide::new(AllowAll::serving(file(2000)), lim, PortMode::PerTransfer);
+    for (i, port) in [5000, 5001].into_iter().enumerate() {
+        let c = SocketAddr::new(client_addr().ip(), port);
+        s.request(T0, c, &rrq("f"));
+        s.drain(T0);
+        let p = s.transfers[&s.started[i]].port.unwrap();
+        s.handle(ms(1), c, p, &ack(1));
+    }
+    s.request(ms(2), addr("10.0.0.1:5002"), &rrq("f"));
+    assert_eq!((s.len(), s.refused.len()), (2, 1));
+    assert!(s.refused[0].2.message.contains("your address"));
+}
+
+#[test]
+fn an_unanswered_transfer_is_dropped_at_unanswered_timeout_whatever_timeout_it_asked() {
+    // The defaults: unanswered_timeout 10 s, max_timeout 10 s, retransmission after 1 s
+    // doubling to 8 s.
+    let mut lim = Limits::default();
+    lim.max_unanswered_per_address = 2;
+    assert_eq!(lim.unanswered_timeout, secs(10));
+    let mut s = ServerSide::new(AllowAll::serving(file(5000)), lim, PortMode::PerTransfer);
+    let (a, b, c) = (
+        addr("10.0.0.1:5000"),
+        addr("10.0.0.1:5001"),
+        addr("10.0.0.1:5002"),
+    );
+    let ask = |timeout| Ask {
+        blksize: Some(1024),
+        timeout: Some(timeout),
+        ..Ask::default()
+    };
+    s.request(T0, a, &request(Direction::Read, "f", ask(10)));
+    s.request(T0, b, &request(Direction::Read, "f", ask(255)));
+    s.request(T0, c, &rrq("f"));
+    assert_eq!(
+        (s.len(), s.refused.len()),
+        (2, 1),
+        "two unanswered per address"
+    );
+    let mut sent: Vec<(Duration, Datagram)> = s
+        .drain_sent(T0)
+        .into_iter()
+        .filter(|d| d.to != c)
+        .map(|d| (T0, d))
+        .collect();
+    let oack = |d: &Datagram| match Packet::parse(&d.bytes).unwrap() {
+        Packet::Oack(o) => (o.blksize, o.timeout),
+        p => panic!("not an OACK: {p:?}"),
+    };
+    let (to_a, to_b): (Vec<_>, Vec<_>) = sent.iter().partition(|(_, d)| d.to == a);
+    assert_eq!(
+        oack(&to_a[0].1),
+        (Some(Blksize::new(1024)), Some(Timeout::new(10)))
+    );
+    assert_eq!(
+        oack(&to_b[0].1),
+        (Some(Blksize::new(1024)), None),
+        "255 is above max_timeout: left out"
+    );
+    // Nobody answers. Run the clock.
+    while let Some(d) = s.poll_timeout() {
+        s.handle_timeout(d);
+        sent.extend(s.drain_sent(d).into_iter().map(|x| (d, x)));
+    }
+    let times = |peer| -> Vec<Duration> {
+        sent.iter()
+            .filter(|(_, d)| d.to == peer)
+            .map(|(t, _)| *t)
+            .collect()
+    };
+    // `timeout 10` would retransmit at 10 s: the transfer is gone by then.
+    assert_eq!(times(a), [T0]);
+    // The default timer retransmits at 1, 3 and 7 s; the next, at 15 s, never comes.
+    assert_eq!(times(b), [T0, secs(1), secs(3), secs(7)]);
+    let ended = s.take_ended();
+    assert_eq!(ended.len(), 2);
+    for (_, report) in &ended {
+        assert_eq!(report.result, Err(TransferError::Unanswered), "{report}");
+        assert_eq!(report.stats.duration, secs(10));
+    }
+    let retransmissions: Vec<u64> = ended.iter().map(|(_, r)| r.stats.retransmissions).collect();
+    assert_eq!(retransmissions, [0, 3]);
+    assert!(s.is_empty());
+    assert_eq!(s.poll_timeout(), None);
+    // The address's count is free again.
+    s.request(secs(11), c, &rrq("f"));
+    s.request(secs(11), addr("10.0.0.1:5003"), &rrq("f"));
+    assert_eq!((s.len(), s.refused.len()), (2, 1));
+}
+
+#[test]
+fn one_port_sending_1000_requests_cannot_crowd_out_a_normal_client() {
+    for ports in [PortMode::PerTransfer, PortMode::Single] {
+        hog(ports);
+    }
+}
+
+/// A hog at one address and port sends 1000 RRQs for different files asking `timeout
+/// 255`, one every 20 ms, and never answers; a normal client at another address reads a
+/// file meanwhile. Datagrams arrive at once.
+fn hog(ports: PortMode) {
+    let lim = Limits::default();
+    let hog = addr("10.6.6.6:666");
+    let normal = addr("10.0.0.1:5000");
+    let wanted = file(100_000);
+    let policy = AllowAll::serving(file(3000)).with_file("wanted", SimFile::new(wanted.clone()));
+    let mut s = ServerSide::new(policy, lim, ports);
+    let mut req = ClientRequest::new(Direction::Read, "wanted");
+    req.blksize = Some(Blksize::new(512).unwrap());
+    req.windowsize = Some(Windowsize::new(8).unwrap());
+    let client_start = secs(5);
+    let mut client =
+        Transfer::client(client_start, server_addr(), &req, Config::default()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0; 65536];
+    let hog_at = |i: u64| ms(20 * i);
+    let mut next_hog = 0u64;
+    let mut now = T0;
+    let cap = match ports {
+        PortMode::Single => 2,
+        _ => lim.max_unanswered_per_address + 1,
+    };
+    let mut most = 0;
+    loop {
+        if next_hog < 1000 && hog_at(next_hog) <= now {
+            let ask = Ask {
+                timeout: Some(255),
+                ..Ask::default()
+            };
+            s.request(
+                now,
+                hog,
+                &request(Direction::Read, &format!("hog-{next_hog}"), ask),
+            );
+            next_hog += 1;
+        }
+        if now >= client_start {
+            loop {
+                let mut moved = false;
+                while let Some(d) = s.poll_transmit(now) {
+                    if d.to == normal {
+                        client.handle_datagram(now, d.from, d.bytes, &mut got);
+                        moved = true;
+                    }
+                }
+                while let Some(t) = client.poll_transmit(now, &mut got, &mut buf) {
+                    s.handle(now, normal, t.destination, &buf[..t.len]);
+                    moved = true;
+                }
+                if !moved {
+                    break;
+                }
+            }
+        } else {
+            // Only the hog is there, and it never answers.
+            s.drain(now);
+        }
+        most = most.max(s.len());
+        assert!(s.len() <= cap, "{ports:?}: {} transfers", s.len());
+        if next_hog == 1000 && client.is_closed() && s.is_empty() {
+            break;
+        }
+        let next = [
+            (next_hog < 1000).then(|| hog_at(next_hog)),
+            (now < client_start).then_some(client_start),
+            client.poll_timeout().filter(|_| now >= client_start),
+            s.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("something is due");
+        now = now.max(next);
+        client.handle_timeout(now);
+        s.handle_timeout(now);
+    }
+    // The normal client got its file.
+    let mut result = None;
+    while let Some(e) = client.poll_event() {
+        if let Event::Finished { result: r, .. } = e {
+            result = Some(r);
+        }
+    }
+    assert_eq!(result, Some(Ok(())), "{ports:?}");
+    assert!(got == wanted, "{ports:?}: the file arrived intact");
+    // Every hog transfer went within `unanswered_timeout` of its start.
+    let hogs: Vec<_> = s
+        .started
+        .iter()
+        .map(|id| &s.transfers[id])
+        .filter(|r| r.info.peer == hog)
+        .collect();
+    assert!(
+        hogs.len() > cap,
+        "{ports:?}: the hog got some in ({})",
+        hogs.len()
+    );
+    for (i, r) in hogs.iter().enumerate() {
+        let (at, report) = r.ended.as_ref().expect("ended");
+        assert!(
+            *at - r.started_at <= lim.unanswered_timeout,
+            "{ports:?}: {report}"
+        );
+        let want = match ports {
+            // Each new request from the port replaces the one before.
+            PortMode::Single if i + 1 < hogs.len() => TransferError::Abandoned,
+            _ => TransferError::Unanswered,
+        };
+        assert_eq!(report.result, Err(want), "{ports:?}");
+        assert!(r.closed);
+    }
+    if ports == PortMode::PerTransfer {
+        // (The normal client's transfer, with no network delay, starts and ends within
+        // one step of the clock, so it is not counted here.)
+        assert_eq!(most, lim.max_unanswered_per_address, "the hog held its cap");
+        assert!(
+            s.refused
+                .iter()
+                .all(|(p, _, r)| *p == hog && r.code == ErrorCode::NotDefined)
+        );
+    }
+}
+
+#[test]
+fn ended_reports_carry_true_stats_on_failure() {
+    // A read whose client goes silent after two blocks.
+    let ask = Ask {
+        blksize: Some(8),
+        windowsize: Some(1),
+        ..Ask::default()
+    };
+    let mut s = ServerSide::new(
+        AllowAll::serving(file(100)),
+        limits(),
+        PortMode::PerTransfer,
+    );
+    s.request(T0, client_addr(), &request(Direction::Read, "f", ask));
+    s.drain(T0);
+    for block in 0..=2 {
+        s.feed(ms(1 + u64::from(block)), client_addr(), &ack(block));
+        s.drain(ms(1 + u64::from(block)));
+    }
+    while let Some(d) = s.poll_timeout() {
+        s.handle_timeout(d);
+        s.drain(d);
+    }
+    let ended = s.take_ended();
+    let report = &ended[0].1;
+    assert_eq!(report.result, Err(TransferError::Timeout { retries: 4 }));
+    assert_eq!(report.stats.bytes, 24, "blocks 1 to 3 sent");
+    assert_eq!(report.stats.blocks, 2, "blocks 1 and 2 delivered");
+    // Round trips of 1 ms were measured: the first retransmissions come after tens of
+    // milliseconds and do not count against the 4 retries, which then run as before.
+    assert!(report.stats.retransmissions > 4);
+    assert!(report.stats.duration >= ms(3) + secs(1 + 2 + 4 + 4 + 4));
+    assert!(report.to_string().contains("24 bytes"), "{report}");
+
+    // A write whose client goes silent after two blocks.
+    let mut s = ServerSide::new(AllowAll::default(), limits(), PortMode::PerTransfer);
+    s.request(T0, client_addr(), &request(Direction::Write, "up", ask));
+    s.drain(T0);
+    s.feed(ms(1), client_addr(), &data(1, b"12345678"));
+    s.feed(ms(2), client_addr(), &data(2, b"abcdefgh"));
+    s.drain(ms(2));
+    while let Some(d) = s.poll_timeout() {
+        s.handle_timeout(d);
+        s.drain(d);
+    }
+    let report = &s.take_ended()[0].1;
+    assert_eq!(report.result, Err(TransferError::Timeout { retries: 4 }));
+    assert_eq!((report.stats.bytes, report.stats.blocks), (16, 2));
+    assert_eq!(report.stats.retransmissions, 4, "ACK 2 sent again");
+    assert_eq!(s.policy().uploads[0].file.commits(), 0, "never committed");
+}
+
+#[test]
+fn non_request_datagrams_on_the_listener_get_no_answer_and_a_malformed_request_gets_error_4() {
+    let oack = Packet::Oack(Options {
+        blksize: Some(Blksize::new(512)),
+        ..Options::default()
+    })
+    .to_vec()
+    .unwrap();
+    let error = Packet::Error {
+        code: ErrorCode::NotDefined,
+        message: Text::from("x"),
+    }
+    .to_vec()
+    .unwrap();
+    let junk = [
+        ack(1),
+        data(1, b"x"),
+        error,
+        oack,
+        Vec::new(),
+        vec![0],
+        b"\0\x09xyz".to_vec(),
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+    ];
+    for ports in [PortMode::PerTransfer, PortMode::Single] {
+        let mut s = ServerSide::new(AllowAll::serving(file(2000)), limits(), ports);
+        for j in &junk {
+            s.request(T0, client_addr(), j);
+            assert!(s.drain(T0).is_empty(), "{ports:?}: {j:?} answered");
+        }
+        assert!(s.refused.is_empty() && s.is_empty() && s.poll_timeout().is_none());
+        // A broken request is told why, with ERROR 4.
+        for broken in [
+            &b"\0\x01boot"[..],
+            b"\0\x02f\0",
+            b"\0\x01f\0octet\0blksize\0",
+        ] {
+            s.request(T0, client_addr(), broken);
+            let out = s.drain_sent(T0);
+            assert_eq!(out.len(), 1, "{ports:?}: {broken:?}");
+            assert_eq!(error_code(&out[0].bytes), ErrorCode::IllegalOperation);
+            let (_, filename, refusal) = s.refused.pop().unwrap();
+            assert_eq!(filename, None);
+            assert!(
+                refusal.message.starts_with("malformed request"),
+                "{}",
+                refusal.message
+            );
+        }
+        assert!(s.is_empty());
+    }
+    // In port-per-transfer mode, a running transfer's client on the request port is a
+    // stranger there too: its ACK does not reach the transfer.
+    let mut s = ServerSide::serving(file(2000));
+    s.request(T0, client_addr(), &rrq("f"));
+    s.drain(T0);
+    s.request(ms(1), client_addr(), &ack(1));
+    assert!(s.drain(ms(1)).is_empty());
+    s.feed(ms(2), client_addr(), &ack(1));
+    assert!(is_data(&s.drain(ms(2))[0].1, 2));
+}
+
+#[test]
+fn shutdown_refuses_new_requests_and_abort_all_ends_the_running_ones_with_an_error() {
+    let mut s = ServerSide::new(
+        AllowAll::serving(file(2000)),
+        limits(),
+        PortMode::PerTransfer,
+    );
+    let (a, b) = (addr("10.0.0.1:5000"), addr("10.0.0.3:5000"));
+    s.request(T0, a, &rrq("f"));
+    s.drain(T0);
+    s.endpoint.shutdown();
+    s.request(ms(1), b, &rrq("f"));
+    assert_eq!(s.len(), 1);
+    let (peer, _, refusal) = s.refused.pop().expect("refused");
+    assert_eq!((peer, refusal.code), (b, ErrorCode::NotDefined));
+    assert!(
+        refusal.message.contains("shutting down"),
+        "{}",
+        refusal.message
+    );
+    s.drain(ms(1));
+    // The running transfer goes on...
+    s.feed(ms(2), a, &ack(1));
+    assert!(is_data(&s.drain(ms(2))[0].1, 2));
+    // ...until everything is aborted: its client is told, and it ends with that reason.
+    // (Called on the endpoint itself: the adapter's `drain` collects what follows.)
+    s.endpoint
+        .abort_all(ms(3), ErrorCode::NotDefined, "server stopped");
+    let out = s.drain(ms(3));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, a);
+    assert_eq!(error_code(&out[0].1), ErrorCode::NotDefined);
+    let ended = s.take_ended();
+    assert_eq!(ended.len(), 1);
+    assert!(
+        matches!(&ended[0].1.result, Err(TransferError::Aborted { message, .. }) if message == "server stopped"),
+        "{:?}",
+        ended[0].1.result
+    );
+    assert!(s.is_empty());
+}
