@@ -68,13 +68,11 @@ fn boot_storm(root: &TempDir, data: &[u8], ports: PortMode) {
                 thread::Builder::new()
                     .stack_size(256 * 1024)
                     .spawn_scoped(sc, move || {
-                        let opts = ClientOptions {
-                            blksize: Some(Blksize::new(1468).unwrap()),
-                            windowsize: Some(Windowsize::new(4).unwrap()),
-                            tsize: true,
-                            config: fast_config(200, 1000, 10),
-                            ..ClientOptions::default()
-                        };
+                        let mut opts = ClientOptions::default();
+                        opts.blksize = Some(Blksize::new(1468).unwrap());
+                        opts.windowsize = Some(Windowsize::new(4).unwrap());
+                        opts.tsize = true;
+                        opts.config = fast_config(200, 1000, 10);
                         barrier.wait();
                         match get_from(client_ip(i as u32), addr, "boot.img", &opts) {
                             Ok((got, _)) if got == data => None,

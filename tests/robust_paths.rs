@@ -90,7 +90,11 @@ in_both_port_modes!(
 fn reads_outside_the_root_are_refused(ports: PortMode) {
     let l = layout("paths-read");
     let before = snapshot(&l.base);
-    let server = OurServer::start(config_with(&l.root, ports, fast_config(200, 400, 2)));
+    // Strict names: absolute and backslash names are refused outright (without it they
+    // are read as relative to the root: tests/firmware_names.rs).
+    let mut config = config_with(&l.root, ports, fast_config(200, 400, 2));
+    config.strict_names = true;
+    let server = OurServer::start(config);
     let addr = server.addr;
     // The inside file is served, so refusals below are about the names.
     let client = RawClient::new(addr);
@@ -120,6 +124,7 @@ fn uploads_outside_the_root_are_refused(ports: PortMode) {
     let mut config = config_with(&l.root, ports, fast_config(200, 400, 2));
     config.allow_create = true;
     config.allow_overwrite = true;
+    config.strict_names = true;
     let server = OurServer::start(config);
     for (what, name) in attacks() {
         let code = answer_code(server.addr, &request(2, &name, "octet", &[]));

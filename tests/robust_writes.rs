@@ -26,11 +26,10 @@ fn peer_code(e: &ClientError) -> Option<ErrorCode> {
 }
 
 fn quick() -> ClientOptions {
-    ClientOptions {
-        config: fast_config(100, 400, 5),
-        tsize: true,
-        ..ClientOptions::default()
-    }
+    let mut o = ClientOptions::default();
+    o.config = fast_config(100, 400, 5);
+    o.tsize = true;
+    o
 }
 
 fn no_progress() -> impl FnMut(u64, Option<u64>) {
@@ -200,10 +199,8 @@ fn full_disk_reports_error_3_and_leaves_nothing(ports: PortMode) {
     config.allow_create = true;
     let server = OurServer::start(config);
     let mut data = random_bytes(2 << 20, 31);
-    let opts = ClientOptions {
-        tsize: false,
-        ..quick()
-    };
+    let mut opts = quick();
+    opts.tsize = false;
     let e = put_from(
         server.addr,
         "big.bin",
@@ -242,10 +239,8 @@ fn upload_size_limit(ports: PortMode) {
     .unwrap_err();
     assert_eq!(peer_code(&e), Some(ErrorCode::DiskFull), "{e}");
     // Not announced: stopped when it grows past the limit.
-    let opts = ClientOptions {
-        tsize: false,
-        ..quick()
-    };
+    let mut opts = quick();
+    opts.tsize = false;
     let e = put_from(addr, "b.bin", &mut data, None, &opts, &mut no_progress()).unwrap_err();
     assert_eq!(peer_code(&e), Some(ErrorCode::DiskFull), "{e}");
     // Exactly at the limit is fine.

@@ -18,7 +18,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
 pub struct Serving {
     /// The server process.
     pub child: Child,
-    /// Its banner: `serving DIR on ADDR[, ADDR...] (MODE); stop with Ctrl-C`.
+    /// Its banner: `[TIME LEVEL] serving DIR on ADDR[, ADDR...] (MODE); stop with Ctrl-C`.
     pub banner: String,
     /// The addresses it bound, from the banner.
     pub addrs: Vec<SocketAddr>,
@@ -33,28 +33,44 @@ impl Serving {
         Serving::spawn(cmd)
     }
 
+    /// Runs `wirekit serve DIR --listen 127.0.0.1:0 --threads 1 ARGS`.
+    pub fn loopback(dir: &Path, args: &[&str]) -> Serving {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--threads", "1"])
+            .args(args);
+        Serving::spawn(cmd)
+    }
+
     /// Runs `cmd`, which must end up running `wirekit serve` (e.g. through `sh -c '...;
     /// exec wirekit serve ...'`), and waits for its banner.
     pub fn spawn(mut cmd: Command) -> Serving {
         let mut child = cmd
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let banner = match lines.next() {
-            Some(Ok(line)) => line,
-            other => {
-                let _ = child.kill();
-                panic!(
-                    "wirekit serve printed no banner: {other:?}; {:?}",
-                    child.wait()
-                );
+        // Lines before the banner (warnings) are kept with the rest of the log.
+        let mut early = Vec::new();
+        let banner = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("serving ") => break line,
+                Some(Ok(line)) => early.push(line),
+                other => {
+                    let _ = child.kill();
+                    panic!(
+                        "wirekit serve printed no banner: {other:?} after {early:?}; {:?}",
+                        child.wait()
+                    );
+                }
             }
         };
         let addrs = bound_addresses(&banner);
         // Keep reading the log, so the server never blocks on a full pipe and tests can look.
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(early));
         let sink = log.clone();
         thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -102,9 +118,10 @@ impl Drop for Serving {
     }
 }
 
-/// The addresses in a banner `serving DIR on A, B (MODE); ...`.
+/// The addresses in a banner `[TIME LEVEL] serving DIR on A, B (MODE); ...`.
 pub fn bound_addresses(banner: &str) -> Vec<SocketAddr> {
-    let list = banner
+    let serving = banner.find("serving ").map_or(banner, |i| &banner[i..]);
+    let list = serving
         .rsplit_once(" on ")
         .and_then(|(_, rest)| rest.split_once(" ("))
         .map(|(list, _)| list)

@@ -176,6 +176,16 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     run_for(cmd, input, CHILD_TIMEOUT)
 }
 
+/// Runs `cmd` with no stdin, killing it (and failing the test) after `limit`; whether it
+/// succeeded, and its stdout and stderr together.
+pub fn run_quietly(cmd: &mut Command, limit: Duration) -> (bool, String) {
+    let out = run_for(cmd, &[], limit);
+    (
+        out.status.success(),
+        format!("{}{}", out.stdout, out.stderr),
+    )
+}
+
 /// Runs `cmd` with `input` on its stdin, killing it (and failing the test) after `limit`.
 pub fn run_for(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
     let what = format!("{cmd:?}");

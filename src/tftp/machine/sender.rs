@@ -89,10 +89,15 @@ struct Pace {
 /// Windows acknowledged whole, at the burst that once lost, before it grows by one block.
 const CLEAN_WINDOWS_TO_GROW: u32 = 8;
 
+/// The first burst fits a receive buffer of Linux's default size (208 KiB, of which a
+/// little goes to bookkeeping), so that a receiver that never asked for more does not lose
+/// the first window's tail before a round trip is known. Windows of small blocks fit whole.
+const FIRST_BURST_BYTES: u64 = 192 * 1024;
+
 impl Pace {
-    fn new(windowsize: u64) -> Pace {
+    fn new(windowsize: u64, blksize: u64) -> Pace {
         Pace {
-            burst: windowsize,
+            burst: windowsize.min((FIRST_BURST_BYTES / blksize.max(1)).max(1)),
             ceiling: windowsize,
             clean: 0,
             sent: 0,
@@ -144,7 +149,7 @@ impl Sender {
             sent_high: 0,
             next: 1,
             last: None,
-            pace: Pace::new(u64::from(windowsize)),
+            pace: Pace::new(u64::from(windowsize), u64::from(blksize)),
         }
     }
 
