@@ -1,105 +1,58 @@
-//! The `wirekit` program, run as a user would.
+//! The `wirekit` program, run as a user would. Every server listens on port 0 of
+//! 127.0.0.1 and is found through the address its banner names.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
+use common::cli::{BIN, Serving, wirekit};
+use common::files::{TempDir, list, part_files};
+use common::in_both_port_modes;
+use common::packets::{RawClient, ack, data, rrq, wrq};
+use common::peers::{is_root, require_peers};
+use common::wait::wait_for;
+use wirekit::tftp::server::PortMode;
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wirekit-cli-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
+const ANY_PORT: &str = "127.0.0.1:0";
 
-/// A free loopback port (bound and released; good enough for a test).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `wirekit serve` and the lines it has logged so far.
-struct Serving(Child, Arc<Mutex<Vec<String>>>);
-
-impl Serving {
-    /// Waits (bounded) for a log line containing every one of `parts`.
-    fn wait_for_log(&self, parts: &[&str]) -> String {
-        let start = Instant::now();
-        loop {
-            let lines = self.1.lock().unwrap();
-            if let Some(l) = lines.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return l.clone();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no log line with {parts:?} in {lines:?}"
-            );
-            drop(lines);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+fn mode_args(ports: PortMode) -> &'static [&'static str] {
+    match ports {
+        PortMode::Single => &["--single-port"],
+        _ => &[],
     }
 }
 
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `wirekit serve` and waits for its "serving" line.
-fn serve(dir: &Path, args: &[&str]) -> (Serving, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("serve").args(args).current_dir(dir);
-    start(cmd)
-}
-
-/// Starts `cmd`, a `wirekit serve` however launched, and waits for its "serving" line.
-fn start(mut cmd: Command) -> (Serving, String) {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    // Keep reading the log, so the server never blocks on a full pipe and tests can look.
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (Serving(child, log), first)
-}
-
-fn wirekit(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-#[test]
-fn serve_with_no_arguments_serves_the_current_directory_on_loopback() {
-    let dir = tempdir("default");
-    fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
-    let (_server, banner) = serve(&dir, &[]);
-    assert!(banner.contains("127.0.0.1:6969"), "{banner}");
-    assert!(banner.contains("read-only"), "{banner}");
-    let out = wirekit(&dir, &["get", "127.0.0.1:6969", "hello.txt", "copy.txt"]);
+fn assert_ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The default listen address is loopback on a high port (read from `--help`, so that the
+/// test does not take that fixed port); with nothing but a port-0 address given, the
+/// server serves the current directory read-only.
+#[test]
+fn serve_defaults_to_the_current_directory_read_only_on_loopback() {
+    let dir = TempDir::new("cli-default");
+    let help = wirekit(&dir, &["serve", "--help"]);
+    assert_ok(&help);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[default: 127.0.0.1:6969]"), "{help}");
+
+    fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
+    let server = Serving::start(&dir, &["--listen", ANY_PORT]);
+    assert!(server.banner.contains("read-only"), "{}", server.banner);
+    assert!(server.addr().ip().is_loopback() && server.addr().port() != 0);
+    let out = wirekit(
+        &dir,
+        &["get", &server.addr().to_string(), "hello.txt", "copy.txt"],
+    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("copy.txt")).unwrap(), b"hello\n");
     // Quiet in scripts: no progress bar when stderr is not a terminal.
     assert!(
@@ -107,17 +60,30 @@ fn serve_with_no_arguments_serves_the_current_directory_on_loopback() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Read-only: an upload is refused.
+    let out = wirekit(
+        &dir,
+        &["put", &server.addr().to_string(), "copy.txt", "new.txt"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.join("new.txt").exists());
 }
 
-#[test]
-fn get_and_put_with_options_and_clear_errors() {
-    let dir = tempdir("opts");
+in_both_port_modes!(
+    get_and_put_with_options_and_clear_errors,
+    netascii_get_converts_line_ends,
+    sigterm_stops_the_server_and_leaves_no_partial_upload,
+    sigterm_after_a_finished_upload_cuts_nothing,
+);
+
+fn get_and_put_with_options_and_clear_errors(ports: PortMode) {
+    let dir = TempDir::new("cli-opts");
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
     fs::write(dir.join("fw.bin"), &data).unwrap();
-    let port = free_port().to_string();
-    let listen = format!("127.0.0.1:{port}");
-    let (serving, _) = serve(&dir, &["--listen", &listen, "--allow-create"]);
-    let server = format!("127.0.0.1:{port}");
+    let mut args = vec!["--listen", ANY_PORT, "--allow-create"];
+    args.extend(mode_args(ports));
+    let serving = Serving::start(&dir, &args);
+    let server = serving.addr().to_string();
 
     let out = wirekit(
         &dir,
@@ -132,11 +98,7 @@ fn get_and_put_with_options_and_clear_errors() {
             "16",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("a.bin")).unwrap(), data);
     // One line per transfer: peer, direction, file, bytes, duration, rate, retransmissions,
     // outcome.
@@ -148,7 +110,8 @@ fn get_and_put_with_options_and_clear_errors() {
         "retransmissions",
         "ok",
     ]);
-    assert!(line.starts_with("127.0.0.1:"), "{line}");
+    // After the log's timestamp and level: the client's address.
+    assert!(line.contains(" 127.0.0.1:"), "{line}");
 
     let out = wirekit(
         &dir,
@@ -163,11 +126,7 @@ fn get_and_put_with_options_and_clear_errors() {
             "2",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("b.bin")).unwrap(), data);
 
     // An existing file is not replaced without --allow-overwrite: ERROR 6, one line, exit 1.
@@ -175,9 +134,9 @@ fn get_and_put_with_options_and_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("File already exists"), "{err}");
+    assert!(err.contains("already exists"), "{err}");
 
-    serving.wait_for_log(&["refused", "\"b.bin\"", "error 6"]);
+    serving.wait_for_log(&["refused", "\"b.bin\"", "ERROR 6"]);
 
     let out = wirekit(&dir, &["get", &server, "no-such-file"]);
     assert_eq!(out.status.code(), Some(1));
@@ -189,95 +148,101 @@ fn get_and_put_with_options_and_clear_errors() {
     assert!(!dir.join("no-such-file").exists());
 }
 
-#[test]
-fn netascii_get_converts_line_ends() {
-    let dir = tempdir("ascii");
+fn netascii_get_converts_line_ends(ports: PortMode) {
+    let dir = TempDir::new("cli-ascii");
     fs::write(dir.join("t.txt"), b"one\ntwo\r\nthree\n").unwrap();
-    let port = free_port().to_string();
-    let (_server, _) = serve(&dir, &["--listen", &format!("127.0.0.1:{port}")]);
+    let mut args = vec!["--listen", ANY_PORT];
+    args.extend(mode_args(ports));
+    let server = Serving::start(&dir, &args);
     let out = wirekit(
         &dir,
         &[
             "get",
-            &format!("127.0.0.1:{port}"),
+            &server.addr().to_string(),
             "t.txt",
             "u.txt",
             "--netascii",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("u.txt")).unwrap(), b"one\ntwo\r\nthree\n");
 }
 
-#[test]
-fn sigterm_stops_the_server_and_leaves_no_partial_upload() {
-    let dir = tempdir("sigterm");
-    let port = free_port().to_string();
-    let (mut server, _) = serve(
-        &dir,
-        &[
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--allow-create",
-            "--grace",
-            "1",
-        ],
-    );
+fn sigterm_stops_the_server_and_leaves_no_partial_upload(ports: PortMode) {
+    let dir = TempDir::new("cli-sigterm");
+    let mut args = vec!["--listen", ANY_PORT, "--allow-create", "--grace", "1"];
+    args.extend(mode_args(ports));
+    let mut server = Serving::start(&dir, &args);
     // An upload that stalls after its first block: WRQ, DATA 1, then silence.
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    client
-        .send_to(b"\0\x02stalled.bin\0octet\0", format!("127.0.0.1:{port}"))
-        .unwrap();
-    let mut buf = [0u8; 600];
-    let (n, tid) = client.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[0, 4, 0, 0]);
-    let mut data = vec![0, 3, 0, 1];
-    data.extend_from_slice(&[7u8; 512]);
-    client.send_to(&data, tid).unwrap();
-    let (n, _) = client.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[0, 4, 0, 1]);
+    let client = RawClient::new(server.addr());
+    let (answer, tid) = client.ask(&wrq("stalled.bin", &[]), server.addr());
+    assert_eq!(answer, ack(0));
+    assert_eq!(
+        tid == server.addr(),
+        ports == PortMode::Single,
+        "ACK 0 from {tid}, request port {}",
+        server.addr()
+    );
+    client.send(&data(1, &[7u8; 512]), tid);
+    assert_eq!(client.recv().0, ack(1));
+    // The upload is under way (its temporary file has no name on Linux, O_TMPFILE).
+    assert!(part_files(&dir).len() <= 1, "{:?}", list(&dir));
 
     let status = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let start = Instant::now();
-    let exit = loop {
-        if let Some(s) = server.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut exit = None;
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            exit = server.child.try_wait().unwrap();
+            exit.is_some()
+        },
+        || "the server did not stop".into(),
+    );
+    let exit = exit.unwrap();
     assert!(exit.success(), "{exit:?}");
-    let left: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    // The stalled upload was cut when the grace period ended, and its file removed.
+    server.wait_for_log(&["grace period over", "cut 1"]);
+    assert!(list(&dir).is_empty(), "left behind: {:?}", list(&dir));
 }
 
-/// The address in a "serving DIR on ADDR (...)" banner.
-fn banner_addr(banner: &str) -> String {
-    let rest = banner
-        .rsplit_once(" on ")
-        .map(|(_, r)| r)
-        .unwrap_or_default();
-    rest.split_once(" (")
-        .map(|(a, _)| a)
-        .unwrap_or_default()
-        .to_string()
+/// An upload that has finished (stored, its final ACK sent) only dallies, to re-ACK a
+/// repeated final DATA: a stop does not wait the grace period out for it, and does not
+/// report it as a running transfer that had to be cut.
+fn sigterm_after_a_finished_upload_cuts_nothing(ports: PortMode) {
+    let dir = TempDir::new("cli-sigterm-done");
+    fs::write(dir.join("a.txt"), b"done\n").unwrap();
+    let mut args = vec!["--listen", ANY_PORT, "--allow-create", "--grace", "2"];
+    args.extend(mode_args(ports));
+    let mut server = Serving::start(&dir, &args);
+    let out = wirekit(&dir, &["put", &server.addr().to_string(), "a.txt", "b.txt"]);
+    assert_ok(&out);
+    server.wait_for_log(&["write", "\"b.txt\"", "ok"]);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exit = None;
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            exit = server.child.try_wait().unwrap();
+            exit.is_some()
+        },
+        || "the server did not stop".into(),
+    );
+    assert!(exit.unwrap().success(), "{exit:?}");
+    let lines = server.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("grace period over")),
+        "{lines:?}"
+    );
+    assert_eq!(fs::read(dir.join("b.txt")).unwrap(), b"done\n");
 }
 
 /// A server killed (SIGKILL) in the middle of an upload leaves nothing behind once it is
@@ -285,52 +250,35 @@ fn banner_addr(banner: &str) -> String {
 #[test]
 fn killed_mid_upload_leaves_nothing_and_storage_flags_apply() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempdir("sigkill");
-    let outside = tempdir("sigkill-outside");
+    let dir = TempDir::new("cli-sigkill");
+    let outside = TempDir::new("cli-sigkill-outside");
     let args = [
         "--listen",
-        "127.0.0.1:0",
+        ANY_PORT,
         "--allow-create",
         "--create-mode",
         "640",
         "--refuse-linked",
     ];
-    let (mut server, banner) = serve(&dir, &args);
-    let addr = banner_addr(&banner);
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    client.send_to(b"\0\x02killed.bin\0octet\0", &addr).unwrap();
-    let mut buf = [0u8; 600];
-    let (n, tid) = client.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[0, 4, 0, 0]);
-    let mut data = vec![0, 3, 0, 1];
-    data.extend_from_slice(&[7u8; 512]);
-    client.send_to(&data, tid).unwrap();
-    let (n, _) = client.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[0, 4, 0, 1]);
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    let mut server = Serving::start(&dir, &args);
+    let client = RawClient::new(server.addr());
+    let (answer, tid) = client.ask(&wrq("killed.bin", &[]), server.addr());
+    assert_eq!(answer, ack(0));
+    client.send(&data(1, &[7u8; 512]), tid);
+    assert_eq!(client.recv().0, ack(1));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
     drop(server);
 
-    let (_server, banner) = serve(&dir, &args);
-    let addr = banner_addr(&banner);
-    let left: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    let server = Serving::start(&dir, &args);
+    let addr = server.addr().to_string();
+    assert!(list(&dir).is_empty(), "left behind: {:?}", list(&dir));
 
     // --create-mode: new files get exactly that mode.
     fs::write(outside.join("up.txt"), b"uploaded\n").unwrap();
     let local = outside.join("up.txt");
     let out = wirekit(&dir, &["put", &addr, local.to_str().unwrap(), "up.txt"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let mode = fs::metadata(dir.join("up.txt"))
         .unwrap()
         .permissions()
@@ -347,37 +295,43 @@ fn killed_mid_upload_leaves_nothing_and_storage_flags_apply() {
     assert!(!outside.join("got").exists());
 }
 
+/// Whether this runs as root with `program` available (checked with `args`); otherwise
+/// prints the skip line, or fails when `WIREKIT_REQUIRE_PEERS=1`.
+fn root_with(program: &str, args: &[&str]) -> bool {
+    let usable = is_root()
+        && Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !usable {
+        assert!(
+            !require_peers(),
+            "needs root and {program}, and WIREKIT_REQUIRE_PEERS=1"
+        );
+        eprintln!("skipping: needs root and {program}");
+    }
+    usable
+}
+
 /// A server running as an ordinary user cannot give a replaced file back to its owner, so
 /// it refuses the upload up front instead of handing the file to itself.
 #[test]
 fn unprivileged_server_refuses_to_replace_what_it_cannot_keep() {
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    let setpriv = Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !root_user || !setpriv {
-        assert!(
-            std::env::var("WIREKIT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "needs root and setpriv, and WIREKIT_REQUIRE_PEERS=1"
-        );
-        eprintln!("skipping: needs root and setpriv");
+    if !root_with("setpriv", &["--version"]) {
         return;
     }
-    let dir = tempdir("unpriv");
+    let dir = TempDir::new("cli-unpriv");
+    let outside = TempDir::new("cli-unpriv-local");
     std::os::unix::fs::chown(&dir, Some(1234), Some(1234)).unwrap();
     fs::write(dir.join("root.cfg"), b"root's\n").unwrap();
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid", "1234", "--regid", "1234", "--clear-groups", BIN])
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", ANY_PORT])
         .args(["--allow-create", "--allow-overwrite"])
-        .arg(&dir);
-    let (_server, banner) = start(cmd);
-    let addr = banner_addr(&banner);
-    let local = std::env::temp_dir().join(format!("wirekit-cli-unpriv-{}.txt", std::process::id()));
+        .arg(dir.path());
+    let server = Serving::spawn(cmd);
+    let addr = server.addr().to_string();
+    let local = outside.join("upload.txt");
     fs::write(&local, b"uploaded\n").unwrap();
 
     let out = wirekit(&dir, &["put", &addr, local.to_str().unwrap(), "root.cfg"]);
@@ -388,14 +342,9 @@ fn unprivileged_server_refuses_to_replace_what_it_cannot_keep() {
     assert_eq!(fs::read(dir.join("root.cfg")).unwrap(), b"root's\n");
     // A new file is the server's own.
     let out = wirekit(&dir, &["put", &addr, local.to_str().unwrap(), "new.cfg"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     use std::os::unix::fs::MetadataExt;
     assert_eq!(fs::metadata(dir.join("new.cfg")).unwrap().uid(), 1234);
-    let _ = fs::remove_file(&local);
 }
 
 /// Where uploads cannot be anonymous (no `O_TMPFILE`, or here no `/proc` to link one
@@ -403,49 +352,24 @@ fn unprivileged_server_refuses_to_replace_what_it_cannot_keep() {
 /// what a killed server left under such a name is gone once a server starts again.
 #[test]
 fn named_fallback_is_refused_by_name_and_swept_after_a_kill() {
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    let unshare = Command::new("unshare")
-        .args(["--mount", "true"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !root_user || !unshare {
-        assert!(
-            std::env::var("WIREKIT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "needs root and unshare, and WIREKIT_REQUIRE_PEERS=1"
-        );
-        eprintln!("skipping: needs root and unshare");
+    if !root_with("unshare", &["--mount", "true"]) {
         return;
     }
-    let dir = tempdir("fallback");
+    let dir = TempDir::new("cli-fallback");
     let script = format!(
-        "umount -l /proc && exec {BIN} serve --listen 127.0.0.1:0 --allow-create {}",
+        "umount -l /proc && exec {BIN} serve --listen {ANY_PORT} --allow-create {}",
         dir.display()
     );
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
-    let (mut server, banner) = start(cmd);
-    let addr = banner_addr(&banner);
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    client.send_to(b"\0\x02up.bin\0octet\0", &addr).unwrap();
-    let mut buf = [0u8; 600];
-    let (n, tid) = client.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[0, 4, 0, 0]);
-    let mut data = vec![0, 3, 0, 1];
-    data.extend_from_slice(&[7u8; 512]);
-    client.send_to(&data, tid).unwrap();
-    let (n, _) = client.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[0, 4, 0, 1]);
+    let mut server = Serving::spawn(cmd);
+    let client = RawClient::new(server.addr());
+    let (answer, tid) = client.ask(&wrq("up.bin", &[]), server.addr());
+    assert_eq!(answer, ack(0));
+    client.send(&data(1, &[7u8; 512]), tid);
+    assert_eq!(client.recv().0, ack(1));
 
-    let names: Vec<String> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = list(&dir);
     assert_eq!(names.len(), 1, "{names:?}");
     let temp = &names[0];
     assert!(
@@ -453,24 +377,13 @@ fn named_fallback_is_refused_by_name_and_swept_after_a_kill() {
         "{temp}"
     );
     assert_eq!(temp.len(), 1 + 32 + ".wirekit-part".len(), "{temp}");
-    let mut rrq = b"\0\x01".to_vec();
-    rrq.extend_from_slice(temp.as_bytes());
-    rrq.extend_from_slice(b"\0octet\0");
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    probe.send_to(&rrq, &addr).unwrap();
-    let (n, _) = probe.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..4], &[0, 5, 0, 2], "{:?}", &buf[..n]);
+    let probe = RawClient::new(server.addr());
+    let (answer, _) = probe.ask(&rrq(temp, &[]), server.addr());
+    assert_eq!(&answer[..4], &[0, 5, 0, 2], "{answer:?}");
 
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
     assert!(dir.join(temp).exists(), "the kill left nothing to sweep");
-    let (_server, _) = serve(&dir, &["--listen", "127.0.0.1:0"]);
-    let left: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    let _server = Serving::start(&dir, &["--listen", ANY_PORT]);
+    assert!(list(&dir).is_empty(), "left behind: {:?}", list(&dir));
 }

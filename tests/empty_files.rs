@@ -77,8 +77,6 @@ fn empty_upload_still_echoes_its_tsize() {
 
 #[cfg(feature = "cli")]
 mod common;
-#[cfg(feature = "cli")]
-mod serve_cli;
 
 #[cfg(feature = "cli")]
 mod peers {
@@ -87,8 +85,9 @@ mod peers {
     use std::process::Command;
     use std::time::Duration;
 
-    use super::common::{have_peer, run_limited, tempdir};
-    use super::serve_cli::Serving;
+    use super::common::cli::Serving;
+    use super::common::files::TempDir;
+    use super::common::peers::{peer, run_quietly};
     use wirekit::net::{ClientOptions, get};
     use wirekit::tftp::Blksize;
 
@@ -97,10 +96,10 @@ mod peers {
     /// A served directory with `empty` (0 bytes) and `one` (1 byte), and the server,
     /// logging every packet.
     fn serve() -> (Serving, std::path::PathBuf) {
-        let root = tempdir("empty-root");
+        let root = TempDir::new("empty-root").keep();
         fs::write(root.join("empty"), b"").unwrap();
         fs::write(root.join("one"), b"1").unwrap();
-        (Serving::start(&root, &["-v"]), root)
+        (Serving::loopback(&root, &["-v"]), root)
     }
 
     /// `path` exists and holds exactly `want`.
@@ -114,7 +113,7 @@ mod peers {
     /// The OACKs the server sent, from its packet log.
     fn oacks(server: &Serving) -> Vec<String> {
         server
-            .log()
+            .lines()
             .into_iter()
             .filter(|l| l.contains(" OACK "))
             .collect()
@@ -125,8 +124,8 @@ mod peers {
     /// file's OACK has none.
     fn check(client: &str, fetch: impl Fn(u16, &str, &Path) -> (bool, String)) {
         let (server, _root) = serve();
-        let local = tempdir(&format!("empty-{client}"));
-        let port = server.addr.port();
+        let local = TempDir::new(&format!("empty-{client}")).keep();
+        let port = server.addr().port();
 
         let (ok, out) = fetch(port, "one", &local.join("one"));
         assert!(ok, "{client} get one: {out}");
@@ -151,11 +150,11 @@ mod peers {
 
     #[test]
     fn curl_fetches_an_empty_file_with_options() {
-        if !have_peer("curl") {
+        if peer("curl").is_none() {
             return;
         }
         check("curl", |port, name, local| {
-            run_limited(
+            run_quietly(
                 Command::new("curl")
                     .args(["-sS", "--tftp-blksize", "1024", "-o"])
                     .arg(local)
@@ -167,11 +166,11 @@ mod peers {
 
     #[test]
     fn atftp_fetches_an_empty_file_with_options() {
-        if !have_peer("atftp") {
+        if peer("atftp").is_none() {
             return;
         }
         check("atftp", |port, name, local| {
-            run_limited(
+            run_quietly(
                 Command::new("atftp")
                     .args([
                         "--option",
@@ -192,11 +191,11 @@ mod peers {
 
     #[test]
     fn busybox_fetches_an_empty_file_with_options() {
-        if !have_peer("busybox") {
+        if peer("busybox").is_none() {
             return;
         }
         check("busybox", |port, name, local| {
-            run_limited(
+            run_quietly(
                 Command::new("busybox")
                     .args(["tftp", "-g", "-b", "1024", "-r"])
                     .arg(name)
@@ -211,16 +210,16 @@ mod peers {
     /// tftp-hpa's client asks for no options: the plain RFC 1350 path.
     #[test]
     fn tftp_hpa_fetches_an_empty_file() {
-        if !have_peer("tftp") {
+        if peer("tftp").is_none() {
             return;
         }
         let (server, _root) = serve();
-        let local = tempdir("empty-tftp-hpa");
-        let (ok, out) = run_limited(
+        let local = TempDir::new("empty-tftp-hpa").keep();
+        let (ok, out) = run_quietly(
             Command::new("tftp")
                 .current_dir(&local)
                 .args(["-m", "binary", "127.0.0.1"])
-                .arg(server.addr.port().to_string())
+                .arg(server.addr().port().to_string())
                 .args(["-c", "get", "empty", "got"]),
             LIMIT,
         );
@@ -233,12 +232,12 @@ mod peers {
     #[test]
     fn wirekit_client_fetches_an_empty_file_with_options() {
         let (server, _root) = serve();
-        let local = tempdir("empty-wirekit");
+        let local = TempDir::new("empty-wirekit").keep();
         let mut opts = ClientOptions::default();
         opts.blksize = Some(Blksize::new(1024).unwrap());
         opts.tsize = true;
         let stats = get(
-            server.addr,
+            server.addr(),
             "empty",
             &local.join("got"),
             &opts,

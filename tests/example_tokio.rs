@@ -68,12 +68,12 @@ fn start(files: &[(&str, Vec<u8>)]) -> Running {
 
 #[test]
 fn curl_gets_and_puts_through_the_tokio_server() {
-    if !common::have_peer("curl") {
+    if common::peers::peer("curl").is_none() {
         return;
     }
-    let image = common::content(300_000, 7);
+    let image = common::files::random_bytes(300_000, 7);
     let server = start(&[("image.bin", image.clone())]);
-    let dir = common::tempdir("tokio-curl");
+    let dir = common::files::TempDir::new("tokio-curl");
     let got = dir.join("got.bin");
     let status = Command::new("curl")
         .args(["-sS", "--tftp-blksize", "1468", "-o"])
@@ -84,7 +84,7 @@ fn curl_gets_and_puts_through_the_tokio_server() {
     assert!(status.success());
     assert_eq!(std::fs::read(&got).unwrap(), image);
 
-    let upload = common::content(70_000, 9);
+    let upload = common::files::random_bytes(70_000, 9);
     let local = dir.join("up.bin");
     std::fs::write(&local, &upload).unwrap();
     let status = Command::new("curl")
@@ -113,7 +113,7 @@ fn curl_gets_and_puts_through_the_tokio_server() {
             && log.contains("refused")
     };
     assert!(
-        common::wait_until(std::time::Duration::from_secs(5), logged),
+        common::wait::wait_until(std::time::Duration::from_secs(5), logged),
         "{:?}",
         server.log.lock().unwrap()
     );
@@ -121,12 +121,12 @@ fn curl_gets_and_puts_through_the_tokio_server() {
 
 #[test]
 fn tftp_hpa_gets_through_the_tokio_server() {
-    if !common::have_peer("tftp") {
+    if common::peers::peer("tftp").is_none() {
         return;
     }
     let text = b"hello from tokio\n".repeat(1000);
     let server = start(&[("hello.txt", text.clone())]);
-    let dir = common::tempdir("tokio-hpa");
+    let dir = common::files::TempDir::new("tokio-hpa");
     let got = dir.join("hello.txt");
     let output = Command::new("tftp")
         .args([

@@ -5,7 +5,6 @@
 #![cfg(feature = "cli")]
 
 mod common;
-mod serve_cli;
 
 use std::fs;
 use std::net::SocketAddr;
@@ -13,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{have_peer, run_limited, tempdir};
-use serve_cli::Serving;
+use common::cli::Serving;
+use common::files::TempDir;
+use common::peers::{peer, run_quietly};
 use wirekit::net::{ClientError, ClientOptions, get_into, put_from};
 use wirekit::tftp::{ErrorCode, TransferError};
 
@@ -22,7 +22,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// A served directory inside a parent that holds a `secret` a path escape would reach.
 fn boot_tree(name: &str) -> PathBuf {
-    let top = tempdir(name);
+    let top = TempDir::new(name).keep();
     fs::write(top.join("secret"), b"outside the root").unwrap();
     let root = top.join("root");
     fs::create_dir_all(root.join("Boot/x64")).unwrap();
@@ -52,7 +52,7 @@ fn refusal(r: Result<impl std::fmt::Debug, ClientError>) -> (ErrorCode, String) 
 #[test]
 fn leading_slash_and_backslashes_are_served_from_the_root() {
     let root = boot_tree("names-lenient");
-    let server = Serving::start(&root, &[]);
+    let server = Serving::loopback(&root, &[]);
     for (name, want) in [
         ("/pxelinux.0", &b"pxelinux"[..]),
         ("//pxelinux.0", b"pxelinux"),
@@ -62,14 +62,14 @@ fn leading_slash_and_backslashes_are_served_from_the_root() {
         ("/pxelinux.cfg/default", b"default config"),
         ("pxelinux.0", b"pxelinux"),
     ] {
-        assert_eq!(fetch(server.addr, name).unwrap(), want, "{name:?}");
+        assert_eq!(fetch(server.addr(), name).unwrap(), want, "{name:?}");
     }
 }
 
 #[test]
 fn parent_directories_stay_refused_in_every_spelling() {
     let root = boot_tree("names-parent");
-    let server = Serving::start(&root, &[]);
+    let server = Serving::loopback(&root, &[]);
     for name in [
         "/../secret",
         "\\..\\secret",
@@ -78,12 +78,12 @@ fn parent_directories_stay_refused_in_every_spelling() {
         "/Boot/../../secret",
         "\\\\..\\secret",
     ] {
-        let (code, message) = refusal(fetch(server.addr, name));
+        let (code, message) = refusal(fetch(server.addr(), name));
         assert_eq!(code, ErrorCode::AccessViolation, "{name:?}: {message}");
         assert_eq!(message, "'..' in filename", "{name:?}");
     }
     for name in ["/", "\\", "\\Boot\\", "/Boot/."] {
-        let (code, _) = refusal(fetch(server.addr, name));
+        let (code, _) = refusal(fetch(server.addr(), name));
         assert_eq!(code, ErrorCode::AccessViolation, "{name:?}");
     }
 }
@@ -94,15 +94,15 @@ fn parent_directories_stay_refused_in_every_spelling() {
 #[test]
 fn absolute_names_stay_under_the_root() {
     let root = boot_tree("names-absolute");
-    let server = Serving::start(&root, &["--allow-create"]);
-    let (code, _) = refusal(fetch(server.addr, "/etc/passwd"));
+    let server = Serving::loopback(&root, &["--allow-create"]);
+    let (code, _) = refusal(fetch(server.addr(), "/etc/passwd"));
     assert_eq!(code, ErrorCode::FileNotFound);
-    let (code, _) = refusal(fetch(server.addr, "C:\\secret"));
+    let (code, _) = refusal(fetch(server.addr(), "C:\\secret"));
     assert_eq!(code, ErrorCode::FileNotFound);
     let name = format!("/wirekit-absolute-{}", std::process::id());
     let mut data = b"inside".to_vec();
     put_from(
-        server.addr,
+        server.addr(),
         &name,
         &mut data,
         Some(6),
@@ -117,12 +117,12 @@ fn absolute_names_stay_under_the_root() {
 #[test]
 fn uploads_take_firmware_names_too() {
     let root = boot_tree("names-upload");
-    let server = Serving::start(&root, &["--allow-create"]);
+    let server = Serving::loopback(&root, &["--allow-create"]);
     for (name, lands) in [("/new.bin", "new.bin"), ("\\up\\log.txt", "up/log.txt")] {
         let mut data = name.as_bytes().to_vec();
         let size = data.len() as u64;
         put_from(
-            server.addr,
+            server.addr(),
             name,
             &mut data,
             Some(size),
@@ -134,7 +134,7 @@ fn uploads_take_firmware_names_too() {
     }
     let mut data = b"x".to_vec();
     let r = put_from(
-        server.addr,
+        server.addr(),
         "\\..\\escaped",
         &mut data,
         None,
@@ -148,20 +148,20 @@ fn uploads_take_firmware_names_too() {
 #[test]
 fn strict_names_refuses_both_forms() {
     let root = boot_tree("names-strict");
-    let server = Serving::start(&root, &["--strict-names"]);
+    let server = Serving::loopback(&root, &["--strict-names"]);
     assert_eq!(
-        refusal(fetch(server.addr, "/pxelinux.0")),
+        refusal(fetch(server.addr(), "/pxelinux.0")),
         (ErrorCode::AccessViolation, "absolute filename".to_string())
     );
     assert_eq!(
-        refusal(fetch(server.addr, "Boot\\x64\\wdsnbp.com")),
+        refusal(fetch(server.addr(), "Boot\\x64\\wdsnbp.com")),
         (
             ErrorCode::AccessViolation,
             "backslash in filename".to_string()
         )
     );
     assert_eq!(
-        fetch(server.addr, "Boot/x64/wdsnbp.com").unwrap(),
+        fetch(server.addr(), "Boot/x64/wdsnbp.com").unwrap(),
         b"wdsnbp"
     );
     server.wait_for_log(&["refused \"/pxelinux.0\"", "absolute filename"]);
@@ -172,12 +172,12 @@ fn strict_names_refuses_both_forms() {
 #[test]
 fn real_clients_fetch_firmware_names() {
     let root = boot_tree("names-peers");
-    let server = Serving::start(&root, &[]);
-    let local = tempdir("names-peers-local");
-    let port = server.addr.port().to_string();
-    if have_peer("curl") {
+    let server = Serving::loopback(&root, &[]);
+    let local = TempDir::new("names-peers-local").keep();
+    let port = server.addr().port().to_string();
+    if peer("curl").is_some() {
         let out = local.join("curl-pxelinux.0");
-        let (ok, log) = run_limited(
+        let (ok, log) = run_quietly(
             Command::new("curl")
                 .args(["-sS", "-o"])
                 .arg(&out)
@@ -188,8 +188,8 @@ fn real_clients_fetch_firmware_names() {
         assert_file(&out, b"pxelinux");
         server.wait_for_log(&["read \"/pxelinux.0\"", "ok"]);
     }
-    if have_peer("tftp") {
-        let (ok, log) = run_limited(
+    if peer("tftp").is_some() {
+        let (ok, log) = run_quietly(
             Command::new("tftp")
                 .current_dir(&local)
                 .args(["-m", "binary", "127.0.0.1", &port])

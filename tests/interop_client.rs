@@ -1,6 +1,6 @@
 //! Our client (`wirekit::net::get`/`put`) against `in.tftpd` from tftp-hpa, started by each
-//! test on a free loopback port and killed at its end (also on panic). Every file is
-//! compared byte for byte.
+//! test on a loopback socket of port 0 (handed to it as inetd would) and killed at its end
+//! (also on panic). Every file is compared byte for byte.
 //!
 //! tftp-hpa 5.2 knows blksize, tsize and timeout but not windowsize: a windowsize ask is
 //! left out of its OACK, and our client must fall back to one block per window.
@@ -8,15 +8,13 @@
 //! A missing `in.tftpd` skips these tests (`skipping: in.tftpd not installed`) unless
 //! `WIREKIT_REQUIRE_PEERS=1`.
 
-mod peers;
+mod common;
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
 
-use peers::{
-    SIZES, TempDir, WRAP_SIZE, assert_same, in_tftpd, ipv6_loopback, random_bytes, read, text_lf,
-};
+use common::files::{TempDir, WRAP_SIZE, assert_same, random_bytes, read, sized_files, text_lf};
+use common::peers::{in_tftpd, ipv6_loopback};
 use wirekit::net::{ClientError, ClientOptions, get, put};
 use wirekit::tftp::{Blksize, ErrorCode, Timeout, TransferError, Windowsize};
 
@@ -55,26 +53,13 @@ fn option_sets() -> Vec<(&'static str, ClientOptions)> {
     ]
 }
 
-/// Writes one random file per size into `dir`, named `f<size>.bin`; returns them.
-fn sized_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    SIZES
-        .iter()
-        .map(|&n| {
-            let name = format!("f{n}.bin");
-            let data = random_bytes(n, n as u64 + 11);
-            fs::write(dir.join(&name), &data).unwrap();
-            (name, data)
-        })
-        .collect()
-}
-
 /// Gets every size with every option set. With tsize asked, the size tftpd-hpa announces
 /// reaches the progress callback.
 #[test]
 fn client_get_sizes_and_options() {
     let root = TempDir::new("cget-root");
     let local = TempDir::new("cget-local");
-    let files = sized_files(root.path());
+    let files = sized_files(root.path(), 11);
     let Some((_tftpd, addr)) = in_tftpd(root.path(), LOOPBACK) else {
         return;
     };
@@ -99,7 +84,7 @@ fn client_get_sizes_and_options() {
 fn client_put_sizes_and_options() {
     let root = TempDir::new("cput-root");
     let local = TempDir::new("cput-local");
-    let files = sized_files(local.path());
+    let files = sized_files(local.path(), 11);
     let Some((_tftpd, addr)) = in_tftpd(root.path(), LOOPBACK) else {
         return;
     };

@@ -1,24 +1,30 @@
-//! Our client against our server on loopback sockets.
+//! Our client against our server on loopback sockets, in both port modes.
 
 mod common;
 
 use std::fs;
-use std::path::Path;
 
-use common::{content, no_progress, tempdir};
-use wirekit::net::{ClientOptions, Server, ServerConfig, get, put};
+use common::files::{TempDir, random_bytes};
+use common::in_both_port_modes;
+use common::server::{OurServer, config, fast_config};
+use wirekit::net::{ClientOptions, get, put};
+use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Blksize, Windowsize};
 
-#[test]
-fn get_and_put_round_trip() {
-    let root = tempdir("root");
-    let local = tempdir("local");
-    let data = content(300_000, 0x1234_5678);
+in_both_port_modes!(get_and_put_round_trip);
+
+fn get_and_put_round_trip(ports: PortMode) {
+    let root = TempDir::new("basic-root");
+    let local = TempDir::new("basic-local");
+    let data = random_bytes(300_000, 0x1234_5678);
     fs::write(root.join("file.bin"), &data).unwrap();
-    let mut config = ServerConfig::new(&root, vec!["127.0.0.1:0".parse().unwrap()]);
+    let mut config = config(&root, ports);
     config.allow_create = true;
-    let server = Server::bind(config).unwrap().spawn().unwrap();
-    let addr = server.local_addrs()[0];
+    // Short timers, so that stopping the server does not wait out the dally of the last
+    // upload for long.
+    config.limits.config = fast_config(100, 400, 5);
+    let server = OurServer::start(config);
+    let addr = server.addr;
 
     for (blksize, windowsize) in [(None, None), (Some(1468), Some(16)), (Some(65464), Some(4))] {
         let mut opts = ClientOptions::default();
@@ -26,12 +32,12 @@ fn get_and_put_round_trip() {
         opts.windowsize = windowsize.map(|w| Windowsize::new(w).unwrap());
         opts.tsize = true;
         let target = local.join("got.bin");
-        let stats = get(addr, "file.bin", &target, &opts, &mut no_progress()).unwrap();
+        let stats = get(addr, "file.bin", &target, &opts, &mut |_, _| {}).unwrap();
         assert_eq!(stats.bytes, data.len() as u64);
         assert_eq!(fs::read(&target).unwrap(), data);
 
         let name = format!("up-{blksize:?}.bin");
-        put(addr, &target, &name, &opts, &mut no_progress()).unwrap();
+        put(addr, &target, &name, &opts, &mut |_, _| {}).unwrap();
         assert_eq!(fs::read(root.join(&name)).unwrap(), data);
     }
     let err = get(
@@ -39,10 +45,10 @@ fn get_and_put_round_trip() {
         "missing",
         &local.join("x"),
         &ClientOptions::default(),
-        &mut no_progress(),
+        &mut |_, _| {},
     )
     .unwrap_err();
     assert!(err.to_string().contains("File not found"), "{err}");
-    assert!(!Path::new(&local.join("x")).exists());
+    assert!(!local.join("x").exists());
     server.stop().unwrap();
 }

@@ -15,9 +15,11 @@ use std::fs;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::{content, server_config, spawn, tempdir};
+use common::files::{TempDir, random_bytes as content};
+use common::server::{OurServer, config_with};
 use sim::{ServerSide, client_addr};
 use wirekit::tftp::Config;
+use wirekit::tftp::server::PortMode;
 
 const FILE_LEN: usize = 1000;
 
@@ -89,10 +91,11 @@ fn an_out_of_range_option_leaves_the_others_negotiated() {
 
 #[test]
 fn blksize_7_over_a_socket_is_served_at_512() {
-    let root = tempdir("option-ranges");
+    let root = TempDir::new("option-ranges");
     let file = content(FILE_LEN, 7);
     fs::write(root.join("f.bin"), &file).unwrap();
-    let (server, addr) = spawn(server_config(&root, Config::default()));
+    let server = OurServer::start(config_with(&root, PortMode::PerTransfer, Config::default()));
+    let addr = server.addr;
 
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client

@@ -324,8 +324,6 @@ fn server_config_runs_the_rules() {
 
 #[cfg(feature = "cli")]
 mod common;
-#[cfg(feature = "cli")]
-mod serve_cli;
 
 /// `wirekit serve --remap FILE`, with real clients.
 #[cfg(feature = "cli")]
@@ -336,8 +334,9 @@ mod served {
     use std::process::Command;
     use std::time::Duration;
 
-    use super::common::{have_peer, run_limited, tempdir};
-    use super::serve_cli::{BIN, Serving};
+    use super::common::cli::{BIN, Serving};
+    use super::common::files::TempDir;
+    use super::common::peers::{peer, run_quietly};
     use wirekit::net::{ClientError, ClientOptions, get_into, put_from};
     use wirekit::tftp::{ErrorCode, TransferError};
 
@@ -358,7 +357,7 @@ r ^up/ ../
 
     /// A served tree and the rule file beside it (outside the root).
     fn setup(name: &str) -> (PathBuf, PathBuf) {
-        let top = tempdir(name);
+        let top = TempDir::new(name).keep();
         let root = top.join("root");
         for d in [
             "pxelinux.cfg/127.0.0.1",
@@ -385,7 +384,7 @@ r ^up/ ../
         let (root, rules) = setup(name);
         let mut args = vec!["--remap", rules.to_str().unwrap()];
         args.extend_from_slice(extra);
-        (Serving::start(&root, &args), root)
+        (Serving::loopback(&root, &args), root)
     }
 
     fn fetch(addr: SocketAddr, name: &str) -> Result<Vec<u8>, ClientError> {
@@ -418,14 +417,14 @@ r ^up/ ../
             ("pxelinux.cfg/default", b"mine"),
             ("BOOTX64.EFI", b"efi loader"),
         ] {
-            assert_eq!(fetch(server.addr, name).unwrap(), want, "{name:?}");
+            assert_eq!(fetch(server.addr(), name).unwrap(), want, "{name:?}");
         }
     }
 
     #[test]
     fn refusals_by_rules_and_by_confinement() {
         let (server, root) = serve("remap-refuse", &[]);
-        let refusal = |name: &str| match fetch(server.addr, name) {
+        let refusal = |name: &str| match fetch(server.addr(), name) {
             Err(ClientError::Transfer(TransferError::Peer { code, message })) => (code, message),
             other => panic!("{name:?}: {other:?}"),
         };
@@ -447,7 +446,7 @@ r ^up/ ../
         let (server, root) = serve("remap-put", &["--allow-create"]);
         let mut data = b"log line\n".to_vec();
         put_from(
-            server.addr,
+            server.addr(),
             "/boot.log",
             &mut data,
             Some(9),
@@ -462,15 +461,15 @@ r ^up/ ../
     #[test]
     fn curl_and_tftp_hpa_through_the_rules() {
         let (server, _root) = serve("remap-peers", &[]);
-        let local = tempdir("remap-peers-local");
-        let port = server.addr.port().to_string();
-        if have_peer("curl") {
+        let local = TempDir::new("remap-peers-local").keep();
+        let port = server.addr().port().to_string();
+        if peer("curl").is_some() {
             for (url_path, out, want) in [
                 ("pxelinux.cfg/default", "curl-default", &b"mine"[..]),
                 ("BOOTX64.EFI", "curl-efi", b"efi loader"),
                 ("%5CBoot%5Cx64%5Cwdsnbp.com", "curl-wds", b"wdsnbp"),
             ] {
-                let (ok, log) = run_limited(
+                let (ok, log) = run_quietly(
                     Command::new("curl")
                         .args(["-sS", "--tftp-blksize", "1024", "-o"])
                         .arg(local.join(out))
@@ -481,12 +480,12 @@ r ^up/ ../
                 assert_file(&local.join(out), want);
             }
         }
-        if have_peer("tftp") {
+        if peer("tftp").is_some() {
             for (name, out, want) in [
                 ("/pxelinux.0", "hpa-pxelinux.0", &b"pxelinux"[..]),
                 ("\\pxelinux.cfg\\default", "hpa-default", b"mine"),
             ] {
-                let (ok, log) = run_limited(
+                let (ok, log) = run_quietly(
                     Command::new("tftp").current_dir(&local).args([
                         "-m",
                         "binary",
@@ -507,10 +506,10 @@ r ^up/ ../
 
     #[test]
     fn a_bad_rule_file_stops_the_server_with_its_line() {
-        let top = tempdir("remap-bad");
+        let top = TempDir::new("remap-bad").keep();
         let rules = top.join("bad.rules");
         fs::write(&rules, "r ^a b\nrx ^a b\n").unwrap();
-        let (ok, out) = run_limited(
+        let (ok, out) = run_quietly(
             Command::new(BIN)
                 .arg("serve")
                 .arg(&top)

@@ -1,94 +1,155 @@
-//! Hostile packets while real transfers run.
+//! Hostile packets while real transfers run, in both port modes (one after the other: the
+//! test counts the process's server threads and descriptors).
 
 mod common;
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use common::files::{TempDir, random_bytes};
+use common::packets::{RawClient, ack, rrq};
+use common::proc::{fd_count, proc_status, server_threads};
+use common::server::{OurServer, PORT_MODES, config_with, fast_config};
+use common::wait::wait_until;
 use wirekit::net::{ClientOptions, get_into};
-use wirekit::tftp::{Blksize, ErrorCode, Packet, Text, Windowsize};
+use wirekit::tftp::server::PortMode;
+use wirekit::tftp::{Blksize, ErrorCode, Packet, Text, TransferError, Windowsize};
+
+/// Event loops of the server under test; each has a commit thread besides.
+const LOOPS: usize = 2;
+
+/// What [`raw_get`] did besides downloading.
+#[derive(Debug, Default)]
+struct RawStats {
+    /// Requests it sent again in the middle of its transfer.
+    replays: u64,
+    /// Datagrams from other sources, each answered with ERROR 5 (RFC 1350).
+    strays: u64,
+}
 
 /// A raw client that downloads `name` from `server` with plain RFC 1350 lockstep, and
-/// reports the transfer port to `tid` as soon as it is known.
-fn raw_get(server: SocketAddr, name: &str, tid: &Mutex<Option<SocketAddr>>) -> Vec<u8> {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
+/// reports the transfer port to `tid` as soon as it is known. Every 64 blocks it sends its
+/// request again, from the same port.
+fn raw_get(server: SocketAddr, name: &str, tid: &Mutex<Option<SocketAddr>>) -> (Vec<u8>, RawStats) {
+    let s = RawClient::new(server);
+    s.patience(Duration::from_millis(300));
     let req = rrq(name, &[]);
-    s.send_to(&req, server).unwrap();
+    s.send(&req, server);
     let mut got = Vec::new();
     let mut expected = 1u16;
     let mut peer = None;
-    let mut buf = vec![0u8; 1024];
     let mut silent = 0;
+    let mut stats = RawStats::default();
     loop {
-        let Ok((n, from)) = s.recv_from(&mut buf) else {
+        let Ok((answer, from)) = s.try_recv() else {
             silent += 1;
             assert!(silent < 50, "raw transfer stalled");
             match peer {
-                Some(p) => s
-                    .send_to(
-                        &Packet::Ack {
-                            block: expected.wrapping_sub(1),
-                        }
-                        .to_vec()
-                        .unwrap(),
-                        p,
-                    )
-                    .unwrap(),
-                None => s.send_to(&req, server).unwrap(),
+                Some(p) => s.send(&ack(expected.wrapping_sub(1)), p),
+                None => s.send(&req, server),
             };
             continue;
         };
         silent = 0;
         if *peer.get_or_insert(from) != from {
+            // Not our transfer (one a replayed request started): tell it so.
+            stats.strays += 1;
+            let unknown = Packet::Error {
+                code: ErrorCode::UnknownTransferId,
+                message: Text::from("unknown transfer ID"),
+            };
+            s.send(&unknown.to_vec().unwrap(), from);
             continue;
         }
         *tid.lock().unwrap() = Some(from);
-        // A replayed request from the same source, mid-transfer: ignored by the server.
-        if expected % 64 == 0 {
-            s.send_to(&req, server).unwrap();
+        // The same request again, from the same source, mid-transfer.
+        if expected.is_multiple_of(64) {
+            stats.replays += 1;
+            s.send(&req, server);
         }
-        match Packet::parse(&buf[..n]) {
+        match Packet::parse(&answer) {
             Ok(Packet::Data { block, data }) if block == expected => {
                 got.extend_from_slice(data);
-                s.send_to(&Packet::Ack { block }.to_vec().unwrap(), from)
-                    .unwrap();
+                s.send(&ack(block), from);
                 expected = expected.wrapping_add(1);
                 if data.len() < 512 {
-                    return got;
+                    return (got, stats);
                 }
             }
-            Ok(Packet::Data { block, .. }) => {
-                s.send_to(&Packet::Ack { block }.to_vec().unwrap(), from)
-                    .unwrap();
-            }
+            Ok(Packet::Data { block, .. }) => s.send(&ack(block), from),
             other => panic!("raw transfer got {other:?}"),
         }
     }
 }
 
+/// Junk of every kind: empty, truncated, unknown opcodes, broken requests, an oversized
+/// datagram, ERRORs.
+fn junk() -> Vec<Vec<u8>> {
+    vec![
+        vec![],
+        vec![0],
+        vec![0, 9, 1, 2],
+        vec![0, 3],
+        vec![0, 4, 0, 1],
+        vec![0, 6, b'x'],
+        vec![0, 1, b'f', b'i'],
+        vec![0, 2, 0, 0],
+        vec![0xff; 1400],
+        vec![0, 1]
+            .into_iter()
+            .chain(std::iter::repeat_n(b'a', 9000))
+            .collect(),
+        Packet::Error {
+            code: ErrorCode::NotDefined,
+            message: Text::from("go away"),
+        }
+        .to_vec()
+        .unwrap(),
+        Packet::Error {
+            code: ErrorCode::UnknownTransferId,
+            message: Text::from(""),
+        }
+        .to_vec()
+        .unwrap(),
+    ]
+}
+
 #[test]
 fn hostile_packets_do_not_disturb_transfers() {
-    let root = tempdir("hostile");
-    let data = content(1 << 20, 51);
+    for ports in PORT_MODES {
+        hostile_packets(ports);
+    }
+}
+
+fn hostile_packets(ports: PortMode) {
+    let root = TempDir::new("hostile");
+    let data = random_bytes(1 << 20, 51);
     fs::write(root.join("file.bin"), &data).unwrap();
-    let mut config = server_config(&root, fast_config(100, 400, 10));
+    let mut config = config_with(&root, ports, fast_config(100, 400, 10));
     config.allow_create = true;
-    let (server, addr, _logs) = spawn_logged(config);
-    let threads_before = warm_up_and_count_threads(addr, "file.bin");
+    config.threads = LOOPS;
+    let server = OurServer::start(config);
+    let addr = server.addr;
+    // One thread per event loop and a commit thread for each, once they have started.
+    let threads = 2 * LOOPS;
+    assert!(
+        wait_until(Duration::from_secs(5), || server_threads() == threads),
+        "{} server threads, want {threads}",
+        server_threads()
+    );
+    // The server's descriptors are all open once it runs: its transfers' come on top.
+    let fds_before = fd_count();
     let done = AtomicBool::new(false);
     let tid: Mutex<Option<SocketAddr>> = Mutex::new(None);
     let error5 = AtomicU64::new(0);
     let other_answers = AtomicU64::new(0);
-    let max_threads = AtomicU64::new(0);
+    let (min_threads, max_threads) = (AtomicUsize::new(usize::MAX), AtomicUsize::new(0));
     let max_rss = AtomicU64::new(0);
-    thread::scope(|sc| {
+    let raw_stats = thread::scope(|sc| {
         let getters: Vec<_> = (0..6)
             .map(|i| {
                 sc.spawn(move || {
@@ -98,7 +159,7 @@ fn hostile_packets_do_not_disturb_transfers() {
                         Some(Windowsize::new(if i % 2 == 0 { 1 } else { 8 }).unwrap());
                     opts.config = fast_config(100, 400, 10);
                     let mut v = Vec::new();
-                    get_into(addr, "file.bin", &mut v, &opts, &mut no_progress()).map(|_| v)
+                    get_into(addr, "file.bin", &mut v, &opts, &mut |_, _| {}).map(|_| v)
                 })
             })
             .collect();
@@ -107,49 +168,21 @@ fn hostile_packets_do_not_disturb_transfers() {
         let flood = sc.spawn(|| {
             let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
             stranger.set_nonblocking(true).unwrap();
-            let junk: Vec<Vec<u8>> = vec![
-                vec![],
-                vec![0],
-                vec![0, 9, 1, 2],
-                vec![0, 3],
-                vec![0, 4, 0, 1],
-                vec![0, 6, b'x'],
-                vec![0, 1, b'f', b'i'],
-                vec![0, 2, 0, 0],
-                vec![0xff; 1400],
-                vec![0, 1]
-                    .into_iter()
-                    .chain(std::iter::repeat_n(b'a', 9000))
-                    .collect(),
-                Packet::Error {
-                    code: ErrorCode::NotDefined,
-                    message: Text::from("go away"),
-                }
-                .to_vec()
-                .unwrap(),
-                Packet::Error {
-                    code: ErrorCode::UnknownTransferId,
-                    message: Text::from(""),
-                }
-                .to_vec()
-                .unwrap(),
-            ];
-            let data1 = Packet::Data {
+            let junk = junk();
+            let data7 = Packet::Data {
                 block: 7,
                 data: &[1; 512],
             }
             .to_vec()
             .unwrap();
-            let ack = Packet::Ack { block: 3 }.to_vec().unwrap();
+            let ack3 = ack(3);
             let mut buf = [0u8; 2048];
-            let mut round = 0u64;
             while !done.load(Ordering::SeqCst) {
-                round += 1;
                 for j in &junk {
                     let _ = stranger.send_to(j, addr);
                 }
                 if let Some(t) = *tid.lock().unwrap() {
-                    for j in junk.iter().chain([&data1, &ack]) {
+                    for j in junk.iter().chain([&data7, &ack3]) {
                         let _ = stranger.send_to(j, t);
                     }
                 }
@@ -166,10 +199,11 @@ fn hostile_packets_do_not_disturb_transfers() {
                         }
                     }
                 }
-                if round % 10 == 0 {
-                    max_threads.fetch_max(proc_status("Threads"), Ordering::Relaxed);
-                    max_rss.fetch_max(proc_status("VmRSS"), Ordering::Relaxed);
-                }
+                let t = server_threads();
+                min_threads.fetch_min(t, Ordering::Relaxed);
+                max_threads.fetch_max(t, Ordering::Relaxed);
+                max_rss.fetch_max(proc_status("VmRSS"), Ordering::Relaxed);
+                // Pacing, so the flood does not starve the transfers of the CPU.
                 thread::sleep(Duration::from_millis(2));
             }
         });
@@ -177,27 +211,84 @@ fn hostile_packets_do_not_disturb_transfers() {
             let got = g.join().unwrap().expect("get under flood");
             assert!(got == data, "get under flood: bytes differ");
         }
-        let got = raw.join().unwrap();
+        let (got, raw_stats) = raw.join().unwrap();
         assert!(got == data, "raw get under flood: bytes differ");
         done.store(true, Ordering::SeqCst);
         flood.join().unwrap();
+        raw_stats
     });
     let e5 = error5.load(Ordering::Relaxed);
-    eprintln!(
-        "hostile: {e5} ERROR 5 answers, {} other answers (refusals of broken requests), threads {threads_before} before, max {} during, VmRSS max {} kB",
-        other_answers.load(Ordering::Relaxed),
+    let (min_t, max_t) = (
+        min_threads.load(Ordering::Relaxed),
         max_threads.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "hostile ({ports:?}): {e5} ERROR 5 answers, {} other answers (refusals of broken requests), {raw_stats:?}, server threads {min_t}..={max_t}, VmRSS max {} kB",
+        other_answers.load(Ordering::Relaxed),
         max_rss.load(Ordering::Relaxed),
     );
-    assert!(e5 > 0, "strangers at a transfer port got no ERROR 5");
-    // 6 gets + 1 raw transfer + the listener: a bounded number, whatever the flood.
-    assert!(max_threads.load(Ordering::Relaxed) <= threads_before + 20);
+    match ports {
+        // A stranger at a transfer's own port is told it has the wrong transfer ID.
+        PortMode::PerTransfer => assert!(e5 > 0, "strangers at a transfer port got no ERROR 5"),
+        // On the one shared port the server cannot tell a stranger from junk sent to the
+        // request port, and answers neither: it reflects nothing.
+        _ => assert_eq!(
+            e5, 0,
+            "a stranger's packets on the shared port were answered"
+        ),
+    }
+    // The flood never changes how many threads the server runs.
+    assert_eq!(
+        (min_t, max_t),
+        (threads, threads),
+        "server threads under flood"
+    );
     assert!(
         max_rss.load(Ordering::Relaxed) < 512 * 1024,
         "RSS above 512 MiB"
     );
-    assert!(wait_until(Duration::from_secs(10), || proc_status(
-        "Threads"
-    ) <= threads_before));
+    let replays = match ports {
+        PortMode::PerTransfer => server_reports_of_replays(&server, raw_stats.replays),
+        _ => server_reports_of_replays(&server, 0),
+    };
+    match ports {
+        // Once the client has answered its transfer, the same request from the same port
+        // is a new request (tftp-hpa's interactive client reuses its port): each replay
+        // started a transfer, which the client ended with ERROR 5.
+        PortMode::PerTransfer => {
+            assert_eq!(replays, raw_stats.replays, "{raw_stats:?}");
+            assert_eq!(raw_stats.strays, raw_stats.replays, "{raw_stats:?}");
+        }
+        // With one port per client, a request while its transfer runs is a repeat of it.
+        _ => assert_eq!((replays, raw_stats.strays), (0, 0), "{raw_stats:?}"),
+    }
+    // Every transfer over: the server holds the descriptors it held before the first.
+    assert!(
+        wait_until(Duration::from_secs(10), || fd_count() <= fds_before),
+        "descriptors {} (before {fds_before})",
+        fd_count()
+    );
     server.stop().unwrap();
+}
+
+/// The transfers of the server's log that a client ended with ERROR 5: the replays', once
+/// `expected` of them (or, after a while, however many there are).
+fn server_reports_of_replays(server: &OurServer, expected: u64) -> u64 {
+    let count = || {
+        server
+            .reports()
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.result,
+                    Err(TransferError::Peer {
+                        code: ErrorCode::UnknownTransferId,
+                        ..
+                    })
+                )
+            })
+            .count() as u64
+    };
+    wait_until(Duration::from_secs(5), || count() >= expected);
+    count()
 }

@@ -4,33 +4,23 @@
 mod common;
 
 use std::fs;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
-use common::*;
+use common::files::{TempDir, list_tree};
+use common::in_both_port_modes;
+use common::packets::{RawClient, ack, request};
+use common::server::{OurServer, config_with, fast_config};
+use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet};
 
 const SECRET: &[u8] = b"top secret, outside the root\n";
 
-/// A raw request: opcode, name bytes, NUL, "octet", NUL.
-fn request(opcode: u8, name: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, opcode];
-    v.extend_from_slice(name);
-    v.push(0);
-    v.extend_from_slice(b"octet\0");
-    v
-}
-
 /// Sends `datagram` to `server` and returns the ERROR code of the answer; panics on any
 /// other answer (a DATA or ACK would mean the request was served).
 fn answer_code(server: SocketAddr, datagram: &[u8]) -> ErrorCode {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.send_to(datagram, server).unwrap();
-    let mut buf = [0u8; 2048];
-    let (n, _) = s.recv_from(&mut buf).expect("no answer");
-    match Packet::parse(&buf[..n]) {
+    let (answer, _) = RawClient::new(server).ask(datagram, server);
+    match Packet::parse(&answer) {
         Ok(Packet::Error { code, .. }) => code,
         other => panic!(
             "request {:?} answered with {other:?}",
@@ -57,14 +47,14 @@ fn attacks() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 struct Layout {
-    base: std::path::PathBuf,
-    root: std::path::PathBuf,
+    base: TempDir,
+    root: PathBuf,
 }
 
 /// base/{root/{a/, file.txt, link -> ../outside/secret, dirlink -> ../outside},
 ///       outside/secret, secret}
 fn layout(name: &str) -> Layout {
-    let base = tempdir(name);
+    let base = TempDir::new(name);
     let root = base.join("root");
     let outside = base.join("outside");
     fs::create_dir_all(root.join("a")).unwrap();
@@ -92,54 +82,52 @@ fn snapshot(base: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-#[test]
-fn reads_outside_the_root_are_refused() {
+in_both_port_modes!(
+    reads_outside_the_root_are_refused,
+    uploads_outside_the_root_are_refused
+);
+
+fn reads_outside_the_root_are_refused(ports: PortMode) {
     let l = layout("paths-read");
-    // A file at the absolute path some attack names, so a leak would be visible.
     let before = snapshot(&l.base);
     // Strict names: absolute and backslash names are refused outright (without it they
     // are read as relative to the root: tests/firmware_names.rs).
-    let mut config = server_config(&l.root, fast_config(200, 400, 2));
+    let mut config = config_with(&l.root, ports, fast_config(200, 400, 2));
     config.strict_names = true;
-    let (server, addr) = spawn(config);
+    let server = OurServer::start(config);
+    let addr = server.addr;
     // The inside file is served, so refusals below are about the names.
-    assert!(matches!(
-        Packet::parse(&{
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s.send_to(&request(1, b"file.txt"), addr).unwrap();
-            let mut b = vec![0u8; 600];
-            let (n, _) = s.recv_from(&mut b).unwrap();
-            b.truncate(n);
-            b
-        }),
+    let client = RawClient::new(addr);
+    let (answer, tid) = client.ask(&request(1, b"file.txt", "octet", &[]), addr);
+    assert_eq!(
+        Packet::parse(&answer),
         Ok(Packet::Data {
             block: 1,
             data: b"inside"
         })
-    ));
+    );
+    client.send(&ack(1), tid);
     for (what, name) in attacks() {
-        let code = answer_code(addr, &request(1, &name));
+        let code = answer_code(addr, &request(1, &name, "octet", &[]));
         assert_eq!(code, ErrorCode::AccessViolation, "read {what}");
     }
     server.stop().unwrap();
     assert_eq!(snapshot(&l.base), before);
 }
 
-#[test]
-fn uploads_outside_the_root_are_refused() {
+fn uploads_outside_the_root_are_refused(ports: PortMode) {
     let l = layout("paths-write");
     let passwd = fs::read("/etc/passwd").ok();
     let before = snapshot(&l.base);
     let parent = l.base.parent().unwrap().to_path_buf();
     let parent_secret_before = fs::read(parent.join("secret")).ok();
-    let mut config = server_config(&l.root, fast_config(200, 400, 2));
+    let mut config = config_with(&l.root, ports, fast_config(200, 400, 2));
     config.allow_create = true;
     config.allow_overwrite = true;
     config.strict_names = true;
-    let (server, addr) = spawn(config);
+    let server = OurServer::start(config);
     for (what, name) in attacks() {
-        let code = answer_code(addr, &request(2, &name));
+        let code = answer_code(server.addr, &request(2, &name, "octet", &[]));
         assert_eq!(code, ErrorCode::AccessViolation, "write {what}");
     }
     server.stop().unwrap();

@@ -12,9 +12,28 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
-use wirekit::net::{ClientOptions, get_into, put_from};
+use common::files::{TempDir, list, part_files, random_bytes};
+use common::packets::{rrq, wrq};
+use common::peers::require_peers;
+use common::server::{OurServer, config_with, fast_config};
+use wirekit::net::{ClientOptions, ServerConfig, get_into, put_from};
+use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet};
+
+/// Serves with `config` (a port per transfer: the storage layer is the same in both modes).
+fn spawn(config: ServerConfig) -> (OurServer, SocketAddr) {
+    let server = OurServer::start(config);
+    let addr = server.addr;
+    (server, addr)
+}
+
+fn server_config(root: &Path, retransmission: wirekit::tftp::Config) -> ServerConfig {
+    config_with(root, PortMode::PerTransfer, retransmission)
+}
+
+fn content(n: usize, seed: u32) -> Vec<u8> {
+    random_bytes(n, seed.into())
+}
 
 fn client() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -73,12 +92,12 @@ fn quick() -> ClientOptions {
 fn put(addr: SocketAddr, name: &str, bytes: &[u8]) -> Result<(), wirekit::net::ClientError> {
     let mut d = bytes.to_vec();
     let len = d.len() as u64;
-    put_from(addr, name, &mut d, Some(len), &quick(), &mut no_progress()).map(|_| ())
+    put_from(addr, name, &mut d, Some(len), &quick(), &mut |_, _| {}).map(|_| ())
 }
 
 fn get(addr: SocketAddr, name: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    get_into(addr, name, &mut out, &quick(), &mut no_progress()).unwrap();
+    get_into(addr, name, &mut out, &quick(), &mut |_, _| {}).unwrap();
     out
 }
 
@@ -123,7 +142,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn fifo_is_refused_and_the_next_client_is_served() {
-    let root = tempdir("st-fifo");
+    let root = TempDir::new("st-fifo");
     fs::write(root.join("file.txt"), b"inside").unwrap();
     let fifo = root.join("pipe");
     assert!(
@@ -180,7 +199,7 @@ fn fifo_is_refused_and_the_next_client_is_served() {
 
 #[test]
 fn upload_in_progress_cannot_be_seen_read_or_replaced() {
-    let root = tempdir("st-hidden");
+    let root = TempDir::new("st-hidden");
     let mut config = server_config(&root, fast_config(200, 800, 5));
     config.allow_create = true;
     config.allow_overwrite = true;
@@ -234,7 +253,7 @@ fn upload_in_progress_cannot_be_seen_read_or_replaced() {
 
 #[test]
 fn names_created_in_advance_do_not_make_uploads_fail() {
-    let root = tempdir("st-squat");
+    let root = TempDir::new("st-squat");
     let mut config = server_config(&root, fast_config(100, 400, 5));
     config.allow_create = true;
     let (server, addr) = spawn(config);
@@ -251,7 +270,7 @@ fn names_created_in_advance_do_not_make_uploads_fail() {
 
 #[test]
 fn leftovers_of_a_killed_server_are_swept_at_start() {
-    let base = tempdir("st-sweep");
+    let base = TempDir::new("st-sweep");
     let root = base.join("root");
     let deep = root.join("sub").join("deeper");
     fs::create_dir_all(&deep).unwrap();
@@ -307,7 +326,7 @@ fn replaced_file_keeps_owner_and_mode_and_new_files_get_the_create_mode() {
         eprintln!("skipping: changing owners needs root");
         return;
     }
-    let root = tempdir("st-owner");
+    let root = TempDir::new("st-owner");
     let config_file = root.join("device.cfg");
     fs::write(&config_file, b"old config").unwrap();
     std::os::unix::fs::chown(&config_file, Some(1234), Some(1234)).unwrap();
@@ -340,7 +359,7 @@ fn replaced_file_keeps_owner_and_mode_and_new_files_get_the_create_mode() {
 
 #[test]
 fn new_files_default_to_666_less_the_umask() {
-    let root = tempdir("st-umask");
+    let root = TempDir::new("st-umask");
     let mut config = server_config(&root, fast_config(100, 400, 5));
     config.allow_create = true;
     let (server, addr) = spawn(config);
@@ -351,7 +370,7 @@ fn new_files_default_to_666_less_the_umask() {
 
 #[test]
 fn long_names_upload_and_directory_names_are_refused() {
-    let root = tempdir("st-names");
+    let root = TempDir::new("st-names");
     fs::create_dir(root.join("dir")).unwrap();
     fs::write(root.join("file.bin"), b"file").unwrap();
     let mut config = server_config(&root, fast_config(100, 400, 5));
@@ -391,7 +410,7 @@ fn long_names_upload_and_directory_names_are_refused() {
 
 #[test]
 fn upload_that_differs_from_its_tsize_is_not_stored() {
-    let root = tempdir("st-tsize");
+    let root = TempDir::new("st-tsize");
     let mut config = server_config(&root, fast_config(100, 400, 3));
     config.allow_create = true;
     let (server, addr) = spawn(config);
@@ -429,7 +448,7 @@ fn upload_that_differs_from_its_tsize_is_not_stored() {
 
 #[test]
 fn hard_links_and_foreign_files_are_refused_only_when_asked() {
-    let base = tempdir("st-links");
+    let base = TempDir::new("st-links");
     let root = base.join("root");
     fs::create_dir(&root).unwrap();
     let secret = base.join("secret");

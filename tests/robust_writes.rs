@@ -4,21 +4,19 @@
 mod common;
 
 use std::fs;
-use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use common::files::{TempDir, list, part_files, random_bytes};
+use common::in_both_port_modes;
+use common::packets::{RawClient, ack, data, wrq};
+use common::peers::require_peers;
+use common::server::{OurServer, config_with, fast_config};
+use common::wait::wait_until;
 use wirekit::net::{ClientError, ClientOptions, put_from};
+use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet, TransferError};
-
-fn recv(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 2048];
-    let (n, from) = s.recv_from(&mut buf).expect("no answer");
-    buf.truncate(n);
-    (buf, from)
-}
 
 fn peer_code(e: &ClientError) -> Option<ErrorCode> {
     match e {
@@ -34,14 +32,25 @@ fn quick() -> ClientOptions {
     o
 }
 
-#[test]
-fn writes_disabled_refused() {
-    let root = tempdir("wr-disabled");
-    let (server, addr) = spawn(server_config(&root, fast_config(100, 200, 2)));
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.send_to(&wrq("new.bin", &[]), addr).unwrap();
-    let (answer, _) = recv(&s);
+fn no_progress() -> impl FnMut(u64, Option<u64>) {
+    |_, _| {}
+}
+
+in_both_port_modes!(
+    writes_disabled_refused,
+    existing_file_without_overwrite_refused,
+    stalled_upload_leaves_nothing,
+    concurrent_uploads_of_one_name_never_mix,
+    full_disk_reports_error_3_and_leaves_nothing,
+    upload_size_limit,
+    second_of_two_racing_new_uploads_is_refused_at_the_end,
+);
+
+fn writes_disabled_refused(ports: PortMode) {
+    let root = TempDir::new("wr-disabled");
+    let server = OurServer::start(config_with(&root, ports, fast_config(100, 200, 2)));
+    let addr = server.addr;
+    let (answer, _) = RawClient::new(addr).ask(&wrq("new.bin", &[]), addr);
     assert!(matches!(
         Packet::parse(&answer),
         Ok(Packet::Error {
@@ -64,16 +73,15 @@ fn writes_disabled_refused() {
     assert!(list(&root).is_empty(), "{:?}", list(&root));
 }
 
-#[test]
-fn existing_file_without_overwrite_refused() {
-    let root = tempdir("wr-exists");
+fn existing_file_without_overwrite_refused(ports: PortMode) {
+    let root = TempDir::new("wr-exists");
     fs::write(root.join("keep.bin"), b"original").unwrap();
-    let mut config = server_config(&root, fast_config(100, 200, 2));
+    let mut config = config_with(&root, ports, fast_config(100, 200, 2));
     config.allow_create = true;
-    let (server, addr) = spawn(config);
-    let mut data = content(5000, 3);
+    let server = OurServer::start(config);
+    let mut data = random_bytes(5000, 3);
     let e = put_from(
-        addr,
+        server.addr,
         "keep.bin",
         &mut data,
         Some(5000),
@@ -87,45 +95,27 @@ fn existing_file_without_overwrite_refused() {
     assert_eq!(list(&root), vec!["keep.bin".to_string()]);
 }
 
-#[test]
-fn stalled_upload_leaves_nothing() {
-    let root = tempdir("wr-stall");
-    let mut config = server_config(&root, fast_config(30, 60, 3));
+fn stalled_upload_leaves_nothing(ports: PortMode) {
+    let root = TempDir::new("wr-stall");
+    let mut config = config_with(&root, ports, fast_config(30, 60, 3));
     config.allow_create = true;
-    let (server, addr, logs) = spawn_logged(config);
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.send_to(&wrq("stall.bin", &[]), addr).unwrap();
-    let (ack0, tid) = recv(&s);
+    let server = OurServer::start(config);
+    let s = RawClient::new(server.addr);
+    let (ack0, tid) = s.ask(&wrq("stall.bin", &[]), server.addr);
     assert_eq!(Packet::parse(&ack0).unwrap(), Packet::Ack { block: 0 });
     let block = vec![0x5a; 512];
     for n in 1..=3u16 {
-        let data = Packet::Data {
-            block: n,
-            data: &block,
-        }
-        .to_vec()
-        .unwrap();
-        s.send_to(&data, tid).unwrap();
-        loop {
-            let (a, _) = recv(&s);
-            if Packet::parse(&a).unwrap() == (Packet::Ack { block: n }) {
-                break;
-            }
-        }
+        s.send(&data(n, &block), tid);
+        while s.recv().0 != ack(n) {}
     }
     // The upload is under way; the target does not exist yet. Its temporary file has no
     // name on Linux (O_TMPFILE), a random hidden one elsewhere (tests/robust_storage.rs).
     assert!(part_files(&root).len() <= 1, "{:?}", list(&root));
     assert!(!root.join("stall.bin").exists());
     // Silence. The server retransmits ACK 3 a few times, then gives up.
-    assert!(wait_until(Duration::from_secs(10), || !logs
-        .lock()
-        .unwrap()
-        .is_empty()));
-    let log = logs.lock().unwrap()[0].clone();
+    let log = server.wait_for_reports(1, Duration::from_secs(10))[0].clone();
     assert!(
-        matches!(log.outcome, Err(TransferError::Timeout { .. })),
+        matches!(log.result, Err(TransferError::Timeout { .. })),
         "{log}"
     );
     assert!(
@@ -133,13 +123,13 @@ fn stalled_upload_leaves_nothing() {
         "{:?}",
         list(&root)
     );
-    // What the silent client got: ACKs only, at most retries + 1 of the last one.
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    // What the silent client got: ACKs only, at most retries + 1 of the last one, all
+    // sent before the transfer reported its end (what is still in flight is read with a
+    // short wait: absence cannot be waited for).
+    s.patience(Duration::from_millis(200));
     let mut acks3 = 0;
-    let mut buf = [0u8; 100];
-    while let Ok((n, _)) = s.recv_from(&mut buf) {
-        if Packet::parse(&buf[..n]).unwrap() == (Packet::Ack { block: 3 }) {
+    while let Ok((answer, _)) = s.try_recv() {
+        if answer == ack(3) {
             acks3 += 1;
         }
     }
@@ -147,15 +137,15 @@ fn stalled_upload_leaves_nothing() {
     server.stop().unwrap();
 }
 
-#[test]
-fn concurrent_uploads_of_one_name_never_mix() {
-    let root = tempdir("wr-race");
-    let mut config = server_config(&root, fast_config(100, 400, 5));
+fn concurrent_uploads_of_one_name_never_mix(ports: PortMode) {
+    let root = TempDir::new("wr-race");
+    let mut config = config_with(&root, ports, fast_config(100, 400, 5));
     config.allow_create = true;
     config.allow_overwrite = true;
-    let (server, addr) = spawn(config);
-    let a = content(1 << 20, 21);
-    let b = content(1 << 20, 22);
+    let server = OurServer::start(config);
+    let addr = server.addr;
+    let a = random_bytes(1 << 20, 21);
+    let b = random_bytes(1 << 20, 22);
     for round in 0..3 {
         let name = format!("same-{round}.bin");
         let results: Vec<_> = std::thread::scope(|sc| {
@@ -180,9 +170,8 @@ fn concurrent_uploads_of_one_name_never_mix() {
     assert!(part_files(&root).is_empty(), "{:?}", list(&root));
 }
 
-#[test]
-fn full_disk_reports_error_3_and_leaves_nothing() {
-    let base = tempdir("wr-full");
+fn full_disk_reports_error_3_and_leaves_nothing(ports: PortMode) {
+    let base = TempDir::new("wr-full");
     let mnt = base.join("small");
     fs::create_dir_all(&mnt).unwrap();
     let mounted = Command::new("mount")
@@ -206,13 +195,21 @@ fn full_disk_reports_error_3_and_leaves_nothing() {
         }
     }
     let _guard = Unmount(&mnt);
-    let mut config = server_config(&mnt, fast_config(100, 400, 5));
+    let mut config = config_with(&mnt, ports, fast_config(100, 400, 5));
     config.allow_create = true;
-    let (server, addr) = spawn(config);
-    let mut data = content(2 << 20, 31);
+    let server = OurServer::start(config);
+    let mut data = random_bytes(2 << 20, 31);
     let mut opts = quick();
     opts.tsize = false;
-    let e = put_from(addr, "big.bin", &mut data, None, &opts, &mut no_progress()).unwrap_err();
+    let e = put_from(
+        server.addr,
+        "big.bin",
+        &mut data,
+        None,
+        &opts,
+        &mut no_progress(),
+    )
+    .unwrap_err();
     assert_eq!(peer_code(&e), Some(ErrorCode::DiskFull), "{e}");
     assert!(
         wait_until(Duration::from_secs(5), || list(&mnt).is_empty()),
@@ -222,14 +219,14 @@ fn full_disk_reports_error_3_and_leaves_nothing() {
     server.stop().unwrap();
 }
 
-#[test]
-fn upload_size_limit() {
-    let root = tempdir("wr-limit");
-    let mut config = server_config(&root, fast_config(100, 400, 5));
+fn upload_size_limit(ports: PortMode) {
+    let root = TempDir::new("wr-limit");
+    let mut config = config_with(&root, ports, fast_config(100, 400, 5));
     config.allow_create = true;
     config.max_upload_size = Some(100_000);
-    let (server, addr) = spawn(config);
-    let mut data = content(200_000, 41);
+    let server = OurServer::start(config);
+    let addr = server.addr;
+    let mut data = random_bytes(200_000, 41);
     // Announced by tsize: refused up front.
     let e = put_from(
         addr,
@@ -247,7 +244,7 @@ fn upload_size_limit() {
     let e = put_from(addr, "b.bin", &mut data, None, &opts, &mut no_progress()).unwrap_err();
     assert_eq!(peer_code(&e), Some(ErrorCode::DiskFull), "{e}");
     // Exactly at the limit is fine.
-    let mut ok = content(100_000, 42);
+    let mut ok = random_bytes(100_000, 42);
     put_from(addr, "c.bin", &mut ok, None, &opts, &mut no_progress()).unwrap();
     assert!(
         wait_until(Duration::from_secs(5), || list(&root) == ["c.bin"]),
@@ -261,30 +258,23 @@ fn upload_size_limit() {
 /// Two uploads of one new name, both admitted before either finished, without overwrite:
 /// the first to finish is stored; the second gets ERROR 6 in place of its final ACK, so its
 /// client never believes it was stored, and the first file stays as it was.
-#[test]
-fn second_of_two_racing_new_uploads_is_refused_at_the_end() {
-    let root = tempdir("wr-race-new");
-    let mut config = server_config(&root, fast_config(100, 400, 3));
+fn second_of_two_racing_new_uploads_is_refused_at_the_end(ports: PortMode) {
+    let root = TempDir::new("wr-race-new");
+    let mut config = config_with(&root, ports, fast_config(100, 400, 3));
     config.allow_create = true;
-    let (_server, addr, logs) = spawn_logged(config);
+    let server = OurServer::start(config);
     let open = |name: &str| {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.send_to(&wrq(name, &[]), addr).unwrap();
-        let (ack0, tid) = recv(&s);
+        let s = RawClient::new(server.addr);
+        let (ack0, tid) = s.ask(&wrq(name, &[]), server.addr);
         assert_eq!(Packet::parse(&ack0).unwrap(), Packet::Ack { block: 0 });
         (s, tid)
     };
     let (a, tid_a) = open("race.bin");
     let (b, tid_b) = open("race.bin");
-    let last = |data: &[u8]| Packet::Data { block: 1, data }.to_vec().unwrap();
-    a.send_to(&last(b"first"), tid_a).unwrap();
-    assert_eq!(
-        Packet::parse(&recv(&a).0).unwrap(),
-        Packet::Ack { block: 1 }
-    );
-    b.send_to(&last(b"second"), tid_b).unwrap();
-    match Packet::parse(&recv(&b).0).unwrap() {
+    a.send(&data(1, b"first"), tid_a);
+    assert_eq!(a.recv().0, ack(1));
+    b.send(&data(1, b"second"), tid_b);
+    match Packet::parse(&b.recv().0).unwrap() {
         Packet::Error { code, .. } => assert_eq!(code, ErrorCode::FileExists),
         other => panic!("expected ERROR 6, got {other:?}"),
     }
@@ -295,15 +285,11 @@ fn second_of_two_racing_new_uploads_is_refused_at_the_end() {
         list(&root)
     );
     // The server's log tells the two apart: one stored, one refused for the name.
-    assert!(wait_until(Duration::from_secs(5), || logs
-        .lock()
-        .unwrap()
-        .len()
-        == 2));
-    let logs = logs.lock().unwrap();
-    assert_eq!(logs.iter().filter(|l| l.outcome.is_ok()).count(), 1);
+    let logs = server.wait_for_reports(2, Duration::from_secs(5));
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    assert_eq!(logs.iter().filter(|l| l.result.is_ok()).count(), 1);
     assert!(logs.iter().any(|l| matches!(
-        &l.outcome,
+        &l.result,
         Err(TransferError::Storage(e)) if e.code == ErrorCode::FileExists
     )));
 }

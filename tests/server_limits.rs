@@ -1,80 +1,87 @@
 //! Server settings that shape how requests are answered: the transfer cap, the port
-//! range, several listen addresses.
+//! range, several listen addresses; in both port modes where they differ.
+
+mod common;
 
 use std::fs;
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use wirekit::net::{ClientOptions, Server, ServerConfig, get_into};
+use common::files::TempDir;
+use common::in_both_port_modes;
+use common::packets::{RawClient, error, rrq};
+use common::server::{OurServer, config, config_on};
+use common::wait::wait_for;
+use wirekit::net::{ClientOptions, get_into};
+use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet};
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wirekit-limits-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
+in_both_port_modes!(
+    requests_beyond_the_transfer_cap_get_an_error,
+    ipv4_and_ipv6_listeners_side_by_side,
+);
 
-fn rrq(name: &str) -> Vec<u8> {
-    let mut v = b"\0\x01".to_vec();
-    v.extend_from_slice(name.as_bytes());
-    v.extend_from_slice(b"\0octet\0");
-    v
-}
-
-/// Sends an RRQ from a fresh socket and returns the first answer and where it came from.
-fn first_answer(server: SocketAddr, name: &str) -> (UdpSocket, Vec<u8>, SocketAddr) {
-    let any = if server.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    };
-    let s = UdpSocket::bind(any).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.send_to(&rrq(name), server).unwrap();
-    let mut buf = vec![0u8; 1024];
-    let (n, from) = s.recv_from(&mut buf).unwrap();
-    buf.truncate(n);
-    (s, buf, from)
-}
-
-#[test]
-fn requests_beyond_the_transfer_cap_get_an_error() {
-    let root = tempdir("cap");
+fn requests_beyond_the_transfer_cap_get_an_error(ports: PortMode) {
+    let root = TempDir::new("cap");
     fs::write(root.join("f"), vec![1u8; 4096]).unwrap();
-    let mut config = ServerConfig::new(&root, vec!["127.0.0.1:0".parse().unwrap()]);
-    config.max_transfers = 2;
+    let mut config = config(&root, ports);
+    // The cap is shared out among the event loops, each with its own endpoint: one loop
+    // makes it exact.
+    config.threads = 1;
+    config.limits.max_transfers = 2;
     // The unanswered transfers are cut when the test ends instead of running out their retries.
     config.grace = Duration::from_millis(100);
-    let server = Server::bind(config).unwrap().spawn().unwrap();
-    let addr = server.local_addrs()[0];
+    let server = OurServer::start(config);
+    let addr = server.addr;
     // Two transfers that we never acknowledge hold both slots.
-    let (_a, first, _) = first_answer(addr, "f");
-    let (_b, second, _) = first_answer(addr, "f");
-    assert!(matches!(
-        Packet::parse(&first),
-        Ok(Packet::Data { block: 1, .. })
-    ));
-    assert!(matches!(
-        Packet::parse(&second),
-        Ok(Packet::Data { block: 1, .. })
-    ));
-    let (_c, third, _) = first_answer(addr, "f");
+    let a = RawClient::new(addr);
+    let b = RawClient::new(addr);
+    let mut tids = Vec::new();
+    for c in [&a, &b] {
+        let (answer, from) = c.ask(&rrq("f", &[]), addr);
+        assert!(
+            matches!(Packet::parse(&answer), Ok(Packet::Data { block: 1, .. })),
+            "{answer:?}"
+        );
+        // The transfer's own port, or the request port in single-port mode.
+        assert_eq!(
+            from == addr,
+            ports == PortMode::Single,
+            "DATA 1 from {from}"
+        );
+        tids.push(from);
+    }
+    let c = RawClient::new(addr);
+    let (third, from) = c.ask(&rrq("f", &[]), addr);
     match Packet::parse(&third) {
         Ok(Packet::Error { code, message }) => {
             assert_eq!(code, ErrorCode::NotDefined);
-            assert!(message.to_str().unwrap().contains("busy"));
+            assert!(message.to_str().unwrap().contains("busy"), "{message:?}");
         }
         other => panic!("expected ERROR, got {other:?}"),
     }
+    // A refusal leaves from a port of its own, as the transfer it did not start would
+    // have, or from the request port in single-port mode.
+    assert_eq!(from == addr, ports == PortMode::Single, "ERROR from {from}");
+    assert_eq!(from.ip(), addr.ip());
+
+    // The first client gives up its transfer: its slot is free again.
+    a.send(&error("enough"), tids[0]);
+    server.wait_for_reports(1, Duration::from_secs(5));
+    let (answer, _) = c.ask(&rrq("f", &[]), addr);
+    assert!(
+        matches!(Packet::parse(&answer), Ok(Packet::Data { block: 1, .. })),
+        "{answer:?}"
+    );
+    b.send(&error("enough"), tids[1]);
 }
 
+/// A port range above an ephemeral port the kernel just handed out, so it is likely free.
 #[test]
 fn transfer_ports_come_from_the_configured_range() {
-    let root = tempdir("range");
+    let root = TempDir::new("range");
     fs::write(root.join("f"), b"x").unwrap();
-    // A range above an ephemeral port the kernel just handed out, so it is likely free.
     let base = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -82,12 +89,13 @@ fn transfer_ports_come_from_the_configured_range() {
         .port()
         .clamp(20_000, 60_000);
     let range = base..=base + 20;
-    let mut config = ServerConfig::new(&root, vec!["127.0.0.1:0".parse().unwrap()]);
+    let mut config = config(&root, PortMode::PerTransfer);
     config.port_range = Some(range.clone());
     config.grace = Duration::from_millis(100);
-    let server = Server::bind(config).unwrap().spawn().unwrap();
+    let server = OurServer::start(config);
     for _ in 0..5 {
-        let (_s, answer, from) = first_answer(server.local_addrs()[0], "f");
+        let client = RawClient::new(server.addr);
+        let (answer, from) = client.ask(&rrq("f", &[]), server.addr);
         assert_eq!(
             Packet::parse(&answer).unwrap(),
             Packet::Data {
@@ -96,35 +104,106 @@ fn transfer_ports_come_from_the_configured_range() {
             }
         );
         assert!(range.contains(&from.port()), "{from} outside {range:?}");
+        client.send(&common::packets::ack(1), from);
     }
+    server.wait_for_reports(5, Duration::from_secs(5));
 }
 
+/// Every port of the range taken by running transfers: the next request is refused with
+/// ERROR 0 from the request port (there is no transfer port to send it from), and its
+/// transfer ends; once a port is free again, requests are served from it.
 #[test]
-fn ipv4_and_ipv6_listeners_side_by_side() {
+fn a_full_port_range_refuses_from_the_request_port() {
+    let root = TempDir::new("range-full");
+    fs::write(root.join("f"), vec![3u8; 2000]).unwrap();
+    let base = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .clamp(20_000, 60_000);
+    let range = base..=base + 1;
+    let mut config = config(&root, PortMode::PerTransfer);
+    config.port_range = Some(range.clone());
+    config.grace = Duration::from_millis(100);
+    let server = OurServer::start(config);
+    let addr = server.addr;
+    let holders: Vec<(RawClient, SocketAddr)> = (0..2)
+        .map(|_| {
+            let c = RawClient::new(addr);
+            let (answer, from) = c.ask(&rrq("f", &[]), addr);
+            assert!(
+                matches!(Packet::parse(&answer), Ok(Packet::Data { block: 1, .. })),
+                "{answer:?}"
+            );
+            assert!(range.contains(&from.port()), "{from} outside {range:?}");
+            (c, from)
+        })
+        .collect();
+    let c = RawClient::new(addr);
+    let (answer, from) = c.ask(&rrq("f", &[]), addr);
+    match Packet::parse(&answer) {
+        Ok(Packet::Error { code, message }) => {
+            assert_eq!(code, ErrorCode::NotDefined);
+            assert!(
+                message.to_str().unwrap().contains("no transfer port"),
+                "{message:?}"
+            );
+        }
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+    assert_eq!(from, addr, "the refusal came from {from}");
+    server.wait_for_reports(1, Duration::from_secs(5));
+    // A holder gives up: its port serves the next request.
+    holders[0].0.send(&error("enough"), holders[0].1);
+    server.wait_for_reports(2, Duration::from_secs(5));
+    let (answer, from) = c.ask(&rrq("f", &[]), addr);
+    assert!(
+        matches!(Packet::parse(&answer), Ok(Packet::Data { block: 1, .. })),
+        "{answer:?}"
+    );
+    assert_eq!(from.port(), holders[0].1.port());
+    c.send(&error("enough"), from);
+    holders[1].0.send(&error("enough"), holders[1].1);
+}
+
+/// The server on 127.0.0.1 and [::1] at once, on the same port: it works because the IPv6
+/// socket is IPv6-only. The port comes from the kernel (port 0 of 127.0.0.1); should
+/// another socket hold it on [::1], the test asks again.
+fn ipv4_and_ipv6_listeners_side_by_side(ports: PortMode) {
     if UdpSocket::bind("[::1]:0").is_err() {
         println!("skipping: no IPv6 loopback here");
         return;
     }
-    let root = tempdir("dual");
+    let root = TempDir::new("dual");
     let data = vec![9u8; 3000];
     fs::write(root.join("f"), &data).unwrap();
-    // The same port on both families works because the IPv6 socket is IPv6-only.
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = vec![
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        format!("[::1]:{port}").parse().unwrap(),
-    ];
-    let mut config = ServerConfig::new(&root, listen);
-    config.grace = Duration::from_millis(100);
-    let server = Server::bind(config).unwrap().spawn().unwrap();
-    for addr in server.local_addrs() {
+    let server = (0..10)
+        .find_map(|_| {
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+            let mut config = config_on(&root, v4, ports);
+            config.listen.push(v6);
+            config.grace = Duration::from_millis(100);
+            match OurServer::try_start(config) {
+                Ok(server) => Some(server),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => None,
+                Err(e) => panic!("bind {v4} and {v6}: {e}"),
+            }
+        })
+        .expect("no port free on both 127.0.0.1 and [::1] in 10 tries");
+    let addrs = server.addrs().to_vec();
+    assert_eq!(addrs.len(), 2);
+    assert_eq!(addrs[0].port(), addrs[1].port());
+    for addr in addrs {
         let mut got = Vec::new();
         get_into(
-            *addr,
+            addr,
             "f",
             &mut got,
             &ClientOptions::default(),
@@ -132,11 +211,24 @@ fn ipv4_and_ipv6_listeners_side_by_side() {
         )
         .unwrap();
         assert_eq!(got, data, "via {addr}");
-        let (_s, _, from) = first_answer(*addr, "f");
+        let client = RawClient::new(addr);
+        let (_, from) = client.ask(&rrq("f", &[]), addr);
         assert_eq!(
             from.ip(),
             addr.ip(),
             "answered from the request's address family and address"
         );
+        assert_eq!(
+            from == addr,
+            ports == PortMode::Single,
+            "DATA 1 from {from}"
+        );
+        client.send(&error("enough"), from);
     }
+    let n = server.reports().len();
+    wait_for(
+        Duration::from_secs(5),
+        || server.reports().len() >= 4,
+        || format!("{n} of 4 transfers ended"),
+    );
 }

@@ -4,17 +4,33 @@
 //! only warnings with `-q`, refusals with their file and OS error, and a root the server
 //! cannot write reported at start.
 
+#![cfg(feature = "cli")]
+
 mod common;
-mod serve_cli;
 
 use std::fs;
 use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{content, have_peer, tempdir};
-use serve_cli::Serving;
+use common::cli::{BIN, Serving};
+use common::files::{TempDir, random_bytes};
+use common::peers::{find_program, peer};
 use wirekit::tftp::Packet;
+
+/// `wirekit serve ROOT --listen 127.0.0.1:0 --threads 1 ARGS...`, to adjust before
+/// `Serving::spawn`.
+fn serve(root: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0", "--threads", "1"])
+        .args(args);
+    command
+}
 
 /// `2026-11-26T15:33:41.325680Z  INFO ...`
 fn timestamped(line: &str) -> bool {
@@ -24,8 +40,8 @@ fn timestamped(line: &str) -> bool {
     stamp.len() > 20 && stamp.ends_with('Z') && stamp.as_bytes()[4] == b'-' && stamp.contains('T')
 }
 
-fn root_with(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let root = tempdir("server-log");
+fn root_with(name: &str, bytes: &[u8]) -> TempDir {
+    let root = TempDir::new("server-log");
     fs::write(root.join(name), bytes).unwrap();
     root
 }
@@ -33,13 +49,13 @@ fn root_with(name: &str, bytes: &[u8]) -> std::path::PathBuf {
 #[test]
 fn every_line_has_a_timestamp_and_a_level_but_not_under_the_journal() {
     let root = root_with("f", b"x");
-    let server = Serving::start(&root, &[]);
+    let server = Serving::loopback(&root, &[]);
     let banner = &server.banner;
     assert!(timestamped(banner), "{banner}");
     assert!(banner.contains(" INFO "), "{banner}");
     drop(server);
 
-    let mut command = Serving::command(&root, &[]);
+    let mut command = serve(&root, &[]);
     command.env("JOURNAL_STREAM", "8:12345");
     let server = Serving::spawn(command);
     let banner = &server.banner;
@@ -52,14 +68,14 @@ fn every_line_has_a_timestamp_and_a_level_but_not_under_the_journal() {
 
 #[test]
 fn verbose_shows_requests_and_packets_in_plain_words() {
-    if !have_peer("curl") {
+    if peer("curl").is_none() {
         return;
     }
-    let root = root_with("f.bin", &content(5000, 1));
-    let server = Serving::start(&root, &["-v"]);
+    let root = root_with("f.bin", &random_bytes(5000, 1));
+    let server = Serving::loopback(&root, &["-v"]);
     let status = Command::new("curl")
         .args(["-sS", "--tftp-blksize", "1468", "-o", "/dev/null"])
-        .arg(format!("tftp://{}/f.bin", server.addr))
+        .arg(format!("tftp://{}/f.bin", server.addr()))
         .status()
         .unwrap();
     assert!(status.success());
@@ -75,27 +91,28 @@ fn verbose_shows_requests_and_packets_in_plain_words() {
     server.wait_for_log(&["<-", "ACK block 4"]);
     assert!(
         !server
-            .log()
+            .lines()
             .iter()
             .any(|l| l.contains("Some(") || l.contains("Options {")),
         "no Rust Debug output: {:?}",
-        server.log()
+        server.lines()
     );
 }
 
 #[test]
 fn a_transfer_is_logged_when_it_ends_with_its_options() {
-    if !have_peer("curl") {
+    if peer("curl").is_none() {
         return;
     }
-    let root = tempdir("server-log-up");
-    let server = Serving::start(&root, &["--allow-create"]);
-    let local = tempdir("server-log-local").join("up.bin");
-    fs::write(&local, content(30_000, 2)).unwrap();
+    let root = TempDir::new("server-log-up");
+    let server = Serving::loopback(&root, &["--allow-create"]);
+    let local_dir = TempDir::new("server-log-local");
+    let local = local_dir.join("up.bin");
+    fs::write(&local, random_bytes(30_000, 2)).unwrap();
     let status = Command::new("curl")
         .args(["-sS", "--tftp-blksize", "1024", "-T"])
         .arg(&local)
-        .arg(format!("tftp://{}/up.bin", server.addr))
+        .arg(format!("tftp://{}/up.bin", server.addr()))
         .status()
         .unwrap();
     assert!(status.success());
@@ -109,15 +126,15 @@ fn a_transfer_is_logged_when_it_ends_with_its_options() {
 
 #[test]
 fn a_failed_transfer_reports_its_true_counts() {
-    let root = root_with("big.bin", &content(100_000, 3));
-    let server = Serving::start(&root, &["--timeout", "1", "--retries", "1"]);
+    let root = root_with("big.bin", &random_bytes(100_000, 3));
+    let server = Serving::loopback(&root, &["--timeout", "1", "--retries", "1"]);
     // A client that takes three blocks and goes silent.
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     client
-        .send_to(b"\0\x01big.bin\0octet\0", server.addr)
+        .send_to(b"\0\x01big.bin\0octet\0", server.addr())
         .unwrap();
     let mut buf = [0u8; 600];
     for block in 1..=3u16 {
@@ -137,11 +154,11 @@ fn a_failed_transfer_reports_its_true_counts() {
 
 #[test]
 fn a_refusal_names_the_file_and_the_os_error() {
-    let root = tempdir("server-log-refused");
-    let server = Serving::start(&root, &[]);
+    let root = TempDir::new("server-log-refused");
+    let server = Serving::loopback(&root, &[]);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
-        .send_to(b"\0\x01missing.bin\0octet\0", server.addr)
+        .send_to(b"\0\x01missing.bin\0octet\0", server.addr())
         .unwrap();
     let line = server.wait_for_log(&["refused", "\"missing.bin\""]);
     assert!(line.contains("ERROR 1 File not found"), "{line}");
@@ -154,7 +171,7 @@ fn can_run_as_nobody() -> bool {
         .unwrap_or_default()
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
-    if !is_root || !have_peer("setpriv") {
+    if !is_root || find_program("setpriv").is_none() {
         eprintln!("skipping: needs root and setpriv to run the server as another user");
         return false;
     }
@@ -164,12 +181,7 @@ fn can_run_as_nobody() -> bool {
 /// `wirekit serve ROOT ARGS...` as user and group nobody.
 fn serve_as_nobody(root: &std::path::Path, args: &[&str]) -> Command {
     let mut command = Command::new("setpriv");
-    command.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        serve_cli::BIN,
-    ]);
+    command.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
     command
         .arg("serve")
         .arg(root)
@@ -184,8 +196,9 @@ fn a_root_the_server_cannot_write_is_reported_at_start() {
     if !can_run_as_nobody() {
         return;
     }
-    let root = tempdir("server-log-readonly");
+    let root = TempDir::new("server-log-readonly");
     fs::write(root.join("f"), b"x").unwrap();
+    fs::set_permissions(&*root, fs::Permissions::from_mode(0o755)).unwrap();
     let server = Serving::spawn(serve_as_nobody(&root, &["--allow-create"]));
     let line = server.wait_for_log(&["WARN", "cannot write", "Permission denied"]);
     assert!(line.contains(&root.display().to_string()), "{line}");
@@ -196,13 +209,20 @@ fn quiet_logs_warnings_only() {
     if !can_run_as_nobody() {
         return;
     }
-    let root = tempdir("server-log-quiet");
+    let root = TempDir::new("server-log-quiet");
+    fs::set_permissions(&*root, fs::Permissions::from_mode(0o755)).unwrap();
     let mut child = serve_as_nobody(&root, &["--allow-create", "-q"])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    // A server that never speaks must not hang the test.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(10));
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    });
     let first = std::io::BufRead::lines(std::io::BufReader::new(stderr))
         .next()
         .and_then(Result::ok);

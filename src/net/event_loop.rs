@@ -232,13 +232,13 @@ where
             self.endpoint.shutdown();
             now + self.shared.grace
         });
-        if self.endpoint.is_empty() {
+        // Transfers that ended and only dally are not waited for, nor reported as cut.
+        let running = self.endpoint.running();
+        if running == 0 {
             return true;
         }
         if self.shared.cut_requested() || now >= grace_end {
-            self.shared.log(&LogEvent::Cut {
-                transfers: self.endpoint.len(),
-            });
+            self.shared.log(&LogEvent::Cut { transfers: running });
             self.endpoint
                 .abort_all(now, ErrorCode::NotDefined, "server shutting down");
             self.flush(now, committer);

@@ -379,6 +379,17 @@ impl<P: Policy> Endpoint<P> {
         self.live == 0
     }
 
+    /// Transfers that have not reported their end ([`Event::Ended`]): what a graceful stop
+    /// waits for. A transfer that ended and only dallies, to re-ACK a repeated final
+    /// block, is not counted.
+    pub fn running(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .filter(|e| !e.ended)
+            .count()
+    }
+
     /// The smallest buffer [`poll_transmit`](Self::poll_transmit) accepts: a DATA of the
     /// largest blksize granted.
     pub fn max_datagram_len(&self) -> usize {

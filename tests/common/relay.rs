@@ -8,7 +8,6 @@
 //! ID per server port; what the client sends to that relay socket goes on to P.
 //!
 //! Every thread stops when the relay is dropped.
-#![allow(dead_code)]
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap};
@@ -18,48 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// The fault schedule. Probabilities are per datagram and per direction.
-#[derive(Clone, Copy, Debug)]
-pub struct Faults {
-    /// Seed of the PRNG that decides every fault.
-    pub seed: u64,
-    /// Probability a datagram is dropped.
-    pub drop: f64,
-    /// Probability a datagram is sent twice.
-    pub duplicate: f64,
-    /// Probability a datagram is held back behind later ones.
-    pub reorder: f64,
-    /// Every datagram is delayed by a uniform time up to this.
-    pub max_delay: Duration,
-    /// Requests (datagrams to the server's request port) always pass, faults or not.
-    pub pass_requests: bool,
-}
-
-impl Faults {
-    /// Loss `drop`, with some duplication, reordering and a small delay.
-    pub fn lossy(seed: u64, drop: f64) -> Faults {
-        Faults {
-            seed,
-            drop,
-            duplicate: 0.02,
-            reorder: 0.02,
-            max_delay: Duration::from_micros(500),
-            pass_requests: false,
-        }
-    }
-
-    /// Everything dropped.
-    pub fn black_hole() -> Faults {
-        Faults {
-            seed: 1,
-            drop: 1.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-            max_delay: Duration::ZERO,
-            pass_requests: false,
-        }
-    }
-}
+use super::faults::{Faults, Rng};
 
 /// Counters of what the relay did.
 #[derive(Debug, Default)]
@@ -98,9 +56,11 @@ impl Ord for Pending {
 
 struct Shared {
     faults: Faults,
+    /// Requests (datagrams to the server's request port) always pass, faults or not.
+    spare_requests: bool,
     server: SocketAddr,
     stop: AtomicBool,
-    rng: Mutex<u64>,
+    rng: Mutex<Rng>,
     seq: AtomicU64,
     queue: Mutex<BinaryHeap<Pending>>,
     wake: Condvar,
@@ -113,33 +73,19 @@ struct Shared {
 }
 
 impl Shared {
-    fn random(&self) -> f64 {
-        let mut s = self.rng.lock().unwrap();
-        // xorshift64*
-        let mut x = *s;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        *s = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// Sends `data` to `dest` from `socket`, through the fault schedule.
     fn relay(&self, socket: &Arc<UdpSocket>, dest: SocketAddr, data: &[u8]) {
-        let mut f = self.faults;
-        if f.pass_requests && dest == self.server {
-            f = Faults {
-                drop: 0.0,
-                duplicate: 0.0,
-                reorder: 0.0,
-                ..f
-            };
-        }
-        if self.random() < f.drop {
+        let f = if self.spare_requests && dest == self.server {
+            Faults::default()
+        } else {
+            self.faults
+        };
+        let mut rng = self.rng.lock().unwrap();
+        if rng.chance(f.loss) {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let copies = if self.random() < f.duplicate {
+        let copies = if rng.chance(f.dup) {
             self.counters.duplicated.fetch_add(1, Ordering::Relaxed);
             2
         } else {
@@ -148,10 +94,10 @@ impl Shared {
         let now = Instant::now();
         let mut q = self.queue.lock().unwrap();
         for _ in 0..copies {
-            let mut delay = f.max_delay.mul_f64(self.random());
-            if self.random() < f.reorder {
+            let mut delay = f.delay + rng.up_to(f.jitter);
+            if rng.chance(f.reorder) {
                 self.counters.reordered.fetch_add(1, Ordering::Relaxed);
-                delay += f.max_delay * 4 + Duration::from_millis(1);
+                delay += f.jitter * 4 + Duration::from_millis(1);
             }
             q.push(Pending {
                 due: now + delay,
@@ -162,6 +108,7 @@ impl Shared {
             });
         }
         drop(q);
+        drop(rng);
         self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
     }
@@ -189,15 +136,26 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Relays to the TFTP server whose request port is `server`.
-    pub fn start(server: SocketAddr, faults: Faults) -> Relay {
+    /// Relays to the TFTP server whose request port is `server`, with faults decided by a
+    /// generator seeded with `seed`.
+    pub fn start(server: SocketAddr, faults: Faults, seed: u64) -> Relay {
+        Relay::start_with(server, faults, seed, false)
+    }
+
+    /// Like [`Relay::start`], but requests to the server's request port always pass.
+    pub fn sparing_requests(server: SocketAddr, faults: Faults, seed: u64) -> Relay {
+        Relay::start_with(server, faults, seed, true)
+    }
+
+    fn start_with(server: SocketAddr, faults: Faults, seed: u64, spare_requests: bool) -> Relay {
         let front = bind_local();
         let addr = front.local_addr().unwrap();
         let shared = Arc::new(Shared {
             faults,
+            spare_requests,
             server,
             stop: AtomicBool::new(false),
-            rng: Mutex::new(faults.seed.max(1)),
+            rng: Mutex::new(Rng::new(seed)),
             seq: AtomicU64::new(0),
             queue: Mutex::new(BinaryHeap::new()),
             wake: Condvar::new(),

@@ -1,0 +1,145 @@
+//! The built `wirekit` program: `wirekit serve` in the background, with the address it
+//! bound (read from its banner) and the lines it logs; other commands run to their end.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use super::wait::wait_for;
+
+/// The program cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
+
+/// A running `wirekit serve`, killed when dropped.
+pub struct Serving {
+    /// The server process.
+    pub child: Child,
+    /// Its banner: `[TIME LEVEL] serving DIR on ADDR[, ADDR...] (MODE); stop with Ctrl-C`.
+    pub banner: String,
+    /// The addresses it bound, from the banner.
+    pub addrs: Vec<SocketAddr>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Serving {
+    /// Runs `wirekit serve ARGS` in `dir`.
+    pub fn start(dir: &Path, args: &[&str]) -> Serving {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").args(args).current_dir(dir);
+        Serving::spawn(cmd)
+    }
+
+    /// Runs `wirekit serve DIR --listen 127.0.0.1:0 --threads 1 ARGS`.
+    pub fn loopback(dir: &Path, args: &[&str]) -> Serving {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--threads", "1"])
+            .args(args);
+        Serving::spawn(cmd)
+    }
+
+    /// Runs `cmd`, which must end up running `wirekit serve` (e.g. through `sh -c '...;
+    /// exec wirekit serve ...'`), and waits for its banner.
+    pub fn spawn(mut cmd: Command) -> Serving {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        // Lines before the banner (warnings) are kept with the rest of the log.
+        let mut early = Vec::new();
+        let banner = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("serving ") => break line,
+                Some(Ok(line)) => early.push(line),
+                other => {
+                    let _ = child.kill();
+                    panic!(
+                        "wirekit serve printed no banner: {other:?} after {early:?}; {:?}",
+                        child.wait()
+                    );
+                }
+            }
+        };
+        let addrs = bound_addresses(&banner);
+        // Keep reading the log, so the server never blocks on a full pipe and tests can look.
+        let log = Arc::new(Mutex::new(early));
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Serving {
+            child,
+            banner,
+            addrs,
+            log,
+        }
+    }
+
+    /// Its (first) request address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// The lines logged so far (after the banner).
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) for a log line containing every one of `parts`, and returns it.
+    pub fn wait_for_log(&self, parts: &[&str]) -> String {
+        let find = || {
+            self.lines()
+                .into_iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+        };
+        wait_for(
+            Duration::from_secs(10),
+            || find().is_some(),
+            || format!("no log line with {parts:?} in {:?}", self.lines()),
+        );
+        find().unwrap()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The addresses in a banner `[TIME LEVEL] serving DIR on A, B (MODE); ...`.
+pub fn bound_addresses(banner: &str) -> Vec<SocketAddr> {
+    let serving = banner.find("serving ").map_or(banner, |i| &banner[i..]);
+    let list = serving
+        .rsplit_once(" on ")
+        .and_then(|(_, rest)| rest.split_once(" ("))
+        .map(|(list, _)| list)
+        .unwrap_or_else(|| panic!("no addresses in the banner {banner:?}"));
+    list.split(", ")
+        .map(|a| {
+            a.parse()
+                .unwrap_or_else(|e| panic!("{a:?} in the banner {banner:?}: {e}"))
+        })
+        .collect()
+}
+
+/// Runs `wirekit ARGS` in `dir` to its end.
+pub fn wirekit(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
