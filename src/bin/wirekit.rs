@@ -346,7 +346,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 summary,
             } => eprintln!("<- {peer} {summary}"),
             LogEvent::Cut { transfers } => {
-                eprintln!("grace period over: cut {transfers} running transfers")
+                eprintln!(
+                    "stopped: cut {transfers} running transfer(s), sending their clients an ERROR"
+                )
             }
             LogEvent::Error(e) => eprintln!("error: {e}"),
             _ => {}
