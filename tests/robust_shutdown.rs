@@ -136,6 +136,28 @@ impl Stalled {
         Stalled { socket, tid }
     }
 
+    /// WRQ, ACK 0, a short DATA 1, ACK 1: a finished upload, which the server keeps a while
+    /// (it dallies) to re-ACK a repeated final block. It is not running: not cut.
+    fn finished_upload(server: SocketAddr, name: &str) -> Stalled {
+        let socket = Stalled::socket();
+        socket.send_to(&request(2, name), server).unwrap();
+        let mut buf = [0u8; 600];
+        let (n, tid) = socket.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[0, 4, 0, 0]);
+        socket.send_to(b"\x00\x03\x00\x01done", tid).unwrap();
+        let (n, _) = socket.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[0, 4, 0, 1]);
+        Stalled { socket, tid }
+    }
+
+    /// Nothing came after the server exited: no ERROR for a transfer that had ended.
+    fn assert_quiet(&self) {
+        self.socket.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 600];
+        let got = self.socket.recv_from(&mut buf);
+        assert!(got.is_err(), "{:?}", got.map(|(n, _)| buf[..n].to_vec()));
+    }
+
     /// Reads until an ERROR from the transfer port arrives (retransmitted DATA or ACKs are
     /// skipped); returns its code and message.
     fn error(&self) -> (u16, String) {
@@ -169,23 +191,49 @@ fn root(name: &str) -> std::path::PathBuf {
     root
 }
 
-/// Both stalled clients got the server's ERROR, the root holds only what it held before,
-/// and the log counts the two transfers cut.
-fn assert_cut(server: &mut Serving, clients: &[Stalled], root: &Path) {
+/// Two stalled downloads and two stalled uploads, running, and one upload that finished
+/// and is dallying.
+fn transfers(server: SocketAddr) -> (Vec<Stalled>, Stalled) {
+    let stalled = vec![
+        Stalled::download(server, "big.bin"),
+        Stalled::upload(server, "up1.bin"),
+        Stalled::download(server, "big.bin"),
+        Stalled::upload(server, "up2.bin"),
+    ];
+    (stalled, Stalled::finished_upload(server, "done.bin"))
+}
+
+/// Every stalled client got the server's ERROR, the finished one nothing; the root holds
+/// what it held before and the finished upload, and no partial upload; the log counts the
+/// four transfers cut, once for the whole server (it runs several loops).
+fn assert_cut(server: &mut Serving, stalled: &[Stalled], finished: &Stalled, root: &Path) {
     let status = server.exit_within(Duration::from_secs(5));
     assert!(status.success(), "{status:?}; log:\n{}", server.log_text());
-    for c in clients {
+    for c in stalled {
         let (code, message) = c.error();
         assert_eq!(code, 0, "{message}");
         assert!(message.contains("shutting down"), "{message}");
     }
-    assert_eq!(list(root), ["big.bin"], "left behind in the root");
+    finished.assert_quiet();
+    assert_eq!(
+        list(root),
+        ["big.bin", "done.bin"],
+        "left behind in the root"
+    );
     // The reader thread may still be reading the last lines.
     assert!(
-        wait_until(Duration::from_secs(5), || server.logged("cut 2 ")),
-        "no line saying 2 transfers were cut:\n{}",
+        wait_until(Duration::from_secs(5), || server.logged("cut 4 ")),
+        "no line saying 4 transfers were cut:\n{}",
         server.log_text()
     );
+    let cut_lines = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(" cut "))
+        .count();
+    assert_eq!(cut_lines, 1, "{}", server.log_text());
 }
 
 #[test]
@@ -197,10 +245,7 @@ fn second_sigint_cuts_running_transfers_at_once() {
         &root,
         &["--allow-create", "--threads", "2", "--grace", "600"],
     );
-    let clients = [
-        Stalled::download(server.addr, "big.bin"),
-        Stalled::upload(server.addr, "up.bin"),
-    ];
+    let (stalled, finished) = transfers(server.addr);
     server.signal("INT");
     assert!(
         wait_until(Duration::from_secs(5), || server.logged("stopping")),
@@ -208,17 +253,14 @@ fn second_sigint_cuts_running_transfers_at_once() {
         server.log_text()
     );
     server.signal("INT");
-    assert_cut(&mut server, &clients, &root);
+    assert_cut(&mut server, &stalled, &finished, &root);
 }
 
 #[test]
 fn grace_period_end_cuts_running_transfers() {
     let root = root("grace-end");
     let mut server = Serving::start(&root, &["--allow-create", "--threads", "2", "--grace", "1"]);
-    let clients = [
-        Stalled::download(server.addr, "big.bin"),
-        Stalled::upload(server.addr, "up.bin"),
-    ];
+    let (stalled, finished) = transfers(server.addr);
     server.signal("INT");
-    assert_cut(&mut server, &clients, &root);
+    assert_cut(&mut server, &stalled, &finished, &root);
 }
