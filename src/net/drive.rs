@@ -3,9 +3,13 @@
 
 use std::io;
 use std::net::UdpSocket;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::tftp::{Event, Negotiated, Stats, Storage, Transfer, TransferError};
+use crate::tftp::{ErrorCode, Event, Negotiated, Stats, Storage, Transfer, TransferError};
+
+/// How often a cancellable transfer looks at its flag while it waits for a datagram.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// What a driven transfer tells its owner as it runs.
 pub(crate) trait Progress {
@@ -19,17 +23,24 @@ pub(crate) trait Progress {
 /// dally, as tftp-hpa's and curl's do not: its file is complete either way, and a lost
 /// final ACK costs the server a retransmission and a log line. I/O errors of the socket
 /// other than timeouts and ICMP-caused refusals end the loop.
+///
+/// When `cancel` is set, the transfer is aborted with an ERROR to the peer, and ends with
+/// [`TransferError::Aborted`].
 pub(crate) fn drive<S: Storage + ?Sized>(
     transfer: &mut Transfer,
     socket: &UdpSocket,
     storage: &mut S,
     epoch: Instant,
     hooks: &mut dyn Progress,
+    cancel: Option<&AtomicBool>,
 ) -> io::Result<Result<Stats, TransferError>> {
     let mut send_buf = vec![0u8; transfer.max_datagram_len().max(65_536 + 4)];
     let mut recv_buf = vec![0u8; 65_536 + 4];
     loop {
         let now = epoch.elapsed();
+        if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+            transfer.abort(now, ErrorCode::NotDefined, "cancelled by the user");
+        }
         while let Some(t) = transfer.poll_transmit(now, storage, &mut send_buf) {
             match socket.send_to(&send_buf[..t.len], t.destination) {
                 // A lost datagram is the protocol's business; retransmission covers it.
@@ -53,7 +64,11 @@ pub(crate) fn drive<S: Storage + ?Sized>(
             transfer.handle_timeout(now);
             continue;
         }
-        socket.set_read_timeout(Some(deadline - now))?;
+        let wait = match cancel {
+            Some(_) => (deadline - now).min(CANCEL_POLL),
+            None => deadline - now,
+        };
+        socket.set_read_timeout(Some(wait))?;
         match socket.recv_from(&mut recv_buf) {
             Ok((n, source)) => {
                 transfer.handle_datagram(epoch.elapsed(), source, &recv_buf[..n], storage)

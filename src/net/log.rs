@@ -20,7 +20,7 @@ pub enum LogEvent<'a> {
         /// The ERROR sent.
         refusal: &'a Refusal,
     },
-    /// A packet went out or came in (only with [`ServerConfig::verbose`]).
+    /// A packet went out or came in (only with [`ServerConfig::verbose`](super::ServerConfig::verbose)).
     Packet {
         /// True for a packet sent.
         sent: bool,
