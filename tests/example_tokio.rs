@@ -104,10 +104,19 @@ fn curl_gets_and_puts_through_the_tokio_server() {
         .output()
         .unwrap();
     assert!(!missing.status.success());
-    let log = server.log.lock().unwrap().join("\n");
-    assert!(log.contains("read \"image.bin\": 300000 bytes"), "{log}");
-    assert!(log.contains("write \"up.bin\": 70000 bytes"), "{log}");
-    assert!(log.contains("refused"), "{log}");
+    // The server logs a transfer when it has its client's last word, which may come
+    // after curl has exited.
+    let logged = || {
+        let log = server.log.lock().unwrap().join("\n");
+        log.contains("read \"image.bin\": 300000 bytes")
+            && log.contains("write \"up.bin\": 70000 bytes")
+            && log.contains("refused")
+    };
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(5), logged),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
 }
 
 #[test]

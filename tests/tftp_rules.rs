@@ -210,17 +210,61 @@ fn windowsize_sends_a_window_then_resends_after_partial_ack() {
     assert_eq!(blocks(&window), [1, 2, 3, 4]);
     // Nothing more until an ACK.
     assert!(t.drain(ms(2)).is_empty());
-    // The receiver saw a gap after block 2: resend from 3, a whole window.
+    // The receiver saw a gap after block 2: resend from 3, a whole window, but in two
+    // bursts of half a window with a pause between (RFC 7440 section 6: react to loss).
     t.feed(ms(3), client_addr(), &ack(2));
     let again = t.drain(ms(3));
-    assert_eq!(blocks(&again), [3, 4, 5, 6]);
+    assert_eq!(blocks(&again), [3, 4]);
     assert_eq!(
         again[0].1, window[2].1,
         "block 3 resent with the same bytes"
     );
-    // The full window is acknowledged: the next one.
-    t.feed(ms(4), client_addr(), &ack(6));
-    assert_eq!(blocks(&t.drain(ms(4))), [7, 8, 9, 10]);
+    let pause = t.poll_timeout().unwrap();
+    assert!(
+        pause > ms(3) && pause < ms(1003),
+        "a short pause, not a timeout"
+    );
+    t.handle_timeout(pause);
+    assert_eq!(blocks(&t.drain(pause)), [5, 6]);
+    // The full window is acknowledged: the next one, still in bursts.
+    t.feed(ms(10), client_addr(), &ack(6));
+    assert_eq!(blocks(&t.drain(ms(10))), [7, 8]);
+}
+
+#[test]
+fn after_a_loss_bursts_stay_small_then_grow_back_to_the_window() {
+    let f = file(8 * 1000);
+    let (mut t, window) = server_read_started(&f, 8, 8);
+    assert_eq!(blocks(&window), [1, 2, 3, 4, 5, 6, 7, 8]);
+    // Lost: nothing comes back, the timer fires, the window is resent in halves.
+    let mut now = t.poll_timeout().unwrap();
+    t.handle_timeout(now);
+    let first = blocks(&t.drain(now));
+    assert_eq!(first, [1, 2, 3, 4]);
+    let (mut acked, mut highest) = (0u16, 4u16);
+    let mut bursts = vec![first.len()];
+    // Whole windows acknowledged: the bursts grow back, a block every few windows.
+    for _ in 0..60 {
+        while highest != acked + 8 {
+            now = t.poll_timeout().unwrap();
+            assert!(
+                now < ms(2000),
+                "a pause between bursts, not a retransmission"
+            );
+            t.handle_timeout(now);
+            let burst = blocks(&t.drain(now));
+            bursts.push(burst.len());
+            highest = *burst.last().unwrap();
+        }
+        now += ms(1);
+        t.feed(now, client_addr(), &ack(highest));
+        acked = highest;
+        let burst = blocks(&t.drain(now));
+        bursts.push(burst.len());
+        highest = *burst.last().unwrap();
+    }
+    assert_eq!(bursts[..2], [4, 4], "half a window after the loss");
+    assert_eq!(*bursts.last().unwrap(), 8, "the whole window again");
 }
 
 #[test]
@@ -343,13 +387,14 @@ fn empty_file_is_one_empty_data() {
 
 #[test]
 fn timeout_retransmits_with_backoff_then_gives_up() {
-    let mut t = server(
-        Direction::Read,
-        Mode::Octet,
-        Ask::default(),
-        &file(1000),
-        &limits(),
-    );
+    // A negotiated timeout is used as given (RFC 2349), with no measured round trips.
+    let ask = Ask {
+        timeout: Some(1),
+        ..Ask::default()
+    };
+    let mut t = server(Direction::Read, Mode::Octet, ask, &file(1000), &limits());
+    assert_eq!(t.drain(T0).len(), 1, "the OACK");
+    t.feed(T0, client_addr(), &ack(0));
     assert_eq!(blocks(&t.drain(T0)), [1]);
     // The client answers once, then goes silent. (A client that never answers is not
     // retried this long: the endpoint reclaims its transfer at `unanswered_timeout`, see
@@ -381,6 +426,44 @@ fn timeout_retransmits_with_backoff_then_gives_up() {
     }
     assert!(t.is_empty(), "closed");
     let _ = now;
+}
+
+#[test]
+fn measured_round_trips_shorten_the_first_retransmissions_not_the_patience() {
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        Ask::default(),
+        &file(100_000),
+        &limits(),
+    );
+    assert_eq!(blocks(&t.drain(T0)), [1]);
+    // Round trips of 2 ms.
+    let mut now = T0;
+    for block in 1..=5 {
+        now += ms(2);
+        t.feed(now, client_addr(), &ack(block));
+        assert_eq!(blocks(&t.drain(now)), [block + 1]);
+    }
+    let silent_from = now;
+    let first = t.poll_timeout().unwrap() - silent_from;
+    assert!(
+        first >= ms(20) && first < ms(100),
+        "a lost block is resent after a few round trips, not a second: {first:?}"
+    );
+    let mut resent = 0;
+    while let Some(d) = t.poll_timeout() {
+        t.handle_timeout(d);
+        resent += t.drain(d).len();
+        now = d;
+    }
+    assert!(resent > 4);
+    match finished(&mut t) {
+        Some(Err(TransferError::Timeout { retries: 4 })) => {}
+        other => panic!("{other:?}"),
+    }
+    // Given up after no less silence than the configured timeouts (1, 2, 4, 4, 4 s) allow.
+    assert!(now - silent_from >= ms(15_000), "{:?}", now - silent_from);
 }
 
 #[test]
@@ -665,7 +748,7 @@ fn server_lowers_blksize_and_windowsize_to_its_limits() {
 #[test]
 fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
     let mut lim = limits();
-    lim.max_window_bytes = 192 * 1024;
+    lim.max_window_bytes = Some(192 * 1024);
     for (blksize, asked, granted) in [
         (65464, 16, 3),
         (8192, 64, 24),
@@ -688,7 +771,7 @@ fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
     }
     // Even a budget below one block grants one block per window.
     let mut tiny = limits();
-    tiny.max_window_bytes = 100;
+    tiny.max_window_bytes = Some(100);
     let ask = Ask {
         blksize: Some(1468),
         windowsize: Some(8),

@@ -245,7 +245,7 @@ fuzz_target!(|input: Input<'_>| {
     limits.max_transfers = usize::from(input.max_transfers % 16) + 1;
     limits.max_per_address = usize::from(input.max_per_address % 8) + 1;
     limits.max_unanswered_per_address = usize::from(input.max_unanswered % 8) + 1;
-    limits.max_window_bytes = 16 * 1024;
+    limits.max_window_bytes = Some(16 * 1024);
     let ports = if input.single_port {
         PortMode::Single
     } else {

@@ -69,10 +69,10 @@ struct ServeArgs {
     /// Largest window size granted.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_windowsize.get(), value_parser = clap::value_parser!(u16).range(1..))]
     max_windowsize: u16,
-    /// Largest window in bytes (windowsize × blksize); windowsize is lowered to fit, so a
-    /// window never overflows a receiver's socket buffer.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_window_bytes)]
-    max_window_bytes: u32,
+    /// Largest window in bytes (windowsize × blksize); windowsize is lowered to fit.
+    /// Default: what the server's socket buffers were granted.
+    #[arg(long, value_name = "BYTES")]
+    max_window_bytes: Option<u32>,
     /// Largest `timeout` option accepted, in seconds; larger asks are ignored.
     #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.max_timeout.get(), value_parser = clap::value_parser!(u8).range(1..))]
     max_timeout: u8,
@@ -302,7 +302,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let limits = &mut config.limits;
     limits.max_blksize = Blksize::new(a.max_blksize.into()).map_err(|e| e.to_string())?;
     limits.max_windowsize = Windowsize::new(a.max_windowsize.into()).map_err(|e| e.to_string())?;
-    limits.max_window_bytes = a.max_window_bytes;
+    limits.max_window_bytes = a.max_window_bytes.or(limits.max_window_bytes);
     limits.max_timeout = Timeout::new(a.max_timeout.into()).map_err(|e| e.to_string())?;
     limits.max_transfers = a.max_transfers;
     limits.max_per_address = a.max_per_address;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -153,7 +154,7 @@ fn run<S: Storage + ?Sized>(
         .map_err(ClientError::Request)?;
     let mut hooks = ClientHooks { total, progress };
     let cancel = opts.cancel.as_ref().map(|c| &*c.0);
-    let result = drive(&mut transfer, &socket, storage, epoch, &mut hooks, cancel)?;
+    let result = drive(&mut transfer, socket, storage, epoch, &mut hooks, cancel)?;
     match result {
         Err(_) if opts.cancel.as_ref().is_some_and(Cancel::is_cancelled) => {
             Err(ClientError::Cancelled)
@@ -239,6 +240,9 @@ impl Drop for PartFile {
     }
 }
 
+/// Bytes gathered before a download writes to its file.
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// Downloads `remote` to the file `local`, which appears only when the download is
 /// complete (it is written under a temporary name beside it, `.NAME.PID.wirekit-part`,
 /// and renamed). The temporary file is created before the request is sent, so a `local`
@@ -270,14 +274,18 @@ pub fn get(
         name.to_string_lossy(),
         std::process::id()
     ));
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
         .map_err(|e| local_error(e, "cannot create the partial file", &path))?;
     let mut part = PartFile { path, done: false };
+    // Blocks reach the file in batches of many, not a write each.
+    let mut file = BufWriter::with_capacity(WRITE_BUFFER, file);
     let stats = get_into(server, remote, &mut file, opts, progress)?;
-    file.sync_all()
+    file.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
         .map_err(|e| local_error(e, "cannot write", &part.path))?;
     fs::rename(&part.path, local)
         .map_err(|e| local_error(e, "cannot move the download to", local))?;

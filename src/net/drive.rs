@@ -1,11 +1,16 @@
-//! The blocking loop that runs one client [`Transfer`] on one UDP socket. It makes no
-//! protocol decision: it moves datagrams, reads the clock and reports progress.
+//! The loop that runs one client [`Transfer`] on one UDP socket. It makes no protocol
+//! decision: it moves datagrams, reads the clock and reports progress. It reads a whole
+//! burst per call (GRO) and sends a window per call (GSO) where the kernel can.
 
 use std::io;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use mio::{Events, Interest, Poll, Token};
+
+use super::event_loop::transient;
+use super::udp::{GSO_BYTES, RecvBuffers, Udp};
 use crate::tftp::{ErrorCode, Event, Negotiated, Stats, Storage, Transfer, TransferError};
 
 /// How often a cancellable transfer looks at its flag while it waits for a datagram.
@@ -22,29 +27,37 @@ pub(crate) trait Progress {
 /// Runs `transfer` until it reports its end, and returns its result. The client does not
 /// dally, as tftp-hpa's and curl's do not: its file is complete either way, and a lost
 /// final ACK costs the server a retransmission and a log line. I/O errors of the socket
-/// other than timeouts and ICMP-caused refusals end the loop.
+/// other than ICMP-caused refusals end the loop.
 ///
 /// When `cancel` is set, the transfer is aborted with an ERROR to the peer, and ends with
 /// [`TransferError::Aborted`].
 pub(crate) fn drive<S: Storage + ?Sized>(
     transfer: &mut Transfer,
-    socket: &UdpSocket,
+    socket: UdpSocket,
     storage: &mut S,
     epoch: Instant,
     hooks: &mut dyn Progress,
     cancel: Option<&AtomicBool>,
 ) -> io::Result<Result<Stats, TransferError>> {
-    let mut send_buf = vec![0u8; transfer.max_datagram_len().max(65_536 + 4)];
-    let mut recv_buf = vec![0u8; 65_536 + 4];
+    let mut udp = Udp::new(socket)?;
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(udp.source(), Token(0), Interest::READABLE)?;
+    let mut events = Events::with_capacity(4);
+    let segments = udp.max_segments();
+    let mut tx = vec![0u8; transfer.max_datagram_len().max(GSO_BYTES).max(65_536 + 4)];
+    let mut rx = RecvBuffers::new();
     loop {
         let now = epoch.elapsed();
         if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
             transfer.abort(now, ErrorCode::NotDefined, "cancelled by the user");
         }
-        while let Some(t) = transfer.poll_transmit(now, storage, &mut send_buf) {
-            match socket.send_to(&send_buf[..t.len], t.destination) {
+        while let Some(t) = transfer.poll_transmit_batch(now, storage, &mut tx, segments) {
+            match udp.send(t.destination, None, &tx[..t.len], t.segment_size) {
                 // A lost datagram is the protocol's business; retransmission covers it.
-                Err(e) if !super::event_loop::transient(&e) => return Err(e),
+                Err(e) if !(transient(&e) || e.kind() == io::ErrorKind::WouldBlock) => {
+                    return Err(e);
+                }
                 _ => {}
             }
         }
@@ -68,21 +81,25 @@ pub(crate) fn drive<S: Storage + ?Sized>(
             Some(_) => (deadline - now).min(CANCEL_POLL),
             None => deadline - now,
         };
-        socket.set_read_timeout(Some(wait))?;
-        match socket.recv_from(&mut recv_buf) {
-            Ok((n, source)) => {
-                transfer.handle_datagram(epoch.elapsed(), source, &recv_buf[..n], storage)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                transfer.handle_timeout(epoch.elapsed())
-            }
-            Err(e) if super::event_loop::transient(&e) => {}
-            Err(e) => return Err(e),
+        match poll.poll(&mut events, Some(wait)) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+            _ => {}
         }
+        loop {
+            match rx.recv(&udp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if transient(&e) => continue,
+                Err(e) => return Err(e),
+            }
+            let now = epoch.elapsed();
+            for (source, _, datagram) in rx.datagrams() {
+                transfer.handle_datagram(now, source, datagram, storage);
+            }
+            if rx.drained() {
+                break;
+            }
+        }
+        transfer.handle_timeout(epoch.elapsed());
     }
 }

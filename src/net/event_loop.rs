@@ -4,7 +4,7 @@
 //! the sockets the endpoint's routes name, and passes uploads to the committer.
 
 use std::collections::HashMap;
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -12,22 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
-use quinn_udp::RecvMeta;
 
 use super::commit::Committer;
 use super::log::{LogEvent, Logger};
 use super::socket::bind_transfer;
-use super::udp::{Received, Udp};
+use super::udp::{GSO_BYTES, RecvBuffers, Udp};
 use crate::tftp::server::{Endpoint, Event, Incoming, Policy, Route, TransferId, Transmit};
 use crate::tftp::{ErrorCode, Packet, StorageError};
 
 /// Wakes the loop for a stop request or a finished commit.
 pub(crate) const WAKER: Token = Token(usize::MAX);
-
-/// Datagrams read per receive call.
-const BATCH: usize = 8;
-/// Room for the largest datagram, or a burst the kernel coalesced (GRO) of at most 64 KiB.
-const RX_BUF: usize = 128 * 1024;
 
 /// The stop requests, shared by the loops and their [`Stopper`]s.
 #[derive(Debug, Default)]
@@ -101,7 +95,8 @@ where
     /// and cuts the rest; returns how many it cut.
     pub(crate) fn run(self, shared: Arc<Shared>) -> io::Result<usize> {
         let committer = Committer::start(self.waker.clone())?;
-        let tx = vec![0; self.endpoint.max_datagram_len()];
+        let tx = vec![0; self.endpoint.max_datagram_len().max(GSO_BYTES)];
+        let gso_segments = self.listeners.first().map_or(1, Udp::max_segments);
         EventLoop {
             poll: self.poll,
             endpoint: self.endpoint,
@@ -111,8 +106,9 @@ where
             by_token: HashMap::new(),
             shared,
             epoch: Instant::now(),
-            rx: vec![0; BATCH * RX_BUF],
+            rx: Some(RecvBuffers::new()),
             tx,
+            gso_segments,
             grace_end: None,
         }
         .run(&committer)
@@ -128,8 +124,10 @@ struct EventLoop<P: Policy> {
     next_token: usize,
     shared: Arc<Shared>,
     epoch: Instant,
-    rx: Vec<u8>,
+    rx: Option<RecvBuffers>,
     tx: Vec<u8>,
+    /// Datagrams one send may carry (1 where the kernel has no UDP GSO).
+    gso_segments: usize,
     /// Set when a stop was asked for: the end of the grace period.
     grace_end: Option<Duration>,
 }
@@ -176,7 +174,10 @@ where
     /// Sends what the endpoint has to send and carries out its events.
     fn flush(&mut self, now: Duration, committer: &Committer<P::Storage>) {
         loop {
-            while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) {
+            while let Some(t) =
+                self.endpoint
+                    .poll_transmit_batch(now, &mut self.tx, self.gso_segments)
+            {
                 self.send(now, t);
             }
             let Some(event) = self.endpoint.poll_event() else {
@@ -252,43 +253,35 @@ where
             None if token.0 < self.listeners.len() => Route::Listener(token.0),
             None => return,
         };
-        let mut rx = std::mem::take(&mut self.rx);
-        loop {
-            let mut metas = [RecvMeta::default(); BATCH];
-            let received = {
-                let Some(udp) = self.udp(route) else { break };
-                let mut chunks = rx.chunks_mut(RX_BUF);
-                let mut slices: [IoSliceMut<'_>; BATCH] = std::array::from_fn(|_| {
-                    IoSliceMut::new(chunks.next().expect("rx holds BATCH buffers"))
-                });
-                udp.recv(&mut slices, &mut metas)
-            };
-            let n = match received {
-                Ok(n) => n,
+        // Out of `self` while its datagrams are handed to the endpoint.
+        let Some(mut rx) = self.rx.take() else { return };
+        while let Some(udp) = self.udp(route) {
+            match rx.recv(udp) {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if transient(&e) => continue,
                 Err(e) => {
                     self.shared.log(&LogEvent::Error(&e));
                     break;
                 }
-            };
+            }
             let now = self.now();
-            for (meta, buf) in metas.iter().take(n).zip(rx.chunks(RX_BUF)) {
-                let r = Received::from_meta(meta);
+            for (source, local, datagram) in rx.datagrams() {
+                self.log_packet(false, source, datagram);
                 let incoming = Incoming {
                     route,
-                    source: r.source,
-                    local: r.local,
+                    source,
+                    local,
                 };
-                for datagram in buf[..r.len.min(RX_BUF)].chunks(r.stride) {
-                    self.log_packet(false, r.source, datagram);
-                    if let Some(t) = self.endpoint.handle(now, incoming, datagram, &mut self.tx) {
-                        self.send(now, t);
-                    }
+                if let Some(t) = self.endpoint.handle(now, incoming, datagram, &mut self.tx) {
+                    self.send(now, t);
                 }
             }
+            if rx.drained() {
+                break;
+            }
         }
-        self.rx = rx;
+        self.rx = Some(rx);
     }
 
     fn udp(&self, route: Route) -> Option<&Udp> {
@@ -303,10 +296,13 @@ where
     /// socket on its first datagram.
     fn send(&mut self, now: Duration, t: Transmit) {
         let data = &self.tx[..t.len];
-        self.log_packet(true, t.destination, data);
+        let segment = t.segment_size.unwrap_or(t.len).max(1);
+        for datagram in data.chunks(segment) {
+            self.log_packet(true, t.destination, datagram);
+        }
         let sent = match t.route {
             Route::Listener(i) => match self.listeners.get(i) {
-                Some(l) => l.send(t.destination, t.source, data),
+                Some(l) => l.send(t.destination, t.source, data, t.segment_size),
                 None => return,
             },
             Route::Transfer(id) => {
@@ -320,7 +316,9 @@ where
                     return;
                 }
                 match self.transfers.get(&id) {
-                    Some(s) => s.udp.send(t.destination, None, &self.tx[..t.len]),
+                    Some(s) => s
+                        .udp
+                        .send(t.destination, None, &self.tx[..t.len], t.segment_size),
                     None => return,
                 }
             }
@@ -330,7 +328,7 @@ where
                     .and_then(|s| s.send_to(data, t.destination));
                 match (fresh, self.listeners.get(listener)) {
                     (Ok(_), _) => Ok(()),
-                    (Err(_), Some(l)) => l.send(t.destination, t.source, data),
+                    (Err(_), Some(l)) => l.send(t.destination, t.source, data, None),
                     (Err(e), None) => Err(e),
                 }
             }

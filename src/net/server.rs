@@ -18,7 +18,7 @@ use super::dir::{DirPolicy, UploadRules};
 use super::event_loop::{Bound, Requests, Shared};
 use super::fs::{Root, RootOptions};
 use super::log::{LogEvent, Logger};
-use super::socket::bind;
+use super::socket::{bind, window_bytes};
 use super::udp::Udp;
 use crate::tftp::server::{Endpoint, Limits, Policy, PortMode};
 
@@ -197,7 +197,7 @@ where
         } else {
             PortMode::PerTransfer
         };
-        let limits = descriptors::limits_per_loop(&config.limits, threads, ports);
+        let mut limits = descriptors::limits_per_loop(&config.limits, threads, ports);
         let mut addrs: Vec<SocketAddr> = Vec::new();
         let mut loops = Vec::with_capacity(threads);
         for first in std::iter::once(true)
@@ -209,9 +209,16 @@ where
                 // Later loops join the port the first one was given (it may have asked
                 // for port 0).
                 let addr = if first { wanted } else { addrs[j] };
-                let listener = bind(addr, threads > 1).and_then(Udp::new).map_err(|e| {
+                let cannot = |e: io::Error| {
                     io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}"))
-                })?;
+                };
+                let socket = bind(addr, threads > 1).map_err(cannot)?;
+                // Every socket asks for the same buffers: a window that fits this one's
+                // fits a transfer socket's too.
+                if limits.max_window_bytes.is_none() {
+                    limits.max_window_bytes = window_bytes(&socket);
+                }
+                let listener = Udp::new(socket).map_err(cannot)?;
                 if first {
                     addrs.push(listener.local_addr()?);
                 }

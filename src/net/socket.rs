@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Socket buffers asked for: room for a whole window of the largest blocks. The kernel caps
-/// the ask (Linux at `net.core.rmem_max`, then doubles it); a refusal keeps the default.
-const BUFFER_BYTES: usize = 1 << 20;
+/// Socket buffers asked for: room for a window of 64 of the largest blocks. The kernel caps
+/// the ask at `net.core.rmem_max` (then doubles it for its own bookkeeping) unless the
+/// process may force it (`CAP_NET_ADMIN`); a refusal keeps the default.
+const BUFFER_BYTES: usize = 4 << 20;
 
 /// Binds a UDP socket. An IPv6 socket is IPv6-only, so that `0.0.0.0:69` and
 /// `[::]:69` can be served side by side. With `share_port`, several sockets (one per
@@ -31,8 +32,7 @@ pub(crate) fn bind(addr: SocketAddr, share_port: bool) -> io::Result<UdpSocket> 
             "several loops on one port need SO_REUSEPORT",
         ));
     }
-    let _ = socket.set_recv_buffer_size(BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(BUFFER_BYTES);
+    enlarge_buffers(&socket);
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
@@ -61,4 +61,34 @@ pub(crate) fn bind_transfer(
         io::ErrorKind::AddrInUse,
         "every port of the transfer port range is in use",
     ))
+}
+
+fn enlarge_buffers(socket: &Socket) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::net::sockopt;
+        if sockopt::set_socket_recv_buffer_size_force(socket, BUFFER_BYTES).is_err() {
+            let _ = socket.set_recv_buffer_size(BUFFER_BYTES);
+        }
+        if sockopt::set_socket_send_buffer_size_force(socket, BUFFER_BYTES).is_err() {
+            let _ = socket.set_send_buffer_size(BUFFER_BYTES);
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = socket.set_recv_buffer_size(BUFFER_BYTES);
+        let _ = socket.set_send_buffer_size(BUFFER_BYTES);
+    }
+}
+
+/// The window, in data bytes, a socket's granted receive buffer holds. Linux reports twice
+/// what it lets data fill (the rest pays for its bookkeeping), so half of it.
+pub(crate) fn window_bytes(socket: &UdpSocket) -> Option<u32> {
+    let granted = socket2::SockRef::from(socket).recv_buffer_size().ok()?;
+    let usable = if cfg!(any(target_os = "linux", target_os = "android")) {
+        granted / 2
+    } else {
+        granted
+    };
+    u32::try_from(usable).ok()
 }

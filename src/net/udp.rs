@@ -7,14 +7,63 @@ use std::net::{IpAddr, SocketAddr};
 
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 
-/// One datagram received: who sent it and where it was sent to. `len` bytes of the buffer
-/// hold one datagram, or several of `stride` bytes each (the last may be shorter) when the
-/// kernel coalesced a burst (GRO).
-pub(crate) struct Received {
-    pub source: SocketAddr,
-    pub local: Option<IpAddr>,
-    pub len: usize,
-    pub stride: usize,
+/// Datagrams read per receive call.
+const BATCH: usize = 8;
+/// Room for the largest datagram, or a burst the kernel coalesced (GRO) of at most 64 KiB.
+const RX_BUF: usize = 128 * 1024;
+/// What one GSO send may carry in all: the largest UDP payload.
+pub(crate) const GSO_BYTES: usize = 65_507;
+/// Datagrams per GSO send: the kernel's limit (`UDP_MAX_SEGMENTS`).
+const MAX_SEGMENTS: usize = 64;
+
+/// Where one receive call puts its datagrams, and what it learnt of each.
+pub(crate) struct RecvBuffers {
+    data: Vec<u8>,
+    metas: [RecvMeta; BATCH],
+    filled: usize,
+}
+
+impl RecvBuffers {
+    pub(crate) fn new() -> RecvBuffers {
+        RecvBuffers {
+            data: vec![0; BATCH * RX_BUF],
+            metas: [RecvMeta::default(); BATCH],
+            filled: 0,
+        }
+    }
+
+    /// One receive call on `udp`: up to a batch of datagrams (or coalesced bursts).
+    pub(crate) fn recv(&mut self, udp: &Udp) -> io::Result<()> {
+        self.filled = 0;
+        let mut chunks = self.data.chunks_mut(RX_BUF);
+        let mut slices: [IoSliceMut<'_>; BATCH] = std::array::from_fn(|_| {
+            IoSliceMut::new(chunks.next().expect("data holds BATCH buffers"))
+        });
+        self.filled =
+            udp.state
+                .recv(UdpSockRef::from(&udp.socket), &mut slices, &mut self.metas)?;
+        Ok(())
+    }
+
+    /// True when the last call found fewer datagrams than it had room for: the queue was
+    /// empty then, and a new datagram raises a new readiness event.
+    pub(crate) fn drained(&self) -> bool {
+        self.filled < BATCH
+    }
+
+    /// The datagrams of the last call, bursts split: source, local address, bytes.
+    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, Option<IpAddr>, &[u8])> {
+        self.metas
+            .iter()
+            .take(self.filled)
+            .zip(self.data.chunks(RX_BUF))
+            .flat_map(|(meta, buf)| {
+                let bytes = &buf[..meta.len.min(RX_BUF)];
+                bytes
+                    .chunks(meta.stride.max(1))
+                    .map(move |datagram| (meta.addr, meta.dst_ip, datagram))
+            })
+    }
 }
 
 pub(crate) struct Udp {
@@ -41,41 +90,41 @@ impl Udp {
         self.socket.local_addr()
     }
 
-    /// Receives up to `bufs.len()` datagrams in one call.
-    pub(crate) fn recv(
-        &self,
-        bufs: &mut [IoSliceMut<'_>],
-        out: &mut [RecvMeta],
-    ) -> io::Result<usize> {
-        self.state.recv(UdpSockRef::from(&self.socket), bufs, out)
+    /// Datagrams one send may carry: more than 1 where the kernel does UDP GSO.
+    pub(crate) fn max_segments(&self) -> usize {
+        self.state.max_gso_segments().min(MAX_SEGMENTS)
     }
 
-    /// Sends one datagram, from `source` when given.
+    /// Sends one datagram, or several of `segment_size` bytes back to back (the last may be
+    /// shorter) in one call where the kernel segments them (GSO), from `source` when given.
+    /// Where a batch is refused, its datagrams go one by one.
     pub(crate) fn send(
         &self,
         destination: SocketAddr,
         source: Option<IpAddr>,
         contents: &[u8],
+        segment_size: Option<usize>,
     ) -> io::Result<()> {
-        let transmit = quinn_udp::Transmit {
+        let transmit = |contents, segment_size| quinn_udp::Transmit {
             destination,
             ecn: None,
             contents,
-            segment_size: None,
+            segment_size,
             src_ip: source,
         };
-        self.state
-            .try_send(UdpSockRef::from(&self.socket), &transmit)
-    }
-}
-
-impl Received {
-    pub(crate) fn from_meta(meta: &RecvMeta) -> Received {
-        Received {
-            source: meta.addr,
-            local: meta.dst_ip,
-            len: meta.len,
-            stride: meta.stride.max(1),
+        let sent = self.state.try_send(
+            UdpSockRef::from(&self.socket),
+            &transmit(contents, segment_size),
+        );
+        match (sent, segment_size) {
+            (Err(e), Some(size)) if e.kind() != io::ErrorKind::WouldBlock => {
+                for datagram in contents.chunks(size.max(1)) {
+                    self.state
+                        .try_send(UdpSockRef::from(&self.socket), &transmit(datagram, None))?;
+                }
+                Ok(())
+            }
+            (result, _) => result,
         }
     }
 }

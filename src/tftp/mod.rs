@@ -15,8 +15,8 @@ pub mod server {
 }
 
 pub use machine::{
-    ClientRequest, Config, Endpoint, Event, Limits, Negotiated, Stats, Storage, StorageError,
-    Transfer, TransferError, Transmit,
+    ClientRequest, Config, Endpoint, Event, Limits, Negotiated, Segments, Stats, Storage,
+    StorageError, Transfer, TransferError, Transmit,
 };
 pub use wire::netascii;
 pub use wire::{

@@ -90,9 +90,12 @@ pub struct Incoming {
     pub local: Option<IpAddr>,
 }
 
-/// A datagram that the endpoint put in the caller's buffer.
+/// What the endpoint put in the caller's buffer: one datagram, or with
+/// [`Endpoint::poll_transmit_batch`] several of `segment_size` bytes back to back (the
+/// last may be shorter), all to one destination from one route: one UDP GSO send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct Transmit {
     /// The socket to send it from.
     pub route: Route,
@@ -102,6 +105,8 @@ pub struct Transmit {
     pub source: Option<IpAddr>,
     /// Its length, from the start of the buffer.
     pub len: usize,
+    /// `Some(n)` when `len` bytes hold several datagrams of `n` bytes each.
+    pub segment_size: Option<usize>,
 }
 
 /// What a request asked for and what it was granted: what a log line or a metric needs.
@@ -602,6 +607,7 @@ impl<P: Policy> Endpoint<P> {
             destination: incoming.source,
             source: incoming.local,
             len,
+            segment_size: None,
         })
     }
 
@@ -752,6 +758,19 @@ impl<P: Policy> Endpoint<P> {
     /// returns `None` when nothing is due. A transfer's window goes out in one run.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Duration, buf: &mut [u8]) -> Option<Transmit> {
+        self.poll_transmit_batch(now, buf, 1)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but a transfer's DATA come up to
+    /// `max_segments` at a time, as many as `buf` holds, for one GSO send (UDP GSO takes
+    /// at most 64 KiB in all: size `buf` to that).
+    #[must_use]
+    pub fn poll_transmit_batch(
+        &mut self,
+        now: Duration,
+        buf: &mut [u8],
+        max_segments: usize,
+    ) -> Option<Transmit> {
         while let Some(&id) = self.ready.front() {
             let ports = self.ports;
             let Some(e) = self.entry_mut(id) else {
@@ -759,8 +778,10 @@ impl<P: Policy> Endpoint<P> {
                 continue;
             };
             let sent = match &mut e.storage {
-                Some(s) => e.transfer.poll_transmit(now, s, buf),
-                None => e.transfer.poll_transmit(now, &mut Handed, buf),
+                Some(s) => e.transfer.poll_transmit_batch(now, s, buf, max_segments),
+                None => e
+                    .transfer
+                    .poll_transmit_batch(now, &mut Handed, buf, max_segments),
             };
             let Some(t) = sent else {
                 e.queued = false;
@@ -777,6 +798,7 @@ impl<P: Policy> Endpoint<P> {
                 destination: t.destination,
                 source: e.info.local,
                 len: t.len,
+                segment_size: t.segment_size,
             };
             self.settle(now, id);
             return Some(transmit);
@@ -827,6 +849,7 @@ impl<P: Policy> Endpoint<P> {
             destination: peer,
             source: local,
             len: encode_error(ErrorCode::NotDefined, message, buf),
+            segment_size: None,
         })
     }
 }

@@ -274,7 +274,9 @@ pub(crate) fn negotiate(
     if let Some(w) = ask(asked.windowsize, Windowsize::MAX.get().into(), |w| {
         w.get().into()
     }) {
-        let fits = (u64::from(limits.max_window_bytes) / u64::from(n.blksize)).max(1);
+        let fits = limits.max_window_bytes.map_or(u64::MAX, |cap| {
+            (u64::from(cap) / u64::from(n.blksize)).max(1)
+        });
         let w = w.min(limits.max_windowsize.get().into()).min(fits);
         n.windowsize = w as u16;
         oack.windowsize = Some(Windowsize::new(w));

@@ -14,5 +14,5 @@ pub use endpoint::Endpoint;
 pub use handshake::{ClientRequest, Negotiated};
 pub use policy::Limits;
 pub use retransmit::Config;
-pub use storage::{Storage, StorageError};
+pub use storage::{Segments, Storage, StorageError};
 pub use transfer::{Event, Stats, Transfer, TransferError, Transmit};

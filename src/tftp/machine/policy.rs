@@ -71,9 +71,10 @@ pub struct Limits {
     /// Largest windowsize granted; larger asks are lowered to it.
     pub max_windowsize: Windowsize,
     /// Largest window in data bytes (windowsize × blksize) granted; windowsize is lowered
-    /// to fit. A window larger than the receiver's socket buffer loses its tail on every
-    /// window (Linux's default buffer is 208 KiB), turning each window into a timeout.
-    pub max_window_bytes: u32,
+    /// to fit. A window larger than the receiver's socket buffer loses its tail until the
+    /// sender's bursts shrink (Linux's default buffer is 208 KiB). `None`: no cap here; the
+    /// std server then caps at what its own socket buffers were granted.
+    pub max_window_bytes: Option<u32>,
     /// Smallest `timeout` option accepted; a smaller ask is left out of the OACK.
     pub min_timeout: Timeout,
     /// Largest `timeout` option accepted; a larger ask is left out of the OACK, so a client
@@ -99,7 +100,7 @@ impl Limits {
             Ok(w) => w,
             Err(_) => Windowsize::MAX,
         },
-        max_window_bytes: 192 * 1024,
+        max_window_bytes: None,
         min_timeout: Timeout::MIN,
         max_timeout: match Timeout::new(10) {
             Ok(t) => t,

@@ -50,7 +50,22 @@ pub(crate) struct Timer {
     rto: Duration,
     retries: u32,
     deadline: Option<Duration>,
+    /// Round trips measured, when no timeout was negotiated: a lost window is then resent
+    /// after a few round trips instead of a whole second.
+    rtt: Option<Rtt>,
+    negotiated: bool,
 }
+
+/// A smoothed round trip and its variation (RFC 6298's estimator).
+#[derive(Clone, Copy, Debug)]
+struct Rtt {
+    smoothed: Duration,
+    variation: Duration,
+}
+
+/// The shortest timeout a measured round trip gives: room for a receiver's scheduling and
+/// disk hiccups on a fast LAN.
+const MIN_MEASURED_TIMEOUT: Duration = Duration::from_millis(20);
 
 impl Timer {
     /// A timer armed to expire one timeout from `now`.
@@ -61,6 +76,40 @@ impl Timer {
             rto: config.timeout,
             retries: 0,
             deadline: Some(now + config.timeout),
+            rtt: None,
+            negotiated: false,
+        }
+    }
+
+    /// A round trip measured on a window that went out once (Karn's rule: a resent window's
+    /// answer could be to either sending).
+    pub(crate) fn sample(&mut self, rtt: Duration) {
+        if self.negotiated {
+            return;
+        }
+        self.rtt = Some(match self.rtt {
+            None => Rtt {
+                smoothed: rtt,
+                variation: rtt / 2,
+            },
+            Some(r) => {
+                let diff = r.smoothed.abs_diff(rtt);
+                Rtt {
+                    smoothed: (r.smoothed * 7 + rtt) / 8,
+                    variation: (r.variation * 3 + diff) / 4,
+                }
+            }
+        });
+    }
+
+    /// The timeout after progress: from the round trips measured, within the configured
+    /// timeout, or the configured (or negotiated) one.
+    fn fresh_rto(&self) -> Duration {
+        match self.rtt {
+            Some(r) => (r.smoothed + r.variation * 4)
+                .max(MIN_MEASURED_TIMEOUT)
+                .min(self.base),
+            None => self.base,
         }
     }
 
@@ -81,6 +130,8 @@ impl Timer {
     pub(crate) fn set_base(&mut self, seconds: u8) {
         self.base = Duration::from_secs(seconds.into());
         self.rto = self.base;
+        self.negotiated = true;
+        self.rtt = None;
     }
 
     pub(crate) fn base(&self) -> Duration {
@@ -95,7 +146,7 @@ impl Timer {
     /// Progress was made: the next silence is judged afresh.
     pub(crate) fn progressed(&mut self, now: Duration) {
         self.retries = 0;
-        self.rto = self.base;
+        self.rto = self.fresh_rto();
         self.deadline = Some(now + self.rto);
     }
 
@@ -104,15 +155,19 @@ impl Timer {
         self.deadline.is_some_and(|d| now >= d)
     }
 
-    /// The deadline passed: retransmit with a doubled timeout, or give up.
+    /// The deadline passed: retransmit with a doubled timeout, or give up. Retransmissions
+    /// on a measured timeout shorter than the configured one do not count against the
+    /// retries: a peer is given up after no less silence than without measurements.
     pub(crate) fn expire(&mut self, now: Duration) -> Expiry {
-        if self.retries >= self.config.retries {
-            self.deadline = None;
-            return Expiry::GiveUp {
-                retries: self.retries,
-            };
+        if self.rto >= self.base {
+            if self.retries >= self.config.retries {
+                self.deadline = None;
+                return Expiry::GiveUp {
+                    retries: self.retries,
+                };
+            }
+            self.retries += 1;
         }
-        self.retries += 1;
         self.rto = (self.rto * 2).min(self.max());
         self.deadline = Some(now + self.rto);
         Expiry::Retransmit

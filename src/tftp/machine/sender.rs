@@ -3,7 +3,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use super::storage::{Storage, StorageError};
+use super::storage::{Segments, Storage, StorageError};
 use crate::tftp::wire::netascii::NetasciiEncoder;
 use crate::tftp::wire::{DATA_HEADER_LEN, write_data_header};
 
@@ -39,12 +39,18 @@ pub(crate) enum AckOutcome {
     Done,
 }
 
-/// A block ready in the caller's buffer.
-pub(crate) struct Block {
+/// Blocks ready in the caller's buffer, back to back in slots of `DATA_HEADER_LEN +
+/// blksize` bytes (the last may be shorter).
+pub(crate) struct Blocks {
+    pub count: usize,
+    /// Bytes from the start of the buffer to the end of the last block.
     pub len: usize,
-    pub retransmission: bool,
-    /// File bytes this block carries, when it is sent for the first time.
+    /// Blocks among them sent before.
+    pub retransmissions: u64,
+    /// File bytes of the blocks sent for the first time.
     pub new_bytes: u64,
+    /// The first of them opens a window.
+    pub first_in_window: bool,
 }
 
 /// Blocks are counted from 1 as u64 here; only the wire number wraps at 65535.
@@ -61,6 +67,64 @@ pub(crate) struct Sender {
     next: u64,
     /// Final block of the file, once a short read has shown it.
     last: Option<u64>,
+    pace: Pace,
+}
+
+/// How much of a window goes out back to back (RFC 7440 section 6 asks a sender to react
+/// to loss). A window larger than the receiver's socket buffer loses its tail every time;
+/// sending it in bursts with a pause between lets the receiver drain. The receiver still
+/// ACKs only whole windows, so the window itself never shrinks, only the bursts.
+#[derive(Debug)]
+struct Pace {
+    /// Blocks sent back to back before a pause; the whole window while nothing is lost.
+    burst: u64,
+    /// The burst after the last loss: growth above it is cautious.
+    ceiling: u64,
+    /// Windows acknowledged whole since the burst last grew.
+    clean: u32,
+    /// Blocks of the current burst sent.
+    sent: u64,
+}
+
+/// Windows acknowledged whole, at the burst that once lost, before it grows by one block.
+const CLEAN_WINDOWS_TO_GROW: u32 = 8;
+
+/// The first burst fits a receive buffer of Linux's default size (208 KiB, of which a
+/// little goes to bookkeeping), so that a receiver that never asked for more does not lose
+/// the first window's tail before a round trip is known. Windows of small blocks fit whole.
+const FIRST_BURST_BYTES: u64 = 192 * 1024;
+
+impl Pace {
+    fn new(windowsize: u64, blksize: u64) -> Pace {
+        Pace {
+            burst: windowsize.min((FIRST_BURST_BYTES / blksize.max(1)).max(1)),
+            ceiling: windowsize,
+            clean: 0,
+            sent: 0,
+        }
+    }
+
+    /// A timeout or a gap: halve the burst.
+    fn lost(&mut self) {
+        self.burst = (self.burst / 2).max(1);
+        self.ceiling = self.burst;
+        self.clean = 0;
+    }
+
+    /// A window acknowledged whole: grow back fast up to the burst that last held, slowly
+    /// past it.
+    fn delivered(&mut self, windowsize: u64) {
+        if self.burst < self.ceiling {
+            self.burst = (self.burst * 2).min(self.ceiling);
+            return;
+        }
+        self.clean += 1;
+        if self.clean >= CLEAN_WINDOWS_TO_GROW && self.burst < windowsize {
+            self.burst += 1;
+            self.ceiling = self.burst;
+            self.clean = 0;
+        }
+    }
 }
 
 impl Sender {
@@ -85,6 +149,7 @@ impl Sender {
             sent_high: 0,
             next: 1,
             last: None,
+            pace: Pace::new(u64::from(windowsize), u64::from(blksize)),
         }
     }
 
@@ -107,9 +172,22 @@ impl Sender {
         self.next <= self.window_end()
     }
 
-    /// After a timeout: send the window again from the first unacknowledged block.
+    /// After a timeout: send the window again from the first unacknowledged block, in
+    /// smaller bursts.
     pub(crate) fn rewind(&mut self) {
         self.next = self.acked + 1;
+        self.pace.lost();
+        self.pace.sent = 0;
+    }
+
+    /// True when the current burst is spent but the window is not: the sender pauses.
+    pub(crate) fn burst_spent(&self) -> bool {
+        self.pace.sent >= self.pace.burst && self.wants_to_send()
+    }
+
+    /// The pause after a burst is over.
+    pub(crate) fn next_burst(&mut self) {
+        self.pace.sent = 0;
     }
 
     pub(crate) fn on_ack(&mut self, block: u16) -> AckOutcome {
@@ -119,6 +197,12 @@ impl Sender {
         if abs <= self.acked || abs > self.sent_high {
             return AckOutcome::Ignored;
         }
+        if abs >= self.window_end() {
+            self.pace.delivered(self.windowsize);
+        } else {
+            self.pace.lost();
+        }
+        self.pace.sent = 0;
         self.acked = abs;
         if let Encoding::Netascii { checkpoints, .. } = &mut self.encoding {
             while checkpoints.front().is_some_and(|c| c.block <= abs) {
@@ -133,56 +217,95 @@ impl Sender {
         AckOutcome::Progress
     }
 
-    /// Puts the next block of the window into `buf` (header included).
-    pub(crate) fn next_block<S: Storage + ?Sized>(
+    /// Puts up to `max` blocks of the window into `buf`, one slot of `DATA_HEADER_LEN +
+    /// blksize` bytes each, headers included. Octet payloads are read with one call to the
+    /// storage, straight into their slots.
+    pub(crate) fn next_blocks<S: Storage + ?Sized>(
         &mut self,
         storage: &mut S,
         buf: &mut [u8],
-    ) -> Result<Block, StorageError> {
-        let n = self.next;
-        let payload = buf
-            .get_mut(DATA_HEADER_LEN..DATA_HEADER_LEN + self.blksize)
-            .ok_or_else(|| internal("transmit buffer smaller than blksize + 4"))?;
-        let (len, consumed) = match &mut self.encoding {
+        max: usize,
+    ) -> Result<Blocks, StorageError> {
+        let first = self.next;
+        let (len, count, consumed) = match &mut self.encoding {
             Encoding::Octet => {
-                let len = storage.read_at((n - 1) * self.blksize as u64, payload)?;
-                (len, len as u64)
+                let seg = DATA_HEADER_LEN + self.blksize;
+                let in_window = usize::try_from(self.window_end() + 1 - first).unwrap_or(1);
+                let in_burst =
+                    usize::try_from(self.pace.burst.saturating_sub(self.pace.sent)).unwrap_or(1);
+                let count = max.min(in_window).min(in_burst).min(buf.len() / seg).max(1);
+                let layout = Segments {
+                    start: DATA_HEADER_LEN,
+                    len: self.blksize,
+                    stride: seg,
+                    count,
+                };
+                let read =
+                    storage.read_segments_at((first - 1) * self.blksize as u64, buf, layout)?;
+                let full = read / self.blksize;
+                // A short block, empty if need be, ends the file.
+                let count = if full < count { full + 1 } else { count };
+                for i in 0..count {
+                    let slot = buf.get_mut(i * seg..).unwrap_or_default();
+                    write_data_header(slot, (first + i as u64) as u16)
+                        .map_err(|_| internal("transmit buffer too small"))?;
+                }
+                let last_len = read - (count - 1) * self.blksize;
+                (
+                    (count - 1) * seg + DATA_HEADER_LEN + last_len,
+                    count,
+                    read as u64,
+                )
             }
             Encoding::Netascii {
                 scratch,
                 checkpoints,
             } => {
                 let Some(start) = checkpoints
-                    .get(usize::try_from(n - self.acked - 1).unwrap_or(usize::MAX))
+                    .get(usize::try_from(first - self.acked - 1).unwrap_or(usize::MAX))
                     .copied()
                 else {
                     return Err(internal("netascii checkpoint missing"));
                 };
+                let payload = buf
+                    .get_mut(DATA_HEADER_LEN..DATA_HEADER_LEN + self.blksize)
+                    .ok_or_else(|| internal("transmit buffer smaller than blksize + 4"))?;
                 let raw = storage.read_at(start.offset, scratch)?;
                 let mut enc = NetasciiEncoder::resume(start.pending);
                 let (consumed, written) =
                     enc.encode(scratch.get(..raw).unwrap_or_default(), payload);
-                if n > self.sent_high && written == self.blksize {
+                if first > self.sent_high && written == self.blksize {
                     checkpoints.push_back(Checkpoint {
-                        block: n + 1,
+                        block: first + 1,
                         offset: start.offset + consumed as u64,
                         pending: enc.pending(),
                     });
                 }
-                (written, consumed as u64)
+                write_data_header(buf, first as u16)
+                    .map_err(|_| internal("transmit buffer too small"))?;
+                (DATA_HEADER_LEN + written, 1, consumed as u64)
             }
         };
-        write_data_header(buf, n as u16).map_err(|_| internal("transmit buffer too small"))?;
-        if len < self.blksize {
-            self.last = Some(n);
+        let end = first + count as u64;
+        if len < (count - 1) * (DATA_HEADER_LEN + self.blksize) + DATA_HEADER_LEN + self.blksize {
+            self.last = Some(end - 1);
         }
-        let retransmission = n <= self.sent_high;
-        self.sent_high = self.sent_high.max(n);
-        self.next = n + 1;
-        Ok(Block {
-            len: DATA_HEADER_LEN + len,
-            retransmission,
-            new_bytes: if retransmission { 0 } else { consumed },
+        // Blocks up to `sent_high` went out before; the file bytes counted are the new ones'.
+        let resent = self.sent_high.clamp(first - 1, end - 1) + 1 - first;
+        let new_bytes = match &self.encoding {
+            Encoding::Octet => consumed.saturating_sub(resent * self.blksize as u64),
+            Encoding::Netascii { .. } if resent == 0 => consumed,
+            Encoding::Netascii { .. } => 0,
+        };
+        self.sent_high = self.sent_high.max(end - 1);
+        self.next = end;
+        self.pace.sent += count as u64;
+        Ok(Blocks {
+            count,
+            len,
+            retransmissions: resent,
+            new_bytes,
+            first_in_window: first == self.acked + 1,
         })
     }
 }

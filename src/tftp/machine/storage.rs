@@ -55,6 +55,19 @@ pub trait Storage {
         ))
     }
 
+    /// Reads the bytes from `offset` on into the runs of `layout` in `buf`, one run after
+    /// the other, and returns how many were read; fewer than the runs hold means the end of
+    /// the file. A sender fills a whole window's payloads this way, between their headers,
+    /// in one call where the storage can (a `preadv`). The default reads run by run.
+    fn read_segments_at(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+        layout: Segments,
+    ) -> Result<usize, StorageError> {
+        read_run_by_run(self, offset, buf, layout)
+    }
+
     /// Appends `data`, which arrives in order and exactly once.
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         let _ = data;
@@ -72,9 +85,61 @@ pub trait Storage {
     }
 }
 
+/// Where a window's payloads go in a buffer: `count` runs of `len` bytes, the first at
+/// `start`, each `stride` bytes after the one before (the space between holds headers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segments {
+    /// Offset of the first run.
+    pub start: usize,
+    /// Bytes per run.
+    pub len: usize,
+    /// Distance from the start of one run to the next; at least `len`.
+    pub stride: usize,
+    /// Number of runs.
+    pub count: usize,
+}
+
+impl Segments {
+    /// The runs, as slices of `buf`; those that do not fit in `buf` are left out.
+    pub fn runs<'b>(&self, buf: &'b mut [u8]) -> impl Iterator<Item = &'b mut [u8]> + use<'b> {
+        let (start, len) = (self.start, self.len);
+        buf.chunks_mut(self.stride.max(1))
+            .take(self.count)
+            .filter_map(move |chunk| chunk.get_mut(start..start + len))
+    }
+}
+
+/// Fills the runs of `layout` one `read_at` at a time.
+fn read_run_by_run<S: Storage + ?Sized>(
+    storage: &mut S,
+    offset: u64,
+    buf: &mut [u8],
+    layout: Segments,
+) -> Result<usize, StorageError> {
+    let mut total = 0;
+    for run in layout.runs(buf) {
+        let want = run.len();
+        let got = storage.read_at(offset + total as u64, run)?;
+        total += got;
+        if got < want {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 impl<S: Storage + ?Sized> Storage for &mut S {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
         (**self).read_at(offset, buf)
+    }
+
+    fn read_segments_at(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+        layout: Segments,
+    ) -> Result<usize, StorageError> {
+        (**self).read_segments_at(offset, buf, layout)
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
@@ -126,7 +191,7 @@ impl Storage for Vec<u8> {
 
 #[cfg(feature = "std")]
 mod std_impls {
-    use super::{ErrorCode, Storage, StorageError};
+    use super::{ErrorCode, Segments, Storage, StorageError, read_run_by_run};
     use std::io::{self, Write};
 
     impl From<io::Error> for StorageError {
@@ -160,12 +225,51 @@ mod std_impls {
             Ok(filled)
         }
 
+        /// One `preadv` for the whole window; run by run after a short read, which only the
+        /// end of the file (or a signal) causes.
+        #[cfg(unix)]
+        fn read_segments_at(
+            &mut self,
+            offset: u64,
+            buf: &mut [u8],
+            layout: Segments,
+        ) -> Result<usize, StorageError> {
+            let mut runs: alloc::vec::Vec<io::IoSliceMut<'_>> =
+                layout.runs(buf).map(io::IoSliceMut::new).collect();
+            let wanted: usize = runs.iter().map(|r| r.len()).sum();
+            let got = loop {
+                match rustix::io::preadv(&*self, &mut runs, offset) {
+                    Ok(n) => break n,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(io::Error::from(e).into()),
+                }
+            };
+            drop(runs);
+            if got == wanted || got == 0 {
+                return Ok(got);
+            }
+            read_run_by_run(self, offset, buf, layout)
+        }
+
         fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
             self.write_all(data).map_err(Into::into)
         }
 
         fn commit(&mut self) -> Result<(), StorageError> {
             self.sync_all().map_err(Into::into)
+        }
+    }
+
+    /// A file or stream behind a buffer: received blocks reach it in batches, one write
+    /// for many small blocks (a block as large as the buffer goes straight through).
+    /// `commit` flushes.
+    impl<W: io::Write> Storage for io::BufWriter<W> {
+        fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+            io::Write::write_all(self, data).map_err(Into::into)
+        }
+
+        fn commit(&mut self) -> Result<(), StorageError> {
+            io::Write::flush(self).map_err(Into::into)
         }
     }
 

@@ -202,14 +202,29 @@ pub enum Event {
     },
 }
 
-/// A datagram that [`Transfer::poll_transmit`] put in the caller's buffer.
+/// What [`Transfer::poll_transmit`] put in the caller's buffer: one datagram, or with
+/// [`Transfer::poll_transmit_batch`] several of `segment_size` bytes back to back (the last
+/// may be shorter), all to one destination: the shape UDP GSO sends in one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct Transmit {
     /// Where to send it.
     pub destination: SocketAddr,
     /// Its length, from the start of the buffer.
     pub len: usize,
+    /// `Some(n)` when `len` bytes hold several datagrams of `n` bytes each.
+    pub segment_size: Option<usize>,
+}
+
+impl Transmit {
+    fn one(destination: SocketAddr, len: usize) -> Transmit {
+        Transmit {
+            destination,
+            len,
+            segment_size: None,
+        }
+    }
 }
 
 /// What differs between the two ends once the opening is over.
@@ -275,7 +290,17 @@ pub struct Transfer {
     events: VecDeque<Event>,
     /// `Event::Finished` was emitted: there is only ever one.
     finished: bool,
+    /// A sender that lost part of a window sends the next ones in bursts: the next burst
+    /// may go at this time.
+    paused_until: Option<Duration>,
+    /// A sender: when the current window's first block went out, unless part of the window
+    /// was sent twice; its ACK then measures a round trip.
+    window_sent_at: Option<Duration>,
 }
+
+/// The pause between the bursts of a window, once a loss showed the receiver cannot take a
+/// whole window at once. Long enough for a receiver to drain a burst from its socket.
+const BURST_GAP: Duration = Duration::from_millis(1);
 
 impl Transfer {
     fn new(now: Duration, side: Side, peer: SocketAddr, config: Config, phase: Phase) -> Self {
@@ -291,6 +316,8 @@ impl Transfer {
             strangers: VecDeque::new(),
             events: VecDeque::new(),
             finished: false,
+            paused_until: None,
+            window_sent_at: None,
         }
     }
 
@@ -391,7 +418,10 @@ impl Transfer {
     /// or `None` when no timer runs. Call it after each `handle_*` and `poll_transmit`.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.timer.deadline()
+        match (self.timer.deadline(), self.paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next event, if any. Call it until `None` after each `handle_*`.
@@ -519,7 +549,11 @@ impl Transfer {
             }
             Phase::Receiving(r) => Control::Ack(r.ack_sent()),
             // The sender counts each block it sends again.
-            Phase::Sending(s) => return s.rewind(),
+            Phase::Sending(s) => {
+                self.paused_until = None;
+                self.window_sent_at = None;
+                return s.rewind();
+            }
             Phase::Committing { .. } | Phase::Dallying { .. } | Phase::Closed => return,
         };
         self.owed = Some(owed);
@@ -701,6 +735,10 @@ impl Transfer {
             (Phase::Sending(s), Packet::Ack { block }) => match s.on_ack(block) {
                 AckOutcome::Ignored => {}
                 AckOutcome::Progress => {
+                    self.paused_until = None;
+                    if let Some(sent) = self.window_sent_at.take() {
+                        self.timer.sample(now.saturating_sub(sent));
+                    }
                     // Counted as they are acknowledged, so a transfer that fails later
                     // still reports the blocks it delivered.
                     self.stats.blocks = s.acked();
@@ -786,6 +824,20 @@ impl Transfer {
         storage: &mut S,
         buf: &mut [u8],
     ) -> Option<Transmit> {
+        self.poll_transmit_batch(now, storage, buf, 1)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but a window's DATA go out together:
+    /// up to `max_segments` of them, as many as `buf` holds, back to back, their payloads
+    /// read from `storage` in one call. Control packets still come one at a time.
+    #[must_use]
+    pub fn poll_transmit_batch<S: Storage + ?Sized>(
+        &mut self,
+        now: Duration,
+        storage: &mut S,
+        buf: &mut [u8],
+        max_segments: usize,
+    ) -> Option<Transmit> {
         let needed = self.max_datagram_len();
         if buf.len() < needed {
             if !self.finished {
@@ -799,10 +851,7 @@ impl Transfer {
             let code = ErrorCode::UnknownTransferId;
             let message = Text::from(code.description());
             let len = encode_infallible(&Packet::Error { code, message }, buf);
-            return Some(Transmit {
-                destination: to,
-                len,
-            });
+            return Some(Transmit::one(to, len));
         }
         if let Some(c) = self.owed.take() {
             let len = match c {
@@ -814,24 +863,38 @@ impl Transfer {
                 Control::Ack(block) => encode_infallible(&Packet::Ack { block }, buf),
                 Control::Error(code, message) => encode_error(code, &message, buf),
             };
-            return Some(Transmit {
-                destination: self.peer,
-                len,
-            });
+            return Some(Transmit::one(self.peer, len));
         }
         let Phase::Sending(s) = &mut self.phase else {
             return None;
         };
+        if let Some(at) = self.paused_until {
+            if now < at {
+                return None;
+            }
+            self.paused_until = None;
+            s.next_burst();
+        }
         if !s.wants_to_send() {
             return None;
         }
-        match s.next_block(storage, buf) {
-            Ok(block) => {
-                self.stats.bytes += block.new_bytes;
-                self.stats.retransmissions += u64::from(block.retransmission);
+        match s.next_blocks(storage, buf, max_segments) {
+            Ok(blocks) => {
+                self.stats.bytes += blocks.new_bytes;
+                self.stats.retransmissions += blocks.retransmissions;
+                if blocks.retransmissions > 0 {
+                    // Karn's rule: a window sent twice measures nothing.
+                    self.window_sent_at = None;
+                } else if blocks.first_in_window {
+                    self.window_sent_at = Some(now);
+                }
+                if s.burst_spent() {
+                    self.paused_until = Some(now + BURST_GAP);
+                }
                 Some(Transmit {
                     destination: self.peer,
-                    len: block.len,
+                    len: blocks.len,
+                    segment_size: (blocks.count > 1).then_some(DATA_HEADER_LEN + s.blksize()),
                 })
             }
             Err(e) => {

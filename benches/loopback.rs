@@ -1,0 +1,346 @@
+//! Whole transfers over loopback, wirekit side by side with the peers, in one run: a file
+//! on tmpfs fetched by a client process from a server process, per block size and window.
+//! Peers that are not installed are left out, with a note. Every download is compared with
+//! the file. Printed: a table of MB/s (median of the runs) and wirekit's ratio to the best
+//! peer pair and to iperf3's one-datagram-per-send UDP rate.
+//!
+//! ```sh
+//! cargo bench --features cli --bench loopback
+//! WIREKIT_BENCH_MIB=50 WIREKIT_BENCH_RUNS=1 cargo bench --features cli --bench loopback
+//! WIREKIT_ATFTPD=/path/to/atftpd cargo bench --features cli --bench loopback  # atftpd not on PATH
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A program, if it runs here.
+fn find(name: &str, env_override: &str) -> Option<String> {
+    if let Ok(p) = std::env::var(env_override) {
+        return Some(p);
+    }
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return Some(p.to_string_lossy().into_owned());
+        }
+    }
+    None
+}
+
+/// A free UDP port on loopback, for peers that cannot be told to take port 0.
+fn free_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until a TFTP server answers on `addr` (an RRQ for a missing file gets an ERROR).
+fn wait_ready(addr: SocketAddr) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut buf = [0u8; 600];
+    for _ in 0..100 {
+        let _ = s.send_to(b"\0\x01no-such-file\0octet\0", addr);
+        if s.recv_from(&mut buf).is_ok() {
+            return;
+        }
+    }
+    panic!("no TFTP server answers on {addr}");
+}
+
+enum Server {
+    Wirekit,
+    Atftpd(String),
+    TftpHpa(String),
+}
+
+fn start(server: &Server, wirekit: &str, root: &Path) -> (Daemon, SocketAddr) {
+    let child = match server {
+        Server::Wirekit => {
+            let mut child = Command::new(wirekit)
+                .arg("serve")
+                .arg(root)
+                .args(["--listen", "127.0.0.1:0", "--max-windowsize", "64"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("wirekit serve");
+            let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+            let banner = lines.next().expect("banner").expect("text");
+            std::thread::spawn(move || for _ in lines {});
+            let addr = banner
+                .split(" on ")
+                .nth(1)
+                .and_then(|r| r.split([' ', ',']).next())
+                .and_then(|a| a.parse().ok())
+                .expect("address in the banner");
+            return (Daemon(child), addr);
+        }
+        Server::Atftpd(path) => {
+            let port = free_port();
+            let child = Command::new(path)
+                .args(["--daemon", "--no-fork", "--logfile", "/dev/null", "--port"])
+                .arg(port.to_string())
+                .args(["--bind-address", "127.0.0.1", "--maxthread", "1000"])
+                .arg(root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("atftpd");
+            (child, port)
+        }
+        Server::TftpHpa(path) => {
+            let port = free_port();
+            let child = Command::new(path)
+                .args(["-L", "-a"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-s")
+                .arg(root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("in.tftpd");
+            (child, port)
+        }
+    };
+    let (child, port) = child;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let daemon = Daemon(child);
+    wait_ready(addr);
+    (daemon, addr)
+}
+
+#[derive(Clone, Copy)]
+enum Client {
+    Wirekit,
+    Atftp,
+    Curl,
+}
+
+/// One download; its duration, or `None` when the client failed or the file differs.
+fn fetch(
+    client: Client,
+    wirekit: &str,
+    server: SocketAddr,
+    blksize: u16,
+    window: u16,
+    out: &Path,
+) -> Option<Duration> {
+    let _ = std::fs::remove_file(out);
+    let (ip, port) = (server.ip().to_string(), server.port().to_string());
+    let mut cmd = match client {
+        Client::Wirekit => {
+            let mut c = Command::new(wirekit);
+            c.args(["get", &server.to_string(), "big.bin"]).arg(out);
+            c.args([
+                "--blksize",
+                &blksize.to_string(),
+                "--windowsize",
+                &window.to_string(),
+            ]);
+            c
+        }
+        Client::Atftp => {
+            let mut c = Command::new("atftp");
+            c.args(["--option", &format!("blksize {blksize}")]);
+            if window > 1 {
+                c.args(["--option", &format!("windowsize {window}")]);
+            }
+            c.args(["-g", "-r", "big.bin", "-l"])
+                .arg(out)
+                .args([&ip, &port]);
+            c
+        }
+        Client::Curl => {
+            let mut c = Command::new("curl");
+            c.args(["-sS", "--tftp-blksize", &blksize.to_string(), "-o"])
+                .arg(out)
+                .arg(format!("tftp://{server}/big.bin"));
+            c
+        }
+    };
+    let start = Instant::now();
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    let took = start.elapsed();
+    status.success().then_some(took)
+}
+
+/// iperf3's UDP rate with one datagram of `len` bytes per send, in MB/s.
+fn iperf3(len: usize) -> Option<f64> {
+    let port = free_port().to_string();
+    let _server = Daemon(
+        Command::new("iperf3")
+            .args(["-s", "-1", "-p", &port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?,
+    );
+    for _ in 0..50 {
+        let out = Command::new("iperf3")
+            .args([
+                "-c",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-u",
+                "-b",
+                "0",
+                "-t",
+                "3",
+                "--json",
+                "-l",
+            ])
+            .arg(len.to_string())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // The receiver's figure: what arrived, not what was sent.
+        if let Some(rate) = text
+            .split("\"sum_received\"")
+            .nth(1)
+            .or_else(|| text.split("\"sum\"").nth(1))
+            .and_then(|s| s.split("\"bits_per_second\":").nth(1))
+            .and_then(|s| s.split([',', '\n', '}']).next())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        {
+            return Some(rate / 8e6);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mib = env_or("WIREKIT_BENCH_MIB", 100);
+    let runs = env_or("WIREKIT_BENCH_RUNS", 3);
+    let wirekit = env!("CARGO_BIN_EXE_wirekit");
+    let dir = Path::new("/dev/shm").join(format!("wirekit-loopback-{}", std::process::id()));
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).expect("tmpfs dir");
+    let mut x = 0x9e37_79b9_u32;
+    let file: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(root.join("big.bin"), &file).expect("write the file");
+    let out: PathBuf = dir.join("out.bin");
+    let atftpd = find("atftpd", "WIREKIT_ATFTPD");
+    let tftpd = find("in.tftpd", "WIREKIT_IN_TFTPD");
+    let have = |p: &str| Command::new(p).arg("--version").output().is_ok();
+    let (atftp, curl, iperf) = (have("atftp"), have("curl"), have("iperf3"));
+    for (what, ok) in [
+        ("atftpd", atftpd.is_some()),
+        ("atftp", atftp),
+        ("in.tftpd", tftpd.is_some()),
+        ("curl", curl),
+        ("iperf3", iperf),
+    ] {
+        if !ok {
+            println!("note: {what} not found; its column is left out");
+        }
+    }
+    println!("{mib} MiB over loopback, median of {runs}, MB/s");
+    println!(
+        "| blksize | window | wirekit←wirekit | atftp←atftpd | curl←tftp-hpa | atftp←wirekit | iperf3 UDP | wirekit / best peer | wirekit / iperf3 |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut servers = vec![("wirekit", Server::Wirekit)];
+    if let Some(p) = atftpd.clone() {
+        servers.push(("atftpd", Server::Atftpd(p)));
+    }
+    if let Some(p) = tftpd.clone() {
+        servers.push(("tftp-hpa", Server::TftpHpa(p)));
+    }
+    for blksize in [1468u16, 65464] {
+        let udp = if iperf {
+            iperf3(usize::from(blksize) + 4)
+        } else {
+            None
+        };
+        for window in [1u16, 16, 64] {
+            // (client, server) pairs of this row; curl and tftp-hpa know no windowsize.
+            let pairs: [(Client, &str, bool); 4] = [
+                (Client::Wirekit, "wirekit", true),
+                (Client::Atftp, "atftpd", atftp),
+                (Client::Curl, "tftp-hpa", curl && window == 1),
+                (Client::Atftp, "wirekit", atftp),
+            ];
+            let mut cells = Vec::new();
+            for (client, server_name, usable) in pairs {
+                let server = servers.iter().find(|(n, _)| *n == server_name);
+                let (true, Some((_, server))) = (usable, server) else {
+                    cells.push(None);
+                    continue;
+                };
+                let (_daemon, addr) = start(server, wirekit, &root);
+                let mut rates = Vec::new();
+                for _ in 0..runs {
+                    let took = fetch(client, wirekit, addr, blksize, window, &out);
+                    let intact = std::fs::read(&out).ok().is_some_and(|got| got == file);
+                    rates.push(match took {
+                        Some(t) if intact => file.len() as f64 / t.as_secs_f64() / 1e6,
+                        _ => 0.0,
+                    });
+                }
+                cells.push(Some(median(rates)));
+            }
+            let cell = |v: Option<f64>| v.map_or("–".to_string(), |r| format!("{r:.0}"));
+            let best_peer = cells[1..3].iter().flatten().copied().fold(0.0, f64::max);
+            let ours = cells[0].unwrap_or(0.0);
+            let ratio = |d: f64| {
+                if d > 0.0 {
+                    format!("{:.2}x", ours / d)
+                } else {
+                    "–".into()
+                }
+            };
+            println!(
+                "| {blksize} | {window} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(cells[0]),
+                cell(cells[1]),
+                cell(cells[2]),
+                cell(cells[3]),
+                cell(udp),
+                ratio(best_peer),
+                ratio(udp.unwrap_or(0.0)),
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
