@@ -269,10 +269,9 @@ fn signal_mid_download(signal: &str) {
     server.request();
     server.send(&data(1, &[1; 512]));
     assert_eq!(server.recv(), ack(1));
-    // The first block is in the part file; now the server goes quiet.
-    let parts = part_files(&dir);
-    assert_eq!(parts.len(), 1, "{:?}", list(&dir));
-    assert_eq!(fs::metadata(dir.join(&parts[0])).unwrap().len(), 512);
+    // The part file holds the first block (or will: the client may buffer its writes);
+    // now the server goes quiet.
+    assert_eq!(part_files(&dir).len(), 1, "{:?}", list(&dir));
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())
