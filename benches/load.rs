@@ -92,7 +92,11 @@ fn start_server(program: &str, root: &std::path::Path, extra: &[&str], clients: 
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     let stderr = child.stderr.take().expect("piped");
     let mut lines = BufReader::new(stderr).lines();
-    let banner = lines.next().expect("a banner").expect("readable");
+    let banner = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("serving "))
+        .expect("a banner");
     let addr = banner
         .split(" on ")
         .nth(1)

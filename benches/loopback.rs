@@ -85,7 +85,11 @@ fn start(server: &Server, wirekit: &str, root: &Path) -> (Daemon, SocketAddr) {
                 .spawn()
                 .expect("wirekit serve");
             let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-            let banner = lines.next().expect("banner").expect("text");
+            let banner = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find(|l| l.contains("serving "))
+                .expect("a banner");
             std::thread::spawn(move || for _ in lines {});
             let addr = banner
                 .split(" on ")

@@ -13,8 +13,9 @@
 //!   [`tftp::Endpoint`] for a whole server: every transfer, admission through your
 //!   [`tftp::server::Policy`], limits, repeated requests, refusals.
 //! - [`frame`]: length-prefixed framing for byte streams such as TCP, with a streaming decoder.
-//! - `net` (feature `std`): the drivers: a TFTP server and client over `std::net` sockets and
-//!   files, and framed streams over any `Read + Write`.
+//! - [`net`] (feature `std`): the drivers: a TFTP server ([`net::Server`]) and client
+//!   ([`net::get`], [`net::put`]) over `std::net` sockets and files, and framed streams over
+//!   any `Read + Write` ([`frame::Framed`]).
 //!
 //! The core (wire and machines) is `#![no_std]` + `alloc`; build it with
 //! `--no-default-features`. Feature `cli` builds the `wirekit` program, `tokio` adds a
@@ -41,6 +42,35 @@
 //! assert_eq!(&buf[..n], &[0, 4, 0, 7]);
 //! # Ok::<(), ParseError>(())
 //! ```
+//!
+//! # A server and a client on sockets
+//!
+//! With the `std` feature, [`net`] has both ready-made: [`net::Server`] serves a directory
+//! (confined to it, read-only unless told otherwise) on event loops over every address,
+//! and [`net::get`] and [`net::put`] (or [`net::get_into`] and [`net::put_from`] for any
+//! [`tftp::Storage`]) are the client:
+//!
+//! ```
+//! use wirekit::net::{ClientOptions, Server, ServerConfig, get_into};
+//!
+//! # let dir = std::env::temp_dir().join(format!("wirekit-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! std::fs::write(dir.join("hello.txt"), "hello, world\n")?;
+//! // A read-only server of `dir` on a free loopback port, on its own thread.
+//! let config = ServerConfig::new(&dir, vec!["127.0.0.1:0".parse()?]);
+//! let server = Server::bind(config)?.spawn()?;
+//!
+//! let mut opts = ClientOptions::default();
+//! opts.tsize = true;
+//! let mut file = Vec::new();
+//! get_into(server.local_addrs()[0], "hello.txt", &mut file, &opts, &mut |_, _| {})?;
+//! assert_eq!(file, b"hello, world\n");
+//! server.stop()?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The two sections below show what those are made of: the machines driven by hand.
 //!
 //! # A client over a blocking `UdpSocket`
 //!
@@ -113,8 +143,8 @@
 //! A [`tftp::Endpoint`] is a whole server. Your [`tftp::server::Policy`] says who may read
 //! or write what, and hands out the [`tftp::Storage`] each transfer uses. In single-port
 //! mode every transfer talks through the one socket, so one socket is the whole driver
-//! (the `net` module's server runs the same endpoint on `mio`, with a port per transfer
-//! or a single one, on several threads):
+//! ([`net::Server`] runs the same endpoint on `mio`, with a port per transfer or a single
+//! one, on several threads):
 //!
 //! ```no_run
 //! use std::collections::HashMap;
@@ -188,6 +218,7 @@
 //! }
 //! ```
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -195,6 +226,7 @@ extern crate alloc;
 
 pub mod frame;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod net;
 pub mod tftp;
 

@@ -22,42 +22,35 @@ use wirekit::tftp::{Blksize, ErrorCode, Timeout, TransferError, Windowsize};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// Client options: the defaults, changed by `set`.
+fn options(set: impl FnOnce(&mut ClientOptions)) -> ClientOptions {
+    let mut o = ClientOptions::default();
+    set(&mut o);
+    o
+}
+
 /// The option sets tried in both directions.
 fn option_sets() -> Vec<(&'static str, ClientOptions)> {
     let blk = |n| Some(Blksize::new(n).unwrap());
     vec![
         ("no options", ClientOptions::default()),
-        (
-            "tsize",
-            ClientOptions {
-                tsize: true,
-                ..ClientOptions::default()
-            },
-        ),
-        (
-            "blksize 1468",
-            ClientOptions {
-                blksize: blk(1468),
-                ..ClientOptions::default()
-            },
-        ),
+        ("tsize", options(|o| o.tsize = true)),
+        ("blksize 1468", options(|o| o.blksize = blk(1468))),
         (
             "blksize 1468 + windowsize 16 + tsize + timeout 2",
-            ClientOptions {
-                blksize: blk(1468),
-                windowsize: Some(Windowsize::new(16).unwrap()),
-                tsize: true,
-                timeout: Some(Timeout::new(2).unwrap()),
-                ..ClientOptions::default()
-            },
+            options(|o| {
+                o.blksize = blk(1468);
+                o.windowsize = Some(Windowsize::new(16).unwrap());
+                o.tsize = true;
+                o.timeout = Some(Timeout::new(2).unwrap());
+            }),
         ),
         (
             "blksize 65464 + windowsize 4",
-            ClientOptions {
-                blksize: blk(65464),
-                windowsize: Some(Windowsize::new(4).unwrap()),
-                ..ClientOptions::default()
-            },
+            options(|o| {
+                o.blksize = blk(65464);
+                o.windowsize = Some(Windowsize::new(4).unwrap());
+            }),
         ),
     ]
 }
@@ -133,10 +126,7 @@ fn client_get_block_number_wrap() {
     let Some((_tftpd, addr)) = in_tftpd(root.path(), LOOPBACK) else {
         return;
     };
-    let opts = ClientOptions {
-        tsize: true,
-        ..ClientOptions::default()
-    };
+    let opts = options(|o| o.tsize = true);
     let out = local.join("big.bin");
     let stats = get(addr, "big.bin", &out, &opts, &mut |_, _| {}).unwrap();
     assert_same(&read(&out), &data, "get across the block number wrap");
@@ -155,10 +145,7 @@ fn client_put_block_number_wrap() {
     let Some((_tftpd, addr)) = in_tftpd(root.path(), LOOPBACK) else {
         return;
     };
-    let opts = ClientOptions {
-        tsize: true,
-        ..ClientOptions::default()
-    };
+    let opts = options(|o| o.tsize = true);
     let stats = put(
         addr,
         &local.join("big.bin"),
@@ -190,12 +177,11 @@ fn client_netascii_get_and_put() {
         let name = format!("t{n}.txt");
         fs::write(root.join(&name), &text).unwrap();
         for (label, blksize) in [("default blksize", None), ("blksize 1468", Some(1468))] {
-            let opts = ClientOptions {
-                netascii: true,
-                tsize: true,
-                blksize: blksize.map(|b| Blksize::new(b).unwrap()),
-                ..ClientOptions::default()
-            };
+            let opts = options(|o| {
+                o.netascii = true;
+                o.tsize = true;
+                o.blksize = blksize.map(|b| Blksize::new(b).unwrap());
+            });
             let what = format!("netascii {name} with {label}");
             let out = local.join(format!("{label}-{name}"));
             get(addr, &name, &out, &opts, &mut |_, _| {})
@@ -221,11 +207,10 @@ fn client_sees_tftpd_errors() {
     };
     for opts in [
         ClientOptions::default(),
-        ClientOptions {
-            tsize: true,
-            blksize: Some(Blksize::new(1468).unwrap()),
-            ..ClientOptions::default()
-        },
+        options(|o| {
+            o.tsize = true;
+            o.blksize = Some(Blksize::new(1468).unwrap());
+        }),
     ] {
         let out = local.join("missing.bin");
         let err = get(addr, "no-such-file", &out, &opts, &mut |_, _| {}).unwrap_err();
@@ -269,11 +254,10 @@ fn client_ipv6() {
     let Some((_tftpd, addr)) = in_tftpd(root.path(), IpAddr::V6(Ipv6Addr::LOCALHOST)) else {
         return;
     };
-    let opts = ClientOptions {
-        tsize: true,
-        blksize: Some(Blksize::new(1468).unwrap()),
-        ..ClientOptions::default()
-    };
+    let opts = options(|o| {
+        o.tsize = true;
+        o.blksize = Some(Blksize::new(1468).unwrap());
+    });
     let out = local.join("v6.bin");
     get(addr, "v6.bin", &out, &opts, &mut |_, _| {}).unwrap();
     assert_same(&read(&out), &data, "get over IPv6");

@@ -21,12 +21,10 @@ fn get_and_put_round_trip() {
     let addr = server.local_addrs()[0];
 
     for (blksize, windowsize) in [(None, None), (Some(1468), Some(16)), (Some(65464), Some(4))] {
-        let opts = ClientOptions {
-            blksize: blksize.map(|b| Blksize::new(b).unwrap()),
-            windowsize: windowsize.map(|w| Windowsize::new(w).unwrap()),
-            tsize: true,
-            ..ClientOptions::default()
-        };
+        let mut opts = ClientOptions::default();
+        opts.blksize = blksize.map(|b| Blksize::new(b).unwrap());
+        opts.windowsize = windowsize.map(|w| Windowsize::new(w).unwrap());
+        opts.tsize = true;
         let target = local.join("got.bin");
         let stats = get(addr, "file.bin", &target, &opts, &mut no_progress()).unwrap();
         assert_eq!(stats.bytes, data.len() as u64);

@@ -92,12 +92,11 @@ fn hostile_packets_do_not_disturb_transfers() {
         let getters: Vec<_> = (0..6)
             .map(|i| {
                 sc.spawn(move || {
-                    let opts = ClientOptions {
-                        blksize: Some(Blksize::new(1428).unwrap()),
-                        windowsize: Some(Windowsize::new(if i % 2 == 0 { 1 } else { 8 }).unwrap()),
-                        config: fast_config(100, 400, 10),
-                        ..ClientOptions::default()
-                    };
+                    let mut opts = ClientOptions::default();
+                    opts.blksize = Some(Blksize::new(1428).unwrap());
+                    opts.windowsize =
+                        Some(Windowsize::new(if i % 2 == 0 { 1 } else { 8 }).unwrap());
+                    opts.config = fast_config(100, 400, 10);
                     let mut v = Vec::new();
                     get_into(addr, "file.bin", &mut v, &opts, &mut no_progress()).map(|_| v)
                 })

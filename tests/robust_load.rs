@@ -33,13 +33,11 @@ fn boot_storm_500_clients() {
                 thread::Builder::new()
                     .stack_size(256 * 1024)
                     .spawn_scoped(sc, move || {
-                        let opts = ClientOptions {
-                            blksize: Some(Blksize::new(1468).unwrap()),
-                            windowsize: Some(Windowsize::new(4).unwrap()),
-                            tsize: true,
-                            config: fast_config(200, 1000, 10),
-                            ..ClientOptions::default()
-                        };
+                        let mut opts = ClientOptions::default();
+                        opts.blksize = Some(Blksize::new(1468).unwrap());
+                        opts.windowsize = Some(Windowsize::new(4).unwrap());
+                        opts.tsize = true;
+                        opts.config = fast_config(200, 1000, 10);
                         barrier.wait();
                         let mut v = Vec::with_capacity(data.len());
                         match get_into(addr, "boot.img", &mut v, &opts, &mut no_progress()) {

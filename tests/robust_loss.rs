@@ -23,13 +23,12 @@ fn lossy_config() -> Config {
 }
 
 fn opts(blksize: u16, windowsize: u16, config: Config) -> ClientOptions {
-    ClientOptions {
-        blksize: Some(Blksize::new(blksize.into()).unwrap()),
-        windowsize: Some(Windowsize::new(windowsize.into()).unwrap()),
-        tsize: true,
-        config,
-        ..ClientOptions::default()
-    }
+    let mut o = ClientOptions::default();
+    o.blksize = Some(Blksize::new(blksize.into()).unwrap());
+    o.windowsize = Some(Windowsize::new(windowsize.into()).unwrap());
+    o.tsize = true;
+    o.config = config;
+    o
 }
 
 struct Setup {

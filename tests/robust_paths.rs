@@ -97,7 +97,11 @@ fn reads_outside_the_root_are_refused() {
     let l = layout("paths-read");
     // A file at the absolute path some attack names, so a leak would be visible.
     let before = snapshot(&l.base);
-    let (server, addr) = spawn(server_config(&l.root, fast_config(200, 400, 2)));
+    // Strict names: absolute and backslash names are refused outright (without it they
+    // are read as relative to the root: tests/firmware_names.rs).
+    let mut config = server_config(&l.root, fast_config(200, 400, 2));
+    config.strict_names = true;
+    let (server, addr) = spawn(config);
     // The inside file is served, so refusals below are about the names.
     assert!(matches!(
         Packet::parse(&{
@@ -132,6 +136,7 @@ fn uploads_outside_the_root_are_refused() {
     let mut config = server_config(&l.root, fast_config(200, 400, 2));
     config.allow_create = true;
     config.allow_overwrite = true;
+    config.strict_names = true;
     let (server, addr) = spawn(config);
     for (what, name) in attacks() {
         let code = answer_code(addr, &request(2, &name));

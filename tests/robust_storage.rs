@@ -64,11 +64,10 @@ fn data(block: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 fn quick() -> ClientOptions {
-    ClientOptions {
-        config: fast_config(100, 400, 5),
-        tsize: true,
-        ..ClientOptions::default()
-    }
+    let mut o = ClientOptions::default();
+    o.config = fast_config(100, 400, 5);
+    o.tsize = true;
+    o
 }
 
 fn put(addr: SocketAddr, name: &str, bytes: &[u8]) -> Result<(), wirekit::net::ClientError> {

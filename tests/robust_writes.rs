@@ -28,11 +28,10 @@ fn peer_code(e: &ClientError) -> Option<ErrorCode> {
 }
 
 fn quick() -> ClientOptions {
-    ClientOptions {
-        config: fast_config(100, 400, 5),
-        tsize: true,
-        ..ClientOptions::default()
-    }
+    let mut o = ClientOptions::default();
+    o.config = fast_config(100, 400, 5);
+    o.tsize = true;
+    o
 }
 
 #[test]
@@ -211,10 +210,8 @@ fn full_disk_reports_error_3_and_leaves_nothing() {
     config.allow_create = true;
     let (server, addr) = spawn(config);
     let mut data = content(2 << 20, 31);
-    let opts = ClientOptions {
-        tsize: false,
-        ..quick()
-    };
+    let mut opts = quick();
+    opts.tsize = false;
     let e = put_from(addr, "big.bin", &mut data, None, &opts, &mut no_progress()).unwrap_err();
     assert_eq!(peer_code(&e), Some(ErrorCode::DiskFull), "{e}");
     assert!(
@@ -245,10 +242,8 @@ fn upload_size_limit() {
     .unwrap_err();
     assert_eq!(peer_code(&e), Some(ErrorCode::DiskFull), "{e}");
     // Not announced: stopped when it grows past the limit.
-    let opts = ClientOptions {
-        tsize: false,
-        ..quick()
-    };
+    let mut opts = quick();
+    opts.tsize = false;
     let e = put_from(addr, "b.bin", &mut data, None, &opts, &mut no_progress()).unwrap_err();
     assert_eq!(peer_code(&e), Some(ErrorCode::DiskFull), "{e}");
     // Exactly at the limit is fine.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use wirekit::net::{self, ClientOptions, LogEvent, Server, ServerConfig};
+use wirekit::net::{self, ClientOptions, Server, ServerConfig};
 use wirekit::tftp::{Blksize, Config, Limits, Timeout, Windowsize};
 
 /// Default listen address of `wirekit serve`: loopback on a high port, so it runs without
@@ -63,6 +63,14 @@ struct ServeArgs {
     /// --tftp-secure).
     #[arg(long)]
     owned_only: bool,
+    /// Refuse names with a backslash or a leading / (by default a backslash is read as /
+    /// and a leading / as the served directory, as boot firmware means them).
+    #[arg(long)]
+    strict_names: bool,
+    /// Rewrite or refuse requested names by the rules in FILE, in the format of
+    /// tftp-hpa's -m (e.g. `rg \\ /` or `r ^/`); see the README for what is supported.
+    #[arg(long, value_name = "FILE")]
+    remap: Option<PathBuf>,
     /// Largest block size granted.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_blksize.get(), value_parser = clap::value_parser!(u16).range(8..=65464))]
     max_blksize: u16,
@@ -101,9 +109,12 @@ struct ServeArgs {
     /// Seconds running transfers may go on after Ctrl-C.
     #[arg(long, value_name = "S", default_value_t = 10)]
     grace: u64,
-    /// Log every packet.
-    #[arg(short, long)]
+    /// Log every request and packet.
+    #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
+    /// Log only warnings and errors.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -208,16 +219,15 @@ fn client_options(a: &TransferArgs) -> Result<ClientOptions, String> {
     let on_signal = cancel.clone();
     ctrlc::set_handler(move || on_signal.cancel())
         .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
-    Ok(ClientOptions {
-        blksize: a.blksize.and_then(|b| Blksize::new(b.into()).ok()),
-        windowsize: a.windowsize.and_then(|w| Windowsize::new(w.into()).ok()),
-        timeout: a.timeout.and_then(|t| Timeout::new(t.into()).ok()),
-        tsize: !a.no_tsize,
-        netascii: a.netascii,
-        config,
-        cancel: Some(cancel),
-        ..ClientOptions::default()
-    })
+    let mut opts = ClientOptions::default();
+    opts.blksize = a.blksize.and_then(|b| Blksize::new(b.into()).ok());
+    opts.windowsize = a.windowsize.and_then(|w| Windowsize::new(w.into()).ok());
+    opts.timeout = a.timeout.and_then(|t| Timeout::new(t.into()).ok());
+    opts.tsize = !a.no_tsize;
+    opts.netascii = a.netascii;
+    opts.config = config;
+    opts.cancel = Some(cancel);
+    Ok(opts)
 }
 
 /// Runs a transfer with a progress bar on a terminal, and nothing in scripts. Once the size
@@ -294,6 +304,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     config.create_mode = a.create_mode;
     config.refuse_linked = a.refuse_linked;
     config.owned_only = a.owned_only;
+    config.strict_names = a.strict_names;
+    if let Some(path) = &a.remap {
+        config.remap = Some(
+            net::Remap::load(path).map_err(|e| format!("remap file {}: {e}", path.display()))?,
+        );
+    }
     config.port_range = a.port_range.map(|(a, b)| a..=b);
     config.single_port = a.single_port;
     config.threads = a.threads;
@@ -308,50 +324,8 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     limits.max_per_address = a.max_per_address;
     limits.config.timeout = Duration::from_secs(a.timeout.max(1));
     limits.config.retries = a.retries;
-    let server = Server::bind(config)
-        .map_err(|e| e.to_string())?
-        .with_logger(|event| match event {
-            LogEvent::Transfer(t) => eprintln!("{t}"),
-            LogEvent::Refused {
-                peer,
-                filename: Some(f),
-                refusal,
-            } => {
-                eprintln!(
-                    "{peer} refused {f:?}: error {}: {}",
-                    refusal.code.as_u16(),
-                    refusal.message
-                )
-            }
-            LogEvent::Refused {
-                peer,
-                filename: None,
-                refusal,
-            } => {
-                eprintln!(
-                    "{peer} refused: error {}: {}",
-                    refusal.code.as_u16(),
-                    refusal.message
-                )
-            }
-            LogEvent::Packet {
-                sent: true,
-                peer,
-                summary,
-            } => eprintln!("-> {peer} {summary}"),
-            LogEvent::Packet {
-                sent: false,
-                peer,
-                summary,
-            } => eprintln!("<- {peer} {summary}"),
-            LogEvent::Cut { transfers } => {
-                eprintln!(
-                    "stopped: cut {transfers} running transfer(s), sending their clients an ERROR"
-                )
-            }
-            LogEvent::Error(e) => eprintln!("error: {e}"),
-            _ => {}
-        });
+    init_logging(a.verbose, a.quiet);
+    let server = Server::bind(config).map_err(|e| e.to_string())?;
     let mode = match (a.allow_create, a.allow_overwrite) {
         (false, false) => "read-only",
         (true, false) => "uploads of new files allowed",
@@ -362,11 +336,14 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         .iter()
         .map(ToString::to_string)
         .collect();
-    eprintln!(
+    tracing::info!(
         "serving {} on {} ({mode}); stop with Ctrl-C",
         server.root().display(),
         addrs.join(", ")
     );
+    for problem in server.policy().access_problems() {
+        tracing::warn!("{problem}");
+    }
     let stopper = server.stopper();
     static STOPPING: AtomicBool = AtomicBool::new(false);
     ctrlc::set_handler(move || {
@@ -375,11 +352,31 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             stopper.stop_now();
             return;
         }
-        eprintln!("stopping: finishing running transfers (Ctrl-C again to quit now)");
+        tracing::info!("stopping: finishing running transfers (Ctrl-C again to quit now)");
         stopper.stop();
     })
     .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     server.run().map_err(|e| e.to_string())
+}
+
+/// The server's log goes to stderr, one line per event, with its level, and with a
+/// timestamp unless the journal (which adds its own) is listening.
+fn init_logging(verbose: bool, quiet: bool) {
+    let level = match (verbose, quiet) {
+        (true, _) => tracing::Level::DEBUG,
+        (_, true) => tracing::Level::WARN,
+        _ => tracing::Level::INFO,
+    };
+    let log = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        log.without_time().init();
+    } else {
+        log.init();
+    }
 }
 
 fn main() -> ExitCode {

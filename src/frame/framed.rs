@@ -31,6 +31,7 @@ fn encode_error(e: EncodeError) -> io::Error {
 /// for instance) are returned and the partial frame is kept, so the call can be repeated.
 /// A decoding error is returned by every later call: close the stream.
 #[derive(Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct FramedReader<R> {
     inner: R,
     decoder: Decoder,
@@ -166,6 +167,7 @@ fn write_frame<W: Write>(
 /// [`EncodeError`] as its source, and nothing is written. An I/O error in the middle of a
 /// frame leaves the stream corrupt: close it.
 #[derive(Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct FramedWriter<W> {
     inner: W,
     settings: Settings,
@@ -236,6 +238,7 @@ impl<W> FramedWriter<W> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct Framed<S> {
     reader: FramedReader<S>,
     header: Vec<u8>,

@@ -34,6 +34,7 @@ use super::settings::Settings;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub struct FrameCodec {
     settings: Settings,
     failed: Option<DecodeError>,

@@ -49,8 +49,20 @@ impl PartialEq for Cancel {
 
 impl Eq for Cancel {}
 
-/// What a client asks for.
+/// What a client asks for. Start from the default (no options asked, octet mode, the
+/// default retransmission settings) and set what you need:
+///
+/// ```
+/// use wirekit::net::ClientOptions;
+/// use wirekit::tftp::Blksize;
+///
+/// let mut opts = ClientOptions::default();
+/// opts.blksize = Some(Blksize::new(1468)?);
+/// opts.tsize = true;
+/// # Ok::<(), wirekit::tftp::OutOfRange>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// Ask for this block size.
     pub blksize: Option<Blksize>,

@@ -1,11 +1,13 @@
 //! The server's default policy: serve a directory, read-only unless told otherwise.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::fs::{Root, Upload};
+use super::remap::Remap;
 use crate::tftp::server::{Policy, Refusal};
-use crate::tftp::{ErrorCode, Storage, StorageError, Text};
+use crate::tftp::{Direction, ErrorCode, Storage, StorageError, Text};
 
 /// What uploads a [`DirPolicy`] accepts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,11 +22,14 @@ pub struct UploadRules {
     pub max_size: Option<u64>,
 }
 
-/// Serves the files under a [`Root`]: opening the file is the check.
+/// Serves the files under a [`Root`]: opening the file is the check. With [`Remap`]
+/// rules, each requested name is rewritten (or refused) by them first; the name they give
+/// is then checked and confined like any requested one.
 #[derive(Clone, Debug)]
 pub struct DirPolicy {
     root: Arc<Root>,
     uploads: UploadRules,
+    remap: Option<Remap>,
 }
 
 impl DirPolicy {
@@ -33,12 +38,39 @@ impl DirPolicy {
         DirPolicy {
             root: Arc::new(root),
             uploads,
+            remap: None,
+        }
+    }
+
+    /// Runs `rules` on every requested name before it is checked and opened.
+    pub fn with_remap(mut self, rules: Remap) -> DirPolicy {
+        self.remap = Some(rules);
+        self
+    }
+
+    /// The name to open for `filename`: as asked, or as the remap rules rewrite it.
+    fn remapped<'a>(
+        &self,
+        peer: SocketAddr,
+        filename: Text<'a>,
+        direction: Direction,
+    ) -> Result<Cow<'a, [u8]>, Refusal> {
+        match &self.remap {
+            Some(rules) => rules.apply(filename.as_bytes(), peer.ip(), direction),
+            None => Ok(Cow::Borrowed(filename.as_bytes())),
         }
     }
 
     /// The served root.
     pub fn root(&self) -> &Root {
         &self.root
+    }
+
+    /// What keeps this process from serving the root as its rules say: see
+    /// [`Root::access_problems`].
+    pub fn access_problems(&self) -> Vec<String> {
+        let uploads = self.uploads.allow_create || self.uploads.allow_overwrite;
+        self.root.access_problems(uploads)
     }
 }
 
@@ -56,16 +88,17 @@ impl Policy for DirPolicy {
 
     fn read(
         &mut self,
-        _: SocketAddr,
+        peer: SocketAddr,
         filename: Text<'_>,
     ) -> Result<(DirFile, Option<u64>), Refusal> {
-        let (file, size) = self.root.open_read(filename)?;
+        let name = self.remapped(peer, filename, Direction::Read)?;
+        let (file, size) = self.root.open_read(Text::new(&name))?;
         Ok((DirFile::Read(file), Some(size)))
     }
 
     fn write(
         &mut self,
-        _: SocketAddr,
+        peer: SocketAddr,
         filename: Text<'_>,
         tsize: Option<u64>,
     ) -> Result<DirFile, Refusal> {
@@ -84,9 +117,13 @@ impl Policy for DirPolicy {
                 format!("upload of {size} bytes exceeds the {max}-byte limit"),
             ));
         }
-        let upload =
-            self.root
-                .create_upload(filename, rules.allow_overwrite, rules.max_size, tsize)?;
+        let name = self.remapped(peer, filename, Direction::Write)?;
+        let upload = self.root.create_upload(
+            Text::new(&name),
+            rules.allow_overwrite,
+            rules.max_size,
+            tsize,
+        )?;
         if !rules.allow_create && !upload.replaces_existing() {
             return Err(Refusal::new(
                 ErrorCode::AccessViolation,

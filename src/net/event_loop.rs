@@ -41,6 +41,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn log(&self, event: &LogEvent<'_>) {
+        event.trace();
         (self.log)(event);
     }
 
@@ -395,9 +396,9 @@ pub(crate) fn summarize(bytes: &[u8]) -> String {
         Ok(Packet::Data { block, data }) => format!("DATA block {block}, {} bytes", data.len()),
         Ok(Packet::Ack { block }) => format!("ACK block {block}"),
         Ok(Packet::Error { code, message }) => format!("ERROR {}: {message}", code.as_u16()),
-        Ok(Packet::Oack(o)) => format!("OACK {o:?}"),
-        Ok(Packet::Rrq(r)) => format!("RRQ {} {}", r.filename, r.mode),
-        Ok(Packet::Wrq(r)) => format!("WRQ {} {}", r.filename, r.mode),
+        Ok(Packet::Oack(o)) => format!("OACK {o}"),
+        Ok(Packet::Rrq(r)) => format!("RRQ \"{}\" {} {}", r.filename, r.mode, r.options),
+        Ok(Packet::Wrq(r)) => format!("WRQ \"{}\" {} {}", r.filename, r.mode, r.options),
         Err(e) => format!("malformed ({e})"),
     }
 }

@@ -41,3 +41,56 @@ pub enum LogEvent<'a> {
 }
 
 pub(crate) type Logger = Box<dyn Fn(&LogEvent<'_>) + Send + Sync>;
+
+impl LogEvent<'_> {
+    /// Emits the event through `tracing`: transfers and refusals at `info` (a failed
+    /// transfer at `warn`), packets at `debug`, cut transfers at `warn`, I/O errors at
+    /// `error`.
+    pub(crate) fn trace(&self) {
+        match self {
+            LogEvent::Transfer(report) => match &report.result {
+                Err(e) if !quiet_failure(e) => tracing::warn!("{report}"),
+                _ => tracing::info!("{report}"),
+            },
+            LogEvent::Refused {
+                peer,
+                filename,
+                refusal,
+            } => {
+                let file = filename
+                    .as_ref()
+                    .map_or_else(String::new, |f| format!(" {f:?}"));
+                let detail = refusal
+                    .detail
+                    .as_ref()
+                    .map_or_else(String::new, |d| format!(" ({d})"));
+                tracing::info!(
+                    "{peer} refused{file}: ERROR {} {}{detail}",
+                    refusal.code.as_u16(),
+                    refusal.message
+                );
+            }
+            LogEvent::Packet {
+                sent,
+                peer,
+                summary,
+            } => {
+                let arrow = if *sent { "->" } else { "<-" };
+                tracing::debug!("{arrow} {peer} {summary}");
+            }
+            LogEvent::Cut { transfers } => {
+                tracing::warn!(
+                    "stopped: cut {transfers} running transfer(s), sending their clients an ERROR"
+                )
+            }
+            LogEvent::Error(e) => tracing::error!("{e}"),
+        }
+    }
+}
+
+/// Ends that happen by the thousand under a spoofed flood, or by a client's own choice:
+/// not worth a warning each.
+fn quiet_failure(e: &crate::tftp::TransferError) -> bool {
+    use crate::tftp::TransferError;
+    e.is_clean() || matches!(e, TransferError::Unanswered | TransferError::Abandoned)
+}

@@ -14,6 +14,7 @@ mod drive;
 mod event_loop;
 mod fs;
 mod log;
+mod remap;
 mod server;
 mod socket;
 mod udp;
@@ -22,4 +23,5 @@ pub use client::{Cancel, ClientError, ClientOptions, ProgressFn, get, get_into, 
 pub use dir::{DirFile, DirPolicy, UploadRules};
 pub use fs::{Root, RootOptions, Upload};
 pub use log::LogEvent;
+pub use remap::{Remap, RemapError};
 pub use server::{RunningServer, Server, ServerConfig, Stopper};

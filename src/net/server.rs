@@ -18,6 +18,7 @@ use super::dir::{DirPolicy, UploadRules};
 use super::event_loop::{Bound, Requests, Shared};
 use super::fs::{Root, RootOptions};
 use super::log::{LogEvent, Logger};
+use super::remap::Remap;
 use super::socket::{bind, window_bytes};
 use super::udp::Udp;
 use crate::tftp::server::{Endpoint, Limits, Policy, PortMode};
@@ -47,6 +48,12 @@ pub struct ServerConfig {
     /// Refuse to serve or replace files not owned by the server's user (`--owned-only`).
     /// See [`RootOptions::owned_only`].
     pub owned_only: bool,
+    /// Refuse names with a backslash or a leading `/` (`--strict-names`), instead of
+    /// reading them as firmware means them. See [`RootOptions::strict_names`].
+    pub strict_names: bool,
+    /// Filename remapping rules run on every requested name (`--remap`, the format of
+    /// tftp-hpa's `-m`). See [`Remap`].
+    pub remap: Option<Remap>,
     /// Bounds on negotiation, on transfers in total and per client address, and the
     /// retransmission settings. `max_transfers` is shared out among the loops, and lowered
     /// to what the process's file descriptors allow.
@@ -78,6 +85,8 @@ impl ServerConfig {
             create_mode: None,
             refuse_linked: false,
             owned_only: false,
+            strict_names: false,
+            remap: None,
             limits: Limits::default(),
             single_port: false,
             port_range: None,
@@ -133,7 +142,8 @@ pub struct Server<P: Policy = DirPolicy> {
     verbose: bool,
     grace: Duration,
     port_range: Option<RangeInclusive<u16>>,
-    root: Option<PathBuf>,
+    /// The policy the loops were given a clone of, for the application to ask about.
+    policy: P,
 }
 
 impl<P: Policy> fmt::Debug for Server<P> {
@@ -159,23 +169,25 @@ impl Server<DirPolicy> {
                 create_mode: config.create_mode,
                 refuse_linked: config.refuse_linked,
                 owned_only: config.owned_only,
+                strict_names: config.strict_names,
             });
         // Leftovers of uploads cut short by a crash of an earlier run.
         root.sweep();
-        let path = root.path().to_path_buf();
         let uploads = UploadRules {
             allow_create: config.allow_create,
             allow_overwrite: config.allow_overwrite,
             max_size: config.max_upload_size,
         };
-        let mut server = Server::bind_with_policy(config, DirPolicy::new(root, uploads))?;
-        server.root = Some(path);
-        Ok(server)
+        let mut policy = DirPolicy::new(root, uploads);
+        if let Some(rules) = config.remap.clone() {
+            policy = policy.with_remap(rules);
+        }
+        Server::bind_with_policy(config, policy)
     }
 
     /// The served root.
     pub fn root(&self) -> &Path {
-        self.root.as_deref().unwrap_or(Path::new("."))
+        self.policy.root().path()
     }
 }
 
@@ -185,8 +197,8 @@ where
     P::Storage: Send + 'static,
 {
     /// Binds every listen address for a server that asks `policy` (a clone per loop) about
-    /// every request. The root and upload fields of `config` belong to the directory
-    /// policy of [`Server::bind`] and are not used here.
+    /// every request. The root, upload, name and remap fields of `config` belong to the
+    /// directory policy of [`Server::bind`] and are not used here.
     pub fn bind_with_policy(config: ServerConfig, policy: P) -> io::Result<Server<P>> {
         let threads = match config.threads {
             0 => thread::available_parallelism().map_or(1, |n| n.get()),
@@ -239,7 +251,7 @@ where
             verbose: config.verbose,
             grace: config.grace,
             port_range: config.port_range,
-            root: None,
+            policy,
         })
     }
 
@@ -257,6 +269,11 @@ where
     /// A handle that stops the server.
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
+    }
+
+    /// The policy the server asks (each loop has a clone of it).
+    pub fn policy(&self) -> &P {
+        &self.policy
     }
 
     /// Serves until stopped, then lets running transfers finish within the grace period,

@@ -41,6 +41,11 @@ pub struct RootOptions {
     /// user, as dnsmasq's `--tftp-secure` does. Useful when the server runs as its own
     /// user: files that someone else put or linked into the root are not served.
     pub owned_only: bool,
+    /// Refuse (ERROR 2) names with a backslash or a leading `/`. By default a backslash
+    /// is read as `/` and a leading `/` as the root, as boot firmware (PXE, Windows boot
+    /// clients) and tftp-hpa's users expect; `..` is refused either way, and the path is
+    /// resolved under the root all the same.
+    pub strict_names: bool,
 }
 
 /// A directory served over TFTP.
@@ -57,7 +62,12 @@ fn plain(code: ErrorCode) -> Refusal {
     Refusal::new(code, code.description())
 }
 
+/// The refusal for an OS error; the log keeps the OS's own words.
 fn refusal(e: &io::Error) -> Refusal {
+    refusal_of(e).with_detail(e.to_string())
+}
+
+fn refusal_of(e: &io::Error) -> Refusal {
     #[cfg(unix)]
     {
         use rustix::io::Errno;
@@ -146,10 +156,11 @@ impl Root {
     }
 
     /// Turns a requested name into a relative path, or refuses it with ERROR 2: empty,
-    /// too long, control characters, backslashes, `..`, absolute, naming a directory
-    /// (`name/`), or naming a file still being written (`*.wirekit-part`).
-    pub fn relative_path(name: Text<'_>) -> Result<PathBuf, Refusal> {
-        names::relative_path(name)
+    /// too long, control characters, `..`, naming a directory (`name/`), or naming a file
+    /// still being written (`*.wirekit-part`). Backslashes are read as `/` and a leading
+    /// `/` as the root, or refused with [`RootOptions::strict_names`].
+    pub fn relative_path(&self, name: Text<'_>) -> Result<PathBuf, Refusal> {
+        names::relative_path(name, self.options.strict_names)
     }
 
     /// Removes what uploads of a server that died (killed, power lost) left in the root
@@ -164,10 +175,30 @@ impl Root {
         sweep::sweep(&self.dir, 0)
     }
 
+    /// What keeps this process from serving the root: from listing it, and, when
+    /// `uploads`, from creating files in it. Each problem says it with the OS error; call
+    /// it after any change of user, since it asks as the process is now.
+    pub fn access_problems(&self, uploads: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.dir.entries() {
+            problems.push(format!("cannot read {}: {e}", self.path.display()));
+        }
+        #[cfg(unix)]
+        if uploads {
+            use rustix::fs::{Access, AtFlags, accessat};
+            let write = Access::WRITE_OK | Access::EXEC_OK;
+            if let Err(e) = accessat(&self.dir, ".", write, AtFlags::EACCESS) {
+                let e = io::Error::from(e);
+                problems.push(format!("cannot write {}: {e}", self.path.display()));
+            }
+        }
+        problems
+    }
+
     /// Opens a file to send, with its size. Anything but a regular file is refused with
     /// ERROR 2, without blocking.
     pub fn open_read(&self, name: Text<'_>) -> Result<(std::fs::File, u64), Refusal> {
-        let path = names::relative_path(name)?;
+        let path = self.relative_path(name)?;
         // Look before opening: open(2) of a FIFO blocks until a writer comes, and a
         // device may act on being opened.
         let meta = self.dir.metadata(&path).map_err(|e| refusal(&e))?;
@@ -204,7 +235,7 @@ impl Root {
         max_size: Option<u64>,
         announced_size: Option<u64>,
     ) -> Result<Upload, Refusal> {
-        let path = names::relative_path(name)?;
+        let path = self.relative_path(name)?;
         let (parent, file_name) = match (path.parent(), path.file_name()) {
             (Some(p), Some(f)) => (p, PathBuf::from(f)),
             _ => return Err(access("filename names no file")),

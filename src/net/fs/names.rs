@@ -24,7 +24,12 @@ pub(super) fn access(message: impl Into<Cow<'static, str>>) -> Refusal {
 }
 
 /// Turns a requested name into a relative path, or refuses it with ERROR 2.
-pub(super) fn relative_path(name: Text<'_>) -> Result<PathBuf, Refusal> {
+///
+/// Unless `strict`, names are read as boot firmware sends them: a backslash is a `/`
+/// (Windows boot clients) and a leading `/` is the root (`filename "/pxelinux.0"` in a DHCP
+/// configuration). That changes no confinement: `..` is refused in either spelling, and
+/// the path is resolved under the root handle all the same.
+pub(super) fn relative_path(name: Text<'_>, strict: bool) -> Result<PathBuf, Refusal> {
     let bytes = name.as_bytes();
     if bytes.is_empty() {
         return Err(access("empty filename"));
@@ -35,16 +40,31 @@ pub(super) fn relative_path(name: Text<'_>) -> Result<PathBuf, Refusal> {
     if bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(access("control character in filename"));
     }
-    if bytes.contains(&b'\\') {
+    let slashed: Cow<'_, [u8]> = if !bytes.contains(&b'\\') {
+        Cow::Borrowed(bytes)
+    } else if strict {
         return Err(access("backslash in filename"));
-    }
+    } else {
+        Cow::Owned(
+            bytes
+                .iter()
+                .map(|&b| if b == b'\\' { b'/' } else { b })
+                .collect(),
+        )
+    };
     // `Path` drops a trailing `/` and `/.`, so `name/` would otherwise mean `name`: a
     // client that asked for a directory would read, or create, a file.
-    let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    let last = slashed.rsplit(|&b| b == b'/').next().unwrap_or_default();
     if last.is_empty() || last == b"." {
         return Err(access("filename names a directory, not a file"));
     }
-    let path = bytes_to_path(bytes)?;
+    let relative = if strict {
+        &slashed[..]
+    } else {
+        let start = slashed.iter().position(|&b| b != b'/').unwrap_or(0);
+        &slashed[start..]
+    };
+    let path = bytes_to_path(relative)?;
     for c in path.components() {
         match c {
             Component::Normal(part) => {
@@ -128,7 +148,52 @@ mod tests {
     use super::*;
 
     fn path(name: &str) -> Result<PathBuf, Refusal> {
-        relative_path(Text::from(name))
+        relative_path(Text::from(name), true)
+    }
+
+    fn lenient(name: &str) -> Result<PathBuf, Refusal> {
+        relative_path(Text::from(name), false)
+    }
+
+    #[test]
+    fn firmware_names_are_read_as_relative_unless_strict() {
+        for (name, want) in [
+            ("/pxelinux.0", "pxelinux.0"),
+            ("//pxelinux.cfg/default", "pxelinux.cfg/default"),
+            ("\\Boot\\x64\\wdsnbp.com", "Boot/x64/wdsnbp.com"),
+            ("boot\\bcd", "boot/bcd"),
+            ("\\\\server\\share\\f", "server/share/f"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(lenient(name).unwrap(), PathBuf::from(want), "{name:?}");
+            let e = path(name);
+            assert!(name == "plain" || e.is_err(), "{name:?} strict: {e:?}");
+        }
+        assert_eq!(
+            path("/pxelinux.0").unwrap_err().message,
+            "absolute filename"
+        );
+        assert_eq!(path("a\\b").unwrap_err().message, "backslash in filename");
+    }
+
+    #[test]
+    fn firmware_spellings_of_parent_and_directories_are_still_refused() {
+        for name in ["/../x", "\\..\\x", "a\\..\\..\\x", "/a/../../x", "..\\x"] {
+            assert_eq!(
+                lenient(name).unwrap_err().message,
+                "'..' in filename",
+                "{name:?}"
+            );
+        }
+        for name in ["/", "\\", "//", "a\\", "/a/.", "\\.", "\\a\\"] {
+            assert_eq!(
+                lenient(name).unwrap_err().message,
+                "filename names a directory, not a file",
+                "{name:?}"
+            );
+        }
+        assert!(lenient("/x.wirekit-part").is_err());
+        assert!(lenient("\\d\\x.wirekit-part").is_err());
     }
 
     #[test]

@@ -27,7 +27,9 @@ use super::handshake::{Negotiated, negotiate};
 use super::policy::{Limits, Policy, Refusal};
 use super::storage::{Storage, StorageError};
 use super::transfer::{self, Stats, Transfer, TransferError, encode_error};
-use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Packet, Request};
+use crate::tftp::wire::{
+    DATA_HEADER_LEN, Direction, ErrorCode, Mode, OptionName, Options, Packet, Request,
+};
 
 /// A transfer of an [`Endpoint`]. Ids are not reused while the endpoint lives long enough
 /// for a stale one to matter: a slot's generation changes each time it is freed.
@@ -141,7 +143,7 @@ pub struct Report {
 
 impl fmt::Display for Report {
     /// The one-line log of a transfer: peer, direction, file, bytes, time, throughput,
-    /// retransmissions and outcome.
+    /// retransmissions, outcome, and the options asked for with what they were granted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dir = match self.info.direction {
             Direction::Read => "read",
@@ -162,7 +164,40 @@ impl fmt::Display for Report {
             Ok(()) => f.write_str("ok"),
             Err(e) if e.is_clean() => write!(f, "ended: {e}"),
             Err(e) => write!(f, "failed: {e}"),
+        }?;
+        if self.info.mode == Mode::Netascii {
+            f.write_str("; netascii")?;
         }
+        self.write_options(f)
+    }
+}
+
+impl Report {
+    /// `; blksize 1468, windowsize 16 (asked 64), tsize 300000`: each option asked for,
+    /// with the value granted and, where it differs, the one asked.
+    fn write_options(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (asked, got) = (&self.info.requested, &self.info.negotiated);
+        let granted = [
+            (OptionName::Blksize, Some(u64::from(got.blksize))),
+            (OptionName::Timeout, got.timeout.map(u64::from)),
+            (OptionName::Tsize, got.tsize),
+            (OptionName::Windowsize, Some(u64::from(got.windowsize))),
+        ];
+        let mut sep = "; ";
+        for (option, granted) in granted {
+            let Some(wanted) = asked.raw(option) else {
+                continue;
+            };
+            match granted {
+                Some(g) if g == wanted || option == OptionName::Tsize => {
+                    write!(f, "{sep}{option} {g}")?
+                }
+                Some(g) => write!(f, "{sep}{option} {g} (asked {wanted})")?,
+                None => write!(f, "{sep}{option} refused (asked {wanted})")?,
+            }
+            sep = ", ";
+        }
+        Ok(())
     }
 }
 
@@ -246,8 +281,21 @@ struct Load {
     unanswered: usize,
 }
 
-/// The whole server side of TFTP. See the [module documentation](self) for how to drive
-/// it, and the crate documentation for a complete server loop.
+/// The whole server side of TFTP: every transfer, admission through the application's
+/// [`Policy`], repeated requests, the limits per client address and in total, strangers
+/// and refusals.
+///
+/// The calls, in the order a driver makes them:
+///
+/// - [`Endpoint::handle`] for every datagram received, saying on which [`Route`] it came; a
+///   refusal it answers at once is written into the caller's buffer and returned;
+/// - [`Endpoint::handle_timeout`] when the deadline from [`Endpoint::poll_timeout`] passes;
+/// - [`Endpoint::committed`] when an upload the endpoint handed out in [`Event::Commit`]
+///   was put in place (or failed to be);
+/// - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
+///   and [`Endpoint::poll_event`] until `None`.
+///
+/// The [crate documentation](crate) has a complete server loop.
 pub struct Endpoint<P: Policy> {
     policy: P,
     limits: Limits,

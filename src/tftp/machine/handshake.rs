@@ -19,7 +19,8 @@ pub struct Negotiated {
     pub windowsize: u16,
     /// Retransmission timeout in seconds, when negotiated.
     pub timeout: Option<u8>,
-    /// Transfer size: the file's size for a read, the announced size for a write.
+    /// Transfer size: the file's size for a read, the announced size for a write. `None`
+    /// when not asked for, and for a read of an empty file (see the server's negotiation).
     pub tsize: Option<u64>,
 }
 
@@ -34,8 +35,10 @@ impl Default for Negotiated {
     }
 }
 
-/// What a client asks for. Options left `None` are not sent.
+/// What a client asks for. Options left `None` are not sent. Make one with
+/// [`ClientRequest::new`] and set the options to ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientRequest<'a> {
     /// Download or upload.
     pub direction: Direction,
@@ -255,8 +258,9 @@ pub(crate) fn check_oack(asked: &Asked, oack: &Options<'_>) -> Result<Negotiated
 }
 
 /// The server's side of RFC 2347: answer only what was asked, lower but never raise blksize
-/// and windowsize, take timeout as given or leave it out, and include tsize only when asked.
-/// Returns the parameters and, when any option is answered, the OACK to send.
+/// and windowsize, take timeout as given or leave it out, and include tsize only when asked
+/// (and, for a read, only when the file's size is known and not 0). Returns the parameters
+/// and, when any option is answered, the OACK to send.
 pub(crate) fn negotiate(
     asked: &Options<'_>,
     limits: &Limits,
@@ -289,9 +293,12 @@ pub(crate) fn negotiate(
         oack.timeout = Some(Ok(t));
     }
     if let Some(announced) = asked.tsize {
-        // tsize is ill-defined in netascii: offer it only in octet mode, as tftp-hpa does.
         n.tsize = match direction {
-            Direction::Read if !netascii => size,
+            // tsize is ill-defined in netascii: offer it only in octet mode, as tftp-hpa
+            // does. Nor for an empty file: curl takes `tsize 0` in an OACK for an error
+            // and gives up, so an empty file is answered as if tsize was not asked, to
+            // every client (the one empty DATA tells its size all the same).
+            Direction::Read if !netascii => size.filter(|&s| s > 0),
             Direction::Read => None,
             Direction::Write => Some(announced),
         };

@@ -2,6 +2,7 @@
 //! the bounds on what clients may negotiate and hold (`Limits`).
 
 use alloc::borrow::Cow;
+use alloc::string::String;
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -11,11 +12,15 @@ use crate::tftp::wire::{Blksize, ErrorCode, Text, Timeout, Windowsize};
 
 /// The application's "no" to a request; it becomes the ERROR sent to the peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Refusal {
     /// The ERROR code, e.g. [`ErrorCode::FileNotFound`] or [`ErrorCode::AccessViolation`].
     pub code: ErrorCode,
     /// The ERROR message.
     pub message: Cow<'static, str>,
+    /// What the server's log should say beyond the message, which a client need not see:
+    /// the OS error behind a refusal, say.
+    pub detail: Option<String>,
 }
 
 impl Refusal {
@@ -24,7 +29,14 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// The same refusal, with a detail for the server's log.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 }
 

@@ -194,6 +194,7 @@ mod std_impls {
     use super::{ErrorCode, Segments, Storage, StorageError, read_run_by_run};
     use std::io::{self, Write};
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl From<io::Error> for StorageError {
         fn from(e: io::Error) -> Self {
             let code = match e.kind() {
@@ -210,6 +211,7 @@ mod std_impls {
     }
 
     /// A file on disk: read at offsets when sending, appended to when receiving.
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl Storage for std::fs::File {
         fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
             let mut filled = 0;

@@ -218,6 +218,25 @@ impl<'a> Options<'a> {
     }
 }
 
+/// The options as a log shows them: `blksize=1468 tsize=0`, in the order the encoder writes
+/// them, unknown ones after; a value outside its range as the number sent.
+impl fmt::Display for Options<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        for option in OptionName::ALL {
+            if let Some(value) = self.raw(option) {
+                write!(f, "{sep}{option}={value}")?;
+                sep = " ";
+            }
+        }
+        for u in &self.unknown {
+            write!(f, "{sep}{}={}", u.name, u.value)?;
+            sep = " ";
+        }
+        Ok(())
+    }
+}
+
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for Options<'a> {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
