@@ -537,3 +537,38 @@ fn other_malformed_datagrams_from_the_server_are_still_ignored() {
     assert!(drain(&mut c, ms(3), &mut f).is_empty());
     assert!(finished(&mut c).is_none());
 }
+
+// --- Deadlines -------------------------------------------------------------------------------
+
+#[test]
+fn an_upload_closed_while_paused_between_bursts_has_no_deadline() {
+    let mut file = block(200, 5);
+    let mut req = ClientRequest::new(Direction::Write, "f");
+    req.blksize = Some(Blksize::new(8).unwrap());
+    req.windowsize = Some(Windowsize::new(8).unwrap());
+    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    drain(&mut c, T0, &mut file);
+    let o = oack(Options {
+        blksize: Some(Blksize::new(8)),
+        windowsize: Some(Windowsize::new(8)),
+        ..Options::default()
+    });
+    c.handle_datagram(ms(1), transfer_addr(), &o, &mut file);
+    assert_eq!(drain(&mut c, ms(1), &mut file).len(), 8, "a whole window");
+    // The window is lost: after the timeout it goes out again in bursts, with a pause.
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let burst = drain(&mut c, at, &mut file);
+    assert!(!burst.is_empty() && burst.len() < 8, "{}", burst.len());
+    // The server gives up meanwhile: the transfer is over, and no timer outlives it.
+    let error = Packet::Error {
+        code: ErrorCode::NotDefined,
+        message: wirekit::tftp::Text::from("gone"),
+    }
+    .to_vec()
+    .unwrap();
+    c.handle_datagram(at, transfer_addr(), &error, &mut file);
+    assert!(finished(&mut c).unwrap().is_err());
+    assert!(c.is_closed());
+    assert_eq!(c.poll_timeout(), None);
+}

@@ -459,6 +459,9 @@ impl Transfer {
     fn close(&mut self) {
         self.phase = Phase::Closed;
         self.timer.stop();
+        // A sender paused between bursts has nothing left to send: no deadline may outlive
+        // the transfer, or a driver would spin on it.
+        self.paused_until = None;
     }
 
     /// Ends the transfer with an ERROR to the peer in place of anything still owed.
