@@ -6,7 +6,9 @@
 //! out per transfer per step; the endpoint holds no more transfers than its cap; the
 //! receiver's storage only ever grows by the payload of the DATA just delivered, and only
 //! when that DATA is the next block in order from the peer (and nothing after the final
-//! block); the sender's DATA carry the file's bytes at the block's offset; only ERRORs go
+//! block); a downloading client never stores more than its limit (`max_size`) or, in octet
+//! mode, than the tsize the server announced, and succeeds only with exactly that size;
+//! the sender's DATA carry the file's bytes at the block's offset; only ERRORs go
 //! to a stranger; and, once the inputs run out, timeouts alone close every transfer in a
 //! bounded number of steps.
 #![no_main]
@@ -66,6 +68,8 @@ struct Input<'a> {
     timeout: Option<Timeout>,
     tsize: bool,
     /// Server side: admit these bytes instead of a well-formed request.
+    /// (`file_len`'s low 12 bits are the file's length; client side, its top 4 bits pick
+    /// a `max_size`.)
     raw_request: Option<&'a [u8]>,
     file_len: u16,
     ops: Vec<Op<'a>>,
@@ -118,6 +122,9 @@ struct Harness {
     blksize: Option<usize>,
     /// Sender model: the highest wire block seen going out (for ACK ops).
     last_sent: u16,
+    /// Downloading client: its limit, and the tsize the server announced (octet mode).
+    max_size: Option<u64>,
+    announced: Option<u64>,
     buf: Vec<u8>,
 }
 
@@ -229,6 +236,7 @@ impl Harness {
             }
         }
         self.events();
+        self.check_sizes();
         if let Machine::Client { t, .. } = &mut self.m
             && t.is_closed()
         {
@@ -237,17 +245,40 @@ impl Harness {
         }
     }
 
+    /// A downloading client stores no more than its limit and the announced tsize.
+    fn check_sizes(&self) {
+        if let Machine::Client { store, .. } = &self.m {
+            let len = store.len() as u64;
+            assert!(
+                self.max_size.is_none_or(|m| len <= m),
+                "stored past the limit"
+            );
+            assert!(
+                self.announced.is_none_or(|a| len <= a),
+                "stored past the announced tsize"
+            );
+        }
+    }
+
     fn events(&mut self) {
         match &mut self.m {
-            Machine::Client { t, .. } => {
+            Machine::Client { t, store } => {
                 let mut events = 0;
                 while let Some(e) = t.poll_event() {
                     events += 1;
                     assert!(events <= 4, "event flood");
                     match e {
-                        Event::Negotiated(n) => self.blksize = Some(usize::from(n.blksize)),
+                        Event::Negotiated(n) => {
+                            self.blksize = Some(usize::from(n.blksize));
+                            if self.receiving && !self.netascii {
+                                self.announced = n.tsize;
+                            }
+                        }
                         Event::Finished { result: Ok(()), .. } if self.receiving => {
-                            self.done = true
+                            self.done = true;
+                            if let Some(a) = self.announced {
+                                assert_eq!(store.len() as u64, a, "ended off the announced tsize");
+                            }
                         }
                         _ => {}
                     }
@@ -394,6 +425,7 @@ fuzz_target!(|input: Input<'_>| {
         retries: 3,
     };
     let now = Duration::ZERO;
+    let mut max_size = None;
     let (m, peer, receiving, blksize, netascii) = match input.side {
         Side::Client => {
             let mut req = ClientRequest::new(direction, "f");
@@ -402,6 +434,12 @@ fuzz_target!(|input: Input<'_>| {
             req.windowsize = windowsize;
             req.timeout = input.timeout;
             req.tsize = input.tsize.then_some(file.len() as u64);
+            max_size = match input.file_len >> 12 {
+                0 => None,
+                k => Some(u64::from(k - 1) * 700),
+            }
+            .filter(|_| direction == Direction::Read);
+            req.max_size = max_size;
             let Ok(t) = Transfer::client(now, server_addr(), &req, config) else {
                 return;
             };
@@ -489,6 +527,8 @@ fuzz_target!(|input: Input<'_>| {
         done: false,
         blksize,
         last_sent: 0,
+        max_size,
+        announced: None,
         buf: vec![0; 65536],
     };
     h.drain();

@@ -147,6 +147,10 @@ struct GetArgs {
     remote: String,
     /// Where to write it (default: the remote file's name).
     local: Option<PathBuf>,
+    /// Refuse a file larger than this many bytes: up front when the server announces its
+    /// size, or with an ERROR to the server as soon as the bytes pass it.
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<u64>,
     #[command(flatten)]
     opts: TransferArgs,
 }
@@ -201,7 +205,9 @@ fn resolve(server: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("cannot resolve {server}"))
 }
 
-fn client_options(a: &TransferArgs) -> ClientOptions {
+/// Options of `get` and `put`. Ctrl-C and SIGTERM cancel the transfer: the server is sent
+/// an ERROR and a partial download is removed.
+fn client_options(a: &TransferArgs) -> Result<ClientOptions, String> {
     let mut config = Config {
         retries: a.retries,
         ..Config::default()
@@ -209,6 +215,10 @@ fn client_options(a: &TransferArgs) -> ClientOptions {
     if let Some(t) = a.timeout {
         config.timeout = Duration::from_secs(t.into());
     }
+    let cancel = net::Cancel::new();
+    let on_signal = cancel.clone();
+    ctrlc::set_handler(move || on_signal.cancel())
+        .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     let mut opts = ClientOptions::default();
     opts.blksize = a.blksize.and_then(|b| Blksize::new(b.into()).ok());
     opts.windowsize = a.windowsize.and_then(|w| Windowsize::new(w.into()).ok());
@@ -216,7 +226,8 @@ fn client_options(a: &TransferArgs) -> ClientOptions {
     opts.tsize = !a.no_tsize;
     opts.netascii = a.netascii;
     opts.config = config;
-    opts
+    opts.cancel = Some(cancel);
+    Ok(opts)
 }
 
 /// Runs a transfer with a progress bar on a terminal, and nothing in scripts. Once the size
@@ -262,17 +273,11 @@ fn get(a: GetArgs) -> Result<(), String> {
                 .unwrap_or("download"),
         )
     });
-    with_progress(|progress| {
-        net::get(
-            server,
-            &a.remote,
-            &local,
-            &client_options(&a.opts),
-            progress,
-        )
-    })
-    .map(|_| ())
-    .map_err(|e| format!("get {} from {server}: {e}", a.remote))
+    let mut opts = client_options(&a.opts)?;
+    opts.max_size = a.max_size;
+    with_progress(|progress| net::get(server, &a.remote, &local, &opts, progress))
+        .map(|_| ())
+        .map_err(|e| format!("get {} from {server}: {e}", a.remote))
 }
 
 fn put(a: PutArgs) -> Result<(), String> {
@@ -285,17 +290,10 @@ fn put(a: PutArgs) -> Result<(), String> {
             .map(|f| f.to_string_lossy().into_owned())
             .ok_or("the local path names no file")?,
     };
-    with_progress(|progress| {
-        net::put(
-            server,
-            &a.local,
-            &remote,
-            &client_options(&a.opts),
-            progress,
-        )
-    })
-    .map(|_| ())
-    .map_err(|e| format!("put {} to {server}: {e}", a.local.display()))
+    let opts = client_options(&a.opts)?;
+    with_progress(|progress| net::put(server, &a.local, &remote, &opts, progress))
+        .map(|_| ())
+        .map_err(|e| format!("put {} to {server}: {e}", a.local.display()))
 }
 
 fn serve(a: ServeArgs) -> Result<(), String> {

@@ -6,6 +6,8 @@ use std::io;
 use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::drive::{Progress, drive};
@@ -13,6 +15,39 @@ use crate::tftp::{
     Blksize, ClientRequest, Config, Direction, EncodeError, Mode, Negotiated, Stats, Storage, Text,
     Timeout, Transfer, TransferError, Windowsize,
 };
+
+/// Stops a client transfer from another thread or a signal handler (the `wirekit` program
+/// cancels on Ctrl-C and SIGTERM): the server is sent an ERROR, a download's partial file
+/// is removed, and the call returns [`ClientError::Cancelled`] within a tenth of a second.
+/// Clones cancel the same transfers.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A handle that has not cancelled anything yet.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Cancels every transfer run with this handle (or a clone), now and later.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Two handles are equal when they cancel the same transfers.
+impl PartialEq for Cancel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Cancel {}
 
 /// What a client asks for. Start from the default (no options asked, octet mode, the
 /// default retransmission settings) and set what you need:
@@ -26,7 +61,7 @@ use crate::tftp::{
 /// opts.tsize = true;
 /// # Ok::<(), wirekit::tftp::OutOfRange>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientOptions {
     /// Ask for this block size.
@@ -35,12 +70,18 @@ pub struct ClientOptions {
     pub windowsize: Option<Windowsize>,
     /// Ask the server to use this retransmission timeout (and use it here).
     pub timeout: Option<Timeout>,
-    /// Ask for (get) or announce (put) the transfer size.
+    /// Ask for (get) or announce (put) the transfer size. A download is then held to the
+    /// size the server announces (octet mode): see [`ClientRequest::tsize`].
     pub tsize: bool,
+    /// Get: the most bytes to accept, refused up front when the server announces more
+    /// and stopped with ERROR 3 when the bytes pass it; see [`ClientRequest::max_size`].
+    pub max_size: Option<u64>,
     /// Transfer in netascii mode, converting line ends.
     pub netascii: bool,
     /// Retransmission settings.
     pub config: Config,
+    /// Stops the transfer when cancelled, e.g. from a Ctrl-C handler.
+    pub cancel: Option<Cancel>,
 }
 
 /// Why a client transfer failed.
@@ -53,6 +94,9 @@ pub enum ClientError {
     Request(EncodeError),
     /// The transfer failed: timeout, the server's ERROR, or storage.
     Transfer(TransferError),
+    /// The transfer was cancelled through [`ClientOptions::cancel`]; the server was sent
+    /// an ERROR.
+    Cancelled,
 }
 
 impl fmt::Display for ClientError {
@@ -61,6 +105,7 @@ impl fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "{e}"),
             ClientError::Request(e) => write!(f, "bad request: {e}"),
             ClientError::Transfer(e) => write!(f, "{e}"),
+            ClientError::Cancelled => f.write_str("cancelled"),
         }
     }
 }
@@ -71,6 +116,7 @@ impl std::error::Error for ClientError {
             ClientError::Io(e) => Some(e),
             ClientError::Request(e) => Some(e),
             ClientError::Transfer(e) => Some(e),
+            ClientError::Cancelled => None,
         }
     }
 }
@@ -119,7 +165,14 @@ fn run<S: Storage + ?Sized>(
     let mut transfer = Transfer::client(epoch.elapsed(), server, request, opts.config)
         .map_err(ClientError::Request)?;
     let mut hooks = ClientHooks { total, progress };
-    drive(&mut transfer, socket, storage, epoch, &mut hooks)?.map_err(ClientError::Transfer)
+    let cancel = opts.cancel.as_ref().map(|c| &*c.0);
+    let result = drive(&mut transfer, socket, storage, epoch, &mut hooks, cancel)?;
+    match result {
+        Err(_) if opts.cancel.as_ref().is_some_and(Cancel::is_cancelled) => {
+            Err(ClientError::Cancelled)
+        }
+        result => result.map_err(ClientError::Transfer),
+    }
 }
 
 fn request<'a>(
@@ -137,6 +190,7 @@ fn request<'a>(
     r.blksize = opts.blksize;
     r.windowsize = opts.windowsize;
     r.timeout = opts.timeout;
+    r.max_size = opts.max_size;
     // tsize is ill-defined in netascii, where sizes change on the wire.
     r.tsize = if opts.tsize && !opts.netascii {
         tsize
@@ -202,7 +256,10 @@ impl Drop for PartFile {
 const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Downloads `remote` to the file `local`, which appears only when the download is
-/// complete (it is written under a temporary name and renamed).
+/// complete (it is written under a temporary name beside it, `.NAME.PID.wirekit-part`,
+/// and renamed). The temporary file is created before the request is sent, so a `local`
+/// that cannot be written fails before the server hears of it; it is removed when the
+/// download fails or is cancelled.
 pub fn get(
     server: SocketAddr,
     remote: &str,
@@ -217,23 +274,33 @@ pub fn get(
     let name = local
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "local path names no file"))?;
-    let mut part = PartFile {
-        path: dir.join(format!(
-            ".{}.{}.wirekit-part",
-            name.to_string_lossy(),
-            std::process::id()
-        )),
-        done: false,
-    };
+    if local.is_dir() {
+        return Err(local_error(
+            io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
+            "cannot download to",
+            local,
+        ));
+    }
+    let path = dir.join(format!(
+        ".{}.{}.wirekit-part",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&part.path)?;
+        .open(&path)
+        .map_err(|e| local_error(e, "cannot create the partial file", &path))?;
+    let mut part = PartFile { path, done: false };
     // Blocks reach the file in batches of many, not a write each.
     let mut file = BufWriter::with_capacity(WRITE_BUFFER, file);
     let stats = get_into(server, remote, &mut file, opts, progress)?;
-    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    fs::rename(&part.path, local)?;
+    file.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| local_error(e, "cannot write", &part.path))?;
+    fs::rename(&part.path, local)
+        .map_err(|e| local_error(e, "cannot move the download to", local))?;
     part.done = true;
     Ok(stats)
 }
@@ -246,7 +313,18 @@ pub fn put(
     opts: &ClientOptions,
     progress: ProgressFn<'_>,
 ) -> Result<Stats, ClientError> {
-    let mut file = File::open(local)?;
-    let size = file.metadata()?.len();
+    let mut file = File::open(local).map_err(|e| local_error(e, "cannot open", local))?;
+    let size = file
+        .metadata()
+        .map_err(|e| local_error(e, "cannot read", local))?
+        .len();
     put_from(server, remote, &mut file, Some(size), opts, progress)
+}
+
+/// A local file's error, saying what was done to which path.
+fn local_error(e: io::Error, doing: &str, path: &Path) -> ClientError {
+    ClientError::Io(io::Error::new(
+        e.kind(),
+        format!("{doing} {}: {e}", path.display()),
+    ))
 }

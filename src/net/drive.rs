@@ -4,13 +4,17 @@
 
 use std::io;
 use std::net::UdpSocket;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
 use super::event_loop::transient;
 use super::udp::{GSO_BYTES, RecvBuffers, Udp};
-use crate::tftp::{Event, Negotiated, Stats, Storage, Transfer, TransferError};
+use crate::tftp::{ErrorCode, Event, Negotiated, Stats, Storage, Transfer, TransferError};
+
+/// How often a cancellable transfer looks at its flag while it waits for a datagram.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// What a driven transfer tells its owner as it runs.
 pub(crate) trait Progress {
@@ -24,12 +28,16 @@ pub(crate) trait Progress {
 /// dally, as tftp-hpa's and curl's do not: its file is complete either way, and a lost
 /// final ACK costs the server a retransmission and a log line. I/O errors of the socket
 /// other than ICMP-caused refusals end the loop.
+///
+/// When `cancel` is set, the transfer is aborted with an ERROR to the peer, and ends with
+/// [`TransferError::Aborted`].
 pub(crate) fn drive<S: Storage + ?Sized>(
     transfer: &mut Transfer,
     socket: UdpSocket,
     storage: &mut S,
     epoch: Instant,
     hooks: &mut dyn Progress,
+    cancel: Option<&AtomicBool>,
 ) -> io::Result<Result<Stats, TransferError>> {
     let mut udp = Udp::new(socket)?;
     let mut poll = Poll::new()?;
@@ -41,6 +49,9 @@ pub(crate) fn drive<S: Storage + ?Sized>(
     let mut rx = RecvBuffers::new();
     loop {
         let now = epoch.elapsed();
+        if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+            transfer.abort(now, ErrorCode::NotDefined, "cancelled by the user");
+        }
         while let Some(t) = transfer.poll_transmit_batch(now, storage, &mut tx, segments) {
             match udp.send(t.destination, None, &tx[..t.len], t.segment_size) {
                 // A lost datagram is the protocol's business; retransmission covers it.
@@ -66,7 +77,11 @@ pub(crate) fn drive<S: Storage + ?Sized>(
             transfer.handle_timeout(now);
             continue;
         }
-        match poll.poll(&mut events, Some(deadline - now)) {
+        let wait = match cancel {
+            Some(_) => (deadline - now).min(CANCEL_POLL),
+            None => deadline - now,
+        };
+        match poll.poll(&mut events, Some(wait)) {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
             _ => {}
         }

@@ -93,8 +93,8 @@ where
     }
 
     /// Serves until stopped, then lets running transfers finish within the grace period
-    /// and cuts the rest.
-    pub(crate) fn run(self, shared: Arc<Shared>) -> io::Result<()> {
+    /// and cuts the rest; returns how many it cut.
+    pub(crate) fn run(self, shared: Arc<Shared>) -> io::Result<usize> {
         let committer = Committer::start(self.waker.clone())?;
         let tx = vec![0; self.endpoint.max_datagram_len().max(GSO_BYTES)];
         let gso_segments = self.listeners.first().map_or(1, Udp::max_segments);
@@ -142,7 +142,7 @@ where
         self.epoch.elapsed()
     }
 
-    fn run(mut self, committer: &Committer<P::Storage>) -> io::Result<()> {
+    fn run(mut self, committer: &Committer<P::Storage>) -> io::Result<usize> {
         let mut events = Events::with_capacity(256);
         loop {
             let now = self.now();
@@ -151,8 +151,8 @@ where
             }
             self.endpoint.handle_timeout(now);
             self.flush(now, committer);
-            if self.stopped(now, committer) {
-                return Ok(());
+            if let Some(cut) = self.stopped(now, committer) {
+                return Ok(cut);
             }
             let wake_at = match (self.endpoint.poll_timeout(), self.grace_end) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -223,28 +223,29 @@ where
         }
     }
 
-    /// True when the loop is done: stopped, and every transfer finished or cut.
-    fn stopped(&mut self, now: Duration, committer: &Committer<P::Storage>) -> bool {
+    /// `Some(cut)` when the loop is done: stopped, and every transfer finished or, `cut`
+    /// of them, cut (sent an ERROR, their uploads dropped). The server logs the total of
+    /// all its loops once.
+    fn stopped(&mut self, now: Duration, committer: &Committer<P::Storage>) -> Option<usize> {
         if !self.shared.stop_requested() {
-            return false;
+            return None;
         }
         let grace_end = *self.grace_end.get_or_insert_with(|| {
             self.endpoint.shutdown();
             now + self.shared.grace
         });
-        // Transfers that ended and only dally are not waited for, nor reported as cut.
-        let running = self.endpoint.running();
-        if running == 0 {
-            return true;
+        // Transfers that ended and only dally are not waited for, nor counted as cut.
+        if self.endpoint.running() == 0 {
+            return Some(0);
         }
         if self.shared.cut_requested() || now >= grace_end {
-            self.shared.log(&LogEvent::Cut { transfers: running });
-            self.endpoint
+            let cut = self
+                .endpoint
                 .abort_all(now, ErrorCode::NotDefined, "server shutting down");
             self.flush(now, committer);
-            return true;
+            return Some(cut);
         }
-        false
+        None
     }
 
     /// Reads every datagram waiting on the socket of `token` into the endpoint.

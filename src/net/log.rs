@@ -29,9 +29,11 @@ pub enum LogEvent<'a> {
         /// The packet, summarized.
         summary: String,
     },
-    /// The grace period ended with transfers still running: they were cut.
+    /// The server stopped with transfers still running, at the end of the grace period
+    /// or at [`Stopper::stop_now`](super::Stopper::stop_now): they were cut (their clients
+    /// were sent an ERROR, their uploads removed). Logged once, after every loop stopped.
     Cut {
-        /// How many.
+        /// How many, across all loops.
         transfers: usize,
     },
     /// An I/O error outside any transfer.
@@ -77,7 +79,9 @@ impl LogEvent<'_> {
                 tracing::debug!("{arrow} {peer} {summary}");
             }
             LogEvent::Cut { transfers } => {
-                tracing::warn!("grace period over: cut {transfers} running transfers")
+                tracing::warn!(
+                    "stopped: cut {transfers} running transfer(s), sending their clients an ERROR"
+                )
             }
             LogEvent::Error(e) => tracing::error!("{e}"),
         }

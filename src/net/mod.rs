@@ -20,7 +20,7 @@ mod server;
 mod socket;
 mod udp;
 
-pub use client::{ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from};
+pub use client::{Cancel, ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from};
 pub use dir::{DirFile, DirPolicy, UploadRules};
 pub use fs::{Root, RootOptions, Upload};
 pub use log::LogEvent;

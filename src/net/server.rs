@@ -277,7 +277,8 @@ where
     }
 
     /// Serves until stopped, then lets running transfers finish within the grace period,
-    /// cuts the rest (their uploads are removed), and returns.
+    /// cuts the rest (their clients are sent an ERROR, their uploads are removed), logs
+    /// [`LogEvent::Cut`] with how many, and returns.
     pub fn run(self) -> io::Result<()> {
         let shared = Arc::new(Shared {
             requests: self.stopper.requests.clone(),
@@ -296,14 +297,21 @@ where
                     .spawn(move || l.run(shared))
             })
             .collect::<io::Result<_>>()?;
-        let mut result = first.map_or(Ok(()), |l| l.run(shared));
+        let mut result = first.map_or(Ok(0), |l| l.run(shared.clone()));
         for handle in others {
             let joined = handle
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("server loop panicked")));
-            result = result.and(joined);
+            result = match (result, joined) {
+                (Ok(a), Ok(b)) => Ok(a + b),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
         }
-        result
+        let transfers = result?;
+        if transfers > 0 {
+            shared.log(&LogEvent::Cut { transfers });
+        }
+        Ok(())
     }
 
     /// Runs the server on a background thread; for tests and embedding.

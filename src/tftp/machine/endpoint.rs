@@ -404,16 +404,20 @@ impl<P: Policy> Endpoint<P> {
 
     /// Ends every running transfer with an ERROR to its client (a transfer that already
     /// ended only stops dallying). Uploads not committed are dropped with their storage.
-    pub fn abort_all(&mut self, now: Duration, code: ErrorCode, message: &'static str) {
+    /// Returns how many transfers were cut: those that had not yet ended.
+    pub fn abort_all(&mut self, now: Duration, code: ErrorCode, message: &'static str) -> usize {
         let ids: Vec<TransferId> = self.ids().collect();
+        let mut cut = 0;
         for id in ids {
             if let Some(e) = self.entry_mut(id) {
+                cut += usize::from(!e.transfer.is_finished());
                 e.transfer.abort(now, code, message);
                 e.storage = None;
             }
             self.enqueue(id);
             self.settle(now, id);
         }
+        cut
     }
 
     fn ids(&self) -> impl Iterator<Item = TransferId> + '_ {

@@ -4,9 +4,10 @@
 use alloc::vec::Vec;
 
 use super::policy::Limits;
+use super::transfer::TransferError;
 use crate::tftp::wire::{
-    Blksize, Direction, EncodeError, Mode, Options, OutOfRange, Packet, Request, Text, Timeout,
-    Windowsize,
+    Blksize, Direction, EncodeError, ErrorCode, Mode, Options, OutOfRange, Packet, Request, Text,
+    Timeout, Windowsize,
 };
 
 /// The parameters a transfer runs with after negotiation.
@@ -52,7 +53,21 @@ pub struct ClientRequest<'a> {
     /// Ask the server to use this retransmission timeout.
     pub timeout: Option<Timeout>,
     /// Read: `Some(0)` asks the server for the file's size. Write: the size we will send.
+    ///
+    /// In octet mode a download then holds the server to the size its OACK announced: a
+    /// block that would take the file past it is not stored, the server is sent ERROR 3
+    /// and the transfer fails; a transfer that ends short of it fails too (the server is
+    /// sent ERROR 0 in place of the final ACK). Both end with
+    /// [`TransferError::SizeMismatch`]. tsize is ill-defined in netascii, where it is not
+    /// enforced.
     pub tsize: Option<u64>,
+    /// Read: the most file bytes to accept, so a server cannot fill the disk. An OACK
+    /// announcing a larger tsize (octet mode) is refused with ERROR 8; a block that would
+    /// take the download past the limit is not stored, and the server is sent ERROR 3.
+    /// Both end with [`TransferError::TooLarge`]. In netascii the bytes are counted as
+    /// they arrive on the wire, where a line end takes two, so the file stored stays
+    /// within the limit too. Write: not used.
+    pub max_size: Option<u64>,
 }
 
 impl<'a> ClientRequest<'a> {
@@ -66,6 +81,7 @@ impl<'a> ClientRequest<'a> {
             windowsize: None,
             timeout: None,
             tsize: None,
+            max_size: None,
         }
     }
 
@@ -93,6 +109,102 @@ impl<'a> ClientRequest<'a> {
             tsize: self.tsize,
         };
         Ok((packet.to_vec()?, asked))
+    }
+}
+
+/// What a downloading client holds the server's bytes to: its own limit and, in octet
+/// mode, the size the server announced. The one owner of the client's size rules.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SizeRules {
+    /// [`ClientRequest::max_size`] of a read.
+    limit: Option<u64>,
+    /// The tsize of the server's OACK (octet mode only).
+    announced: Option<u64>,
+}
+
+/// A download whose size breaks the rules: the ERROR to send the server, and why.
+#[derive(Debug)]
+pub(crate) struct SizeRefusal {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: &'static str,
+    pub(crate) why: TransferError,
+}
+
+impl SizeRules {
+    /// The rules of `request`: a limit for a read, none for a write.
+    pub(crate) fn new(request: &ClientRequest<'_>) -> SizeRules {
+        SizeRules {
+            limit: match request.direction {
+                Direction::Read => request.max_size,
+                Direction::Write => None,
+            },
+            announced: None,
+        }
+    }
+
+    /// The server's answer settled `tsize`: in octet mode it is the size to hold the
+    /// server to, and refused at once (ERROR 8, as any option the client dislikes) when it
+    /// is over the limit.
+    pub(crate) fn negotiated(
+        &mut self,
+        tsize: Option<u64>,
+        netascii: bool,
+    ) -> Result<(), SizeRefusal> {
+        let Some(size) = tsize.filter(|_| !netascii) else {
+            return Ok(());
+        };
+        if let Some(limit) = self.limit.filter(|&l| size > l) {
+            return Err(SizeRefusal {
+                code: ErrorCode::OptionNegotiation,
+                message: "file larger than the client's size limit",
+                why: TransferError::TooLarge {
+                    limit,
+                    announced: Some(size),
+                },
+            });
+        }
+        self.announced = Some(size);
+        Ok(())
+    }
+
+    /// Judges the next block in order before it is stored: `before` bytes received so far
+    /// (on the wire: the file's bytes in octet mode), `len` in this block, `last` when it
+    /// ends the transfer.
+    pub(crate) fn check_block(&self, before: u64, len: u64, last: bool) -> Result<(), SizeRefusal> {
+        let after = before.saturating_add(len);
+        if let Some(announced) = self.announced {
+            if after > announced {
+                return Err(SizeRefusal {
+                    code: ErrorCode::DiskFull,
+                    message: "more data than the announced tsize",
+                    why: TransferError::SizeMismatch {
+                        announced,
+                        received: after,
+                    },
+                });
+            }
+            if last && after < announced {
+                return Err(SizeRefusal {
+                    code: ErrorCode::NotDefined,
+                    message: "less data than the announced tsize",
+                    why: TransferError::SizeMismatch {
+                        announced,
+                        received: after,
+                    },
+                });
+            }
+        }
+        if let Some(limit) = self.limit.filter(|&l| after > l) {
+            return Err(SizeRefusal {
+                code: ErrorCode::DiskFull,
+                message: "file larger than the client's size limit",
+                why: TransferError::TooLarge {
+                    limit,
+                    announced: None,
+                },
+            });
+        }
+        Ok(())
     }
 }
 

@@ -46,6 +46,12 @@ impl Receiver {
         self.blksize
     }
 
+    /// True when `block` is the next one wanted, the one [`on_data`](Self::on_data) would
+    /// store.
+    pub(crate) fn is_next(&self, block: u16) -> bool {
+        block == self.expected as u16
+    }
+
     /// Blocks received in order so far.
     pub(crate) fn received(&self) -> u64 {
         self.expected - 1

@@ -19,12 +19,14 @@ use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use super::handshake::{Asked, ClientRequest, Negotiated, check_oack};
+use super::handshake::{Asked, ClientRequest, Negotiated, SizeRefusal, SizeRules, check_oack};
 use super::receiver::{DataOutcome, Receiver};
 use super::retransmit::{Config, Expiry, Timer};
 use super::sender::{AckOutcome, Sender};
 use super::storage::{Storage, StorageError};
-use crate::tftp::wire::{DATA_HEADER_LEN, Direction, EncodeError, ErrorCode, Packet, Text};
+use crate::tftp::wire::{
+    DATA_HEADER_LEN, Direction, EncodeError, ErrorCode, Opcode, Packet, ParseError, Text,
+};
 
 /// Counters of a transfer, true also when it failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,6 +65,27 @@ pub enum TransferError {
     OptionsDeclined,
     /// The server's OACK held an option or value we did not ask for; we sent ERROR 8.
     BadOack(&'static str),
+    /// The server's first answer was an OACK that does not parse; we sent ERROR 8.
+    MalformedOack(ParseError),
+    /// A download in octet mode did not match the size the server's OACK announced
+    /// ([`ClientRequest::tsize`]): more bytes came (we sent ERROR 3 and stored none of
+    /// the block that passed it), or the transfer ended with fewer (we sent ERROR 0 in
+    /// place of the final ACK, and stored none of the final block).
+    SizeMismatch {
+        /// The size announced.
+        announced: u64,
+        /// The bytes received, up to and including the block that broke the rule.
+        received: u64,
+    },
+    /// A download passed the client's limit ([`ClientRequest::max_size`]): the server
+    /// announced a larger size (we refused its OACK with ERROR 8), or sent more bytes (we
+    /// sent ERROR 3 and stored none of the block that passed it).
+    TooLarge {
+        /// The limit.
+        limit: u64,
+        /// The size the server announced, when that is what was refused.
+        announced: Option<u64>,
+    },
     /// The application's storage failed; the peer was sent an ERROR.
     Storage(StorageError),
     /// The application ended the transfer ([`Transfer::abort`]); the peer was sent this
@@ -114,6 +137,35 @@ impl fmt::Display for TransferError {
                 f.write_str("peer declined the negotiated options (error 8)")
             }
             TransferError::BadOack(why) => write!(f, "refused the server's OACK: {why}"),
+            TransferError::MalformedOack(e) => {
+                write!(f, "refused the server's OACK: it does not parse: {e}")
+            }
+            TransferError::SizeMismatch {
+                announced,
+                received,
+            } if received > announced => write!(
+                f,
+                "the server sent more than the {announced} bytes it announced (tsize)"
+            ),
+            TransferError::SizeMismatch {
+                announced,
+                received,
+            } => write!(
+                f,
+                "the transfer ended after {received} of the {announced} bytes the server \
+                 announced (tsize)"
+            ),
+            TransferError::TooLarge {
+                limit,
+                announced: Some(size),
+            } => write!(
+                f,
+                "the file is {size} bytes, larger than the limit of {limit} bytes"
+            ),
+            TransferError::TooLarge {
+                limit,
+                announced: None,
+            } => write!(f, "the file is larger than the limit of {limit} bytes"),
             TransferError::Storage(e) => write!(f, "storage failed: {e}"),
             TransferError::Aborted { code, message } => {
                 write!(f, "aborted with ERROR {}: {message}", code.as_u16())
@@ -179,8 +231,9 @@ impl Transmit {
 #[derive(Debug)]
 enum Side {
     /// `locked` once the server's transfer port is known from its first answer; before,
-    /// answers are taken from any port of the server's address.
-    Client { locked: bool },
+    /// answers are taken from any port of the server's address. `size`: what a download
+    /// holds the server's bytes to.
+    Client { locked: bool, size: SizeRules },
     /// A server holds its final ACK of an upload until the application committed it.
     Server,
 }
@@ -285,7 +338,11 @@ impl Transfer {
             asked,
             netascii: request.mode == crate::tftp::wire::Mode::Netascii,
         };
-        let mut t = Transfer::new(now, Side::Client { locked: false }, server, config, phase);
+        let side = Side::Client {
+            locked: false,
+            size: SizeRules::new(request),
+        };
+        let mut t = Transfer::new(now, side, server, config, phase);
         t.opening = opening;
         t.owed = Some(Control::Opening);
         Ok(t)
@@ -402,6 +459,9 @@ impl Transfer {
     fn close(&mut self) {
         self.phase = Phase::Closed;
         self.timer.stop();
+        // A sender paused between bursts has nothing left to send: no deadline may outlive
+        // the transfer, or a driver would spin on it.
+        self.paused_until = None;
     }
 
     /// Ends the transfer with an ERROR to the peer in place of anything still owed.
@@ -460,6 +520,11 @@ impl Transfer {
         }
     }
 
+    fn refuse_size(&mut self, now: Duration, refusal: SizeRefusal) {
+        let message = Cow::Borrowed(refusal.message);
+        self.fail(now, refusal.code, message, refusal.why);
+    }
+
     fn fail_storage(&mut self, now: Duration, e: StorageError) {
         let (code, message) = (e.code, e.message.clone());
         self.fail(now, code, message, TransferError::Storage(e));
@@ -514,7 +579,7 @@ impl Transfer {
             return;
         }
         let from_peer = match self.side {
-            Side::Client { locked: false } => source.ip() == self.peer.ip(),
+            Side::Client { locked: false, .. } => source.ip() == self.peer.ip(),
             _ => source == self.peer,
         };
         let packet = Packet::parse(datagram);
@@ -524,13 +589,27 @@ impl Transfer {
             }
             return;
         }
-        let Ok(packet) = packet else { return };
+        let packet = match packet {
+            Ok(p) => p,
+            // The server's first answer is an OACK we cannot read: refuse it now rather
+            // than wait out the retransmissions for an answer that will not come.
+            Err(e)
+                if matches!(self.phase, Phase::Requesting { .. })
+                    && datagram.get(..2) == Some(&(Opcode::Oack as u16).to_be_bytes()) =>
+            {
+                self.lock(source);
+                let code = ErrorCode::OptionNegotiation;
+                let why = TransferError::MalformedOack(e);
+                return self.fail(now, code, Cow::Borrowed("malformed OACK"), why);
+            }
+            // Anything else malformed is junk: ignored.
+            Err(_) => return,
+        };
         // An ERROR from the server's address ends the opening: its port is the server's.
-        if let Side::Client { locked: false } = self.side
+        if let Side::Client { locked: false, .. } = self.side
             && matches!(packet, Packet::Error { .. })
         {
-            self.side = Side::Client { locked: true };
-            self.peer = source;
+            self.lock(source);
         }
         match packet {
             Packet::Error { code, message } => self.on_peer_error(now, code, message),
@@ -538,6 +617,14 @@ impl Transfer {
                 self.on_first_answer(now, source, packet, storage)
             }
             packet => self.on_packet(now, packet, storage),
+        }
+    }
+
+    /// A client learnt the server's transfer port: only it is the peer from now on.
+    fn lock(&mut self, source: SocketAddr) {
+        if let Side::Client { locked, .. } = &mut self.side {
+            *locked = true;
+            self.peer = source;
         }
     }
 
@@ -595,8 +682,7 @@ impl Transfer {
             // Not an answer to our request: wait for one.
             _ => return,
         };
-        self.peer = source;
-        self.side = Side::Client { locked: true };
+        self.lock(source);
         let negotiated = match negotiated {
             Ok(n) => n,
             Err(why) => {
@@ -609,6 +695,11 @@ impl Transfer {
                 );
             }
         };
+        if let (Direction::Read, Side::Client { size, .. }) = (direction, &mut self.side)
+            && let Err(refusal) = size.negotiated(negotiated.tsize, netascii)
+        {
+            return self.refuse_size(now, refusal);
+        }
         self.opening = Vec::new();
         if let Some(t) = negotiated.timeout {
             self.timer.set_base(t);
@@ -662,6 +753,18 @@ impl Transfer {
                 }
             },
             (Phase::Receiving(r), Packet::Data { block, data }) => {
+                // A download's next block is judged against the size rules before it is
+                // stored.
+                if let Side::Client { size, .. } = &self.side
+                    && r.is_next(block)
+                    && data.len() <= r.blksize()
+                {
+                    let before = r.received() * r.blksize() as u64;
+                    let last = data.len() < r.blksize();
+                    if let Err(refusal) = size.check_block(before, data.len() as u64, last) {
+                        return self.refuse_size(now, refusal);
+                    }
+                }
                 let (stored, outcome) = match r.on_data(block, data, storage) {
                     Ok(done) => done,
                     Err(e) => return self.fail_storage(now, e),
