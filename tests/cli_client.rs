@@ -13,8 +13,10 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::{content, list, part_files, server_config, spawn, tempdir, wait_until};
-use wirekit::tftp::Config;
+use common::files::{TempDir, list, part_files, random_bytes};
+use common::server::{OurServer, config};
+use common::wait::wait_until;
+use wirekit::tftp::server::PortMode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
 
@@ -148,7 +150,7 @@ fn assert_nothing_stored(dir: &Path) {
 
 #[test]
 fn get_refuses_more_data_than_the_server_announced() {
-    let dir = tempdir("cli-client-more");
+    let dir = TempDir::new("cli-client-more");
     let mut server = FakeServer::new();
     let child = get(&dir, &server.addr(), "out.bin", &[]);
     let rq = server.request();
@@ -166,7 +168,7 @@ fn get_refuses_more_data_than_the_server_announced() {
 
 #[test]
 fn get_fails_when_the_transfer_ends_short_of_the_announced_size() {
-    let dir = tempdir("cli-client-short");
+    let dir = TempDir::new("cli-client-short");
     let mut server = FakeServer::new();
     let child = get(&dir, &server.addr(), "out.bin", &[]);
     server.request();
@@ -185,11 +187,12 @@ fn get_fails_when_the_transfer_ends_short_of_the_announced_size() {
 
 #[test]
 fn get_max_size_refuses_a_larger_file_up_front_and_takes_one_of_its_size() {
-    let root = tempdir("cli-client-max-root");
-    let dir = tempdir("cli-client-max");
-    let file = content(3000, 7);
+    let root = TempDir::new("cli-client-max-root");
+    let dir = TempDir::new("cli-client-max");
+    let file = random_bytes(3000, 7);
     fs::write(root.join("f.bin"), &file).unwrap();
-    let (_server, addr) = spawn(server_config(&root, Config::default()));
+    let server = OurServer::start(config(&root, PortMode::PerTransfer));
+    let addr = server.addr;
     let addr = addr.to_string();
 
     let (status, err) = finish(get(&dir, &addr, "out.bin", &["--max-size", "2999"]));
@@ -208,7 +211,7 @@ fn get_max_size_refuses_a_larger_file_up_front_and_takes_one_of_its_size() {
 #[test]
 fn get_max_size_stops_endless_data_with_error_3() {
     // A server that ignores the options and never ends its file.
-    let dir = tempdir("cli-client-endless");
+    let dir = TempDir::new("cli-client-endless");
     let mut server = FakeServer::new();
     let child = get(&dir, &server.addr(), "out.bin", &["--max-size", "2048"]);
     server.request();
@@ -236,7 +239,7 @@ fn get_max_size_stops_endless_data_with_error_3() {
 
 #[test]
 fn get_answers_a_malformed_oack_with_error_8_at_once() {
-    let dir = tempdir("cli-client-bad-oack");
+    let dir = TempDir::new("cli-client-bad-oack");
     let mut server = FakeServer::new();
     let child = get(&dir, &server.addr(), "out.bin", &["--blksize", "1428"]);
     server.request();
@@ -263,7 +266,7 @@ fn get_answers_a_malformed_oack_with_error_8_at_once() {
 /// A download stalled after its first block is stopped by `signal`: the part file goes,
 /// the server is told.
 fn signal_mid_download(signal: &str) {
-    let dir = tempdir(&format!("cli-client-{signal}"));
+    let dir = TempDir::new(&format!("cli-client-{signal}"));
     let mut server = FakeServer::new();
     let child = get(&dir, &server.addr(), "out.bin", &[]);
     server.request();
@@ -299,7 +302,7 @@ fn sigterm_during_get_removes_the_part_file() {
 
 #[test]
 fn get_to_a_path_that_cannot_be_written_fails_before_any_request() {
-    let dir = tempdir("cli-client-unwritable");
+    let dir = TempDir::new("cli-client-unwritable");
     fs::create_dir(dir.join("sub")).unwrap();
     let server = FakeServer::new();
     for (local, says) in [

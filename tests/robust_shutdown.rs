@@ -13,7 +13,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{content, list, tempdir, wait_until};
+use common::files::{TempDir, list, random_bytes};
+use common::wait::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
 
@@ -185,9 +186,9 @@ fn request(opcode: u8, name: &str) -> Vec<u8> {
 }
 
 /// A served root with a file large enough that a download of it is still running.
-fn root(name: &str) -> std::path::PathBuf {
-    let root = tempdir(name);
-    fs::write(root.join("big.bin"), content(64 * 1024, 11)).unwrap();
+fn root(name: &str) -> TempDir {
+    let root = TempDir::new(name);
+    fs::write(root.join("big.bin"), random_bytes(64 * 1024, 11)).unwrap();
     root
 }
 

@@ -1,7 +1,7 @@
 //! The `wirekit` program: a TFTP server and client.
 
 use std::io::IsTerminal;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,8 +39,21 @@ struct ServeArgs {
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Address to listen on; repeat for several (e.g. 0.0.0.0:69 and [::]:69).
-    #[arg(short, long = "listen", value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
+    /// Default: the sockets a service manager passed (socket activation), else
+    /// 127.0.0.1:6969.
+    #[arg(short, long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
+    /// Serve the sockets the service manager passed (systemd socket activation:
+    /// LISTEN_PID, LISTEN_FDS), and fail if there are none. Without --listen they are
+    /// used when passed, flag or not.
+    #[cfg(unix)]
+    #[arg(long, conflicts_with_all = ["listen", "threads"])]
+    systemd: bool,
+    /// Once the sockets are bound, run as this user, with its group and no other (for a
+    /// server started as root to bind port 69).
+    #[cfg(unix)]
+    #[arg(short, long, value_name = "NAME")]
+    user: Option<String>,
     /// Accept uploads of new files.
     #[arg(long)]
     allow_create: bool,
@@ -296,8 +309,59 @@ fn put(a: PutArgs) -> Result<(), String> {
         .map_err(|e| format!("put {} to {server}: {e}", a.local.display()))
 }
 
+/// The sockets a service manager passed, with their names: asked for with `--systemd`,
+/// looked for without `--listen`. Taken before anything else opens a descriptor.
+#[cfg(unix)]
+fn passed_sockets(a: &ServeArgs) -> Result<Vec<net::systemd::ListenSocket>, String> {
+    if !a.systemd && !a.listen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let passed = net::systemd::listen_sockets().map_err(|e| e.to_string())?;
+    if a.systemd && passed.is_empty() {
+        let none = "no sockets were passed (LISTEN_PID and LISTEN_FDS name none for this process)";
+        return Err(format!("--systemd: {none}"));
+    }
+    Ok(passed)
+}
+
+/// Tells the service manager, if one listens (NOTIFY_SOCKET); a failure is reported, not
+/// fatal.
+#[cfg(unix)]
+fn notify(state: &str) {
+    if let Err(e) = net::systemd::notify(state) {
+        tracing::warn!("cannot notify the service manager: {e}");
+    }
+}
+
+#[cfg(not(unix))]
+fn notify(_: &str) {}
+
 fn serve(a: ServeArgs) -> Result<(), String> {
-    let mut config = ServerConfig::new(&a.dir, a.listen);
+    #[cfg(unix)]
+    let (passed, names): (Vec<UdpSocket>, Vec<String>) = {
+        let passed = passed_sockets(&a)?;
+        let names = passed.iter().filter_map(|p| p.name.clone()).collect();
+        (passed.into_iter().map(|p| p.socket).collect(), names)
+    };
+    #[cfg(not(unix))]
+    let (passed, names): (Vec<UdpSocket>, Vec<String>) = (Vec::new(), Vec::new());
+    // Looked up before binding, so that a wrong name costs nothing.
+    #[cfg(unix)]
+    let user = a
+        .user
+        .as_deref()
+        .map(net::User::lookup)
+        .transpose()
+        .map_err(|e| format!("--user: {e}"))?;
+    let listen = if a.listen.is_empty() {
+        let default = DEFAULT_LISTEN
+            .parse()
+            .expect("DEFAULT_LISTEN is an address");
+        vec![default]
+    } else {
+        a.listen
+    };
+    let mut config = ServerConfig::new(&a.dir, listen);
     config.allow_create = a.allow_create;
     config.allow_overwrite = a.allow_overwrite;
     config.max_upload_size = a.max_upload_size;
@@ -325,7 +389,30 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     limits.config.timeout = Duration::from_secs(a.timeout.max(1));
     limits.config.retries = a.retries;
     init_logging(a.verbose, a.quiet);
-    let server = Server::bind(config).map_err(|e| e.to_string())?;
+    let activated = !passed.is_empty();
+    let server = if activated {
+        Server::from_sockets(config, passed)
+    } else {
+        Server::bind(config)
+    };
+    #[allow(unused_mut)]
+    let mut server = server.map_err(|e| e.to_string())?;
+    // Bound, and the root open and swept: root's rights are needed no more.
+    #[cfg(unix)]
+    let identity = match &user {
+        Some(user) => {
+            server
+                .drop_privileges(user)
+                .map_err(|e| format!("--user: {e}"))?;
+            Some(Ok(format!("running as user {user}")))
+        }
+        None if rustix::process::geteuid().is_root() => Some(Err(
+            "running as root; --user NAME would serve as NAME once bound",
+        )),
+        None => None,
+    };
+    #[cfg(not(unix))]
+    let identity: Option<Result<String, &str>> = None;
     let mode = match (a.allow_create, a.allow_overwrite) {
         (false, false) => "read-only",
         (true, false) => "uploads of new files allowed",
@@ -336,11 +423,23 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         .iter()
         .map(ToString::to_string)
         .collect();
-    tracing::info!(
-        "serving {} on {} ({mode}); stop with Ctrl-C",
+    let from = match (activated, names.is_empty()) {
+        (false, _) => String::new(),
+        (true, true) => " (sockets from the service manager)".to_string(),
+        (true, false) => format!(" (sockets from the service manager: {})", names.join(", ")),
+    };
+    let status = format!(
+        "serving {} on {}{from} ({mode})",
         server.root().display(),
         addrs.join(", ")
     );
+    tracing::info!("{status}; stop with Ctrl-C");
+    match identity {
+        Some(Ok(user)) => tracing::info!("{user}"),
+        Some(Err(root)) => tracing::warn!("{root}"),
+        None => {}
+    }
+    // Asked as the user that serves, after any switch.
     for problem in server.policy().access_problems() {
         tracing::warn!("{problem}");
     }
@@ -353,9 +452,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             return;
         }
         tracing::info!("stopping: finishing running transfers (Ctrl-C again to quit now)");
+        notify("STOPPING=1");
         stopper.stop();
     })
     .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+    // Listening, as the user it serves as, and stoppable: ready.
+    notify(&format!("READY=1\nSTATUS={status}"));
     server.run().map_err(|e| e.to_string())
 }
 

@@ -17,7 +17,9 @@ use super::commit::Committer;
 use super::log::{LogEvent, Logger};
 use super::socket::bind_transfer;
 use super::udp::{GSO_BYTES, RecvBuffers, Udp};
-use crate::tftp::server::{Endpoint, Event, Incoming, Policy, Route, TransferId, Transmit};
+use crate::tftp::server::{
+    Endpoint, Event, Incoming, Limits, Policy, PortMode, Route, TransferId, Transmit,
+};
 use crate::tftp::{ErrorCode, Packet, StorageError};
 
 /// Wakes the loop for a stop request or a finished commit.
@@ -86,6 +88,18 @@ where
             endpoint,
             listeners,
         })
+    }
+
+    /// Puts `limits` in force: the endpoint is made anew, so only before the loop runs.
+    pub(crate) fn set_limits(&mut self, limits: Limits, ports: PortMode)
+    where
+        P: Clone,
+    {
+        debug_assert!(
+            self.endpoint.is_empty(),
+            "limits change before the loop runs"
+        );
+        self.endpoint = Endpoint::new(self.endpoint.policy().clone(), limits, ports);
     }
 
     pub(crate) fn waker(&self) -> Arc<Waker> {

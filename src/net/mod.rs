@@ -5,6 +5,9 @@
 //!   every socket, serving a directory ([`DirPolicy`]) or any other
 //!   [`Policy`](crate::tftp::server::Policy).
 //! - [`get`], [`put`], [`get_into`], [`put_from`]: the client.
+//! - Running as a service (Unix): [`User`] and [`Server::drop_privileges`] to give up root
+//!   after binding; [`systemd`] for socket activation and readiness notification, with
+//!   [`Server::from_sockets`].
 
 mod client;
 mod commit;
@@ -14,15 +17,21 @@ mod drive;
 mod event_loop;
 mod fs;
 mod log;
+#[cfg(unix)]
+mod privileges;
 mod read_ahead;
 mod remap;
 mod server;
 mod socket;
+#[cfg(unix)]
+pub mod systemd;
 mod udp;
 
 pub use client::{Cancel, ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from};
 pub use dir::{DirFile, DirPolicy, UploadRules};
 pub use fs::{Root, RootOptions, Upload};
 pub use log::LogEvent;
+#[cfg(unix)]
+pub use privileges::User;
 pub use remap::{Remap, RemapError};
 pub use server::{RunningServer, Server, ServerConfig, Stopper};

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,8 +18,10 @@ use super::dir::{DirPolicy, UploadRules};
 use super::event_loop::{Bound, Requests, Shared};
 use super::fs::{Root, RootOptions};
 use super::log::{LogEvent, Logger};
+#[cfg(unix)]
+use super::privileges::User;
 use super::remap::Remap;
-use super::socket::{bind, window_bytes};
+use super::socket::{bind, transfer_window_bytes, window_bytes};
 use super::udp::Udp;
 use crate::tftp::server::{Endpoint, Limits, Policy, PortMode};
 
@@ -29,7 +31,8 @@ use crate::tftp::server::{Endpoint, Limits, Policy, PortMode};
 pub struct ServerConfig {
     /// The directory served (by [`Server::bind`]; a server with its own policy has none).
     pub root: PathBuf,
-    /// Request addresses, e.g. `0.0.0.0:69` and `[::]:69`.
+    /// Request addresses, e.g. `0.0.0.0:69` and `[::]:69` (not used by
+    /// [`Server::from_sockets`], which is given its sockets).
     pub listen: Vec<SocketAddr>,
     /// Accept uploads of new files.
     pub allow_create: bool,
@@ -66,6 +69,7 @@ pub struct ServerConfig {
     pub port_range: Option<RangeInclusive<u16>>,
     /// Event loops, each on its own thread with its own request socket on every listen
     /// address (the kernel keeps each client on one loop); 0 means one per core.
+    /// [`Server::from_sockets`] runs one.
     pub threads: usize,
     /// On shutdown, how long running transfers may go on before they are cut.
     pub grace: Duration,
@@ -144,6 +148,11 @@ pub struct Server<P: Policy = DirPolicy> {
     port_range: Option<RangeInclusive<u16>>,
     /// The policy the loops were given a clone of, for the application to ask about.
     policy: P,
+    /// Each loop's limits.
+    limits: Limits,
+    ports: PortMode,
+    /// The window cap came from the socket buffers (none was configured).
+    auto_window: bool,
 }
 
 impl<P: Policy> fmt::Debug for Server<P> {
@@ -155,34 +164,76 @@ impl<P: Policy> fmt::Debug for Server<P> {
     }
 }
 
+/// Opens the root (sweeping leftovers of uploads an earlier run was cut short in) and
+/// makes the directory policy `config` asks for.
+fn dir_policy(config: &ServerConfig) -> io::Result<DirPolicy> {
+    let root = Root::open(&config.root)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open {}: {e}", config.root.display()),
+            )
+        })?
+        .with_options(RootOptions {
+            create_mode: config.create_mode,
+            refuse_linked: config.refuse_linked,
+            owned_only: config.owned_only,
+            strict_names: config.strict_names,
+        });
+    // Leftovers of uploads cut short by a crash of an earlier run; before any privilege
+    // drop, with the rights that wrote them.
+    root.sweep();
+    let uploads = UploadRules {
+        allow_create: config.allow_create,
+        allow_overwrite: config.allow_overwrite,
+        max_size: config.max_upload_size,
+    };
+    let policy = DirPolicy::new(root, uploads);
+    Ok(match config.remap.clone() {
+        Some(rules) => policy.with_remap(rules),
+        None => policy,
+    })
+}
+
+/// The window cap the kernel's buffers set: those of the request socket where transfers
+/// run on it, else those a transfer socket would get.
+fn window_cap(ports: PortMode, listener: &UdpSocket) -> Option<u32> {
+    match ports {
+        PortMode::Single => window_bytes(listener),
+        _ => transfer_window_bytes(listener.local_addr().ok()?.is_ipv6()),
+    }
+}
+
 impl Server<DirPolicy> {
     /// Opens the root and binds every listen address.
     pub fn bind(config: ServerConfig) -> io::Result<Server<DirPolicy>> {
-        let root = Root::open(&config.root)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot open {}: {e}", config.root.display()),
-                )
-            })?
-            .with_options(RootOptions {
-                create_mode: config.create_mode,
-                refuse_linked: config.refuse_linked,
-                owned_only: config.owned_only,
-                strict_names: config.strict_names,
-            });
-        // Leftovers of uploads cut short by a crash of an earlier run.
-        root.sweep();
-        let uploads = UploadRules {
-            allow_create: config.allow_create,
-            allow_overwrite: config.allow_overwrite,
-            max_size: config.max_upload_size,
-        };
-        let mut policy = DirPolicy::new(root, uploads);
-        if let Some(rules) = config.remap.clone() {
-            policy = policy.with_remap(rules);
-        }
+        let policy = dir_policy(&config)?;
         Server::bind_with_policy(config, policy)
+    }
+
+    /// Opens the root and serves it on request sockets bound elsewhere: passed by a
+    /// service manager ([`systemd::listen_sockets`](super::systemd::listen_sockets)) or
+    /// by a parent that bound them. `config.listen` and `config.threads` are not used:
+    /// the sockets are served by one event loop. More loops would need more sockets on
+    /// the same addresses: a copy (`dup`) of a socket shares its queue, and so would hand
+    /// one client's datagrams to different loops, and a socket of our own would join the
+    /// passed one's port only if that had `SO_REUSEPORT` and the same owner, and only for a
+    /// process allowed to bind the port, which a socket-activated service need not be.
+    ///
+    /// The sockets are used as they are: their buffers, which hold whole windows in
+    /// single-port mode, are for whoever bound them to size (systemd: `ReceiveBuffer=`,
+    /// `SendBuffer=`); asking again without privileges could only shrink them.
+    ///
+    /// An IPv6 socket must be IPv6-only, unless in [single-port
+    /// mode](ServerConfig::single_port): transfer sockets are IPv6-only, so they cannot
+    /// answer the mapped IPv4 addresses a dual-stack socket hands out. Pass an IPv4 socket
+    /// beside it instead.
+    pub fn from_sockets(
+        config: ServerConfig,
+        sockets: Vec<UdpSocket>,
+    ) -> io::Result<Server<DirPolicy>> {
+        let policy = dir_policy(&config)?;
+        Server::from_sockets_with_policy(config, policy, sockets)
     }
 
     /// The served root.
@@ -197,44 +248,105 @@ where
     P::Storage: Send + 'static,
 {
     /// Binds every listen address for a server that asks `policy` (a clone per loop) about
-    /// every request. The root, upload, name and remap fields of `config` belong to the
-    /// directory policy of [`Server::bind`] and are not used here.
+    /// every request. The root and upload fields of `config` belong to the directory
+    /// policy of [`Server::bind`] and are not used here.
     pub fn bind_with_policy(config: ServerConfig, policy: P) -> io::Result<Server<P>> {
         let threads = match config.threads {
             0 => thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let mut sets: Vec<Vec<UdpSocket>> = Vec::with_capacity(threads);
+        let mut bound: Vec<SocketAddr> = Vec::with_capacity(config.listen.len());
+        for _ in 0..threads {
+            let mut set = Vec::with_capacity(config.listen.len());
+            for (j, &wanted) in config.listen.iter().enumerate() {
+                // Later loops join the port the first one was given (it may have asked
+                // for port 0).
+                let addr = bound.get(j).copied().unwrap_or(wanted);
+                let cannot = |e: io::Error| {
+                    io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}"))
+                };
+                let socket = bind(addr, threads > 1).map_err(cannot)?;
+                if bound.len() == j {
+                    bound.push(socket.local_addr().map_err(cannot)?);
+                }
+                set.push(socket);
+            }
+            sets.push(set);
+        }
+        Server::assemble(config, policy, sets)
+    }
+
+    /// A server on request sockets bound elsewhere, for a server that asks `policy`
+    /// about every request: see [`Server::from_sockets`]. The root and upload fields of
+    /// `config` are not used here, nor are `listen` and `threads`.
+    pub fn from_sockets_with_policy(
+        config: ServerConfig,
+        policy: P,
+        sockets: Vec<UdpSocket>,
+    ) -> io::Result<Server<P>> {
+        if sockets.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no request socket to serve on",
+            ));
+        }
+        for socket in &sockets {
+            let addr = socket.local_addr()?;
+            // An IPv6 socket that also takes IPv4 (as `[::]:69` does by default) hands out
+            // IPv4 clients as mapped addresses, which transfer sockets, IPv6-only like
+            // every IPv6 socket of this server, cannot answer. In single-port mode the
+            // request socket answers them itself, and can.
+            let dual_stack = addr.is_ipv6() && !socket2::SockRef::from(socket).only_v6()?;
+            if dual_stack && !config.single_port {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{addr} also takes IPv4, which transfer ports cannot answer: make it \
+                         IPv6-only (systemd: BindIPv6Only=ipv6-only) and pass an IPv4 socket \
+                         beside it, or answer from the request port (single-port mode)"
+                    ),
+                ));
+            }
+        }
+        Server::assemble(config, policy, vec![sockets])
+    }
+
+    /// The loops, one per set of request sockets (one socket per listen address each,
+    /// every set on the same addresses).
+    fn assemble(
+        config: ServerConfig,
+        policy: P,
+        sets: Vec<Vec<UdpSocket>>,
+    ) -> io::Result<Server<P>> {
         let ports = if config.single_port {
             PortMode::Single
         } else {
             PortMode::PerTransfer
         };
-        let mut limits = descriptors::limits_per_loop(&config.limits, threads, ports);
-        let mut addrs: Vec<SocketAddr> = Vec::new();
-        let mut loops = Vec::with_capacity(threads);
-        for first in std::iter::once(true)
-            .chain(std::iter::repeat(false))
-            .take(threads)
-        {
-            let mut listeners = Vec::with_capacity(config.listen.len());
-            for (j, &wanted) in config.listen.iter().enumerate() {
-                // Later loops join the port the first one was given (it may have asked
-                // for port 0).
-                let addr = if first { wanted } else { addrs[j] };
-                let cannot = |e: io::Error| {
-                    io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}"))
-                };
-                let socket = bind(addr, threads > 1).map_err(cannot)?;
-                // Every socket asks for the same buffers: a window that fits this one's
-                // fits a transfer socket's too.
-                if limits.max_window_bytes.is_none() {
-                    limits.max_window_bytes = window_bytes(&socket);
-                }
-                let listener = Udp::new(socket).map_err(cannot)?;
-                if first {
-                    addrs.push(listener.local_addr()?);
-                }
-                listeners.push(listener);
+        let mut limits = descriptors::limits_per_loop(&config.limits, sets.len(), ports);
+        let first = sets.first().and_then(|set| set.first());
+        let auto_window = limits.max_window_bytes.is_none();
+        if auto_window {
+            limits.max_window_bytes = first.and_then(|s| window_cap(ports, s));
+        }
+        let mut addrs = Vec::new();
+        let mut loops = Vec::with_capacity(sets.len());
+        for set in sets {
+            let listeners = set
+                .into_iter()
+                .map(|socket| {
+                    let addr = socket.local_addr()?;
+                    Udp::new(socket).map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+                    })
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            if loops.is_empty() {
+                addrs = listeners
+                    .iter()
+                    .map(Udp::local_addr)
+                    .collect::<io::Result<_>>()?;
             }
             let endpoint = Endpoint::new(policy.clone(), limits, ports);
             loops.push(Bound::new(endpoint, listeners)?);
@@ -252,7 +364,38 @@ where
             grace: config.grace,
             port_range: config.port_range,
             policy,
+            limits,
+            ports,
+            auto_window,
         })
+    }
+
+    /// Makes the whole process `user` (every thread; supplementary groups cleared to the
+    /// user's primary group), for a server started as root to bind port 69: call it after
+    /// binding and before [`run`](Server::run), which reads the first request. The root
+    /// directory stays open and the request sockets bound. Transfer ports are bound as
+    /// `user` from then on, so a [`port_range`](ServerConfig::port_range) must lie above
+    /// 1024. Where the window cap comes from the socket buffers, it is measured again:
+    /// the user may no longer force large buffers.
+    ///
+    /// A process already running as `user` (and not as root) changes nothing. Fails where
+    /// the process may not switch; the switch may then be half done (groups changed, user
+    /// not), so the server is not to be run.
+    #[cfg(unix)]
+    pub fn drop_privileges(&mut self, user: &User) -> io::Result<()> {
+        super::privileges::switch_to(user)?;
+        if self.auto_window && self.ports == PortMode::PerTransfer {
+            let ipv6 = self.addrs.first().is_some_and(SocketAddr::is_ipv6);
+            if let Some(cap) = transfer_window_bytes(ipv6)
+                && self.limits.max_window_bytes.is_none_or(|was| cap < was)
+            {
+                self.limits.max_window_bytes = Some(cap);
+                for l in &mut self.loops {
+                    l.set_limits(self.limits, self.ports);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends the server's reports to `log`.

@@ -81,6 +81,17 @@ fn enlarge_buffers(socket: &Socket) {
     }
 }
 
+/// The window, in data bytes, a transfer socket this process binds now would hold: a
+/// fresh socket asks for the buffers `bind` asks for. What it is granted depends on the
+/// process's privileges (forcing needs `CAP_NET_ADMIN`), so it can differ from what a
+/// request socket bound earlier (or by a service manager) holds.
+pub(crate) fn transfer_window_bytes(ipv6: bool) -> Option<u32> {
+    let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).ok()?;
+    enlarge_buffers(&socket);
+    window_bytes(&socket.into())
+}
+
 /// The window, in data bytes, a socket's granted receive buffer holds. Linux reports twice
 /// what it lets data fill (the rest pays for its bookkeeping), so half of it.
 pub(crate) fn window_bytes(socket: &UdpSocket) -> Option<u32> {

@@ -46,12 +46,20 @@ impl Serving {
     /// Runs `cmd`, which must end up running `wirekit serve` (e.g. through `sh -c '...;
     /// exec wirekit serve ...'`), and waits for its banner.
     pub fn spawn(mut cmd: Command) -> Serving {
+        cmd.stdin(Stdio::null());
+        Serving::spawn_with_stdin(cmd)
+    }
+
+    /// Like [`spawn`](Self::spawn), with the standard input `cmd` was given (a socket
+    /// passed the way a service manager passes it, say).
+    pub fn spawn_with_stdin(mut cmd: Command) -> Serving {
         let mut child = cmd
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // The Command holds the parent's copy of a passed descriptor until dropped.
+        drop(cmd);
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         // Lines before the banner (warnings) are kept with the rest of the log.
         let mut early = Vec::new();
@@ -88,6 +96,20 @@ impl Serving {
     /// Its (first) request address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
+    }
+
+    /// Waits (bounded) for the process to end, and says whether it ended well.
+    pub fn wait_for_exit(&mut self) -> bool {
+        let mut status = None;
+        wait_for(
+            Duration::from_secs(20),
+            || {
+                status = self.child.try_wait().unwrap();
+                status.is_some()
+            },
+            || "the server did not end".to_string(),
+        );
+        status.is_some_and(|s| s.success())
     }
 
     /// The lines logged so far (after the banner).
