@@ -170,8 +170,12 @@ fn root_without_user_is_warned_about() {
     let root = TempDir::new("root-warning");
     let serving =
         Serving::spawn_with_stdin(serve(&[root.to_str().unwrap(), "--listen", "127.0.0.1:0"]));
-    assert!(serving.banner.starts_with("serving "), "{}", serving.banner);
-    serving.wait_for_log(&["warning: running as root", "--user"]);
+    assert!(
+        serving.banner.contains(" INFO serving "),
+        "{}",
+        serving.banner
+    );
+    serving.wait_for_log(&[" WARN ", "running as root", "--user"]);
 }
 
 #[test]

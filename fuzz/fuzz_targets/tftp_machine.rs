@@ -575,8 +575,10 @@ fuzz_target!(|input: Input<'_>| {
         h.drain();
     }
     // Left alone, every transfer closes on its own: retries are bounded, the dally ends,
-    // and a transfer whose client never answered is reclaimed.
-    for _ in 0..64 * (MAX_TRANSFERS + 1) {
+    // and a transfer whose client never answered is reclaimed. Each retransmission of a
+    // window sent in bursts waits out a pause between bursts, one deadline each (up to a
+    // window's blocks), and measured round trips add a few early retransmissions.
+    for _ in 0..64 * 32 * (MAX_TRANSFERS + 1) {
         if h.is_closed() {
             break;
         }

@@ -8,9 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use wirekit::net::{self, ClientOptions, Server, ServerConfig};
-use wirekit::tftp::{Blksize, Config, Limits, Timeout, Windowsize};
+use wirekit::tftp::{Blksize, Config, Limits, Stats, Timeout, Windowsize};
+
+/// Asked for unless told otherwise: an Ethernet frame's worth of data per block, and a
+/// window that keeps a LAN busy. Servers that grant less, or know no windows, are followed.
+const FAST_BLKSIZE: u16 = 1468;
+const FAST_WINDOWSIZE: u16 = 16;
 
 /// Default listen address of `wirekit serve`: loopback on a high port, so it runs without
 /// privileges or configuration.
@@ -132,12 +137,15 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct TransferArgs {
-    /// Block size to ask for (8-65464).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=65464))]
-    blksize: Option<u16>,
-    /// Window size to ask for (1-65535).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    windowsize: Option<u16>,
+    /// Block size to ask for (8-65464); a server that grants less is taken at its word.
+    #[arg(long, value_name = "N", default_value_t = FAST_BLKSIZE, value_parser = clap::value_parser!(u16).range(8..=65464))]
+    blksize: u16,
+    /// Window size to ask for (1-65535); a server without windows answers in lock-step.
+    #[arg(long, value_name = "N", default_value_t = FAST_WINDOWSIZE, value_parser = clap::value_parser!(u16).range(1..))]
+    windowsize: u16,
+    /// Ask for no option at all: a plain RFC 1350 request, for servers that mishandle them.
+    #[arg(long, conflicts_with_all = ["blksize", "windowsize", "timeout"])]
+    no_options: bool,
     /// Retransmission timeout in seconds, also asked of the server (1-255).
     #[arg(long, value_name = "S", value_parser = clap::value_parser!(u8).range(1..))]
     timeout: Option<u8>,
@@ -199,8 +207,9 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     }
 }
 
-/// `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; port 69 by default.
-fn resolve(server: &str) -> Result<SocketAddr, String> {
+/// `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address, port 69 by default: every
+/// address it resolves to (`localhost` may give `::1` first, and nobody listen there).
+fn resolve(server: &str) -> Result<Vec<SocketAddr>, String> {
     let with_port = if server.parse::<std::net::Ipv6Addr>().is_ok() {
         format!("[{server}]:69")
     } else if server
@@ -211,15 +220,34 @@ fn resolve(server: &str) -> Result<SocketAddr, String> {
     } else {
         format!("{server}:69")
     };
-    with_port
+    let addrs: Vec<SocketAddr> = with_port
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {server}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {server}"))
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("cannot resolve {server}"));
+    }
+    Ok(addrs)
 }
 
-/// Options of `get` and `put`. Ctrl-C and SIGTERM cancel the transfer: the server is sent
-/// an ERROR and a partial download is removed.
+/// Runs `transfer` against each address in turn, until one has a server that answers.
+fn each_address<T>(
+    addrs: &[SocketAddr],
+    mut transfer: impl FnMut(SocketAddr) -> Result<T, net::ClientError>,
+) -> Result<T, (SocketAddr, net::ClientError)> {
+    let mut last = None;
+    for &addr in addrs {
+        match transfer(addr) {
+            Err(e @ (net::ClientError::Unreachable(_) | net::ClientError::NoAnswer(_))) => {
+                last = Some((addr, e));
+            }
+            Err(e) => return Err((addr, e)),
+            Ok(done) => return Ok(done),
+        }
+    }
+    Err(last.expect("resolve gives at least one address"))
+}
+
 fn client_options(a: &TransferArgs) -> Result<ClientOptions, String> {
     let mut config = Config {
         retries: a.retries,
@@ -233,27 +261,33 @@ fn client_options(a: &TransferArgs) -> Result<ClientOptions, String> {
     ctrlc::set_handler(move || on_signal.cancel())
         .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     let mut opts = ClientOptions::default();
-    opts.blksize = a.blksize.and_then(|b| Blksize::new(b.into()).ok());
-    opts.windowsize = a.windowsize.and_then(|w| Windowsize::new(w.into()).ok());
-    opts.timeout = a.timeout.and_then(|t| Timeout::new(t.into()).ok());
-    opts.tsize = !a.no_tsize;
+    if !a.no_options {
+        opts.blksize = Blksize::new(a.blksize.into()).ok();
+        opts.windowsize = Windowsize::new(a.windowsize.into()).ok();
+        opts.timeout = a.timeout.and_then(|t| Timeout::new(t.into()).ok());
+    }
+    opts.tsize = !a.no_tsize && !a.no_options;
     opts.netascii = a.netascii;
     opts.config = config;
     opts.cancel = Some(cancel);
     Ok(opts)
 }
 
-/// Runs a transfer with a progress bar on a terminal, and nothing in scripts. Once the size
-/// is known (tsize), the spinner becomes a bar with a total.
-fn with_progress<T>(run: impl FnOnce(net::ProgressFn<'_>) -> T) -> T {
+/// Runs a transfer with a progress bar naming `name` on a terminal, and nothing in scripts.
+/// Once the size is known (tsize), the spinner becomes a bar with a total; at the end a
+/// one-line summary stays.
+fn with_progress<E>(
+    name: &str,
+    run: impl FnOnce(net::ProgressFn<'_>) -> Result<Stats, E>,
+) -> Result<Stats, E> {
     let bar = std::io::stderr()
         .is_terminal()
         .then(ProgressBar::new_spinner);
-    if let (Some(bar), Ok(style)) = (
-        &bar,
-        ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}"),
-    ) {
-        bar.set_style(style);
+    if let Some(bar) = &bar {
+        bar.set_message(name.to_string());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}") {
+            bar.set_style(style);
+        }
     }
     let mut sized = false;
     let result = run(&mut |bytes, total| {
@@ -262,7 +296,7 @@ fn with_progress<T>(run: impl FnOnce(net::ProgressFn<'_>) -> T) -> T {
             sized = true;
             bar.set_length(t);
             if let Ok(style) = ProgressStyle::with_template(
-                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
+                "{msg} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
             ) {
                 bar.set_style(style);
             }
@@ -271,30 +305,70 @@ fn with_progress<T>(run: impl FnOnce(net::ProgressFn<'_>) -> T) -> T {
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();
+        if let Ok(stats) = &result {
+            eprintln!("{name}: {}", summary(stats));
+        }
     }
     result
 }
 
+/// `1.4 MiB in 0.12 s (11.6 MiB/s)`, and the retransmissions if there were any.
+fn summary(stats: &Stats) -> String {
+    let secs = stats.duration.as_secs_f64();
+    let rate = if secs > 0.0 {
+        format!(" ({}/s)", HumanBytes((stats.bytes as f64 / secs) as u64))
+    } else {
+        String::new()
+    };
+    let resent = match stats.retransmissions {
+        0 => String::new(),
+        n => format!(", {n} retransmissions"),
+    };
+    format!("{} in {secs:.2} s{rate}{resent}", HumanBytes(stats.bytes))
+}
+
 fn get(a: GetArgs) -> Result<(), String> {
-    let server = resolve(&a.server)?;
-    let local = a.local.unwrap_or_else(|| {
-        PathBuf::from(
-            a.remote
-                .rsplit(['/', '\\'])
-                .next()
-                .filter(|s| !s.is_empty())
-                .unwrap_or("download"),
-        )
-    });
+    let servers = resolve(&a.server)?;
     let mut opts = client_options(&a.opts)?;
     opts.max_size = a.max_size;
-    with_progress(|progress| net::get(server, &a.remote, &local, &opts, progress))
+    let remote = a.remote.as_str();
+    let result = if a.local.as_deref() == Some(std::path::Path::new("-")) {
+        // To standard output, through a buffer; the progress bar and errors go to stderr.
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+        each_address(&servers, |server| {
+            with_progress(remote, |progress| {
+                net::get_into(server, remote, &mut out, &opts, progress)
+            })
+        })
+        .and_then(|stats| {
+            std::io::Write::flush(&mut out)
+                .map(|()| stats)
+                .map_err(|e| (servers[0], net::ClientError::Io(e)))
+        })
+    } else {
+        let local = a.local.unwrap_or_else(|| {
+            PathBuf::from(
+                remote
+                    .rsplit(['/', '\\'])
+                    .next()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("download"),
+            )
+        });
+        each_address(&servers, |server| {
+            with_progress(remote, |progress| {
+                net::get(server, remote, &local, &opts, progress)
+            })
+        })
+    };
+    result
         .map(|_| ())
-        .map_err(|e| format!("get {} from {server}: {e}", a.remote))
+        .map_err(|(server, e)| format!("get {remote} from {server}: {e}"))
 }
 
 fn put(a: PutArgs) -> Result<(), String> {
-    let server = resolve(&a.server)?;
+    let servers = resolve(&a.server)?;
     let remote = match a.remote {
         Some(r) => r,
         None => a
@@ -304,9 +378,13 @@ fn put(a: PutArgs) -> Result<(), String> {
             .ok_or("the local path names no file")?,
     };
     let opts = client_options(&a.opts)?;
-    with_progress(|progress| net::put(server, &a.local, &remote, &opts, progress))
-        .map(|_| ())
-        .map_err(|e| format!("put {} to {server}: {e}", a.local.display()))
+    each_address(&servers, |server| {
+        with_progress(&remote, |progress| {
+            net::put(server, &a.local, &remote, &opts, progress)
+        })
+    })
+    .map(|_| ())
+    .map_err(|(server, e)| format!("put {} to {server}: {e}", a.local.display()))
 }
 
 /// The sockets a service manager passed, with their names: asked for with `--systemd`,

@@ -97,6 +97,10 @@ pub enum ClientError {
     /// The transfer was cancelled through [`ClientOptions::cancel`]; the server was sent
     /// an ERROR.
     Cancelled,
+    /// Nobody listens there: the request was answered with an ICMP "port unreachable".
+    Unreachable(SocketAddr),
+    /// The request went unanswered through every retransmission.
+    NoAnswer(SocketAddr),
 }
 
 impl fmt::Display for ClientError {
@@ -106,6 +110,16 @@ impl fmt::Display for ClientError {
             ClientError::Request(e) => write!(f, "bad request: {e}"),
             ClientError::Transfer(e) => write!(f, "{e}"),
             ClientError::Cancelled => f.write_str("cancelled"),
+            ClientError::Unreachable(server) => write!(
+                f,
+                "nobody listens on {server} (port unreachable): is a TFTP server running \
+                 there, on that port?"
+            ),
+            ClientError::NoAnswer(server) => write!(
+                f,
+                "no answer from {server}: is a TFTP server running there, and does a \
+                 firewall let its answers through?"
+            ),
         }
     }
 }
@@ -116,7 +130,7 @@ impl std::error::Error for ClientError {
             ClientError::Io(e) => Some(e),
             ClientError::Request(e) => Some(e),
             ClientError::Transfer(e) => Some(e),
-            ClientError::Cancelled => None,
+            ClientError::Cancelled | ClientError::Unreachable(_) | ClientError::NoAnswer(_) => None,
         }
     }
 }
@@ -166,12 +180,18 @@ fn run<S: Storage + ?Sized>(
         .map_err(ClientError::Request)?;
     let mut hooks = ClientHooks { total, progress };
     let cancel = opts.cancel.as_ref().map(|c| &*c.0);
-    let result = drive(&mut transfer, socket, storage, epoch, &mut hooks, cancel)?;
+    let result = drive(&mut transfer, socket, storage, epoch, &mut hooks, cancel);
+    let answered = transfer.is_answered();
     match result {
-        Err(_) if opts.cancel.as_ref().is_some_and(Cancel::is_cancelled) => {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && !answered => {
+            Err(ClientError::Unreachable(server))
+        }
+        Err(e) => Err(e.into()),
+        Ok(Err(_)) if opts.cancel.as_ref().is_some_and(Cancel::is_cancelled) => {
             Err(ClientError::Cancelled)
         }
-        result => result.map_err(ClientError::Transfer),
+        Ok(Err(TransferError::Timeout { .. })) if !answered => Err(ClientError::NoAnswer(server)),
+        Ok(result) => result.map_err(ClientError::Transfer),
     }
 }
 

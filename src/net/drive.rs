@@ -40,6 +40,7 @@ pub(crate) fn drive<S: Storage + ?Sized>(
     cancel: Option<&AtomicBool>,
 ) -> io::Result<Result<Stats, TransferError>> {
     let mut udp = Udp::new(socket)?;
+    udp.report_unreachable()?;
     let mut poll = Poll::new()?;
     poll.registry()
         .register(udp.source(), Token(0), Interest::READABLE)?;
@@ -89,6 +90,13 @@ pub(crate) fn drive<S: Storage + ?Sized>(
             match rx.recv(&udp) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // Port unreachable before any answer: nobody listens there. Later, it is
+                // only a port of the server that closed after its last word.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    if !transfer.is_answered() {
+                        return Err(e);
+                    }
+                }
                 Err(e) if transient(&e) => continue,
                 Err(e) => return Err(e),
             }

@@ -90,6 +90,22 @@ impl Udp {
         self.socket.local_addr()
     }
 
+    /// Has the kernel report an ICMP "port unreachable" for a datagram this socket sent,
+    /// on its next receive (`ConnectionRefused`), though the socket is not connected: a
+    /// client learns at once that nobody listens where it asked.
+    pub(crate) fn report_unreachable(&self) -> io::Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let (level, name) = if self.socket.local_addr()?.is_ipv4() {
+                (libc::IPPROTO_IP, libc::IP_RECVERR)
+            } else {
+                (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+            };
+            set_int_option(&self.socket, level, name, 1)?;
+        }
+        Ok(())
+    }
+
     /// Datagrams one send may carry: more than 1 where the kernel does UDP GSO.
     pub(crate) fn max_segments(&self) -> usize {
         self.state.max_gso_segments().min(MAX_SEGMENTS)
@@ -158,7 +174,7 @@ fn suit_tftp(_: &std::net::UdpSocket) -> io::Result<()> {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[allow(unsafe_code)]
 fn set_int_option(
-    socket: &std::net::UdpSocket,
+    socket: &impl std::os::fd::AsFd,
     level: libc::c_int,
     name: libc::c_int,
     value: libc::c_int,
@@ -168,7 +184,7 @@ fn set_int_option(
     // c_int that lives across the call, with its exact size passed.
     let rc = unsafe {
         libc::setsockopt(
-            socket.as_raw_fd(),
+            socket.as_fd().as_raw_fd(),
             level,
             name,
             (&raw const value).cast(),

@@ -414,6 +414,12 @@ impl Transfer {
         self.finished
     }
 
+    /// True once the peer has answered: for a client, once the server's first reply
+    /// arrived (a server's transfer exists because its client asked).
+    pub fn is_answered(&self) -> bool {
+        !matches!(self.side, Side::Client { locked: false, .. })
+    }
+
     /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called,
     /// or `None` when no timer runs. Call it after each `handle_*` and `poll_transmit`.
     #[must_use]
