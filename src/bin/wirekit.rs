@@ -312,7 +312,7 @@ fn with_progress<E>(
     result
 }
 
-/// `1.4 MiB in 0.12 s (11.6 MiB/s)`, and the retransmissions if there were any.
+/// `1.4 MiB in 120.3 ms (11.6 MiB/s)`, and the retransmissions if there were any.
 fn summary(stats: &Stats) -> String {
     let secs = stats.duration.as_secs_f64();
     let rate = if secs > 0.0 {
@@ -324,7 +324,12 @@ fn summary(stats: &Stats) -> String {
         0 => String::new(),
         n => format!(", {n} retransmissions"),
     };
-    format!("{} in {secs:.2} s{rate}{resent}", HumanBytes(stats.bytes))
+    let took = if secs < 1.0 {
+        format!("{:.1} ms", secs * 1000.0)
+    } else {
+        format!("{secs:.2} s")
+    };
+    format!("{} in {took}{rate}{resent}", HumanBytes(stats.bytes))
 }
 
 fn get(a: GetArgs) -> Result<(), String> {
@@ -572,5 +577,45 @@ fn main() -> ExitCode {
             eprintln!("wirekit: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name resolving to an address nobody listens on first (`localhost` as `::1`, say)
+    /// is served by the next one.
+    #[test]
+    fn each_address_moves_on_past_addresses_nobody_listens_on() {
+        let addrs: Vec<SocketAddr> =
+            vec!["[::1]:69".parse().unwrap(), "127.0.0.1:69".parse().unwrap()];
+        let mut tried = Vec::new();
+        let got = each_address(&addrs, |a| {
+            tried.push(a);
+            if a.is_ipv6() {
+                Err(net::ClientError::Unreachable(a))
+            } else {
+                Ok(7)
+            }
+        });
+        assert_eq!(got.ok(), Some(7));
+        assert_eq!(tried, addrs);
+    }
+
+    /// A server that answered with an error is the answer: no other address is tried.
+    #[test]
+    fn each_address_stops_at_a_server_that_answered() {
+        let addrs: Vec<SocketAddr> = vec![
+            "127.0.0.1:69".parse().unwrap(),
+            "127.0.0.2:69".parse().unwrap(),
+        ];
+        let mut tried = 0;
+        let got: Result<(), _> = each_address(&addrs, |_| {
+            tried += 1;
+            Err(net::ClientError::Cancelled)
+        });
+        assert!(matches!(got, Err((_, net::ClientError::Cancelled))));
+        assert_eq!(tried, 1);
     }
 }
