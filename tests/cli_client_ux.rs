@@ -155,7 +155,12 @@ fn on_a_terminal_the_progress_names_the_file_and_leaves_a_summary() {
     assert_eq!(fs::read(dir.join("boot.img")).unwrap(), file);
     let summary = shown
         .lines()
-        .map(|l| l.rsplit('\r').next().unwrap_or(l).trim_start_matches("\u{1b}[2K"))
+        .map(|l| {
+            l.rsplit('\r')
+                .next()
+                .unwrap_or(l)
+                .trim_start_matches("\u{1b}[2K")
+        })
         .find(|l| l.starts_with("boot.img: "))
         .unwrap_or_else(|| panic!("no summary in {shown:?}"));
     assert!(

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::drive::{Progress, drive};
+use super::write_batch::BatchedFile;
 use crate::tftp::{
     Blksize, ClientRequest, Config, Direction, EncodeError, Mode, Negotiated, Stats, Storage, Text,
     Timeout, Transfer, TransferError, Windowsize,
@@ -272,9 +272,6 @@ impl Drop for PartFile {
     }
 }
 
-/// Bytes gathered before a download writes to its file.
-const WRITE_BUFFER: usize = 256 * 1024;
-
 /// Downloads `remote` to the file `local`, which appears only when the download is
 /// complete (it is written under a temporary name beside it, `.NAME.PID.wirekit-part`,
 /// and renamed). The temporary file is created before the request is sent, so a `local`
@@ -312,13 +309,13 @@ pub fn get(
         .open(&path)
         .map_err(|e| local_error(e, "cannot create the partial file", &path))?;
     let mut part = PartFile { path, done: false };
-    // Blocks reach the file in batches of many, not a write each.
-    let mut file = BufWriter::with_capacity(WRITE_BUFFER, file);
+    // Small blocks reach the file in batches, not a write each.
+    let mut file = BatchedFile::new(file);
     let stats = get_into(server, remote, &mut file, opts, progress)?;
-    file.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .map_err(|e| local_error(e, "cannot write", &part.path))?;
+    file.commit().map_err(|e| {
+        let e = io::Error::other(e.message.into_owned());
+        local_error(e, "cannot write", &part.path)
+    })?;
     fs::rename(&part.path, local)
         .map_err(|e| local_error(e, "cannot move the download to", local))?;
     part.done = true;

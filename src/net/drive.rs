@@ -39,7 +39,7 @@ pub(crate) fn drive<S: Storage + ?Sized>(
     hooks: &mut dyn Progress,
     cancel: Option<&AtomicBool>,
 ) -> io::Result<Result<Stats, TransferError>> {
-    let mut udp = Udp::new(socket)?;
+    let mut udp = Udp::transfer(socket)?;
     udp.report_unreachable()?;
     let mut poll = Poll::new()?;
     poll.registry()

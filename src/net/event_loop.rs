@@ -365,7 +365,7 @@ where
         destination: SocketAddr,
     ) -> io::Result<()> {
         let ip = source.unwrap_or_else(|| unspecified(destination));
-        let mut udp = Udp::new(bind_transfer(ip, self.shared.port_range.as_ref())?)?;
+        let mut udp = Udp::transfer(bind_transfer(ip, self.shared.port_range.as_ref())?)?;
         let token = Token(self.next_token);
         self.next_token += 1;
         self.poll

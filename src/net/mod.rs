@@ -26,6 +26,7 @@ mod socket;
 #[cfg(unix)]
 pub mod systemd;
 mod udp;
+mod write_batch;
 
 pub use client::{Cancel, ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from};
 pub use dir::{DirFile, DirPolicy, UploadRules};

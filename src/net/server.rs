@@ -337,7 +337,7 @@ where
                 .into_iter()
                 .map(|socket| {
                     let addr = socket.local_addr()?;
-                    Udp::new(socket).map_err(|e| {
+                    Udp::listener(socket).map_err(|e| {
                         io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
                     })
                 })

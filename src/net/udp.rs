@@ -73,9 +73,25 @@ pub(crate) struct Udp {
 
 impl Udp {
     /// Wraps a bound, non-blocking socket.
-    pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Udp> {
+    /// Wraps a bound request socket, which learns the local address each datagram was
+    /// sent to (a wildcard socket's answers must leave from it).
+    pub(crate) fn listener(socket: std::net::UdpSocket) -> io::Result<Udp> {
+        Udp::new(socket, true)
+    }
+
+    /// Wraps a bound socket of one transfer, bound to its local address already: the
+    /// address each datagram was sent to is not asked for, which spares a control message
+    /// per datagram.
+    pub(crate) fn transfer(socket: std::net::UdpSocket) -> io::Result<Udp> {
+        Udp::new(socket, false)
+    }
+
+    fn new(socket: std::net::UdpSocket, destinations: bool) -> io::Result<Udp> {
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
         suit_tftp(&socket)?;
+        if !destinations {
+            no_destinations(&socket)?;
+        }
         Ok(Udp {
             socket: mio::net::UdpSocket::from_std(socket),
             state,
@@ -167,6 +183,21 @@ fn suit_tftp(socket: &std::net::UdpSocket) -> io::Result<()> {
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn suit_tftp(_: &std::net::UdpSocket) -> io::Result<()> {
+    Ok(())
+}
+
+/// Stops the kernel reporting the local address of each datagram (`quinn-udp` asks for it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn no_destinations(socket: &std::net::UdpSocket) -> io::Result<()> {
+    if socket.local_addr()?.is_ipv4() {
+        set_int_option(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 0)
+    } else {
+        set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 0)
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn no_destinations(_: &std::net::UdpSocket) -> io::Result<()> {
     Ok(())
 }
 

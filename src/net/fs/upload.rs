@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use cap_std::fs::{Dir, Metadata, OpenOptions};
 
+use super::super::write_batch::BatchedFile;
 use super::names::{access, temp_name};
 use super::{RootOptions, check_replaceable, refusal};
 use crate::tftp::server::Refusal;
@@ -52,7 +53,8 @@ pub struct Upload {
     /// The target's name in `dir`.
     target: PathBuf,
     /// `None` once committed or closed.
-    file: Option<File>,
+    /// Written through a batch: small blocks are gathered.
+    file: Option<BatchedFile>,
     temp: Temp,
     overwrite: bool,
     existed: bool,
@@ -60,8 +62,6 @@ pub struct Upload {
     announced_size: Option<u64>,
     written: u64,
     options: RootOptions,
-    /// Small blocks received and not yet written.
-    pending: Vec<u8>,
 }
 
 impl Upload {
@@ -79,7 +79,7 @@ impl Upload {
         let upload = Upload {
             dir,
             target,
-            file: Some(file),
+            file: Some(BatchedFile::new(file)),
             temp,
             overwrite: plan.overwrite,
             existed: existing.is_some(),
@@ -87,9 +87,8 @@ impl Upload {
             announced_size: plan.announced_size,
             written: 0,
             options: plan.options,
-            pending: Vec::new(),
         };
-        if let Some(file) = &upload.file {
+        if let Some(file) = upload.file.as_ref().map(BatchedFile::get_ref) {
             hold(file);
             match (existing, new_mode) {
                 (Some(meta), _) => take_owner_and_mode(file, meta).map_err(|e| {
@@ -139,17 +138,16 @@ impl Upload {
                 ),
             ));
         }
-        self.flush().map_err(|e| {
-            let kind = match e.code {
-                ErrorCode::DiskFull => io::ErrorKind::StorageFull,
-                _ => io::ErrorKind::Other,
-            };
-            io::Error::new(kind, e.message.into_owned())
-        })?;
-        let file = self
-            .file
-            .as_ref()
-            .ok_or_else(|| io::Error::other("upload already closed"))?;
+        let file = match &mut self.file {
+            Some(f) => f.flushed().map_err(|e| {
+                let kind = match e.code {
+                    ErrorCode::DiskFull => io::ErrorKind::StorageFull,
+                    _ => io::ErrorKind::Other,
+                };
+                io::Error::new(kind, e.message.into_owned())
+            })?,
+            None => return Err(io::Error::other("upload already closed")),
+        };
         file.sync_all()?;
         if self.overwrite {
             match self.dir.symlink_metadata(&self.target) {
@@ -224,44 +222,13 @@ impl Storage for Upload {
                 ),
             ));
         }
-        if self.file.is_none() {
-            return Err(StorageError::new(
-                ErrorCode::NotDefined,
-                "upload already closed",
-            ));
-        }
-        // Small blocks are gathered and written many at a time.
-        if self.pending.len() + data.len() > WRITE_BATCH {
-            self.flush()?;
-        }
-        if data.len() >= WRITE_BATCH {
-            return self.write_through(data);
-        }
-        self.pending.extend_from_slice(data);
-        Ok(())
-    }
-}
-
-/// Bytes of small blocks gathered before an upload writes them to its file.
-const WRITE_BATCH: usize = 64 * 1024;
-
-impl Upload {
-    fn write_through(&mut self, data: &[u8]) -> Result<(), StorageError> {
         match &mut self.file {
-            Some(f) => Storage::write(f, data),
+            Some(f) => f.write(data),
             None => Err(StorageError::new(
                 ErrorCode::NotDefined,
                 "upload already closed",
             )),
         }
-    }
-
-    fn flush(&mut self) -> Result<(), StorageError> {
-        let pending = std::mem::take(&mut self.pending);
-        let written = self.write_through(&pending);
-        self.pending = pending;
-        self.pending.clear();
-        written
     }
 }
 
@@ -444,7 +411,7 @@ mod tests {
         Upload {
             dir: dir.try_clone().unwrap(),
             target: PathBuf::from(target),
-            file: Some(file),
+            file: Some(BatchedFile::new(file)),
             temp,
             overwrite,
             existed: false,
@@ -452,7 +419,6 @@ mod tests {
             announced_size: None,
             written: 0,
             options: RootOptions::default(),
-            pending: Vec::new(),
         }
     }
 

@@ -84,6 +84,8 @@ struct Pace {
     clean: u32,
     /// Blocks of the current burst sent.
     sent: u64,
+    /// A window lost its tail or had a gap before.
+    lost_before: bool,
 }
 
 /// Windows acknowledged whole, at the burst that once lost, before it grows by one block.
@@ -101,19 +103,25 @@ impl Pace {
             ceiling: windowsize,
             clean: 0,
             sent: 0,
+            lost_before: false,
         }
     }
 
     /// A timeout or a gap: halve the burst.
     fn lost(&mut self) {
+        self.lost_before = true;
         self.burst = (self.burst / 2).max(1);
         self.ceiling = self.burst;
         self.clean = 0;
     }
 
-    /// A window acknowledged whole: grow back fast up to the burst that last held, slowly
-    /// past it.
+    /// A window acknowledged whole: before any loss, the whole window goes out at once from
+    /// now on; after one, grow back fast up to the burst that last held, slowly past it.
     fn delivered(&mut self, windowsize: u64) {
+        if !self.lost_before {
+            self.burst = windowsize;
+            return;
+        }
         if self.burst < self.ceiling {
             self.burst = (self.burst * 2).min(self.ceiling);
             return;
