@@ -11,10 +11,11 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -63,49 +64,6 @@ fn client_ip(i: usize) -> IpAddr {
         0,
         1 + (i % 250) as u8,
     ))
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `program serve` on an ephemeral port and reads the port from its banner.
-fn start_server(program: &str, root: &std::path::Path, extra: &[&str], clients: usize) -> Server {
-    let mut child = Command::new(program)
-        .arg("serve")
-        .arg(root)
-        .args(["--listen", "127.0.0.1:0", "--max-transfers"])
-        .arg((2 * clients).to_string())
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let stderr = child.stderr.take().expect("piped");
-    let mut lines = BufReader::new(stderr).lines();
-    let banner = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("serving "))
-        .expect("a banner");
-    let addr = banner
-        .split(" on ")
-        .nth(1)
-        .and_then(|rest| rest.split([' ', ',']).next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
-    // Keep reading its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
 }
 
 /// utime + stime of a process, in seconds.
@@ -264,11 +222,14 @@ fn main() {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
-        let server = start_server(&program, &root, extra, clients);
-        let pid = server.child.id();
+        let cap = (2 * clients).to_string();
+        let mut args = vec!["--max-transfers", cap.as_str()];
+        args.extend(extra);
+        let (server, addr) = support::serve(&program, &root, &args);
+        let pid = server.0.id();
         let cpu_before = cpu_seconds(pid);
         let start = Instant::now();
-        let intact = storm(server.addr, &file, clients);
+        let intact = storm(addr, &file, clients);
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds(pid) - cpu_before;
         let bytes = (clients * file.len()) as f64;

@@ -10,11 +10,13 @@
 //! WIREKIT_ATFTPD=/path/to/atftpd cargo bench --features cli --bench loopback  # atftpd not on PATH
 //! ```
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod support;
 use std::time::{Duration, Instant};
+use support::Daemon;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -43,15 +45,6 @@ fn free_port() -> u16 {
     s.local_addr().expect("addr").port()
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Waits until a TFTP server answers on `addr` (an RRQ for a missing file gets an ERROR).
 fn wait_ready(addr: SocketAddr) {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -75,30 +68,7 @@ enum Server {
 
 fn start(server: &Server, wirekit: &str, root: &Path) -> (Daemon, SocketAddr) {
     let child = match server {
-        Server::Wirekit => {
-            let mut child = Command::new(wirekit)
-                .arg("serve")
-                .arg(root)
-                .args(["--listen", "127.0.0.1:0", "--max-windowsize", "64"])
-                .stdin(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("wirekit serve");
-            let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-            let banner = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .find(|l| l.contains("serving "))
-                .expect("a banner");
-            std::thread::spawn(move || for _ in lines {});
-            let addr = banner
-                .split(" on ")
-                .nth(1)
-                .and_then(|r| r.split([' ', ',']).next())
-                .and_then(|a| a.parse().ok())
-                .expect("address in the banner");
-            return (Daemon(child), addr);
-        }
+        Server::Wirekit => return support::serve(wirekit, root, &["--max-windowsize", "64"]),
         Server::Atftpd(path) => {
             let port = free_port();
             let child = Command::new(path)

@@ -74,15 +74,6 @@ impl Storage for ReadAhead {
         if layout.len * layout.count >= AHEAD {
             return self.file.read_segments_at(offset, buf, layout);
         }
-        let mut total = 0;
-        for run in layout.runs(buf) {
-            let want = run.len();
-            let got = self.read_at(offset + total as u64, run)?;
-            total += got;
-            if got < want {
-                break;
-            }
-        }
-        Ok(total)
+        layout.read_each(self, offset, buf)
     }
 }

@@ -56,6 +56,14 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// A perfect network with a 1 ms delay.
+    pub fn none() -> Faults {
+        Faults {
+            delay: Duration::from_millis(1),
+            ..Faults::default()
+        }
+    }
+
     /// Loss of `loss` thousandths, with 2% duplication, 2% reordering and up to 0.5 ms of
     /// jitter.
     pub fn lossy(loss: u32) -> Faults {

@@ -541,60 +541,10 @@ impl ServerSide {
 // The simulated network
 // ---------------------------------------------------------------------------------------
 
-/// splitmix64: small, deterministic, good enough to pick faults.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True with probability `permille / 1000`.
-    pub fn chance(&mut self, permille: u32) -> bool {
-        self.below(1000) < u64::from(permille)
-    }
-}
-
-/// What the network does to each datagram, in thousandths.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Faults {
-    /// Datagrams dropped.
-    pub loss: u32,
-    /// Datagrams delivered twice.
-    pub dup: u32,
-    /// Datagrams held back by up to `max_delay` extra, so later ones overtake them.
-    pub reorder: u32,
-    /// Base one-way delay.
-    pub delay: Duration,
-    /// Largest random extra delay (jitter) added to a datagram.
-    pub jitter: Duration,
-}
-
-impl Faults {
-    /// A perfect network with a 1 ms delay.
-    pub fn none() -> Faults {
-        Faults {
-            delay: Duration::from_millis(1),
-            ..Faults::default()
-        }
-    }
-}
+// One vocabulary of faults for the simulated network and the real relay.
+#[path = "../common/faults.rs"]
+mod faults;
+pub use faults::{Faults, Rng};
 
 /// The retransmission settings of the simulated machines: patient enough that moderate
 /// loss completes.

@@ -65,7 +65,7 @@ pub trait Storage {
         buf: &mut [u8],
         layout: Segments,
     ) -> Result<usize, StorageError> {
-        read_run_by_run(self, offset, buf, layout)
+        layout.read_each(self, offset, buf)
     }
 
     /// Appends `data`, which arrives in order and exactly once.
@@ -107,25 +107,26 @@ impl Segments {
             .take(self.count)
             .filter_map(move |chunk| chunk.get_mut(start..start + len))
     }
-}
 
-/// Fills the runs of `layout` one `read_at` at a time.
-fn read_run_by_run<S: Storage + ?Sized>(
-    storage: &mut S,
-    offset: u64,
-    buf: &mut [u8],
-    layout: Segments,
-) -> Result<usize, StorageError> {
-    let mut total = 0;
-    for run in layout.runs(buf) {
-        let want = run.len();
-        let got = storage.read_at(offset + total as u64, run)?;
-        total += got;
-        if got < want {
-            break;
+    /// Fills the runs one [`Storage::read_at`] at a time: what
+    /// [`Storage::read_segments_at`] does unless a storage does better.
+    pub fn read_each<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StorageError> {
+        let mut total = 0;
+        for run in self.runs(buf) {
+            let want = run.len();
+            let got = storage.read_at(offset + total as u64, run)?;
+            total += got;
+            if got < want {
+                break;
+            }
         }
+        Ok(total)
     }
-    Ok(total)
 }
 
 impl<S: Storage + ?Sized> Storage for &mut S {
@@ -191,7 +192,7 @@ impl Storage for Vec<u8> {
 
 #[cfg(feature = "std")]
 mod std_impls {
-    use super::{ErrorCode, Segments, Storage, StorageError, read_run_by_run};
+    use super::{ErrorCode, Segments, Storage, StorageError};
     use std::io::{self, Write};
 
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
@@ -250,7 +251,7 @@ mod std_impls {
             if got == wanted || got == 0 {
                 return Ok(got);
             }
-            read_run_by_run(self, offset, buf, layout)
+            layout.read_each(self, offset, buf)
         }
 
         fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
