@@ -13,12 +13,11 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use common::cli::BIN;
 use common::files::{TempDir, list, part_files, random_bytes};
 use common::server::{OurServer, config};
 use common::wait::wait_until;
 use wirekit::tftp::server::PortMode;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
 
 /// A server played by hand: a request port, and the transfer port it answers from.
 struct FakeServer {

@@ -6,95 +6,41 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cli::{BIN, Serving};
 use common::files::{TempDir, list, random_bytes};
 use common::wait::wait_until;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
-
-/// A running `wirekit serve`, its request address and every line of its stderr so far.
-struct Serving {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+/// `wirekit serve ROOT --listen 127.0.0.1:0 ARGS`, with its log.
+fn serve(root: &Path, args: &[&str]) -> Serving {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args);
+    Serving::spawn(cmd)
 }
 
-impl Serving {
-    /// Starts `wirekit serve` in `root` on a loopback port of the kernel's choosing, and
-    /// reads the address from its "serving ... on ADDR (...)" banner.
-    fn start(root: &Path, args: &[&str]) -> Serving {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg(root)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let banner = lines.next().unwrap().unwrap();
-        let addr = banner
-            .rsplit_once(" on ")
-            .and_then(|(_, rest)| rest.split_once(" ("))
-            .and_then(|(a, _)| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in the banner {banner:?}"));
-        let log = Arc::new(Mutex::new(vec![banner]));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Serving { child, addr, log }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn logged(&self, part: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(part))
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn exit_within(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "still running after {limit:?}; log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// Sends `signal` (`INT`, `TERM`) to the server.
+fn signal(server: &Serving, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn logged(server: &Serving, part: &str) -> bool {
+    server.banner.contains(part) || server.lines().iter().any(|l| l.contains(part))
+}
+
+fn log_text(server: &Serving) -> String {
+    server.lines().join("\n")
 }
 
 /// A raw client that has its transfer going and then stalls.
@@ -208,8 +154,7 @@ fn transfers(server: SocketAddr) -> (Vec<Stalled>, Stalled) {
 /// what it held before and the finished upload, and no partial upload; the log counts the
 /// four transfers cut, once for the whole server (it runs several loops).
 fn assert_cut(server: &mut Serving, stalled: &[Stalled], finished: &Stalled, root: &Path) {
-    let status = server.exit_within(Duration::from_secs(5));
-    assert!(status.success(), "{status:?}; log:\n{}", server.log_text());
+    assert!(server.wait_for_exit(), "log:\n{}", log_text(server));
     for c in stalled {
         let (code, message) = c.error();
         assert_eq!(code, 0, "{message}");
@@ -223,18 +168,16 @@ fn assert_cut(server: &mut Serving, stalled: &[Stalled], finished: &Stalled, roo
     );
     // The reader thread may still be reading the last lines.
     assert!(
-        wait_until(Duration::from_secs(5), || server.logged("cut 4 ")),
+        wait_until(Duration::from_secs(5), || logged(server, "cut 4 ")),
         "no line saying 4 transfers were cut:\n{}",
-        server.log_text()
+        log_text(server)
     );
     let cut_lines = server
-        .log
-        .lock()
-        .unwrap()
+        .lines()
         .iter()
         .filter(|l| l.contains(" cut "))
         .count();
-    assert_eq!(cut_lines, 1, "{}", server.log_text());
+    assert_eq!(cut_lines, 1, "{}", log_text(server));
 }
 
 #[test]
@@ -242,26 +185,26 @@ fn second_sigint_cuts_running_transfers_at_once() {
     let root = root("second-sigint");
     // Two loops, so the count is the server's, not one loop's. A long grace: only the
     // second signal can end it in time.
-    let mut server = Serving::start(
+    let mut server = serve(
         &root,
         &["--allow-create", "--threads", "2", "--grace", "600"],
     );
-    let (stalled, finished) = transfers(server.addr);
-    server.signal("INT");
+    let (stalled, finished) = transfers(server.addr());
+    signal(&server, "INT");
     assert!(
-        wait_until(Duration::from_secs(5), || server.logged("stopping")),
+        wait_until(Duration::from_secs(5), || logged(&server, "stopping")),
         "the first Ctrl-C was not acknowledged:\n{}",
-        server.log_text()
+        log_text(&server)
     );
-    server.signal("INT");
+    signal(&server, "INT");
     assert_cut(&mut server, &stalled, &finished, &root);
 }
 
 #[test]
 fn grace_period_end_cuts_running_transfers() {
     let root = root("grace-end");
-    let mut server = Serving::start(&root, &["--allow-create", "--threads", "2", "--grace", "1"]);
-    let (stalled, finished) = transfers(server.addr);
-    server.signal("INT");
+    let mut server = serve(&root, &["--allow-create", "--threads", "2", "--grace", "1"]);
+    let (stalled, finished) = transfers(server.addr());
+    signal(&server, "INT");
     assert_cut(&mut server, &stalled, &finished, &root);
 }

@@ -18,13 +18,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::cli::Serving;
+use common::cli::{BIN, Serving};
 use common::files::{TempDir, random_bytes};
 use common::peers::run_quietly;
 use common::wait::wait_until;
 use wirekit::net::{self, ClientOptions, Server, ServerConfig, User};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wirekit");
 /// How long anything here may take before the test fails.
 const LIMIT: Duration = Duration::from_secs(20);
 

@@ -541,7 +541,9 @@ impl ServerSide {
 // The simulated network
 // ---------------------------------------------------------------------------------------
 
-// One vocabulary of faults for the simulated network and the real relay.
+// One vocabulary of faults for the simulated network and the real relay. A test binary
+// with both the sim and tests/common gets two copies of these small types, never mixed.
+#[allow(clippy::duplicate_mod)]
 #[path = "../common/faults.rs"]
 mod faults;
 pub use faults::{Faults, Rng};
