@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use super::policy::Limits;
-use super::transfer::TransferError;
+use super::transfer_error::TransferError;
 use crate::tftp::wire::{
     Blksize, Direction, EncodeError, ErrorCode, Mode, Options, OutOfRange, Packet, Request, Text,
     Timeout, Windowsize,

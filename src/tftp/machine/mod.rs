@@ -9,6 +9,7 @@ mod retransmit;
 mod sender;
 mod storage;
 mod transfer;
+mod transfer_error;
 
 pub use endpoint::Endpoint;
 pub use handshake::{ClientRequest, Negotiated};
