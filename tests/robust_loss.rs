@@ -216,8 +216,12 @@ fn atftp_40mib_lossy() {
     atftp_lossy(&atftp, &s, 704, 200, 65464, 16);
 }
 
+/// The client gave up: on a server that never answered, or on one that went silent.
 fn timed_out(e: &ClientError) -> bool {
-    matches!(e, ClientError::Transfer(TransferError::Timeout { .. }))
+    matches!(
+        e,
+        ClientError::NoAnswer(_) | ClientError::Transfer(TransferError::Timeout { .. })
+    )
 }
 
 fn no_leftovers(root: &Path, local: &Path, root_before: &[String]) {
