@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use common::cli::BIN;
 use common::files::{TempDir, list, part_files, random_bytes};
+use common::packets::{ack, data};
 use common::server::{OurServer, config};
 use common::wait::wait_until;
 use wirekit::tftp::server::PortMode;
@@ -88,19 +89,6 @@ fn oack(pairs: &[(&str, &str)]) -> Vec<u8> {
         v.extend_from_slice(val.as_bytes());
         v.push(0);
     }
-    v
-}
-
-fn data(block: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, 3];
-    v.extend_from_slice(&block.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
-
-fn ack(block: u16) -> Vec<u8> {
-    let mut v = vec![0, 4];
-    v.extend_from_slice(&block.to_be_bytes());
     v
 }
 

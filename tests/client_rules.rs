@@ -8,38 +8,15 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sim::{ServerSide, client_addr, server_addr, transfer_addr};
+use sim::{
+    ServerSide, ack, client_addr, data, error_code, ms, rule_config, server_addr, transfer_addr,
+};
 use wirekit::tftp::{
-    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Options, Packet, Stats,
-    Storage, Transfer, TransferError, Windowsize,
+    Blksize, ClientRequest, Direction, ErrorCode, Event, Mode, Options, Packet, Stats, Storage,
+    Transfer, TransferError, Windowsize,
 };
 
 const T0: Duration = Duration::ZERO;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn config() -> Config {
-    Config {
-        timeout: Duration::from_secs(1),
-        max_timeout: Duration::from_secs(4),
-        retries: 4,
-    }
-}
-
-fn data(block: u16, payload: &[u8]) -> Vec<u8> {
-    Packet::Data {
-        block,
-        data: payload,
-    }
-    .to_vec()
-    .unwrap()
-}
-
-fn ack(block: u16) -> Vec<u8> {
-    Packet::Ack { block }.to_vec().unwrap()
-}
 
 fn oack(options: Options<'_>) -> Vec<u8> {
     Packet::Oack(options).to_vec().unwrap()
@@ -58,7 +35,7 @@ fn download(blksize: Option<u64>, max_size: Option<u64>, f: &mut Vec<u8>) -> Tra
     req.tsize = Some(0);
     req.blksize = blksize.map(|b| Blksize::new(b).unwrap());
     req.max_size = max_size;
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let sent = drain(&mut c, T0, f);
     assert_eq!(sent.len(), 1, "the request");
     c
@@ -92,13 +69,6 @@ fn finished(t: &mut Transfer) -> Option<Result<Stats, TransferError>> {
 }
 
 /// The ERROR code of a datagram, or a panic naming what it was.
-fn error_code(bytes: &[u8]) -> ErrorCode {
-    match Packet::parse(bytes).unwrap() {
-        Packet::Error { code, .. } => code,
-        p => panic!("not an ERROR: {p:?}"),
-    }
-}
-
 /// The client sent exactly one ERROR, with `code`, to the server's transfer port, and is
 /// closed: no timer, nothing more to send.
 fn assert_refused(c: &mut Transfer, now: Duration, f: &mut Vec<u8>, code: ErrorCode) {
@@ -244,7 +214,7 @@ fn repeated_and_out_of_order_blocks_do_not_count_against_the_size() {
     req.tsize = Some(0);
     req.blksize = Some(Blksize::new(8).unwrap());
     req.windowsize = Some(Windowsize::new(4).unwrap());
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut f);
     let o = oack(Options {
         blksize: Some(Blksize::new(8)),
@@ -276,7 +246,7 @@ fn netascii_downloads_are_not_held_to_tsize() {
     let mut req = ClientRequest::new(Direction::Read, "f");
     req.mode = Mode::Netascii;
     req.tsize = Some(0);
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut f);
     c.handle_datagram(ms(1), transfer_addr(), &oack_tsize(3), &mut f);
     drain(&mut c, ms(1), &mut f);
@@ -370,7 +340,7 @@ fn the_limit_counts_netascii_bytes_on_the_wire() {
     req.mode = Mode::Netascii;
     req.blksize = Some(Blksize::new(8).unwrap());
     req.max_size = Some(10);
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut f);
     let o = oack(Options {
         blksize: Some(Blksize::new(8)),
@@ -395,7 +365,7 @@ fn the_limit_does_not_apply_to_uploads() {
     let mut file = block(2000, 9);
     let mut req = ClientRequest::new(Direction::Write, "f");
     req.max_size = Some(10);
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut file);
     c.handle_datagram(ms(1), transfer_addr(), &ack(0), &mut file);
     for b in 1..=4u16 {
@@ -417,7 +387,7 @@ fn against_the_endpoint(
     let mut req = ClientRequest::new(Direction::Read, "f");
     req.tsize = Some(0);
     req.max_size = max_size;
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let mut got = Vec::new();
     let mut now = T0;
     for _ in 0..10_000 {
@@ -467,7 +437,7 @@ fn against_a_real_server_the_limit_admits_a_file_of_its_size_and_refuses_one_mor
 fn asking_blksize(f: &mut Vec<u8>) -> Transfer {
     let mut req = ClientRequest::new(Direction::Read, "f");
     req.blksize = Some(Blksize::new(1428).unwrap());
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, f);
     c
 }
@@ -546,7 +516,7 @@ fn an_upload_closed_while_paused_between_bursts_has_no_deadline() {
     let mut req = ClientRequest::new(Direction::Write, "f");
     req.blksize = Some(Blksize::new(8).unwrap());
     req.windowsize = Some(Windowsize::new(8).unwrap());
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut file);
     let o = oack(Options {
         blksize: Some(Blksize::new(8)),

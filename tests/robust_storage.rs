@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::files::{TempDir, list, part_files, random_bytes};
-use common::packets::{rrq, wrq};
+use common::packets::{data, rrq, wrq};
 use common::peers::require_peers;
 use common::server::{OurServer, config_with, fast_config};
 use wirekit::net::{ClientOptions, ServerConfig, get_into, put_from};
@@ -71,15 +71,6 @@ fn refused(addr: SocketAddr, datagram: &[u8]) -> (ErrorCode, String) {
             String::from_utf8_lossy(datagram)
         ),
     }
-}
-
-fn data(block: u16, payload: &[u8]) -> Vec<u8> {
-    Packet::Data {
-        block,
-        data: payload,
-    }
-    .to_vec()
-    .unwrap()
 }
 
 fn quick() -> ClientOptions {

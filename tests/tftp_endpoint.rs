@@ -8,7 +8,10 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sim::{AllowAll, Datagram, ServerSide, SimFile, client_addr, server_addr};
+use sim::{
+    AllowAll, Datagram, ServerSide, SimFile, ack, client_addr, data, error_code, ms, rule_limits,
+    server_addr,
+};
 use wirekit::tftp::server::{Limits, PortMode};
 use wirekit::tftp::{
     Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Options, Packet, Request,
@@ -16,10 +19,6 @@ use wirekit::tftp::{
 };
 
 const T0: Duration = Duration::ZERO;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -30,12 +29,6 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// Fast retransmission so that give-ups come early: 1 s doubling to 4 s, 4 retries.
-fn limits() -> Limits {
-    let mut l = Limits::default();
-    l.config = Config::new(secs(1), secs(4), 4);
-    l
-}
-
 fn file(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 + 7) as u8).collect()
 }
@@ -70,33 +63,13 @@ fn rrq(name: &str) -> Vec<u8> {
     request(Direction::Read, name, Ask::default())
 }
 
-fn data(block: u16, payload: &[u8]) -> Vec<u8> {
-    Packet::Data {
-        block,
-        data: payload,
-    }
-    .to_vec()
-    .unwrap()
-}
-
-fn ack(block: u16) -> Vec<u8> {
-    Packet::Ack { block }.to_vec().unwrap()
-}
-
 fn is_data(bytes: &[u8], block: u16) -> bool {
     matches!(Packet::parse(bytes), Ok(Packet::Data { block: b, .. }) if b == block)
 }
 
-fn error_code(bytes: &[u8]) -> ErrorCode {
-    match Packet::parse(bytes).unwrap() {
-        Packet::Error { code, .. } => code,
-        p => panic!("not an ERROR: {p:?}"),
-    }
-}
-
 #[test]
 fn upload_final_ack_waits_for_the_commit_and_a_failed_commit_sends_its_error() {
-    let mut s = ServerSide::new(AllowAll::default(), limits(), PortMode::PerTransfer);
+    let mut s = ServerSide::new(AllowAll::default(), rule_limits(), PortMode::PerTransfer);
     s.auto_commit = false;
     let ask = Ask {
         blksize: Some(8),
@@ -128,7 +101,7 @@ fn upload_final_ack_waits_for_the_commit_and_a_failed_commit_sends_its_error() {
     assert!(!s.is_empty(), "dallying after the final ACK");
 
     // A failed commit: the client gets the error's ERROR instead of the final ACK.
-    let mut s = ServerSide::new(AllowAll::default(), limits(), PortMode::PerTransfer);
+    let mut s = ServerSide::new(AllowAll::default(), rule_limits(), PortMode::PerTransfer);
     s.auto_commit = false;
     s.request(
         T0,
@@ -161,7 +134,7 @@ fn upload_final_ack_waits_for_the_commit_and_a_failed_commit_sends_its_error() {
 #[test]
 fn a_repeated_request_starts_no_second_transfer_until_the_client_answered() {
     for ports in [PortMode::PerTransfer, PortMode::Single] {
-        let mut s = ServerSide::new(AllowAll::serving(file(2000)), limits(), ports);
+        let mut s = ServerSide::new(AllowAll::serving(file(2000)), rule_limits(), ports);
         let rq = rrq("f");
         s.request(T0, client_addr(), &rq);
         let first = s.drain_sent(T0);
@@ -209,7 +182,7 @@ fn a_repeated_request_starts_no_second_transfer_until_the_client_answered() {
 #[test]
 fn single_port_routes_by_address_and_port_and_a_new_request_abandons_the_old() {
     let policy = AllowAll::serving(file(2000)).with_file("other", SimFile::new(b"other".to_vec()));
-    let mut s = ServerSide::new(policy, limits(), PortMode::Single);
+    let mut s = ServerSide::new(policy, rule_limits(), PortMode::Single);
     let from_listener = |out: &[Datagram]| out.iter().all(|d| d.from == server_addr());
     s.request(T0, client_addr(), &rrq("f"));
     let out = s.drain_sent(T0);
@@ -257,7 +230,7 @@ fn single_port_routes_by_address_and_port_and_a_new_request_abandons_the_old() {
 
 #[test]
 fn max_transfers_refuses_with_error_0() {
-    let mut lim = limits();
+    let mut lim = rule_limits();
     lim.max_transfers = 2;
     let mut s = ServerSide::new(AllowAll::serving(file(100)), lim, PortMode::PerTransfer);
     let clients = [
@@ -288,7 +261,7 @@ fn max_transfers_refuses_with_error_0() {
 
 #[test]
 fn max_unanswered_per_address_refuses_that_address_while_others_are_served() {
-    let mut lim = limits();
+    let mut lim = rule_limits();
     lim.max_unanswered_per_address = 2;
     let mut s = ServerSide::new(AllowAll::serving(file(2000)), lim, PortMode::PerTransfer);
     s.request(T0, addr("10.0.0.1:5000"), &rrq("f"));
@@ -313,7 +286,7 @@ fn max_unanswered_per_address_refuses_that_address_while_others_are_served() {
 
 #[test]
 fn max_per_address_counts_answered_transfers_too() {
-    let mut lim = limits();
+    let mut lim = rule_limits();
     lim.max_per_address = 2;
     let mut s = ServerSide::new(AllowAll::serving(file(2000)), lim, PortMode::PerTransfer);
     for (i, port) in [5000, 5001].into_iter().enumerate() {
@@ -548,7 +521,7 @@ fn ended_reports_carry_true_stats_on_failure() {
     };
     let mut s = ServerSide::new(
         AllowAll::serving(file(100)),
-        limits(),
+        rule_limits(),
         PortMode::PerTransfer,
     );
     s.request(T0, client_addr(), &request(Direction::Read, "f", ask));
@@ -573,7 +546,7 @@ fn ended_reports_carry_true_stats_on_failure() {
     assert!(report.to_string().contains("24 bytes"), "{report}");
 
     // A write whose client goes silent after two blocks.
-    let mut s = ServerSide::new(AllowAll::default(), limits(), PortMode::PerTransfer);
+    let mut s = ServerSide::new(AllowAll::default(), rule_limits(), PortMode::PerTransfer);
     s.request(T0, client_addr(), &request(Direction::Write, "up", ask));
     s.drain(T0);
     s.feed(ms(1), client_addr(), &data(1, b"12345678"));
@@ -615,7 +588,7 @@ fn non_request_datagrams_on_the_listener_get_no_answer_and_a_malformed_request_g
         b"GET / HTTP/1.1\r\n\r\n".to_vec(),
     ];
     for ports in [PortMode::PerTransfer, PortMode::Single] {
-        let mut s = ServerSide::new(AllowAll::serving(file(2000)), limits(), ports);
+        let mut s = ServerSide::new(AllowAll::serving(file(2000)), rule_limits(), ports);
         for j in &junk {
             s.request(T0, client_addr(), j);
             assert!(s.drain(T0).is_empty(), "{ports:?}: {j:?} answered");
@@ -656,7 +629,7 @@ fn non_request_datagrams_on_the_listener_get_no_answer_and_a_malformed_request_g
 fn shutdown_refuses_new_requests_and_abort_all_ends_the_running_ones_with_an_error() {
     let mut s = ServerSide::new(
         AllowAll::serving(file(2000)),
-        limits(),
+        rule_limits(),
         PortMode::PerTransfer,
     );
     let (a, b) = (addr("10.0.0.1:5000"), addr("10.0.0.3:5000"));

@@ -7,10 +7,13 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sim::{AllowAll, Faults, Scenario, ServerSide, client_addr, server_addr, transfer_addr};
+use sim::{
+    AllowAll, Faults, Scenario, ServerSide, ack, client_addr, data, ms, rule_config, rule_limits,
+    server_addr, transfer_addr,
+};
 use wirekit::tftp::server::{Limits, PortMode};
 use wirekit::tftp::{
-    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Negotiated, Options, Packet,
+    Blksize, ClientRequest, Direction, ErrorCode, Event, Mode, Negotiated, Options, Packet,
     Request, Stats, Text, Timeout, Transfer, TransferError, Windowsize,
 };
 
@@ -18,24 +21,6 @@ const T0: Duration = Duration::ZERO;
 
 fn stranger() -> SocketAddr {
     "10.0.0.9:7777".parse().unwrap()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn config() -> Config {
-    Config {
-        timeout: Duration::from_secs(1),
-        max_timeout: Duration::from_secs(4),
-        retries: 4,
-    }
-}
-
-fn limits() -> Limits {
-    let mut l = Limits::default();
-    l.config = config();
-    l
 }
 
 #[derive(Default, Clone, Copy)]
@@ -79,19 +64,6 @@ fn server(direction: Direction, mode: Mode, ask: Ask, file: &[u8], lim: &Limits)
     s.request(T0, client_addr(), &rq);
     assert_eq!(s.len(), 1, "not accepted: {:?}", s.refused);
     s
-}
-
-fn data(block: u16, payload: &[u8]) -> Vec<u8> {
-    Packet::Data {
-        block,
-        data: payload,
-    }
-    .to_vec()
-    .unwrap()
-}
-
-fn ack(block: u16) -> Vec<u8> {
-    Packet::Ack { block }.to_vec().unwrap()
 }
 
 fn error(code: ErrorCode) -> Vec<u8> {
@@ -188,7 +160,7 @@ fn server_read_started(
         windowsize: Some(windowsize),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, file, &limits());
+    let mut t = server(Direction::Read, Mode::Octet, ask, file, &rule_limits());
     let oack = t.drain_sent(T0);
     assert_eq!(oack.len(), 1);
     assert_eq!(oack[0].to, client_addr());
@@ -273,7 +245,7 @@ fn windowsize_receiver_acks_window_end_and_reports_a_gap_once() {
     let mut req = ClientRequest::new(Direction::Read, "f");
     req.blksize = Some(Blksize::new(8).unwrap());
     req.windowsize = Some(Windowsize::new(4).unwrap());
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut f);
     let oack = Packet::Oack(Options {
         blksize: Some(Blksize::new(8)),
@@ -363,7 +335,13 @@ fn exact_multiple_of_blksize_ends_with_empty_data() {
 
 #[test]
 fn empty_file_is_one_empty_data() {
-    let mut t = server(Direction::Read, Mode::Octet, Ask::default(), &[], &limits());
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        Ask::default(),
+        &[],
+        &rule_limits(),
+    );
     assert_eq!(t.drain(T0), [(client_addr(), data(1, &[]))]);
     t.feed(ms(1), client_addr(), &ack(1));
     let s = finished(&mut t).unwrap().unwrap();
@@ -375,7 +353,7 @@ fn empty_file_is_one_empty_data() {
         T0,
         server_addr(),
         &ClientRequest::new(Direction::Read, "f"),
-        config(),
+        rule_config(),
     )
     .unwrap();
     drain(&mut c, T0, &mut got);
@@ -392,7 +370,13 @@ fn timeout_retransmits_with_backoff_then_gives_up() {
         timeout: Some(1),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, &file(1000), &limits());
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        ask,
+        &file(1000),
+        &rule_limits(),
+    );
     assert_eq!(t.drain(T0).len(), 1, "the OACK");
     t.feed(T0, client_addr(), &ack(0));
     assert_eq!(blocks(&t.drain(T0)), [1]);
@@ -435,7 +419,7 @@ fn measured_round_trips_shorten_the_first_retransmissions_not_the_patience() {
         Mode::Octet,
         Ask::default(),
         &file(100_000),
-        &limits(),
+        &rule_limits(),
     );
     assert_eq!(blocks(&t.drain(T0)), [1]);
     // Round trips of 2 ms.
@@ -514,7 +498,7 @@ fn client_sends_error_5_to_a_stranger_after_locking_on_the_transfer_port() {
         T0,
         server_addr(),
         &ClientRequest::new(Direction::Read, "f"),
-        config(),
+        rule_config(),
     )
     .unwrap();
     drain(&mut c, T0, &mut got);
@@ -556,7 +540,7 @@ fn receiver_dallies_and_re_acks_a_repeated_final_data() {
         Mode::Octet,
         Ask::default(),
         &[],
-        &limits(),
+        &rule_limits(),
     );
     assert_eq!(transfer.drain(T0), [(client_addr(), ack(0))]);
     transfer.feed(ms(1), client_addr(), &data(1, b"hello"));
@@ -589,7 +573,13 @@ fn uefi_tsize_probe_is_a_clean_end() {
         tsize: Some(0),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, &file(1234), &limits());
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        ask,
+        &file(1234),
+        &rule_limits(),
+    );
     let oack = t.drain(T0);
     assert_eq!(oack_options(&oack[0].1).tsize, Some(1234));
     t.feed(ms(1), client_addr(), &error(ErrorCode::OptionNegotiation));
@@ -608,7 +598,7 @@ fn client_with(ask_blksize: Option<u64>, ask_tsize: bool, direction: Direction) 
     let mut req = ClientRequest::new(direction, "f");
     req.blksize = ask_blksize.map(|b| Blksize::new(b).unwrap());
     req.tsize = ask_tsize.then_some(0);
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let first = drain(&mut c, T0, &mut Vec::new());
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].0, server_addr());
@@ -709,7 +699,7 @@ fn client_falls_back_to_rfc1350_when_the_server_ignores_options() {
     // Write: the server answers ACK 0; DATA goes in 512-byte blocks.
     let mut req = ClientRequest::new(Direction::Write, "f");
     req.blksize = Some(Blksize::new(1468).unwrap());
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let mut src = file(600);
     drain(&mut c, T0, &mut src);
     c.handle_datagram(ms(1), transfer_addr(), &ack(0), &mut src);
@@ -720,7 +710,7 @@ fn client_falls_back_to_rfc1350_when_the_server_ignores_options() {
 
 #[test]
 fn server_lowers_blksize_and_windowsize_to_its_limits() {
-    let mut lim = limits();
+    let mut lim = rule_limits();
     lim.max_blksize = Blksize::new(1468).unwrap();
     lim.max_windowsize = Windowsize::new(8).unwrap();
     let ask = Ask {
@@ -747,7 +737,7 @@ fn server_lowers_blksize_and_windowsize_to_its_limits() {
 
 #[test]
 fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
-    let mut lim = limits();
+    let mut lim = rule_limits();
     lim.max_window_bytes = Some(192 * 1024);
     for (blksize, asked, granted) in [
         (65464, 16, 3),
@@ -770,7 +760,7 @@ fn server_lowers_windowsize_so_a_window_fits_its_byte_budget() {
         );
     }
     // Even a budget below one block grants one block per window.
-    let mut tiny = limits();
+    let mut tiny = rule_limits();
     tiny.max_window_bytes = Some(100);
     let ask = Ask {
         blksize: Some(1468),
@@ -788,7 +778,13 @@ fn server_puts_tsize_in_the_oack_only_when_asked() {
         tsize: Some(0),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Octet, ask, &file(4242), &limits());
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        ask,
+        &file(4242),
+        &rule_limits(),
+    );
     let out = t.drain(T0);
     assert_eq!(oack_options(&out[0].1).tsize, Some(4242));
     // Not asked: plain RFC 1350, DATA 1 straight away.
@@ -797,7 +793,7 @@ fn server_puts_tsize_in_the_oack_only_when_asked() {
         Mode::Octet,
         Ask::default(),
         &file(4242),
-        &limits(),
+        &rule_limits(),
     );
     assert_eq!(blocks(&t.drain(T0)), [1]);
     // Write: the announced size is echoed.
@@ -805,14 +801,14 @@ fn server_puts_tsize_in_the_oack_only_when_asked() {
         tsize: Some(777),
         ..Ask::default()
     };
-    let mut t = server(Direction::Write, Mode::Octet, ask, &[], &limits());
+    let mut t = server(Direction::Write, Mode::Octet, ask, &[], &rule_limits());
     let out = t.drain(T0);
     assert_eq!(oack_options(&out[0].1).tsize, Some(777));
 }
 
 #[test]
 fn server_accepts_a_timeout_in_range_or_leaves_it_out() {
-    let mut lim = limits();
+    let mut lim = rule_limits();
     lim.min_timeout = Timeout::new(2).unwrap();
     lim.max_timeout = Timeout::new(10).unwrap();
     let ask = |t| Ask {
@@ -888,7 +884,7 @@ fn netascii_streams_across_blocks() {
         windowsize: Some(64),
         ..Ask::default()
     };
-    let mut t = server(Direction::Read, Mode::Netascii, ask, &text, &limits());
+    let mut t = server(Direction::Read, Mode::Netascii, ask, &text, &rule_limits());
     t.drain(T0);
     t.feed(ms(1), client_addr(), &ack(0));
     let sent = t.drain(ms(1));
@@ -914,7 +910,7 @@ fn netascii_streams_across_blocks() {
         blksize: Some(8),
         ..Ask::default()
     };
-    let mut transfer = server(Direction::Write, Mode::Netascii, ask, &[], &limits());
+    let mut transfer = server(Direction::Write, Mode::Netascii, ask, &[], &rule_limits());
     transfer.drain(T0);
     for (i, chunk) in wire.chunks(8).enumerate() {
         transfer.feed(ms(1), client_addr(), &data(i as u16 + 1, chunk));
@@ -932,7 +928,7 @@ fn netascii_streams_across_blocks() {
         Mode::Netascii,
         Ask::default(),
         &[],
-        &limits(),
+        &rule_limits(),
     );
     transfer.drain(T0);
     transfer.feed(ms(1), client_addr(), &data(1, b"x\r"));
@@ -986,7 +982,7 @@ fn finished_is_reported_once_even_if_the_buffer_is_too_small_while_dallying() {
         T0,
         server_addr(),
         &ClientRequest::new(Direction::Read, "f"),
-        config(),
+        rule_config(),
     )
     .unwrap();
     drain(&mut c, T0, &mut got);
@@ -1026,7 +1022,7 @@ fn a_sender_that_gives_up_reports_the_blocks_acknowledged() {
     // Client write: block 1 acknowledged, block 2 never is.
     let mut req = ClientRequest::new(Direction::Write, "f");
     req.blksize = Some(Blksize::new(8).unwrap());
-    let mut c = Transfer::client(T0, server_addr(), &req, config()).unwrap();
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let mut src = file(100);
     drain(&mut c, T0, &mut src);
     let oack = Packet::Oack(Options {

@@ -24,7 +24,7 @@ use wirekit::tftp::server::{
     TransferId, TransferInfo,
 };
 use wirekit::tftp::{
-    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Stats, Storage,
+    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Packet, Stats, Storage,
     StorageError, Text, Transfer, TransferError, Windowsize,
 };
 
@@ -547,6 +547,46 @@ impl ServerSide {
 #[path = "../common/faults.rs"]
 mod faults;
 pub use faults::{Faults, Rng};
+
+/// The rule tests' retransmission settings: 1 s doubling up to 4 s, 4 retries.
+pub fn rule_config() -> Config {
+    Config::new(Duration::from_secs(1), Duration::from_secs(4), 4)
+}
+
+/// The default limits with [`rule_config`].
+pub fn rule_limits() -> Limits {
+    let mut l = Limits::default();
+    l.config = rule_config();
+    l
+}
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A DATA datagram.
+pub fn data(block: u16, payload: &[u8]) -> Vec<u8> {
+    Packet::Data {
+        block,
+        data: payload,
+    }
+    .to_vec()
+    .unwrap()
+}
+
+/// An ACK datagram.
+pub fn ack(block: u16) -> Vec<u8> {
+    Packet::Ack { block }.to_vec().unwrap()
+}
+
+/// The code of an ERROR datagram; panics on anything else.
+pub fn error_code(bytes: &[u8]) -> ErrorCode {
+    match Packet::parse(bytes).unwrap() {
+        Packet::Error { code, .. } => code,
+        p => panic!("not an ERROR: {p:?}"),
+    }
+}
 
 /// The retransmission settings of the simulated machines: patient enough that moderate
 /// loss completes.
