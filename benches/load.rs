@@ -25,13 +25,6 @@ use wirekit::tftp::{
 
 const BLKSIZE: u64 = 1468;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Compares what arrives with the file, at its offset, without keeping it.
 struct Check<'a> {
     expected: &'a [u8],
@@ -195,22 +188,13 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let clients = env("WIREKIT_LOAD_CLIENTS", 1000);
-    let mib = env("WIREKIT_LOAD_MIB", 4);
+    let clients = support::env_or("WIREKIT_LOAD_CLIENTS", 1000);
+    let mib = support::env_or("WIREKIT_LOAD_MIB", 4);
     let program = std::env::var("WIREKIT_LOAD_SERVER")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wirekit").to_string());
     let root = std::env::temp_dir().join(format!("wirekit-load-{}", std::process::id()));
     std::fs::create_dir_all(&root).expect("temp dir");
-    let mut x = 0x2545_f491_u32;
-    let file: Vec<u8> = (0..mib << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    std::fs::write(root.join("image.bin"), &file).expect("write the file");
+    let file = support::served_file(&root.join("image.bin"), mib, 0x2545_f491);
     println!("{clients} lock-step clients, {mib} MiB each, blksize {BLKSIZE}, server {program}");
     println!("| mode | intact | aggregate MB/s | server CPU s/GB | server peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|");

@@ -18,13 +18,6 @@ mod support;
 use std::time::{Duration, Instant};
 use support::Daemon;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// A program, if it runs here.
 fn find(name: &str, env_override: &str) -> Option<String> {
     if let Ok(p) = std::env::var(env_override) {
@@ -217,22 +210,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let mib = env_or("WIREKIT_BENCH_MIB", 100);
-    let runs = env_or("WIREKIT_BENCH_RUNS", 3);
+    let mib = support::env_or("WIREKIT_BENCH_MIB", 100);
+    let runs = support::env_or("WIREKIT_BENCH_RUNS", 3);
     let wirekit = env!("CARGO_BIN_EXE_wirekit");
     let dir = Path::new("/dev/shm").join(format!("wirekit-loopback-{}", std::process::id()));
     let root = dir.join("root");
     std::fs::create_dir_all(&root).expect("tmpfs dir");
-    let mut x = 0x9e37_79b9_u32;
-    let file: Vec<u8> = (0..mib << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    std::fs::write(root.join("big.bin"), &file).expect("write the file");
+    let file = support::served_file(&root.join("big.bin"), mib, 0x9e37_79b9);
     let out: PathBuf = dir.join("out.bin");
     let atftpd = find("atftpd", "WIREKIT_ATFTPD");
     let tftpd = find("in.tftpd", "WIREKIT_IN_TFTPD");

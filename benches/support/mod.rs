@@ -1,4 +1,5 @@
-//! A `wirekit serve` process for the benchmarks that measure whole servers.
+//! What the benchmarks of whole servers share: settings from the environment, the file
+//! served, and a `wirekit serve` process.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -43,4 +44,27 @@ pub fn serve(program: &str, root: &Path, args: &[&str]) -> (Daemon, SocketAddr) 
         .unwrap_or_else(|| panic!("no address in {banner:?}"));
     std::thread::spawn(move || for _ in lines {});
     (Daemon(child), addr)
+}
+
+/// A number from the environment variable `name`, or `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `mib` MiB of pseudo-random bytes (xorshift32 from `seed`), written to `path` too.
+pub fn served_file(path: &Path, mib: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    let file: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(path, &file).expect("write the file");
+    file
 }
