@@ -65,35 +65,19 @@ fn open_subdir(dir: &Dir, name: &OsStr) -> std::io::Result<Dir> {
 /// True when a running upload (of this or another server process) holds the file, or
 /// when that cannot be told: such a file is left alone.
 fn held(dir: &Dir, name: &OsStr) -> bool {
-    #[cfg(all(
-        unix,
-        not(any(
-            target_os = "espidf",
-            target_os = "horizon",
-            target_os = "solaris",
-            target_os = "vita"
-        ))
-    ))]
+    #[cfg(unix)]
     {
         use cap_std::fs::{OpenOptions, OpenOptionsExt};
-        use rustix::fs::{FlockOperation, OFlags, flock};
+        use rustix::fs::OFlags;
         let mut o = OpenOptions::new();
         o.read(true)
             .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::NOCTTY).bits() as i32);
         match dir.open_with(name, &o) {
-            Ok(file) => flock(&file, FlockOperation::NonBlockingLockExclusive).is_err(),
+            Ok(file) => super::upload::try_lock(&file) == Some(false),
             Err(_) => true,
         }
     }
-    #[cfg(not(all(
-        unix,
-        not(any(
-            target_os = "espidf",
-            target_os = "horizon",
-            target_os = "solaris",
-            target_os = "vita"
-        ))
-    )))]
+    #[cfg(not(unix))]
     {
         let _ = (dir, name);
         false

@@ -268,6 +268,12 @@ fn create_named(dir: &Dir, mode: u32) -> io::Result<(File, Temp)> {
 /// only temporary files that no process holds. The lock goes with the process, however
 /// it ends. Best effort: a file system without locks still works.
 fn hold(file: &File) {
+    let _ = try_lock(file);
+}
+
+/// Takes `file`'s exclusive lock without waiting: `Some(false)` when another process holds
+/// it, `None` where the system has no such locks.
+pub(super) fn try_lock(file: &impl std::os::fd::AsFd) -> Option<bool> {
     #[cfg(all(
         unix,
         not(any(
@@ -277,8 +283,14 @@ fn hold(file: &File) {
             target_os = "vita"
         ))
     ))]
-    let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
-    let _ = file;
+    return Some(
+        rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok(),
+    );
+    #[allow(unreachable_code)]
+    {
+        let _ = file;
+        None
+    }
 }
 
 /// Gives `file` the owner, group and permission bits of `meta`. Not the setuid, setgid
