@@ -3,11 +3,13 @@
 mod common;
 
 use std::fs;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use common::files::{TempDir, random_bytes};
 use common::in_both_port_modes;
 use common::server::{OurServer, config, fast_config};
-use wirekit::net::{ClientOptions, get, put};
+use wirekit::net::{ClientOptions, get, get_into, put};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Blksize, Windowsize};
 
@@ -51,4 +53,20 @@ fn get_and_put_round_trip(ports: PortMode) {
     assert!(err.to_string().contains("File not found"), "{err}");
     assert!(!local.join("x").exists());
     server.stop().unwrap();
+}
+
+/// A client told its local address sends from it: the server sees that peer.
+#[test]
+fn the_client_sends_from_the_local_address_it_is_given() {
+    let root = TempDir::new("basic-local-addr");
+    fs::write(root.join("f"), b"hello").unwrap();
+    let server = OurServer::start(config(&root, PortMode::PerTransfer));
+    let local: SocketAddr = "127.0.0.7:0".parse().unwrap();
+    let mut opts = ClientOptions::default();
+    opts.local_addr = Some(local);
+    let mut got = Vec::new();
+    get_into(server.addr, "f", &mut got, &opts, &mut |_, _| {}).unwrap();
+    assert_eq!(got, b"hello");
+    let reports = server.wait_for_reports(1, Duration::from_secs(5));
+    assert_eq!(reports[0].info.peer.ip(), local.ip());
 }

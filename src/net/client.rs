@@ -82,6 +82,10 @@ pub struct ClientOptions {
     pub config: Config,
     /// Stops the transfer when cancelled, e.g. from a Ctrl-C handler.
     pub cancel: Option<Cancel>,
+    /// Send from this local address (port 0: any free port), e.g. to pick the interface
+    /// of a host with several. Default: the wildcard address of the server's family, any
+    /// free port.
+    pub local_addr: Option<SocketAddr>,
 }
 
 /// Why a client transfer failed.
@@ -169,12 +173,15 @@ fn run<S: Storage + ?Sized>(
     total: Option<u64>,
     progress: ProgressFn<'_>,
 ) -> Result<Stats, ClientError> {
-    let any: IpAddr = if server.is_ipv4() {
-        Ipv4Addr::UNSPECIFIED.into()
-    } else {
-        Ipv6Addr::UNSPECIFIED.into()
-    };
-    let socket = super::socket::bind(SocketAddr::new(any, 0), false)?;
+    let local = opts.local_addr.unwrap_or_else(|| {
+        let any: IpAddr = if server.is_ipv4() {
+            Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            Ipv6Addr::UNSPECIFIED.into()
+        };
+        SocketAddr::new(any, 0)
+    });
+    let socket = super::socket::bind(local, false)?;
     let epoch = Instant::now();
     let mut transfer = Transfer::client(epoch.elapsed(), server, request, opts.config)
         .map_err(ClientError::Request)?;

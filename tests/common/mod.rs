@@ -5,7 +5,7 @@
 //! - [`wait`]: waiting on a condition, bounded;
 //! - [`packets`]: raw datagrams, raw client sockets, distinct client addresses;
 //! - [`server`]: our server with its log, in either port mode;
-//! - [`client`]: our client's machine on a socket bound to a chosen address;
+//! - [`client`]: our client, sending from a chosen address;
 //! - [`cli`]: the built `wirekit` program;
 //! - [`peers`]: other TFTP programs, run with a deadline;
 //! - [`faults`] and [`relay`]: a lossy network between a client and the server;
