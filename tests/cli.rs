@@ -6,14 +6,12 @@ mod common;
 
 use std::fs;
 use std::process::Command;
-use std::time::Duration;
 
-use common::cli::{BIN, Serving, wirekit};
+use common::cli::{BIN, Serving, assert_ok, signal, wirekit};
 use common::files::{TempDir, list, part_files};
 use common::in_both_port_modes;
 use common::packets::{RawClient, ack, data, rrq, wrq};
 use common::peers::{is_root, require_peers};
-use common::wait::wait_for;
 use wirekit::tftp::server::PortMode;
 
 const ANY_PORT: &str = "127.0.0.1:0";
@@ -23,14 +21,6 @@ fn mode_args(ports: PortMode) -> &'static [&'static str] {
         PortMode::Single => &["--single-port"],
         _ => &[],
     }
-}
-
-fn assert_ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The default listen address is loopback on a high port (read from `--help`, so that the
@@ -188,22 +178,8 @@ fn sigterm_stops_the_server_and_leaves_no_partial_upload(ports: PortMode) {
     // The upload is under way (its temporary file has no name on Linux, O_TMPFILE).
     assert!(part_files(&dir).len() <= 1, "{:?}", list(&dir));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut exit = None;
-    wait_for(
-        Duration::from_secs(30),
-        || {
-            exit = server.child.try_wait().unwrap();
-            exit.is_some()
-        },
-        || "the server did not stop".into(),
-    );
-    let exit = exit.unwrap();
-    assert!(exit.success(), "{exit:?}");
+    signal(&server.child, "TERM");
+    assert!(server.wait_for_exit(), "{:?}", server.lines());
     // The stalled upload was cut when the grace period ended, and its file removed.
     server.wait_for_log(&["cut 1 running transfer"]);
     assert!(list(&dir).is_empty(), "left behind: {:?}", list(&dir));
@@ -222,21 +198,8 @@ fn sigterm_after_a_finished_upload_cuts_nothing(ports: PortMode) {
     assert_ok(&out);
     server.wait_for_log(&["write", "\"b.txt\"", "ok"]);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut exit = None;
-    wait_for(
-        Duration::from_secs(30),
-        || {
-            exit = server.child.try_wait().unwrap();
-            exit.is_some()
-        },
-        || "the server did not stop".into(),
-    );
-    assert!(exit.unwrap().success(), "{exit:?}");
+    signal(&server.child, "TERM");
+    assert!(server.wait_for_exit(), "{:?}", server.lines());
     let lines = server.lines();
     assert!(
         !lines.iter().any(|l| l.contains("grace period over")),

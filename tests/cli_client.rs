@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::cli::BIN;
+use common::cli::{BIN, signal};
 use common::files::{TempDir, list, part_files, random_bytes};
 use common::packets::{ack, data};
 use common::server::{OurServer, config};
@@ -252,8 +252,8 @@ fn get_answers_a_malformed_oack_with_error_8_at_once() {
 
 /// A download stalled after its first block is stopped by `signal`: the part file goes,
 /// the server is told.
-fn signal_mid_download(signal: &str) {
-    let dir = TempDir::new(&format!("cli-client-{signal}"));
+fn signal_mid_download(name: &str) {
+    let dir = TempDir::new(&format!("cli-client-{name}"));
     let mut server = FakeServer::new();
     let child = get(&dir, &server.addr(), "out.bin", &[]);
     server.request();
@@ -262,12 +262,7 @@ fn signal_mid_download(signal: &str) {
     // The part file holds the first block (or will: the client may buffer its writes);
     // now the server goes quiet.
     assert_eq!(part_files(&dir).len(), 1, "{:?}", list(&dir));
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, name);
     assert_eq!(server.error_code(), 0, "the server is told");
     let (status, err) = finish(child);
     assert!(!status.success());

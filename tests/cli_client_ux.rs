@@ -10,7 +10,7 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cli::BIN;
+use common::cli::{BIN, assert_ok, wirekit};
 use common::files::{TempDir, random_bytes};
 use common::peers::find_program;
 use common::server::{OurServer, config};
@@ -33,11 +33,7 @@ fn nobody_listening_is_said_at_once() {
         .port();
     let dir = TempDir::new("ux-nobody");
     let start = Instant::now();
-    let out = Command::new(BIN)
-        .current_dir(&dir)
-        .args(["get", &format!("127.0.0.1:{port}"), "f.bin"])
-        .output()
-        .unwrap();
+    let out = wirekit(&dir, &["get", &format!("127.0.0.1:{port}"), "f.bin"]);
     let took = start.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -52,33 +48,20 @@ fn fast_options_are_asked_by_default_and_none_on_request() {
     let file = random_bytes(100_000, 4);
     let (_root, server) = serving("f.bin", &file);
     let dir = TempDir::new("ux-defaults");
-    let out = Command::new(BIN)
-        .current_dir(&dir)
-        .args(["get", &server.addr.to_string(), "f.bin"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = wirekit(&dir, &["get", &server.addr.to_string(), "f.bin"]);
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("f.bin")).unwrap(), file);
-    let out = Command::new(BIN)
-        .current_dir(&dir)
-        .args([
+    let out = wirekit(
+        &dir,
+        &[
             "get",
             &server.addr.to_string(),
             "f.bin",
             "plain.bin",
             "--no-options",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
+    assert_ok(&out);
     let reports = server.wait_for_reports(2, Duration::from_secs(10));
     let asked = |r: &wirekit::tftp::server::Report| {
         let o = &r.info.requested;
@@ -97,16 +80,8 @@ fn dash_writes_the_file_to_standard_output() {
     let file = random_bytes(70_000, 5);
     let (_root, server) = serving("f.bin", &file);
     let dir = TempDir::new("ux-stdout");
-    let out = Command::new(BIN)
-        .current_dir(&dir)
-        .args(["get", &server.addr.to_string(), "f.bin", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = wirekit(&dir, &["get", &server.addr.to_string(), "f.bin", "-"]);
+    assert_ok(&out);
     assert!(out.stdout == file, "{} bytes on stdout", out.stdout.len());
     assert!(
         fs::read_dir(&*dir).unwrap().next().is_none(),
@@ -118,16 +93,15 @@ fn dash_writes_the_file_to_standard_output() {
 fn a_missing_local_directory_is_refused_before_any_request() {
     let (_root, server) = serving("f.bin", b"x");
     let dir = TempDir::new("ux-missing");
-    let out = Command::new(BIN)
-        .current_dir(&dir)
-        .args([
+    let out = wirekit(
+        &dir,
+        &[
             "get",
             &server.addr.to_string(),
             "f.bin",
             "no/such/dir/f.bin",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("no/such/dir"), "{err}");

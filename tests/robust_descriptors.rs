@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::cli::{BIN, Serving, wirekit};
+use common::cli::{BIN, Serving, assert_ok, wirekit};
 use common::files::{TempDir, random_bytes};
 use common::in_both_port_modes;
 use common::packets::{RawClient, client_ip, error, rrq};
@@ -120,11 +120,7 @@ fn every_request_is_answered_at_64_descriptors(ports: PortMode) {
     assert_eq!(rounds[0], rounds[1]);
     // And the server goes on serving.
     let out = wirekit(&dir, &["get", &server.addr().to_string(), "f", "copy"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(fs::read(dir.join("copy")).unwrap(), data);
     // It never ran out of descriptors on the way: no I/O error was logged.
     let lines = server.lines();

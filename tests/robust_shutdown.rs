@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cli::{BIN, Serving};
+use common::cli::{BIN, Serving, signal};
 use common::files::{TempDir, list, random_bytes};
 use common::wait::wait_until;
 
@@ -23,16 +23,6 @@ fn serve(root: &Path, args: &[&str]) -> Serving {
         .args(["--listen", "127.0.0.1:0"])
         .args(args);
     Serving::spawn(cmd)
-}
-
-/// Sends `signal` (`INT`, `TERM`) to the server.
-fn signal(server: &Serving, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(server.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn logged(server: &Serving, part: &str) -> bool {
@@ -190,13 +180,13 @@ fn second_sigint_cuts_running_transfers_at_once() {
         &["--allow-create", "--threads", "2", "--grace", "600"],
     );
     let (stalled, finished) = transfers(server.addr());
-    signal(&server, "INT");
+    signal(&server.child, "INT");
     assert!(
         wait_until(Duration::from_secs(5), || logged(&server, "stopping")),
         "the first Ctrl-C was not acknowledged:\n{}",
         log_text(&server)
     );
-    signal(&server, "INT");
+    signal(&server.child, "INT");
     assert_cut(&mut server, &stalled, &finished, &root);
 }
 
@@ -205,6 +195,6 @@ fn grace_period_end_cuts_running_transfers() {
     let root = root("grace-end");
     let mut server = serve(&root, &["--allow-create", "--threads", "2", "--grace", "1"]);
     let (stalled, finished) = transfers(server.addr());
-    signal(&server, "INT");
+    signal(&server.child, "INT");
     assert_cut(&mut server, &stalled, &finished, &root);
 }

@@ -11,26 +11,13 @@ mod common;
 use std::fs;
 use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cli::{BIN, Serving};
+use common::cli::{BIN, Serving, serve_on_loopback};
 use common::files::{TempDir, random_bytes};
 use common::peers::{find_program, peer};
 use wirekit::tftp::Packet;
-
-/// `wirekit serve ROOT --listen 127.0.0.1:0 --threads 1 ARGS...`, to adjust before
-/// `Serving::spawn`.
-fn serve(root: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .arg("serve")
-        .arg(root)
-        .args(["--listen", "127.0.0.1:0", "--threads", "1"])
-        .args(args);
-    command
-}
 
 /// `2026-11-26T15:33:41.325680Z  INFO ...`
 fn timestamped(line: &str) -> bool {
@@ -55,7 +42,7 @@ fn every_line_has_a_timestamp_and_a_level_but_not_under_the_journal() {
     assert!(banner.contains(" INFO "), "{banner}");
     drop(server);
 
-    let mut command = serve(&root, &[]);
+    let mut command = serve_on_loopback(&root, &[]);
     command.env("JOURNAL_STREAM", "8:12345");
     let server = Serving::spawn(command);
     let banner = &server.banner;

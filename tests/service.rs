@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::cli::{BIN, Serving};
+use common::cli::{BIN, Serving, signal};
 use common::files::{TempDir, random_bytes};
 use common::peers::run_quietly;
 use common::wait::wait_until;
@@ -333,8 +333,7 @@ fn ready_is_notified_once_serving_and_stopping_on_sigterm() {
         b"ready\n"
     );
 
-    let pid = rustix::process::Pid::from_raw(serving.child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    signal(&serving.child, "TERM");
     assert_eq!(notification(&manager), "STOPPING=1");
     assert!(serving.wait_for_exit(), "a clean stop");
 }

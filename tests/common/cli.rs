@@ -35,12 +35,7 @@ impl Serving {
 
     /// Runs `wirekit serve DIR --listen 127.0.0.1:0 --threads 1 ARGS`.
     pub fn loopback(dir: &Path, args: &[&str]) -> Serving {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--threads", "1"])
-            .args(args);
-        Serving::spawn(cmd)
+        Serving::spawn(serve_on_loopback(dir, args))
     }
 
     /// Runs `cmd`, which must end up running `wirekit serve` (e.g. through `sh -c '...;
@@ -154,6 +149,36 @@ pub fn bound_addresses(banner: &str) -> Vec<SocketAddr> {
                 .unwrap_or_else(|e| panic!("{a:?} in the banner {banner:?}: {e}"))
         })
         .collect()
+}
+
+/// `wirekit serve DIR --listen 127.0.0.1:0 --threads 1 ARGS`, to adjust before
+/// [`Serving::spawn`].
+pub fn serve_on_loopback(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--threads", "1"])
+        .args(args);
+    cmd
+}
+
+/// Sends the signal `name` (`INT`, `TERM`, ...) to `child`, as `kill -NAME PID` does.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name}: {status}");
+}
+
+/// Asserts that a `wirekit` command ended well, and shows what it printed when not.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs `wirekit ARGS` in `dir` to its end.
