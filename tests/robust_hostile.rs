@@ -6,13 +6,13 @@ mod common;
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use common::files::{TempDir, random_bytes};
 use common::packets::{RawClient, ack, rrq};
-use common::proc::{fd_count, proc_status, server_threads};
+use common::proc::{ThreadSpan, fd_count, proc_status, wait_for_server_threads};
 use common::server::{OurServer, PORT_MODES, config_with, fast_config};
 use common::wait::wait_until;
 use wirekit::net::{ClientOptions, get_into};
@@ -136,18 +136,14 @@ fn hostile_packets(ports: PortMode) {
     let addr = server.addr;
     // One thread per event loop and a commit thread for each, once they have started.
     let threads = 2 * LOOPS;
-    assert!(
-        wait_until(Duration::from_secs(5), || server_threads() == threads),
-        "{} server threads, want {threads}",
-        server_threads()
-    );
+    wait_for_server_threads(threads);
     // The server's descriptors are all open once it runs: its transfers' come on top.
     let fds_before = fd_count();
     let done = AtomicBool::new(false);
     let tid: Mutex<Option<SocketAddr>> = Mutex::new(None);
     let error5 = AtomicU64::new(0);
     let other_answers = AtomicU64::new(0);
-    let (min_threads, max_threads) = (AtomicUsize::new(usize::MAX), AtomicUsize::new(0));
+    let span = ThreadSpan::new();
     let max_rss = AtomicU64::new(0);
     let raw_stats = thread::scope(|sc| {
         let getters: Vec<_> = (0..6)
@@ -199,9 +195,7 @@ fn hostile_packets(ports: PortMode) {
                         }
                     }
                 }
-                let t = server_threads();
-                min_threads.fetch_min(t, Ordering::Relaxed);
-                max_threads.fetch_max(t, Ordering::Relaxed);
+                span.sample();
                 max_rss.fetch_max(proc_status("VmRSS"), Ordering::Relaxed);
                 // Pacing, so the flood does not starve the transfers of the CPU.
                 thread::sleep(Duration::from_millis(2));
@@ -218,10 +212,7 @@ fn hostile_packets(ports: PortMode) {
         raw_stats
     });
     let e5 = error5.load(Ordering::Relaxed);
-    let (min_t, max_t) = (
-        min_threads.load(Ordering::Relaxed),
-        max_threads.load(Ordering::Relaxed),
-    );
+    let (min_t, max_t) = span.seen();
     eprintln!(
         "hostile ({ports:?}): {e5} ERROR 5 answers, {} other answers (refusals of broken requests), {raw_stats:?}, server threads {min_t}..={max_t}, VmRSS max {} kB",
         other_answers.load(Ordering::Relaxed),

@@ -6,14 +6,14 @@ mod common;
 
 use std::fs;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::client::get_from;
 use common::files::{TempDir, random_bytes};
 use common::packets::client_ip;
-use common::proc::{fd_count, proc_status, server_threads};
+use common::proc::{ThreadSpan, fd_count, proc_status, wait_for_server_threads};
 use common::server::{OurServer, PORT_MODES, config_with, fast_config};
 use common::wait::wait_until;
 use wirekit::net::ClientOptions;
@@ -43,22 +43,16 @@ fn boot_storm(root: &TempDir, data: &[u8], ports: PortMode) {
     let server = OurServer::start(config);
     let addr = server.addr;
     let threads = 2 * LOOPS;
-    assert!(
-        wait_until(Duration::from_secs(5), || server_threads() == threads),
-        "{} server threads, want {threads}",
-        server_threads()
-    );
+    wait_for_server_threads(threads);
     let fds_before = fd_count();
     let barrier = Barrier::new(CLIENTS);
     let done = AtomicBool::new(false);
-    let (min_threads, max_threads) = (AtomicUsize::new(usize::MAX), AtomicUsize::new(0));
+    let span = ThreadSpan::new();
     let start = Instant::now();
     let failures: Vec<String> = thread::scope(|sc| {
         sc.spawn(|| {
             while !done.load(Ordering::SeqCst) {
-                let t = server_threads();
-                min_threads.fetch_min(t, Ordering::Relaxed);
-                max_threads.fetch_max(t, Ordering::Relaxed);
+                span.sample();
                 thread::sleep(Duration::from_millis(20));
             }
         });
@@ -104,10 +98,7 @@ fn boot_storm(root: &TempDir, data: &[u8], ports: PortMode) {
     );
     // 500 transfers at once, and the server ran the same threads throughout.
     assert_eq!(
-        (
-            min_threads.load(Ordering::Relaxed),
-            max_threads.load(Ordering::Relaxed)
-        ),
+        span.seen(),
         (threads, threads),
         "{ports:?}: server threads under load"
     );

@@ -2,6 +2,10 @@
 //! threads (by name), memory.
 
 use std::fs;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::wait::wait_until;
 
 /// Open file descriptors of this process.
 pub fn fd_count() -> usize {
@@ -24,6 +28,46 @@ pub fn server_threads() -> usize {
             })
         })
         .count()
+}
+
+/// Waits (bounded) until the servers in this process run `n` threads: a server's loops
+/// start theirs after it is bound.
+pub fn wait_for_server_threads(n: usize) {
+    assert!(
+        wait_until(Duration::from_secs(5), || server_threads() == n),
+        "{} server threads, want {n}",
+        server_threads()
+    );
+}
+
+/// The fewest and the most server threads seen, sampled while a test runs.
+pub struct ThreadSpan {
+    min: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl ThreadSpan {
+    pub fn new() -> ThreadSpan {
+        ThreadSpan {
+            min: AtomicUsize::new(usize::MAX),
+            max: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts the server threads now.
+    pub fn sample(&self) {
+        let t = server_threads();
+        self.min.fetch_min(t, Ordering::Relaxed);
+        self.max.fetch_max(t, Ordering::Relaxed);
+    }
+
+    /// The fewest and the most seen.
+    pub fn seen(&self) -> (usize, usize) {
+        (
+            self.min.load(Ordering::Relaxed),
+            self.max.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// A field of `/proc/self/status` in its unit (kB for memory), e.g. `VmRSS`, `VmHWM`.
