@@ -6,12 +6,12 @@
 mod common;
 
 use std::fs;
-use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cli::{BIN, assert_ok, wirekit};
 use common::files::{TempDir, random_bytes};
+use common::packets::free_port;
 use common::peers::find_program;
 use common::server::{OurServer, config};
 use wirekit::tftp::server::PortMode;
@@ -25,12 +25,8 @@ fn serving(name: &str, bytes: &[u8]) -> (TempDir, OurServer) {
 
 #[test]
 fn nobody_listening_is_said_at_once() {
-    // A port that was free a moment ago; nothing listens there.
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Nothing listens on a port that was free a moment ago.
+    let port = free_port();
     let dir = TempDir::new("ux-nobody");
     let start = Instant::now();
     let out = wirekit(&dir, &["get", &format!("127.0.0.1:{port}"), "f.bin"]);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::files::TempDir;
 use common::in_both_port_modes;
-use common::packets::{RawClient, error, rrq};
+use common::packets::{RawClient, error, free_port, rrq};
 use common::server::{OurServer, config, config_on};
 use common::wait::wait_for;
 use wirekit::net::{ClientOptions, get_into};
@@ -82,12 +82,7 @@ fn requests_beyond_the_transfer_cap_get_an_error(ports: PortMode) {
 fn transfer_ports_come_from_the_configured_range() {
     let root = TempDir::new("range");
     fs::write(root.join("f"), b"x").unwrap();
-    let base = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .clamp(20_000, 60_000);
+    let base = free_port().clamp(20_000, 60_000);
     let range = base..=base + 20;
     let mut config = config(&root, PortMode::PerTransfer);
     config.port_range = Some(range.clone());
@@ -116,12 +111,7 @@ fn transfer_ports_come_from_the_configured_range() {
 fn a_full_port_range_refuses_from_the_request_port() {
     let root = TempDir::new("range-full");
     fs::write(root.join("f"), vec![3u8; 2000]).unwrap();
-    let base = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .clamp(20_000, 60_000);
+    let base = free_port().clamp(20_000, 60_000);
     let range = base..=base + 1;
     let mut config = config(&root, PortMode::PerTransfer);
     config.port_range = Some(range.clone());
@@ -180,11 +170,7 @@ fn ipv4_and_ipv6_listeners_side_by_side(ports: PortMode) {
     fs::write(root.join("f"), &data).unwrap();
     let server = (0..10)
         .find_map(|_| {
-            let port = UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_port();
             let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
             let mut config = config_on(&root, v4, ports);

@@ -60,6 +60,16 @@ pub fn loopback(server: SocketAddr) -> IpAddr {
     }
 }
 
+/// A UDP port of 127.0.0.1 that was free a moment ago (bound and released): for a test
+/// that needs a port nobody listens on, or a fixed port to give several sockets.
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The `i`-th of many distinct client addresses, as different machines would have:
 /// 127.100.0.1, 127.100.0.2, ... (Linux routes all of 127/8 to the loopback interface,
 /// so a socket can bind any of them). Host parts 0 and 255 are skipped.
