@@ -13,7 +13,7 @@ use sim::{
 };
 use wirekit::tftp::{
     Blksize, ClientRequest, Direction, ErrorCode, Event, Mode, Options, Packet, Stats, Storage,
-    Transfer, TransferError, Windowsize,
+    StorageError, Transfer, TransferError, Windowsize,
 };
 
 const T0: Duration = Duration::ZERO;
@@ -541,4 +541,82 @@ fn an_upload_closed_while_paused_between_bursts_has_no_deadline() {
     assert!(finished(&mut c).unwrap().is_err());
     assert!(c.is_closed());
     assert_eq!(c.poll_timeout(), None);
+}
+
+// --- Gathered writes ------------------------------------------------------------------------
+
+/// Gathers what it is given; `flush` moves it to `file`, or fails with `fail` when set.
+#[derive(Default)]
+struct Gathering {
+    gathered: Vec<u8>,
+    file: Vec<u8>,
+    flushes: usize,
+    fail: Option<StorageError>,
+}
+
+impl Storage for Gathering {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        self.file.as_slice().read_at(offset, buf)
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.gathered.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        self.flushes += 1;
+        if let Some(e) = self.fail.clone() {
+            return Err(e);
+        }
+        self.file.append(&mut self.gathered);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_receiving_transfer_flushes_its_storage_when_told() {
+    let mut g = Gathering::default();
+    let req = ClientRequest::new(Direction::Read, "f");
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
+    drain(&mut c, T0, &mut g);
+    c.handle_datagram(ms(1), transfer_addr(), &data(1, &[7; 512]), &mut g);
+    assert_eq!(drain(&mut c, ms(1), &mut g), [(transfer_addr(), ack(1))]);
+    assert_eq!(
+        (g.gathered.len(), g.file.len()),
+        (512, 0),
+        "gathered, not written"
+    );
+    c.flush_storage(ms(1), &mut g);
+    assert_eq!((g.gathered.len(), g.file.len()), (0, 512));
+    assert!(finished(&mut c).is_none(), "the download goes on");
+}
+
+#[test]
+fn a_failed_flush_ends_the_download_with_the_storage_error() {
+    let mut g = Gathering::default();
+    let req = ClientRequest::new(Direction::Read, "f");
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
+    drain(&mut c, T0, &mut g);
+    c.handle_datagram(ms(1), transfer_addr(), &data(1, &[7; 512]), &mut g);
+    drain(&mut c, ms(1), &mut g);
+    let full = StorageError::new(ErrorCode::DiskFull, "disk full");
+    g.fail = Some(full.clone());
+    c.flush_storage(ms(2), &mut g);
+    assert_refused(&mut c, ms(2), &mut Vec::new(), ErrorCode::DiskFull);
+    assert_eq!(finished(&mut c), Some(Err(TransferError::Storage(full))));
+}
+
+#[test]
+fn a_sending_transfer_does_not_flush() {
+    let mut g = Gathering {
+        file: vec![1; 100],
+        ..Gathering::default()
+    };
+    let req = ClientRequest::new(Direction::Write, "f");
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
+    drain(&mut c, T0, &mut g);
+    c.handle_datagram(ms(1), transfer_addr(), &ack(0), &mut g);
+    c.flush_storage(ms(1), &mut g);
+    assert_eq!(g.flushes, 0);
 }

@@ -317,7 +317,7 @@ pub fn get(
         .map_err(|e| local_error(e, "cannot create the partial file", &path))?;
     let mut part = PartFile { path, done: false };
     // Small blocks reach the file in batches, not a write each.
-    let mut file = BatchedFile::new(file);
+    let mut file = BatchedFile::new(file, BatchedFile::DOWNLOAD);
     let stats = get_into(server, remote, &mut file, opts, progress)?;
     file.commit().map_err(|e| {
         let e = io::Error::other(e.message.into_owned());

@@ -70,6 +70,11 @@ pub(crate) fn drive<S: Storage + ?Sized>(
             }
         }
         hooks.progress(transfer.progress());
+        // The ACK is out: gathered blocks are written while the server sends on.
+        transfer.flush_storage(now, storage);
+        if transfer.is_finished() {
+            continue;
+        }
         let deadline = transfer
             .poll_timeout()
             .expect("a client transfer keeps a timer until it reports its end");

@@ -13,8 +13,12 @@ const BATCH: usize = 8;
 const RX_BUF: usize = 128 * 1024;
 /// What one GSO send may carry in all: the largest UDP payload.
 pub(crate) const GSO_BYTES: usize = 65_507;
-/// Datagrams per GSO send: the kernel's limit (`UDP_MAX_SEGMENTS`).
-const MAX_SEGMENTS: usize = 64;
+/// Datagrams per GSO send: half the kernel's limit (`UDP_MAX_SEGMENTS`, 64). A window of
+/// small blocks then goes out in two or more sends, and the receiver is at work on the
+/// first while the next is sent; one send of the whole window leaves it idle until the
+/// last segment is in (measured on loopback: 1468-byte blocks, window 64, about a fifth
+/// faster than with 64).
+const MAX_SEGMENTS: usize = 32;
 
 /// Where one receive call puts its datagrams, and what it learnt of each.
 pub(crate) struct RecvBuffers {
@@ -137,6 +141,11 @@ impl Udp {
         contents: &[u8],
         segment_size: Option<usize>,
     ) -> io::Result<()> {
+        // A lone datagram from the socket's own address needs none of `sendmsg`'s control
+        // messages: a plain `sendto` is shorter on a lock-step transfer's round trip.
+        if segment_size.is_none() && source.is_none() {
+            return self.socket.send_to(contents, destination).map(drop);
+        }
         let transmit = |contents, segment_size| quinn_udp::Transmit {
             destination,
             ecn: None,

@@ -79,7 +79,7 @@ impl Upload {
         let upload = Upload {
             dir,
             target,
-            file: Some(BatchedFile::new(file)),
+            file: Some(BatchedFile::new(file, BatchedFile::UPLOAD)),
             temp,
             overwrite: plan.overwrite,
             existed: existing.is_some(),
@@ -229,6 +229,10 @@ impl Storage for Upload {
                 "upload already closed",
             )),
         }
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        self.file.as_mut().map_or(Ok(()), Storage::flush)
     }
 }
 
@@ -423,7 +427,7 @@ mod tests {
         Upload {
             dir: dir.try_clone().unwrap(),
             target: PathBuf::from(target),
-            file: Some(BatchedFile::new(file)),
+            file: Some(BatchedFile::new(file, BatchedFile::UPLOAD)),
             temp,
             overwrite,
             existed: false,

@@ -77,6 +77,16 @@ pub trait Storage {
         ))
     }
 
+    /// Writes what [`write`](Storage::write) gathered and has not written yet. Drivers call
+    /// it through [`Transfer::flush_storage`](super::Transfer::flush_storage) once they have
+    /// sent what there was to send and before they wait, so gathered blocks reach the file
+    /// while the peer is at work on the next window, not on the way to the next ACK.
+    /// [`commit`](Storage::commit) must write what is left in any case. The default does
+    /// nothing.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Makes a received file durable and visible (an `fsync` and a rename, say). Called once,
     /// after the last block was written; a server sends its final ACK only when this
     /// succeeded, and the peer is sent the error otherwise. The default does nothing.
@@ -145,6 +155,10 @@ impl<S: Storage + ?Sized> Storage for &mut S {
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         (**self).write(data)
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        (**self).flush()
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {
@@ -269,6 +283,10 @@ mod std_impls {
     impl<W: io::Write> Storage for io::BufWriter<W> {
         fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
             io::Write::write_all(self, data).map_err(Into::into)
+        }
+
+        fn flush(&mut self) -> Result<(), StorageError> {
+            io::Write::flush(self).map_err(Into::into)
         }
 
         fn commit(&mut self) -> Result<(), StorageError> {

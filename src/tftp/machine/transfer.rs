@@ -385,6 +385,20 @@ impl Transfer {
         }
     }
 
+    /// Has `storage` write the blocks it gathered ([`Storage::flush`]) while a receiving
+    /// transfer waits: call it after sending what [`poll_transmit`](Self::poll_transmit)
+    /// gave and before waiting, so the ACK went out first and the file is written while
+    /// the peer sends on. A failure ends the transfer as a failed write does: the peer is
+    /// sent the error's ERROR, and `Finished` follows with [`TransferError::Storage`].
+    pub fn flush_storage<S: Storage + ?Sized>(&mut self, now: Duration, storage: &mut S) {
+        if self.finished || !matches!(self.phase, Phase::Receiving(_)) {
+            return;
+        }
+        if let Err(e) = storage.flush() {
+            self.fail_storage(now, e);
+        }
+    }
+
     fn refuse_size(&mut self, now: Duration, refusal: SizeRefusal) {
         let message = Cow::Borrowed(refusal.message);
         self.fail(now, refusal.code, message, refusal.why);
