@@ -1,10 +1,12 @@
 //! A network-boot storm: many lock-step clients, each from its own loopback address as
-//! different machines would be, fetch one file from a `wirekit serve` process at once.
-//! Every download is checked byte for byte as it arrives. Printed per server: aggregate
-//! throughput, the server's CPU seconds per GB served, and its peak resident memory.
+//! different machines would be, fetch one file from a `wirekit serve` process at once, and
+//! then from atftpd, when it is installed, in the same run. Every download is checked byte
+//! for byte as it arrives. Printed per server: aggregate throughput, the server's CPU
+//! seconds per GB served, and its peak resident memory.
 //!
 //! ```sh
 //! cargo bench --features cli --bench load
+//! WIREKIT_ATFTPD=/path/to/atftpd cargo bench --features cli --bench load  # atftpd not on PATH
 //! WIREKIT_LOAD_CLIENTS=200 WIREKIT_LOAD_MIB=1 cargo bench --features cli --bench load
 //! # the same storm against another build of the server, e.g. an older one:
 //! WIREKIT_LOAD_SERVER=/path/to/old/wirekit cargo bench --features cli --bench load
@@ -182,6 +184,14 @@ fn storm(server: SocketAddr, file: &[u8], clients: usize) -> usize {
     all.iter().filter(|c| c.done == Some(true)).count()
 }
 
+/// A server the storm is run against.
+enum Server {
+    /// `wirekit serve` (or the build `WIREKIT_LOAD_SERVER` names), with these arguments.
+    Wirekit(&'static [&'static str]),
+    /// atftpd, at this path: the peer measured in the same run.
+    Atftpd(String),
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is a filter on the case names.
     let filter: Vec<String> = std::env::args()
@@ -196,20 +206,33 @@ fn main() {
     std::fs::create_dir_all(&root).expect("temp dir");
     let file = support::served_file(&root.join("image.bin"), mib, 0x2545_f491);
     println!("{clients} lock-step clients, {mib} MiB each, blksize {BLKSIZE}, server {program}");
-    println!("| mode | intact | aggregate MB/s | server CPU s/GB | server peak RSS MiB |");
+    println!("| server | intact | aggregate MB/s | server CPU s/GB | server peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|");
-    let cases: [(&str, &[&str]); 2] = [
-        ("port per transfer", &[]),
-        ("single port", &["--single-port"]),
+    let atftpd = support::find("atftpd", "WIREKIT_ATFTPD");
+    if atftpd.is_none() {
+        println!("note: atftpd not found (WIREKIT_ATFTPD=/path/to/atftpd); its row is left out");
+    }
+    let cap = 2 * clients;
+    let cap_arg = cap.to_string();
+    let mut cases = vec![
+        ("wirekit, a port per transfer", Server::Wirekit(&[])),
+        ("wirekit, single port", Server::Wirekit(&["--single-port"])),
     ];
-    for (name, extra) in cases {
+    cases.extend(atftpd.map(|path| ("atftpd", Server::Atftpd(path))));
+    let mut notes = Vec::new();
+    for (name, kind) in cases {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
-        let cap = (2 * clients).to_string();
-        let mut args = vec!["--max-transfers", cap.as_str()];
-        args.extend(extra);
-        let (server, addr) = support::serve(&program, &root, &args);
+        let ours = matches!(kind, Server::Wirekit(_));
+        let (mut server, addr) = match kind {
+            Server::Wirekit(extra) => {
+                let mut args = vec!["--max-transfers", cap_arg.as_str()];
+                args.extend(extra);
+                support::serve(&program, &root, &args)
+            }
+            Server::Atftpd(path) => support::atftpd(&path, &root, cap),
+        };
         let pid = server.0.id();
         let cpu_before = cpu_seconds(pid);
         let start = Instant::now();
@@ -217,13 +240,24 @@ fn main() {
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_seconds(pid) - cpu_before;
         let bytes = (clients * file.len()) as f64;
-        println!(
-            "| {name} | {intact}/{clients} | {:.0} | {:.2} | {:.1} |",
-            bytes / secs / 1e6,
-            cpu / (bytes / 1e9),
-            peak_rss_mib(pid)
-        );
-        assert_eq!(intact, clients, "every download must arrive intact");
+        // A server that died mid-storm has no figures to give, only how it ended.
+        if let Ok(Some(status)) = server.0.try_wait() {
+            println!("| {name} | {intact}/{clients} | – | – | – |");
+            notes.push(format!("{name} ended during the storm: {status}"));
+        } else {
+            println!(
+                "| {name} | {intact}/{clients} | {:.0} | {:.2} | {:.1} |",
+                bytes / secs / 1e6,
+                cpu / (bytes / 1e9),
+                peak_rss_mib(pid)
+            );
+        }
+        if ours {
+            assert_eq!(intact, clients, "every download must arrive intact");
+        }
+    }
+    for note in notes {
+        println!("note: {note}");
     }
     let _ = std::fs::remove_dir_all(&root);
 }

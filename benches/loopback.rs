@@ -10,48 +10,13 @@
 //! WIREKIT_ATFTPD=/path/to/atftpd cargo bench --features cli --bench loopback  # atftpd not on PATH
 //! ```
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 mod support;
 use std::time::{Duration, Instant};
 use support::Daemon;
-
-/// A program, if it runs here.
-fn find(name: &str, env_override: &str) -> Option<String> {
-    if let Ok(p) = std::env::var(env_override) {
-        return Some(p);
-    }
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return Some(p.to_string_lossy().into_owned());
-        }
-    }
-    None
-}
-
-/// A free UDP port on loopback, for peers that cannot be told to take port 0.
-fn free_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
-}
-
-/// Waits until a TFTP server answers on `addr` (an RRQ for a missing file gets an ERROR).
-fn wait_ready(addr: SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
-    let mut buf = [0u8; 600];
-    for _ in 0..100 {
-        let _ = s.send_to(b"\0\x01no-such-file\0octet\0", addr);
-        if s.recv_from(&mut buf).is_ok() {
-            return;
-        }
-    }
-    panic!("no TFTP server answers on {addr}");
-}
 
 enum Server {
     Wirekit,
@@ -60,24 +25,11 @@ enum Server {
 }
 
 fn start(server: &Server, wirekit: &str, root: &Path) -> (Daemon, SocketAddr) {
-    let child = match server {
-        Server::Wirekit => return support::serve(wirekit, root, &["--max-windowsize", "64"]),
-        Server::Atftpd(path) => {
-            let port = free_port();
-            let child = Command::new(path)
-                .args(["--daemon", "--no-fork", "--logfile", "/dev/null", "--port"])
-                .arg(port.to_string())
-                .args(["--bind-address", "127.0.0.1", "--maxthread", "1000"])
-                .arg(root)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("atftpd");
-            (child, port)
-        }
+    match server {
+        Server::Wirekit => support::serve(wirekit, root, &["--max-windowsize", "64"]),
+        Server::Atftpd(path) => support::atftpd(path, root, 1000),
         Server::TftpHpa(path) => {
-            let port = free_port();
+            let port = support::free_port();
             let child = Command::new(path)
                 .args(["-L", "-a"])
                 .arg(format!("127.0.0.1:{port}"))
@@ -88,14 +40,12 @@ fn start(server: &Server, wirekit: &str, root: &Path) -> (Daemon, SocketAddr) {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("in.tftpd");
-            (child, port)
+            let daemon = Daemon(child);
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            support::wait_ready(addr);
+            (daemon, addr)
         }
-    };
-    let (child, port) = child;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let daemon = Daemon(child);
-    wait_ready(addr);
-    (daemon, addr)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -160,7 +110,7 @@ fn fetch(
 
 /// iperf3's UDP rate with one datagram of `len` bytes per send, in MB/s.
 fn iperf3(len: usize) -> Option<f64> {
-    let port = free_port().to_string();
+    let port = support::free_port().to_string();
     let _server = Daemon(
         Command::new("iperf3")
             .args(["-s", "-1", "-p", &port])
@@ -218,8 +168,8 @@ fn main() {
     std::fs::create_dir_all(&root).expect("tmpfs dir");
     let file = support::served_file(&root.join("big.bin"), mib, 0x9e37_79b9);
     let out: PathBuf = dir.join("out.bin");
-    let atftpd = find("atftpd", "WIREKIT_ATFTPD");
-    let tftpd = find("in.tftpd", "WIREKIT_IN_TFTPD");
+    let atftpd = support::find("atftpd", "WIREKIT_ATFTPD");
+    let tftpd = support::find("in.tftpd", "WIREKIT_IN_TFTPD");
     let have = |p: &str| Command::new(p).arg("--version").output().is_ok();
     let (atftp, curl, iperf) = (have("atftp"), have("curl"), have("iperf3"));
     for (what, ok) in [

@@ -1,10 +1,11 @@
 //! What the benchmarks of whole servers share: settings from the environment, the file
-//! served, and a `wirekit serve` process.
+//! served, a `wirekit serve` process and the peers' servers.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// A server process, killed when dropped.
 pub struct Daemon(pub Child);
@@ -67,4 +68,59 @@ pub fn served_file(path: &Path, mib: usize, seed: u32) -> Vec<u8> {
         .collect();
     std::fs::write(path, &file).expect("write the file");
     file
+}
+
+/// A program, if it is installed here: `env_override` names it, or a system directory
+/// holds it.
+pub fn find(name: &str, env_override: &str) -> Option<String> {
+    if let Ok(p) = std::env::var(env_override) {
+        return Some(p);
+    }
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.exists())
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// A free UDP port on loopback, for peers that cannot be told to take port 0.
+pub fn free_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+/// Waits until a TFTP server answers on `addr` (an RRQ for a missing file gets an ERROR).
+pub fn wait_ready(addr: SocketAddr) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut buf = [0u8; 600];
+    for _ in 0..100 {
+        let _ = s.send_to(b"\0\x01no-such-file\0octet\0", addr);
+        if s.recv_from(&mut buf).is_ok() {
+            return;
+        }
+    }
+    panic!("no TFTP server answers on {addr}");
+}
+
+/// Runs atftpd (at `path`) on a free loopback port, serving `root` with up to `threads`
+/// transfers at once, and waits until it answers.
+pub fn atftpd(path: &str, root: &Path, threads: usize) -> (Daemon, SocketAddr) {
+    let port = free_port();
+    let child = Command::new(path)
+        .args(["--daemon", "--no-fork", "--logfile", "/dev/null", "--port"])
+        .arg(port.to_string())
+        .args(["--bind-address", "127.0.0.1", "--maxthread"])
+        .arg(threads.to_string())
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {path}: {e}"));
+    let daemon = Daemon(child);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_ready(addr);
+    (daemon, addr)
 }
