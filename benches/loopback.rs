@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo bench --features cli --bench loopback
 //! WIREKIT_BENCH_MIB=50 WIREKIT_BENCH_RUNS=1 cargo bench --features cli --bench loopback
+//! cargo bench --features cli --bench loopback -- 65464/  # only the rows of one block size
 //! WIREKIT_ATFTPD=/path/to/atftpd cargo bench --features cli --bench loopback  # atftpd not on PATH
 //! ```
 
@@ -159,7 +160,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// True when the case `blksize/window` is asked for: by no filter, or by a filter that is
+/// part of its name (`65464/16`, `1468/`).
+fn wanted(filter: &[String], blksize: u16, window: u16) -> bool {
+    let name = format!("{blksize}/{window}");
+    filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+}
+
 fn main() {
+    // `cargo bench` passes `--bench`; any other argument picks cases, e.g. `65464/16`.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let mib = support::env_or("WIREKIT_BENCH_MIB", 100);
     let runs = support::env_or("WIREKIT_BENCH_RUNS", 3);
     let wirekit = env!("CARGO_BIN_EXE_wirekit");
@@ -196,12 +209,19 @@ fn main() {
         servers.push(("tftp-hpa", Server::TftpHpa(p)));
     }
     for blksize in [1468u16, 65464] {
+        let windows: Vec<u16> = [1u16, 16, 64]
+            .into_iter()
+            .filter(|w| wanted(&filter, blksize, *w))
+            .collect();
+        if windows.is_empty() {
+            continue;
+        }
         let udp = if iperf {
             iperf3(usize::from(blksize) + 4)
         } else {
             None
         };
-        for window in [1u16, 16, 64] {
+        for window in windows {
             // (client, server) pairs of this row; curl and tftp-hpa know no windowsize.
             let pairs: [(Client, &str, bool); 4] = [
                 (Client::Wirekit, "wirekit", true),

@@ -12,8 +12,9 @@ use common::files::{TempDir, list, part_files, random_bytes};
 use common::in_both_port_modes;
 use common::packets::{RawClient, ack, data, wrq};
 use common::peers::require_peers;
+use common::proc::open_file_sizes_under;
 use common::server::{OurServer, config_with, fast_config};
-use common::wait::wait_until;
+use common::wait::{wait_for, wait_until};
 use wirekit::net::{ClientError, ClientOptions, put_from};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet, TransferError};
@@ -44,6 +45,7 @@ in_both_port_modes!(
     full_disk_reports_error_3_and_leaves_nothing,
     upload_size_limit,
     second_of_two_racing_new_uploads_is_refused_at_the_end,
+    acknowledged_blocks_reach_the_file_before_the_upload_ends,
 );
 
 fn writes_disabled_refused(ports: PortMode) {
@@ -292,4 +294,37 @@ fn second_of_two_racing_new_uploads_is_refused_at_the_end(ports: PortMode) {
         &l.result,
         Err(TransferError::Storage(e)) if e.code == ErrorCode::FileExists
     )));
+}
+
+/// The server writes what an upload gathered once its ACK is out, while the client sends
+/// on: the blocks are in the temporary file before the upload ends, not all at its commit.
+fn acknowledged_blocks_reach_the_file_before_the_upload_ends(ports: PortMode) {
+    let root = TempDir::new("wr-flushed");
+    // Timers that outlast the wait below: the upload must still be running when it fails.
+    let mut config = config_with(&root, ports, fast_config(500, 2000, 5));
+    config.allow_create = true;
+    let server = OurServer::start(config);
+    let s = RawClient::new(server.addr);
+    let (ack0, tid) = s.ask(&wrq("flushed.bin", &[]), server.addr);
+    assert_eq!(Packet::parse(&ack0).unwrap(), Packet::Ack { block: 0 });
+    let block = vec![0x5a; 512];
+    s.send(&data(1, &block), tid);
+    while s.recv().0 != ack(1) {}
+    wait_for(
+        Duration::from_secs(5),
+        || open_file_sizes_under(&root) == [512],
+        || {
+            format!(
+                "open files under the root: {:?}",
+                open_file_sizes_under(&root)
+            )
+        },
+    );
+    s.send(&data(2, b"end"), tid);
+    while s.recv().0 != ack(2) {}
+    assert_eq!(
+        fs::read(root.join("flushed.bin")).unwrap(),
+        [block.as_slice(), b"end"].concat()
+    );
+    server.stop().unwrap();
 }

@@ -93,6 +93,13 @@ impl Storage for Upload {
         self.blocks += 1;
         Ok(())
     }
+    /// Fails now and then, as a disk that fills up does.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.blocks % 13 == 12 {
+            return Err(StorageError::new(ErrorCode::DiskFull, "disk full"));
+        }
+        Ok(())
+    }
 }
 
 struct Files {
@@ -167,7 +174,15 @@ impl Harness {
         self.drain();
     }
 
+    /// What a driver does before it waits: everything sent, every event taken, gathered
+    /// uploads flushed, and what a failed flush owes sent too.
     fn drain(&mut self) {
+        self.pump();
+        self.endpoint.flush_storage(self.now);
+        self.pump();
+    }
+
+    fn pump(&mut self) {
         let mut sent = 0usize;
         let mut buf = std::mem::take(&mut self.buf);
         while let Some(t) = self.endpoint.poll_transmit(self.now, &mut buf) {

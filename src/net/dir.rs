@@ -164,6 +164,13 @@ impl Storage for DirFile {
         }
     }
 
+    fn flush(&mut self) -> Result<(), StorageError> {
+        match &mut self.0 {
+            Opened::Read(_) => Ok(()),
+            Opened::Write(u) => u.flush(),
+        }
+    }
+
     fn commit(&mut self) -> Result<(), StorageError> {
         match &mut self.0 {
             Opened::Read(_) => Ok(()),

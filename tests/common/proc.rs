@@ -80,3 +80,21 @@ pub fn proc_status(field: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Sizes of the files this process holds open under `dir` (not `dir` itself), found
+/// through `/proc/self/fd`: an upload's temporary file has no name on Linux (O_TMPFILE),
+/// but its descriptor still leads to it.
+pub fn open_file_sizes_under(dir: &std::path::Path) -> Vec<u64> {
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let Ok(fds) = fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|target| target.starts_with(&dir) && target != dir)
+        })
+        .filter_map(|fd| fs::metadata(fd.path()).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .collect()
+}

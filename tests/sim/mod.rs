@@ -43,6 +43,9 @@ struct FileState {
     commits: u32,
     /// What `commit` answers (`Ok` when `None`).
     commit_error: Option<StorageError>,
+    flushes: u32,
+    /// What `flush` answers (`Ok` when `None`).
+    flush_error: Option<StorageError>,
 }
 
 impl SimFile {
@@ -73,6 +76,16 @@ impl SimFile {
     pub fn fail_commits_with(&self, e: StorageError) {
         self.0.borrow_mut().commit_error = Some(e);
     }
+
+    /// How many times it was flushed.
+    pub fn flushes(&self) -> u32 {
+        self.0.borrow().flushes
+    }
+
+    /// Makes every later flush fail with `e`.
+    pub fn fail_flushes_with(&self, e: StorageError) {
+        self.0.borrow_mut().flush_error = Some(e);
+    }
 }
 
 impl Storage for SimFile {
@@ -82,6 +95,12 @@ impl Storage for SimFile {
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.0.borrow_mut().data.write(data)
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        let mut s = self.0.borrow_mut();
+        s.flushes += 1;
+        s.flush_error.clone().map_or(Ok(()), Err)
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {
@@ -371,6 +390,12 @@ impl ServerSide {
     /// Passes the clock to the endpoint.
     pub fn handle_timeout(&mut self, now: Duration) {
         self.endpoint.handle_timeout(now);
+        self.pump(now);
+    }
+
+    /// Has the storages that received data write what they gathered.
+    pub fn flush_storage(&mut self, now: Duration) {
+        self.endpoint.flush_storage(now);
         self.pump(now);
     }
 

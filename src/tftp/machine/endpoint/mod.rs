@@ -56,6 +56,8 @@ struct Entry<S> {
     timer: Option<Duration>,
     /// In `Endpoint::ready`.
     queued: bool,
+    /// In `Endpoint::unflushed`.
+    unflushed: bool,
     /// `Event::Ended` was emitted.
     ended: bool,
 }
@@ -84,7 +86,9 @@ struct Load {
 /// - [`Endpoint::committed`] when an upload the endpoint handed out in [`Event::Commit`]
 ///   was put in place (or failed to be);
 /// - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
-///   and [`Endpoint::poll_event`] until `None`.
+///   and [`Endpoint::poll_event`] until `None`;
+/// - before waiting, [`Endpoint::flush_storage`], and the two polls again if it ended a
+///   transfer.
 ///
 /// The [crate documentation](crate) has a complete server loop.
 pub struct Endpoint<P: Policy> {
@@ -101,6 +105,8 @@ pub struct Endpoint<P: Policy> {
     timers: BTreeSet<(Duration, TransferId)>,
     /// Transfers that may have something to send, in turn.
     ready: VecDeque<TransferId>,
+    /// Transfers whose storage was given data since `flush_storage` last ran.
+    unflushed: Vec<TransferId>,
     events: VecDeque<Event<P::Storage>>,
     /// Scratch for `handle_timeout`.
     due: Vec<TransferId>,
@@ -139,6 +145,7 @@ impl<P: Policy> Endpoint<P> {
             by_address: BTreeMap::new(),
             timers: BTreeSet::new(),
             ready: VecDeque::new(),
+            unflushed: Vec::new(),
             events: VecDeque::new(),
             due: Vec::new(),
             accepting: true,
@@ -269,7 +276,13 @@ impl<P: Policy> Endpoint<P> {
             e.reclaim_at = None;
         }
         match &mut e.storage {
-            Some(s) => e.transfer.handle_datagram(now, source, datagram, s),
+            Some(s) => {
+                e.transfer.handle_datagram(now, source, datagram, s);
+                if !e.unflushed {
+                    e.unflushed = true;
+                    self.unflushed.push(id);
+                }
+            }
             None => e
                 .transfer
                 .handle_datagram(now, source, datagram, &mut Handed),
@@ -334,6 +347,7 @@ impl<P: Policy> Endpoint<P> {
             reclaim_at: Some(now + self.limits.unanswered_timeout),
             timer: None,
             queued: false,
+            unflushed: false,
             ended: false,
         });
         self.by_peer.insert((listener, peer), id);
@@ -654,6 +668,29 @@ impl<P: Policy> Endpoint<P> {
             return Some(transmit);
         }
         None
+    }
+
+    /// Has the storages of the transfers that received data since the last call write what
+    /// they gathered ([`Transfer::flush_storage`]): call it once what
+    /// [`poll_transmit`](Self::poll_transmit) gave is sent and before waiting, so uploads
+    /// reach their files after their ACKs went out. A storage that fails ends its transfer:
+    /// poll for transmits and events again.
+    pub fn flush_storage(&mut self, now: Duration) {
+        while let Some(id) = self.unflushed.pop() {
+            let Some(e) = self.entry_mut(id) else {
+                continue;
+            };
+            e.unflushed = false;
+            let Some(storage) = &mut e.storage else {
+                continue;
+            };
+            let was_finished = e.transfer.is_finished();
+            e.transfer.flush_storage(now, storage);
+            if !was_finished && e.transfer.is_finished() {
+                self.enqueue(id);
+                self.settle(now, id);
+            }
+        }
     }
 
     /// The next event, if any. Call it until `None` after each `handle_*` and
