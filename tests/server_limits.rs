@@ -218,3 +218,22 @@ fn ipv4_and_ipv6_listeners_side_by_side(ports: PortMode) {
         || format!("{n} of 4 transfers ended"),
     );
 }
+
+/// A second server on a port a server of the same user holds fails to start, as it would
+/// beside any other program, though each server's loops share their port
+/// (`SO_REUSEPORT`): joining would hand it half of the first one's clients.
+#[test]
+fn a_port_in_use_by_another_server_is_refused() {
+    let root = TempDir::new("port-in-use");
+    let mut first = config(&root, PortMode::PerTransfer);
+    first.threads = 2;
+    let server = OurServer::start(first);
+    let mut second = config(&root, PortMode::PerTransfer);
+    second.threads = 2;
+    second.listen = vec![server.addr];
+    let e = OurServer::try_start(second)
+        .err()
+        .expect("the port is taken");
+    assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+    assert!(e.to_string().contains(&server.addr.to_string()), "{e}");
+}

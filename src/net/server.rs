@@ -21,7 +21,7 @@ use super::log::{LogEvent, Logger};
 #[cfg(unix)]
 use super::privileges::User;
 use super::remap::Remap;
-use super::socket::{bind, transfer_window_bytes, window_bytes};
+use super::socket::{bind, ensure_free, transfer_window_bytes, window_bytes};
 use super::udp::Udp;
 use crate::tftp::server::{Endpoint, Limits, Policy, PortMode};
 
@@ -255,6 +255,14 @@ where
             0 => thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let cannot = |wanted: SocketAddr| {
+            move |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}"))
+        };
+        if threads > 1 {
+            for &wanted in &config.listen {
+                ensure_free(wanted).map_err(cannot(wanted))?;
+            }
+        }
         let mut sets: Vec<Vec<UdpSocket>> = Vec::with_capacity(threads);
         let mut bound: Vec<SocketAddr> = Vec::with_capacity(config.listen.len());
         for _ in 0..threads {
@@ -263,12 +271,9 @@ where
                 // Later loops join the port the first one was given (it may have asked
                 // for port 0).
                 let addr = bound.get(j).copied().unwrap_or(wanted);
-                let cannot = |e: io::Error| {
-                    io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}"))
-                };
-                let socket = bind(addr, threads > 1).map_err(cannot)?;
+                let socket = bind(addr, threads > 1).map_err(cannot(wanted))?;
                 if bound.len() == j {
-                    bound.push(socket.local_addr().map_err(cannot)?);
+                    bound.push(socket.local_addr().map_err(cannot(wanted))?);
                 }
                 set.push(socket);
             }

@@ -37,6 +37,16 @@ pub(crate) fn bind(addr: SocketAddr, share_port: bool) -> io::Result<UdpSocket> 
     Ok(socket.into())
 }
 
+/// Fails with `AddrInUse` when a socket holds `addr` already, even one that a socket with
+/// `SO_REUSEPORT` could join: another server of the same user, which would silently get
+/// half of the clients. Port 0 is always free.
+pub(crate) fn ensure_free(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    bind(addr, false).map(drop)
+}
+
 /// Binds a transfer socket on `ip`: any free port, or a free one of `range`, tried from a
 /// point that moves with each call so that ports are spread.
 pub(crate) fn bind_transfer(
