@@ -316,7 +316,7 @@ pub fn get(
         .open(&path)
         .map_err(|e| local_error(e, "cannot create the partial file", &path))?;
     let mut part = PartFile { path, done: false };
-    // Small blocks reach the file in batches, not a write each.
+    // Blocks reach the file in batches, written after their ACK while the server sends on.
     let mut file = BatchedFile::new(file, BatchedFile::DOWNLOAD);
     let stats = get_into(server, remote, &mut file, opts, progress)?;
     file.commit().map_err(|e| {

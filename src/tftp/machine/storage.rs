@@ -279,7 +279,7 @@ mod std_impls {
 
     /// A file or stream behind a buffer: received blocks reach it in batches, one write
     /// for many small blocks (a block as large as the buffer goes straight through).
-    /// `commit` flushes.
+    /// `flush` and `commit` flush it.
     impl<W: io::Write> Storage for io::BufWriter<W> {
         fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
             io::Write::write_all(self, data).map_err(Into::into)
@@ -290,7 +290,7 @@ mod std_impls {
         }
 
         fn commit(&mut self) -> Result<(), StorageError> {
-            io::Write::flush(self).map_err(Into::into)
+            Storage::flush(self)
         }
     }
 
