@@ -145,6 +145,11 @@ pub async fn serve(
                 _ => {}
             }
         }
+        // Uploads write what they gathered (in memory here: nothing); a failed write leaves
+        // an ERROR to send before waiting.
+        if endpoint.flush_storage(now) {
+            continue;
+        }
         // Far away when nothing waits: the loop wakes for a datagram or a commit anyway.
         let deadline = endpoint
             .poll_timeout()

@@ -112,7 +112,12 @@
 //!         if let Some(Event::Finished { stats, result }) = transfer.poll_event() {
 //!             break (stats, result);
 //!         }
-//!         // 3. Wait for a datagram, but no longer than the machine's next deadline.
+//!         // 3. The ACK is out: a storage that gathers blocks writes them now. (A `Vec`
+//!         //    gathers nothing; a failed write would leave an ERROR to send first.)
+//!         if transfer.flush_storage(epoch.elapsed(), &mut file) {
+//!             continue;
+//!         }
+//!         // 4. Wait for a datagram, but no longer than the machine's next deadline.
 //!         let Some(deadline) = transfer.poll_timeout() else { continue };
 //!         let now = epoch.elapsed();
 //!         if deadline <= now {
@@ -193,7 +198,12 @@
 //!                 _ => {}
 //!             }
 //!         }
-//!         // 2. Wait for a datagram until the next deadline, and hand it over.
+//!         // 2. Uploads write what they gathered, now that their ACKs are out; a write
+//!         //    that failed leaves its ERROR to send first.
+//!         if server.flush_storage(epoch.elapsed()) {
+//!             continue;
+//!         }
+//!         // 3. Wait for a datagram until the next deadline, and hand it over.
 //!         let now = epoch.elapsed();
 //!         let wait = server.poll_timeout().map(|d| d.saturating_sub(now));
 //!         if wait.is_some_and(|w| w.is_zero()) {

@@ -587,7 +587,10 @@ fn a_receiving_transfer_flushes_its_storage_when_told() {
         (512, 0),
         "gathered, not written"
     );
-    c.flush_storage(ms(1), &mut g);
+    assert!(
+        !c.flush_storage(ms(1), &mut g),
+        "a flush that worked ends nothing"
+    );
     assert_eq!((g.gathered.len(), g.file.len()), (0, 512));
     assert!(finished(&mut c).is_none(), "the download goes on");
 }
@@ -602,7 +605,10 @@ fn a_failed_flush_ends_the_download_with_the_storage_error() {
     drain(&mut c, ms(1), &mut g);
     let full = StorageError::new(ErrorCode::DiskFull, "disk full");
     g.fail = Some(full.clone());
-    c.flush_storage(ms(2), &mut g);
+    assert!(
+        c.flush_storage(ms(2), &mut g),
+        "the failed flush ended the download"
+    );
     assert_refused(&mut c, ms(2), &mut Vec::new(), ErrorCode::DiskFull);
     assert_eq!(finished(&mut c), Some(Err(TransferError::Storage(full))));
 }
@@ -617,6 +623,6 @@ fn a_sending_transfer_does_not_flush() {
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut g);
     c.handle_datagram(ms(1), transfer_addr(), &ack(0), &mut g);
-    c.flush_storage(ms(1), &mut g);
+    assert!(!c.flush_storage(ms(1), &mut g));
     assert_eq!(g.flushes, 0);
 }

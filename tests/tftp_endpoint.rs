@@ -141,19 +141,19 @@ fn uploads_are_flushed_when_told_and_a_failed_flush_sends_its_error() {
     s.request(T0, client_addr(), &request(Direction::Write, "up", ask));
     s.drain(T0);
     let upload = s.policy().uploads[0].file.clone();
-    s.flush_storage(T0);
+    assert!(!s.flush_storage(T0));
     assert_eq!(upload.flushes(), 0, "nothing received, nothing to flush");
     s.feed(ms(1), client_addr(), &data(1, b"12345678"));
     assert_eq!(s.drain(ms(1)), [(client_addr(), ack(1))]);
-    s.flush_storage(ms(1));
-    s.flush_storage(ms(1));
+    assert!(!s.flush_storage(ms(1)));
+    assert!(!s.flush_storage(ms(1)));
     assert_eq!(upload.flushes(), 1, "once per batch of datagrams received");
 
     let full = StorageError::new(ErrorCode::DiskFull, "disk full");
     upload.fail_flushes_with(full.clone());
     s.feed(ms(2), client_addr(), &data(2, b"abcdefgh"));
     assert_eq!(s.drain(ms(2)), [(client_addr(), ack(2))]);
-    s.flush_storage(ms(2));
+    assert!(s.flush_storage(ms(2)), "the failed flush ended the upload");
     let out = s.drain(ms(2));
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(error_code(&out[0].1), ErrorCode::DiskFull);

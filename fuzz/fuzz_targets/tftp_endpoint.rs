@@ -178,8 +178,9 @@ impl Harness {
     /// uploads flushed, and what a failed flush owes sent too.
     fn drain(&mut self) {
         self.pump();
-        self.endpoint.flush_storage(self.now);
-        self.pump();
+        if self.endpoint.flush_storage(self.now) {
+            self.pump();
+        }
     }
 
     fn pump(&mut self) {

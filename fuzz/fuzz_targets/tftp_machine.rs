@@ -182,7 +182,7 @@ impl Harness {
                     assert!(sent.len() <= MAX_TRANSMITS_PER_STEP, "transmit flood");
                 }
                 // What a driver does before it waits (a Vec gathers nothing: a no-op).
-                t.flush_storage(self.now, &mut self.file);
+                assert!(!t.flush_storage(self.now, &mut self.file), "a Vec cannot fail");
             }
             Machine::Server { s, first, .. } => {
                 while let Some(d) = s.poll_transmit(self.now) {

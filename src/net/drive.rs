@@ -71,8 +71,7 @@ pub(crate) fn drive<S: Storage + ?Sized>(
         }
         hooks.progress(transfer.progress());
         // The ACK is out: gathered blocks are written while the server sends on.
-        transfer.flush_storage(now, storage);
-        if transfer.is_finished() {
+        if transfer.flush_storage(now, storage) {
             continue;
         }
         let deadline = transfer

@@ -166,8 +166,9 @@ where
             self.endpoint.handle_timeout(now);
             self.flush(now, committer);
             // The ACKs are out: uploads write what they gathered while clients send on.
-            self.endpoint.flush_storage(now);
-            self.flush(now, committer);
+            if self.endpoint.flush_storage(now) {
+                self.flush(now, committer);
+            }
             if let Some(cut) = self.stopped(now, committer) {
                 return Ok(cut);
             }

@@ -394,9 +394,10 @@ impl ServerSide {
     }
 
     /// Has the storages that received data write what they gathered.
-    pub fn flush_storage(&mut self, now: Duration) {
-        self.endpoint.flush_storage(now);
+    pub fn flush_storage(&mut self, now: Duration) -> bool {
+        let ended = self.endpoint.flush_storage(now);
         self.pump(now);
+        ended
     }
 
     /// The outcome of a commit the test held back (`auto_commit` off).

@@ -389,13 +389,18 @@ impl Transfer {
     /// transfer waits: call it after sending what [`poll_transmit`](Self::poll_transmit)
     /// gave and before waiting, so the ACK went out first and the file is written while
     /// the peer sends on. A failure ends the transfer as a failed write does: the peer is
-    /// sent the error's ERROR, and `Finished` follows with [`TransferError::Storage`].
-    pub fn flush_storage<S: Storage + ?Sized>(&mut self, now: Duration, storage: &mut S) {
+    /// sent the error's ERROR, and `Finished` follows with [`TransferError::Storage`]. Returns
+    /// true then: poll for them before waiting.
+    pub fn flush_storage<S: Storage + ?Sized>(&mut self, now: Duration, storage: &mut S) -> bool {
         if self.finished || !matches!(self.phase, Phase::Receiving(_)) {
-            return;
+            return false;
         }
-        if let Err(e) = storage.flush() {
-            self.fail_storage(now, e);
+        match storage.flush() {
+            Ok(()) => false,
+            Err(e) => {
+                self.fail_storage(now, e);
+                true
+            }
         }
     }
 

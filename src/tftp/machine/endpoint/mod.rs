@@ -87,8 +87,8 @@ struct Load {
 ///   was put in place (or failed to be);
 /// - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
 ///   and [`Endpoint::poll_event`] until `None`;
-/// - before waiting, [`Endpoint::flush_storage`], and the two polls again if it ended a
-///   transfer.
+/// - before waiting, [`Endpoint::flush_storage`], and the two polls again if it says it
+///   ended a transfer.
 ///
 /// The [crate documentation](crate) has a complete server loop.
 pub struct Endpoint<P: Policy> {
@@ -673,9 +673,10 @@ impl<P: Policy> Endpoint<P> {
     /// Has the storages of the transfers that received data since the last call write what
     /// they gathered ([`Transfer::flush_storage`]): call it once what
     /// [`poll_transmit`](Self::poll_transmit) gave is sent and before waiting, so uploads
-    /// reach their files after their ACKs went out. A storage that fails ends its transfer:
-    /// poll for transmits and events again.
-    pub fn flush_storage(&mut self, now: Duration) {
+    /// reach their files after their ACKs went out. A storage that fails ends its transfer;
+    /// this returns true then: poll for transmits and events again before waiting.
+    pub fn flush_storage(&mut self, now: Duration) -> bool {
+        let mut ended = false;
         while let Some(id) = self.unflushed.pop() {
             let Some(e) = self.entry_mut(id) else {
                 continue;
@@ -684,13 +685,13 @@ impl<P: Policy> Endpoint<P> {
             let Some(storage) = &mut e.storage else {
                 continue;
             };
-            let was_finished = e.transfer.is_finished();
-            e.transfer.flush_storage(now, storage);
-            if !was_finished && e.transfer.is_finished() {
+            if e.transfer.flush_storage(now, storage) {
+                ended = true;
                 self.enqueue(id);
                 self.settle(now, id);
             }
         }
+        ended
     }
 
     /// The next event, if any. Call it until `None` after each `handle_*` and
