@@ -105,7 +105,7 @@ pub struct Endpoint<P: Policy> {
     timers: BTreeSet<(Duration, TransferId)>,
     /// Transfers that may have something to send, in turn.
     ready: VecDeque<TransferId>,
-    /// Transfers whose storage was given data since `flush_storage` last ran.
+    /// Uploads whose storage was given data since `flush_storage` last ran.
     unflushed: Vec<TransferId>,
     events: VecDeque<Event<P::Storage>>,
     /// Scratch for `handle_timeout`.
@@ -278,7 +278,8 @@ impl<P: Policy> Endpoint<P> {
         match &mut e.storage {
             Some(s) => {
                 e.transfer.handle_datagram(now, source, datagram, s);
-                if !e.unflushed {
+                // Only uploads write: a download's ACKs leave nothing to flush.
+                if e.info.direction == Direction::Write && !e.unflushed {
                     e.unflushed = true;
                     self.unflushed.push(id);
                 }
