@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sim::{
-    ServerSide, ack, client_addr, data, error_code, ms, rule_config, server_addr, transfer_addr,
+    ServerSide, ack, client_addr, data, drain_client, error_code, ms, rule_config, server_addr,
+    transfer_addr,
 };
 use wirekit::tftp::{
     Blksize, ClientRequest, Direction, ErrorCode, Event, Mode, Options, Packet, Stats, Storage,
@@ -47,13 +48,7 @@ fn drain<S: Storage + ?Sized>(
     now: Duration,
     storage: &mut S,
 ) -> Vec<(SocketAddr, Vec<u8>)> {
-    let mut buf = vec![0u8; 65536];
-    let mut out = Vec::new();
-    while let Some(tx) = t.poll_transmit(now, storage, &mut buf) {
-        out.push((tx.destination, buf[..tx.len].to_vec()));
-        assert!(out.len() < 1000);
-    }
-    out
+    drain_client(t, now, storage, 1000)
 }
 
 /// How the client ended, if it did since the last call.

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sim::{
-    AllowAll, Faults, Scenario, ServerSide, ack, client_addr, data, ms, rule_config, rule_limits,
-    server_addr, transfer_addr,
+    AllowAll, Faults, Scenario, ServerSide, ack, client_addr, data, drain_client, ms, rule_config,
+    rule_limits, server_addr, transfer_addr,
 };
 use wirekit::tftp::server::{Limits, PortMode};
 use wirekit::tftp::{
@@ -81,13 +81,7 @@ fn drain<S: wirekit::tftp::Storage + ?Sized>(
     now: Duration,
     storage: &mut S,
 ) -> Vec<(SocketAddr, Vec<u8>)> {
-    let mut buf = vec![0u8; 65536];
-    let mut out = Vec::new();
-    while let Some(tx) = t.poll_transmit(now, storage, &mut buf) {
-        out.push((tx.destination, buf[..tx.len].to_vec()));
-        assert!(out.len() < 100_000);
-    }
-    out
+    drain_client(t, now, storage, 100_000)
 }
 
 fn blocks(sent: &[(SocketAddr, Vec<u8>)]) -> Vec<u16> {

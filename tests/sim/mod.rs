@@ -601,6 +601,23 @@ pub fn data(block: u16, payload: &[u8]) -> Vec<u8> {
     .unwrap()
 }
 
+/// Everything a client machine wants to send now, as (destination, bytes); more than
+/// `runaway` datagrams fail the test.
+pub fn drain_client<S: Storage + ?Sized>(
+    t: &mut Transfer,
+    now: Duration,
+    storage: &mut S,
+    runaway: usize,
+) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut buf = vec![0u8; 65536];
+    let mut out = Vec::new();
+    while let Some(tx) = t.poll_transmit(now, storage, &mut buf) {
+        out.push((tx.destination, buf[..tx.len].to_vec()));
+        assert!(out.len() < runaway, "more than {runaway} datagrams at once");
+    }
+    out
+}
+
 /// An ACK datagram.
 pub fn ack(block: u16) -> Vec<u8> {
     Packet::Ack { block }.to_vec().unwrap()
