@@ -234,6 +234,86 @@ fn after_a_loss_bursts_stay_small_then_grow_back_to_the_window() {
 }
 
 #[test]
+fn a_first_window_of_large_blocks_goes_in_bursts_with_pauses_under_a_millisecond() {
+    // 16 blocks of 65464 bytes, 1 MiB: more than a receiver's default socket buffer.
+    let f = file(65464 * 40);
+    let (mut t, window) = server_read_started(&f, 65464, 16);
+    assert_eq!(
+        blocks(&window),
+        [1, 2, 3],
+        "a burst that fits a default buffer"
+    );
+    let pause = t.poll_timeout().unwrap() - ms(1);
+    assert!(
+        !pause.is_zero() && pause < ms(1),
+        "{pause:?}: a pause a fast receiver drains a burst in, not a whole millisecond"
+    );
+    let at = ms(1) + pause;
+    t.handle_timeout(at);
+    assert_eq!(blocks(&t.drain(at)), [4, 5, 6]);
+}
+
+/// The pauses between the bursts of each window until `windows` windows are acknowledged
+/// whole, each ACK 1 ms after the window's last block; the transfer lost its first window
+/// of 8 blocks, so it sends in bursts.
+fn pauses_after_a_loss(t: &mut ServerSide, windows: usize) -> Vec<Duration> {
+    let mut now = t.poll_timeout().unwrap();
+    t.handle_timeout(now);
+    let mut highest = *blocks(&t.drain(now)).last().unwrap();
+    let (mut acked, mut pauses) = (0u16, Vec::new());
+    for _ in 0..windows {
+        while highest != acked + 8 {
+            let at = t.poll_timeout().unwrap();
+            pauses.push(at - now);
+            now = at;
+            t.handle_timeout(now);
+            highest = *blocks(&t.drain(now)).last().unwrap();
+        }
+        now += ms(1);
+        t.feed(now, client_addr(), &ack(highest));
+        acked = highest;
+        highest = *blocks(&t.drain(now)).last().unwrap();
+    }
+    pauses
+}
+
+#[test]
+fn pauses_between_bursts_shorten_while_windows_arrive_whole() {
+    let f = file(8 * 4000);
+    let (mut t, _) = server_read_started(&f, 8, 8);
+    let pauses = pauses_after_a_loss(&mut t, 20);
+    let (first, last) = (pauses[0], *pauses.last().unwrap());
+    assert!(
+        last < first / 4 && !last.is_zero(),
+        "a receiver that keeps up is sent to faster: {first:?} then {last:?}"
+    );
+    assert!(
+        pauses.windows(2).all(|p| p[1] <= p[0]),
+        "no pause grows without a loss: {pauses:?}"
+    );
+}
+
+#[test]
+fn a_lost_window_of_single_block_bursts_doubles_the_pause() {
+    let f = file(8 * 100);
+    let (mut t, window) = server_read_started(&f, 8, 2);
+    assert_eq!(blocks(&window), [1, 2]);
+    // Lost: the window goes again a block at a time.
+    let lost = t.poll_timeout().unwrap();
+    t.handle_timeout(lost);
+    assert_eq!(blocks(&t.drain(lost)), [1]);
+    let first = t.poll_timeout().unwrap() - lost;
+    t.handle_timeout(lost + first);
+    assert_eq!(blocks(&t.drain(lost + first)), [2]);
+    // Lost again: the bursts cannot shrink, the pauses grow.
+    let lost = t.poll_timeout().unwrap();
+    t.handle_timeout(lost);
+    assert_eq!(blocks(&t.drain(lost)), [1]);
+    let second = t.poll_timeout().unwrap() - lost;
+    assert_eq!(second, first * 2, "the receiver is given twice as long");
+}
+
+#[test]
 fn windowsize_receiver_acks_window_end_and_reports_a_gap_once() {
     let mut f = Vec::new();
     let mut req = ClientRequest::new(Direction::Read, "f");

@@ -7,9 +7,10 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 
 use super::event_loop::transient;
+use super::precise_poll::PrecisePoll;
 use super::udp::{GSO_BYTES, RecvBuffers, Udp};
 use crate::tftp::{ErrorCode, Event, Negotiated, Stats, Storage, Transfer, TransferError};
 
@@ -41,7 +42,7 @@ pub(crate) fn drive<S: Storage + ?Sized>(
 ) -> io::Result<Result<Stats, TransferError>> {
     let mut udp = Udp::transfer(socket)?;
     udp.report_unreachable()?;
-    let mut poll = Poll::new()?;
+    let mut poll = PrecisePoll::new(Token(1))?;
     poll.registry()
         .register(udp.source(), Token(0), Interest::READABLE)?;
     let mut events = Events::with_capacity(4);

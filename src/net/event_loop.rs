@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Token, Waker};
 
 use super::commit::Committer;
 use super::log::{LogEvent, Logger};
+use super::precise_poll::PrecisePoll;
 use super::socket::bind_transfer;
 use super::udp::{GSO_BYTES, RecvBuffers, Udp};
 use crate::tftp::server::{
@@ -24,6 +25,8 @@ use crate::tftp::{ErrorCode, Packet, StorageError};
 
 /// Wakes the loop for a stop request or a finished commit.
 pub(crate) const WAKER: Token = Token(usize::MAX);
+/// Ends a wait shorter than epoll's millisecond (a pause between bursts).
+const TIMER: Token = Token(usize::MAX - 1);
 
 /// The stop requests, shared by the loops and their [`Stopper`]s.
 #[derive(Debug, Default)]
@@ -63,7 +66,7 @@ struct TransferSocket {
 
 /// A loop's sockets and endpoint, bound and waiting to [`run`](Bound::run).
 pub(crate) struct Bound<P: Policy> {
-    poll: Poll,
+    poll: PrecisePoll,
     waker: Arc<Waker>,
     endpoint: Endpoint<P>,
     /// Request sockets; listener `i` is registered with token `i`.
@@ -76,7 +79,7 @@ where
     P::Storage: Send + 'static,
 {
     pub(crate) fn new(endpoint: Endpoint<P>, mut listeners: Vec<Udp>) -> io::Result<Bound<P>> {
-        let poll = Poll::new()?;
+        let poll = PrecisePoll::new(TIMER)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry()
@@ -131,7 +134,7 @@ where
 }
 
 struct EventLoop<P: Policy> {
-    poll: Poll,
+    poll: PrecisePoll,
     endpoint: Endpoint<P>,
     listeners: Vec<Udp>,
     transfers: HashMap<TransferId, TransferSocket>,
@@ -183,7 +186,7 @@ where
                 Err(e) => return Err(e),
             }
             for event in events.iter() {
-                if event.token() != WAKER {
+                if event.token() != WAKER && event.token() != TIMER {
                     self.read(event.token());
                 }
             }

@@ -17,6 +17,7 @@ mod drive;
 mod event_loop;
 mod fs;
 mod log;
+mod precise_poll;
 #[cfg(unix)]
 mod privileges;
 mod read_ahead;

@@ -1,5 +1,7 @@
 //! The side that sends DATA: a server answering RRQ, or a client doing WRQ.
 
+use core::time::Duration;
+
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
@@ -70,10 +72,17 @@ pub(crate) struct Sender {
     pace: Pace,
 }
 
-/// How much of a window goes out back to back (RFC 7440 section 6 asks a sender to react
-/// to loss). A window larger than the receiver's socket buffer loses its tail every time;
-/// sending it in bursts with a pause between lets the receiver drain. The receiver still
-/// ACKs only whole windows, so the window itself never shrinks, only the bursts.
+/// How much of a window goes out back to back, and how long the sender pauses between
+/// bursts (RFC 7440 section 6 asks a sender to react to loss). A window larger than the
+/// receiver's socket buffer loses its tail every time; sending it in bursts with a pause
+/// between lets the receiver drain. The receiver still ACKs only whole windows, so the
+/// window itself never shrinks, only the bursts.
+///
+/// Two limits of the receiver show as loss and are told apart by the burst: its buffer
+/// (a burst too large for it) and its pace (pauses too short for it to drain a burst).
+/// A loss halves the burst, or doubles the pause once the burst is a single block; whole
+/// windows shorten the pause, and slowly grow the burst, until a loss says where the
+/// receiver's limits are.
 #[derive(Debug)]
 struct Pace {
     /// Blocks sent back to back before a pause; the whole window while nothing is lost.
@@ -86,6 +95,8 @@ struct Pace {
     sent: u64,
     /// A window lost its tail or had a gap before.
     lost_before: bool,
+    /// The pause after each burst.
+    gap: Duration,
 }
 
 /// Windows acknowledged whole, at the burst that once lost, before it grows by one block.
@@ -96,6 +107,14 @@ const CLEAN_WINDOWS_TO_GROW: u32 = 8;
 /// the first window's tail before a round trip is known. Windows of small blocks fit whole.
 const FIRST_BURST_BYTES: u64 = 192 * 1024;
 
+/// The first pause: a receiver that drains about 400 MB/s empties a first burst in it.
+/// On a link slower than that, the link spaces the bursts and the pause costs nothing.
+const FIRST_GAP: Duration = Duration::from_micros(500);
+/// Bounds of the pause: the shortest a poller's timer keeps to, and the longest a
+/// receiver needs for one block (a tenth of the shortest timeout an RTT gives).
+const MIN_GAP: Duration = Duration::from_micros(50);
+const MAX_GAP: Duration = Duration::from_millis(2);
+
 impl Pace {
     fn new(windowsize: u64, blksize: u64) -> Pace {
         Pace {
@@ -104,19 +123,24 @@ impl Pace {
             clean: 0,
             sent: 0,
             lost_before: false,
+            gap: FIRST_GAP,
         }
     }
 
-    /// A timeout or a gap: halve the burst.
+    /// A timeout or a gap: halve the burst, or, at a single block, double the pause.
     fn lost(&mut self) {
         self.lost_before = true;
+        if self.burst == 1 {
+            self.gap = (self.gap * 2).min(MAX_GAP);
+        }
         self.burst = (self.burst / 2).max(1);
         self.ceiling = self.burst;
         self.clean = 0;
     }
 
     /// A window acknowledged whole: before any loss, the whole window goes out at once from
-    /// now on; after one, grow back fast up to the burst that last held, slowly past it.
+    /// now on; after one, grow back fast up to the burst that last held, then shorten the
+    /// pause by a quarter a window, and grow the burst by a block every few windows.
     fn delivered(&mut self, windowsize: u64) {
         if !self.lost_before {
             self.burst = windowsize;
@@ -126,6 +150,7 @@ impl Pace {
             self.burst = (self.burst * 2).min(self.ceiling);
             return;
         }
+        self.gap = (self.gap * 3 / 4).max(MIN_GAP);
         self.clean += 1;
         if self.clean >= CLEAN_WINDOWS_TO_GROW && self.burst < windowsize {
             self.burst += 1;
@@ -191,6 +216,11 @@ impl Sender {
     /// True when the current burst is spent but the window is not: the sender pauses.
     pub(crate) fn burst_spent(&self) -> bool {
         self.pace.sent >= self.pace.burst && self.wants_to_send()
+    }
+
+    /// How long to pause once [`burst_spent`](Self::burst_spent).
+    pub(crate) fn gap(&self) -> Duration {
+        self.pace.gap
     }
 
     /// The pause after a burst is over.

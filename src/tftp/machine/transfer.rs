@@ -157,10 +157,6 @@ pub struct Transfer {
     window_sent_at: Option<Duration>,
 }
 
-/// The pause between the bursts of a window, once a loss showed the receiver cannot take a
-/// whole window at once. Long enough for a receiver to drain a burst from its socket.
-const BURST_GAP: Duration = Duration::from_millis(1);
-
 impl Transfer {
     fn new(now: Duration, side: Side, peer: SocketAddr, config: Config, phase: Phase) -> Self {
         Transfer {
@@ -776,7 +772,7 @@ impl Transfer {
                     self.window_sent_at = Some(now);
                 }
                 if s.burst_spent() {
-                    self.paused_until = Some(now + BURST_GAP);
+                    self.paused_until = Some(now + s.gap());
                 }
                 Some(Transmit {
                     destination: self.peer,
