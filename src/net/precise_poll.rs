@@ -6,7 +6,7 @@
 //!   with the poller instead; a long one (a retransmission timeout) keeps the poller's own
 //!   timeout, and costs no extra system call.
 //! - A peer that answers within microseconds is waited for awake. Going to sleep and being
-//!   woken costs a lock-step transfer on loopback about a third of its rate (on a virtual
+//!   woken costs a lock-step transfer on loopback about half its rate (on a virtual
 //!   machine each sleep leaves the CPU to the host). So while waits end within
 //!   [`SPIN_LIMIT`], the next wait first polls without sleeping for that long. A peer
 //!   across a network answers later than that: its waits sleep at once, and an idle loop
@@ -24,12 +24,14 @@ const PRECISE_BELOW: Duration = Duration::from_millis(5);
 /// Waits that end sooner than this are waited awake the next time.
 const SPIN_LIMIT: Duration = Duration::from_micros(50);
 
-/// A mio [`Poll`] that keeps sub-millisecond timeouts.
+/// A mio [`Poll`] that keeps sub-millisecond timeouts and waits awake for fast peers.
 pub(crate) struct PrecisePoll {
     poll: Poll,
     timer: Option<timer::Timer>,
     /// The last wait ended within [`SPIN_LIMIT`].
     answered_fast: bool,
+    /// More than one CPU: with one, a spin only keeps the peer from answering.
+    may_spin: bool,
 }
 
 impl PrecisePoll {
@@ -43,6 +45,7 @@ impl PrecisePoll {
             poll,
             timer,
             answered_fast: false,
+            may_spin: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
         })
     }
 
@@ -62,7 +65,7 @@ impl PrecisePoll {
         } else if !self.spin(events, start, timeout)? {
             self.sleep(events, timeout.map(|t| t.saturating_sub(start.elapsed())))?;
         }
-        self.answered_fast = !events.is_empty() && start.elapsed() < SPIN_LIMIT;
+        self.answered_fast = self.may_spin && !events.is_empty() && start.elapsed() < SPIN_LIMIT;
         Ok(())
     }
 
