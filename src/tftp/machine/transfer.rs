@@ -277,6 +277,10 @@ impl Transfer {
 
     /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called,
     /// or `None` when no timer runs. Call it after each `handle_*` and `poll_transmit`.
+    ///
+    /// A sender pacing a window's bursts sets deadlines well under a millisecond apart
+    /// (from 50 µs). A driver whose timer rounds up to whole milliseconds (tokio's, or
+    /// epoll's timeout) still works: its bursts only go out further apart, and slower.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
         match (self.timer.deadline(), self.paused_until) {
