@@ -70,3 +70,54 @@ fn the_client_sends_from_the_local_address_it_is_given() {
     let reports = server.wait_for_reports(1, Duration::from_secs(5));
     assert_eq!(reports[0].info.peer.ip(), local.ip());
 }
+
+/// `wirekit get host file /dev/null` once renamed its partial file over `/dev/null`, which
+/// left a regular file there. A FIFO stands in for the device: it must still be a FIFO
+/// afterwards, and its reader must have had the whole file through it.
+#[cfg(unix)]
+#[test]
+fn a_download_to_a_fifo_goes_through_it_and_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+
+    let root = TempDir::new("fifo-root");
+    let local = TempDir::new("fifo-local");
+    let data = random_bytes(200_000, 0x0f1f_0f1f);
+    fs::write(root.join("file.bin"), &data).unwrap();
+    let server = OurServer::start(config(&root, PortMode::PerTransfer));
+    let fifo = local.join("pipe");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(fifo).unwrap())
+    };
+    let stats = get(
+        server.addr,
+        "file.bin",
+        &fifo,
+        &ClientOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(
+        fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "still a FIFO, not a file renamed over it"
+    );
+    assert_eq!(stats.bytes, data.len() as u64);
+    assert_eq!(
+        reader.join().unwrap(),
+        data,
+        "the reader got the whole file"
+    );
+    let names: Vec<_> = fs::read_dir(&*local)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["pipe"], "no partial file left beside it");
+}

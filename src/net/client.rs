@@ -284,6 +284,10 @@ impl Drop for PartFile {
 /// and renamed). The temporary file is created before the request is sent, so a `local`
 /// that cannot be written fails before the server hears of it; it is removed when the
 /// download fails or is cancelled.
+///
+/// A `local` that exists and is no regular file (a device such as `/dev/null`, a FIFO, a
+/// terminal) is opened and written as the blocks arrive: renaming over it would replace
+/// the device with a file.
 pub fn get(
     server: SocketAddr,
     remote: &str,
@@ -304,6 +308,9 @@ pub fn get(
             "cannot download to",
             local,
         ));
+    }
+    if fs::metadata(local).is_ok_and(|m| !m.is_file()) {
+        return get_into_special(server, remote, local, opts, progress);
     }
     let path = dir.join(format!(
         ".{}.{}.wirekit-part",
@@ -326,6 +333,24 @@ pub fn get(
     fs::rename(&part.path, local)
         .map_err(|e| local_error(e, "cannot move the download to", local))?;
     part.done = true;
+    Ok(stats)
+}
+
+/// [`get`] to a device, FIFO or terminal, written in place through a buffer.
+fn get_into_special(
+    server: SocketAddr,
+    remote: &str,
+    local: &Path,
+    opts: &ClientOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Stats, ClientError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(local)
+        .map_err(|e| local_error(e, "cannot open", local))?;
+    let mut out = io::BufWriter::with_capacity(BatchedFile::DOWNLOAD, file);
+    let stats = get_into(server, remote, &mut out, opts, progress)?;
+    io::Write::flush(&mut out).map_err(|e| local_error(e, "cannot write", local))?;
     Ok(stats)
 }
 
