@@ -310,7 +310,7 @@ pub fn get(
         ));
     }
     if fs::metadata(local).is_ok_and(|m| !m.is_file()) {
-        return get_into_special(server, remote, local, opts, progress);
+        return get_in_place(server, remote, local, opts, progress);
     }
     let path = dir.join(format!(
         ".{}.{}.wirekit-part",
@@ -337,7 +337,7 @@ pub fn get(
 }
 
 /// [`get`] to a device, FIFO or terminal, written in place through a buffer.
-fn get_into_special(
+fn get_in_place(
     server: SocketAddr,
     remote: &str,
     local: &Path,
