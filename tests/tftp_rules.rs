@@ -314,6 +314,44 @@ fn a_lost_window_of_single_block_bursts_doubles_the_pause() {
 }
 
 #[test]
+fn a_window_sent_in_paced_bursts_is_not_resent_before_a_timeout_after_its_last_burst() {
+    let f = file(8 * 2000);
+    let (mut t, window) = server_read_started(&f, 8, 64);
+    assert_eq!(window.len(), 64, "a window of small blocks goes whole");
+    // Acknowledged 1 ms after it went: a measured round trip, so the timeout is the
+    // shortest one a round trip gives (20 ms), shorter than a window in single-block
+    // bursts takes.
+    let mut now = ms(2);
+    t.feed(now, client_addr(), &ack(64));
+    let mut acked = 64u16;
+    t.drain(now);
+    // Six gaps reported: the bursts halve down to a single block.
+    for _ in 0..6 {
+        now += ms(1);
+        acked += 1;
+        t.feed(now, client_addr(), &ack(acked));
+        t.drain(now);
+    }
+    // One more gap: from here the window goes out a block at a time, a pause after each.
+    now += ms(1);
+    acked += 1;
+    t.feed(now, client_addr(), &ack(acked));
+    let mut sent = blocks(&t.drain(now));
+    while sent.len() < 64 {
+        now = t.poll_timeout().unwrap();
+        t.handle_timeout(now);
+        sent.extend(blocks(&t.drain(now)));
+    }
+    let expected: Vec<u16> = (acked + 1..=acked + 64).collect();
+    assert_eq!(
+        sent[..64],
+        expected[..],
+        "the whole window goes once before any block is resent (it took {:?})",
+        now
+    );
+}
+
+#[test]
 fn windowsize_receiver_acks_window_end_and_reports_a_gap_once() {
     let mut f = Vec::new();
     let mut req = ClientRequest::new(Direction::Read, "f");

@@ -150,6 +150,15 @@ impl Timer {
         self.deadline = Some(now + self.rto);
     }
 
+    /// DATA went out: the peer has a whole timeout from the last burst of a window, so
+    /// the pauses between bursts are not taken for its silence (a window paced over
+    /// longer than the timeout was otherwise resent before its last block went out).
+    pub(crate) fn sent(&mut self, now: Duration) {
+        if let Some(deadline) = self.deadline {
+            self.deadline = Some(deadline.max(now + self.rto));
+        }
+    }
+
     /// True once `now` has reached the deadline.
     pub(crate) fn is_due(&self, now: Duration) -> bool {
         self.deadline.is_some_and(|d| now >= d)

@@ -775,6 +775,7 @@ impl Transfer {
                 } else if blocks.first_in_window {
                     self.window_sent_at = Some(now);
                 }
+                self.timer.sent(now);
                 if s.burst_spent() {
                     self.paused_until = Some(now + s.gap());
                 }
