@@ -86,7 +86,9 @@ impl PrecisePoll {
             if start.elapsed() >= limit {
                 return Ok(false);
             }
-            std::hint::spin_loop();
+            // The peer may be waiting for this very CPU (the scheduler put both on it): a
+            // spin must not keep it from answering.
+            std::thread::yield_now();
         }
     }
 
