@@ -202,33 +202,9 @@ fn after_a_loss_bursts_stay_small_then_grow_back_to_the_window() {
     let f = file(8 * 1000);
     let (mut t, window) = server_read_started(&f, 8, 8);
     assert_eq!(blocks(&window), [1, 2, 3, 4, 5, 6, 7, 8]);
-    // Lost: nothing comes back, the timer fires, the window is resent in halves.
-    let mut now = t.poll_timeout().unwrap();
-    t.handle_timeout(now);
-    let first = blocks(&t.drain(now));
-    assert_eq!(first, [1, 2, 3, 4]);
-    let (mut acked, mut highest) = (0u16, 4u16);
-    let mut bursts = vec![first.len()];
-    // Whole windows acknowledged: the bursts grow back, a block every few windows.
-    for _ in 0..60 {
-        while highest != acked + 8 {
-            now = t.poll_timeout().unwrap();
-            assert!(
-                now < ms(2000),
-                "a pause between bursts, not a retransmission"
-            );
-            t.handle_timeout(now);
-            let burst = blocks(&t.drain(now));
-            bursts.push(burst.len());
-            highest = *burst.last().unwrap();
-        }
-        now += ms(1);
-        t.feed(now, client_addr(), &ack(highest));
-        acked = highest;
-        let burst = blocks(&t.drain(now));
-        bursts.push(burst.len());
-        highest = *burst.last().unwrap();
-    }
+    let sent = bursts_after_a_loss(&mut t, 60);
+    assert_eq!(sent[0].1, [1, 2, 3, 4], "the window resent in halves");
+    let bursts: Vec<usize> = sent.iter().map(|(_, b)| b.len()).collect();
     assert_eq!(bursts[..2], [4, 4], "half a window after the loss");
     assert_eq!(*bursts.last().unwrap(), 8, "the whole window again");
 }
@@ -253,35 +229,47 @@ fn a_first_window_of_large_blocks_goes_in_bursts_with_pauses_under_a_millisecond
     assert_eq!(blocks(&t.drain(at)), [4, 5, 6]);
 }
 
-/// The pauses between the bursts of each window until `windows` windows are acknowledged
-/// whole, each ACK 1 ms after the window's last block; the transfer lost its first window
-/// of 8 blocks, so it sends in bursts.
-fn pauses_after_a_loss(t: &mut ServerSide, windows: usize) -> Vec<Duration> {
+/// The blocks of a burst, and the pause before it (`None` after a timeout or an ACK).
+type Burst = (Option<Duration>, Vec<u16>);
+
+/// A server read of 8-block windows whose first window is lost: nothing comes back, the
+/// timer fires, and the window goes again in bursts. Then `windows` windows are
+/// acknowledged whole, each ACK 1 ms after the window's last block. Returns every burst
+/// from the one the timeout sent.
+fn bursts_after_a_loss(t: &mut ServerSide, windows: usize) -> Vec<Burst> {
     let mut now = t.poll_timeout().unwrap();
     t.handle_timeout(now);
-    let mut highest = *blocks(&t.drain(now)).last().unwrap();
-    let (mut acked, mut pauses) = (0u16, Vec::new());
+    let mut bursts = vec![(None, blocks(&t.drain(now)))];
+    let mut acked = 0u16;
+    let highest = |bursts: &[Burst]| *bursts.last().unwrap().1.last().unwrap();
     for _ in 0..windows {
-        while highest != acked + 8 {
+        while highest(&bursts) != acked + 8 {
             let at = t.poll_timeout().unwrap();
-            pauses.push(at - now);
+            assert!(
+                at < ms(2000),
+                "a pause between bursts, not a retransmission"
+            );
+            let pause = at - now;
             now = at;
             t.handle_timeout(now);
-            highest = *blocks(&t.drain(now)).last().unwrap();
+            bursts.push((Some(pause), blocks(&t.drain(now))));
         }
         now += ms(1);
-        t.feed(now, client_addr(), &ack(highest));
-        acked = highest;
-        highest = *blocks(&t.drain(now)).last().unwrap();
+        acked = highest(&bursts);
+        t.feed(now, client_addr(), &ack(acked));
+        bursts.push((None, blocks(&t.drain(now))));
     }
-    pauses
+    bursts
 }
 
 #[test]
 fn pauses_between_bursts_shorten_while_windows_arrive_whole() {
     let f = file(8 * 4000);
     let (mut t, _) = server_read_started(&f, 8, 8);
-    let pauses = pauses_after_a_loss(&mut t, 20);
+    let pauses: Vec<Duration> = bursts_after_a_loss(&mut t, 20)
+        .into_iter()
+        .filter_map(|(pause, _)| pause)
+        .collect();
     let (first, last) = (pauses[0], *pauses.last().unwrap());
     assert!(
         last < first / 4 && !last.is_zero(),
