@@ -2,7 +2,8 @@
 //! on tmpfs fetched by a client process from a server process, per block size and window.
 //! Peers that are not installed are left out, with a note. Every download is compared with
 //! the file. Printed: a table of MB/s (median of the runs) and wirekit's ratio to the best
-//! peer pair and to iperf3's one-datagram-per-send UDP rate.
+//! peer pair and to iperf3's one-datagram-per-send UDP rate; then, for scale, how fast one
+//! thread writes the file to tmpfs, which bounds every client here.
 //!
 //! ```sh
 //! cargo bench --features cli --bench loopback
@@ -11,6 +12,7 @@
 //! WIREKIT_ATFTPD=/path/to/atftpd cargo bench --features cli --bench loopback  # atftpd not on PATH
 //! ```
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -155,6 +157,22 @@ fn iperf3(len: usize) -> Option<f64> {
     None
 }
 
+/// MB/s at which this thread writes `file` to a new file `out` on tmpfs in writes of
+/// `blksize` bytes, and does nothing else: the most a client that writes each block to a
+/// tmpfs file as it arrives could reach here, if receiving cost nothing.
+fn tmpfs_write_rate(file: &[u8], blksize: usize, out: &Path) -> f64 {
+    let _ = std::fs::remove_file(out);
+    let mut f = std::fs::File::create(out).expect("create on tmpfs");
+    let start = Instant::now();
+    for block in file.chunks(blksize) {
+        f.write_all(block).expect("write to tmpfs");
+    }
+    let took = start.elapsed();
+    drop(f);
+    let _ = std::fs::remove_file(out);
+    file.len() as f64 / took.as_secs_f64() / 1e6
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -208,6 +226,7 @@ fn main() {
     if let Some(p) = tftpd.clone() {
         servers.push(("tftp-hpa", Server::TftpHpa(p)));
     }
+    let mut scale = Vec::new();
     for blksize in [1468u16, 65464] {
         let windows: Vec<u16> = [1u16, 16, 64]
             .into_iter()
@@ -221,6 +240,10 @@ fn main() {
         } else {
             None
         };
+        let writes = (0..runs)
+            .map(|_| tmpfs_write_rate(&file, usize::from(blksize), &out))
+            .collect();
+        scale.push((blksize, median(writes), udp));
         for window in windows {
             // (client, server) pairs of this row; curl and tftp-hpa know no windowsize.
             let pairs: [(Client, &str, bool); 4] = [
@@ -268,6 +291,19 @@ fn main() {
                 ratio(best_peer),
                 ratio(udp.unwrap_or(0.0)),
             );
+        }
+    }
+    for (blksize, write, udp) in scale {
+        print!(
+            "for scale: this process writes the file to tmpfs in {blksize}-byte writes, and nothing else, at {write:.0} MB/s"
+        );
+        // Receiving at iperf3's rate, then writing, one after the other in one thread.
+        match udp {
+            Some(udp) => println!(
+                "; a client that receives at iperf3's rate and writes in turn: at most {:.0} MB/s",
+                1.0 / (1.0 / udp + 1.0 / write)
+            ),
+            None => println!(),
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -698,3 +698,43 @@ fn shutdown_refuses_new_requests_and_abort_all_ends_the_running_ones_with_an_err
     );
     assert!(s.is_empty());
 }
+
+#[test]
+fn the_next_deadline_is_a_transfers_own_after_deadlines_moved_later() {
+    let mut s = ServerSide::new(
+        AllowAll::serving(file(2000)),
+        rule_limits(),
+        PortMode::Single,
+    );
+    let (a, b) = (client_addr(), addr("10.0.0.2:5000"));
+    let ask = Ask {
+        timeout: Some(1),
+        ..Ask::default()
+    };
+    let rq = request(Direction::Read, "f", ask);
+    s.request(T0, a, &rq);
+    s.request(T0, b, &rq);
+    assert_eq!(s.drain(T0).len(), 2, "the OACKs");
+    s.feed(T0, a, &ack(0));
+    s.feed(T0, b, &ack(0));
+    assert_eq!(s.drain(T0).len(), 2, "the DATA 1");
+    assert_eq!(s.poll_timeout(), Some(secs(1)));
+    // Each ACK moves its transfer's deadline later; the endpoint's next deadline follows
+    // (single-port mode: `feed` finds each transfer by its client).
+    s.feed(ms(100), a, &ack(1));
+    assert_eq!(s.drain(ms(100)).len(), 1);
+    assert_eq!(
+        s.poll_timeout(),
+        Some(secs(1)),
+        "b's DATA 1 is still due at 1 s"
+    );
+    s.feed(ms(200), b, &ack(1));
+    assert_eq!(s.drain(ms(200)).len(), 1);
+    assert_eq!(s.poll_timeout(), Some(ms(1100)), "a's DATA 2 is due first");
+    s.handle_timeout(ms(1100));
+    let resent = s.drain(ms(1100));
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].0, a);
+    assert!(is_data(&resent[0].1, 2));
+    assert_eq!(s.poll_timeout(), Some(ms(1200)), "b's DATA 2");
+}

@@ -15,8 +15,11 @@
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod bound;
+#[path = "../support/mod.rs"]
 mod support;
 
 use mio::net::UdpSocket;
@@ -190,6 +193,8 @@ enum Server {
     Wirekit(&'static [&'static str]),
     /// atftpd, at this path: the peer measured in the same run.
     Atftpd(String),
+    /// The least any server can cost here ([`bound`]), in a thread of this process.
+    Bound,
 }
 
 fn main() {
@@ -204,7 +209,11 @@ fn main() {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wirekit").to_string());
     let root = std::env::temp_dir().join(format!("wirekit-load-{}", std::process::id()));
     std::fs::create_dir_all(&root).expect("temp dir");
-    let file = support::served_file(&root.join("image.bin"), mib, 0x2545_f491);
+    let file = Arc::new(support::served_file(
+        &root.join("image.bin"),
+        mib,
+        0x2545_f491,
+    ));
     println!("{clients} lock-step clients, {mib} MiB each, blksize {BLKSIZE}, server {program}");
     println!("| server | intact | aggregate MB/s | server CPU s/GB | server peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|");
@@ -219,12 +228,27 @@ fn main() {
         ("wirekit, single port", Server::Wirekit(&["--single-port"])),
     ];
     cases.extend(atftpd.map(|path| ("atftpd", Server::Atftpd(path))));
+    cases.push(("bound: answers from memory, nothing else", Server::Bound));
     let mut notes = Vec::new();
     for (name, kind) in cases {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
         let ours = matches!(kind, Server::Wirekit(_));
+        if let Server::Bound = kind {
+            let bound = bound::Bound::start(file.clone(), BLKSIZE as usize);
+            let start = Instant::now();
+            let intact = storm(bound.addr(), &file, clients);
+            let secs = start.elapsed().as_secs_f64();
+            let cpu = bound.stop();
+            let bytes = (clients * file.len()) as f64;
+            println!(
+                "| {name} | {intact}/{clients} | {:.0} | {:.2} | – |",
+                bytes / secs / 1e6,
+                cpu / (bytes / 1e9),
+            );
+            continue;
+        }
         let (mut server, addr) = match kind {
             Server::Wirekit(extra) => {
                 let mut args = vec!["--max-transfers", cap_arg.as_str()];
@@ -232,6 +256,7 @@ fn main() {
                 support::serve(&program, &root, &args)
             }
             Server::Atftpd(path) => support::atftpd(&path, &root, cap),
+            Server::Bound => unreachable!("run above"),
         };
         let pid = server.0.id();
         let cpu_before = cpu_seconds(pid);
