@@ -1,8 +1,10 @@
 //! A network-boot storm: many lock-step clients, each from its own loopback address as
 //! different machines would be, fetch one file from a `wirekit serve` process at once, and
-//! then from atftpd, when it is installed, in the same run. Every download is checked byte
-//! for byte as it arrives. Printed per server: aggregate throughput, the server's CPU
-//! seconds per GB served, and its peak resident memory.
+//! then from atftpd, when it is installed, and from the [`bound`], in the same run. Every
+//! download is checked byte for byte as it arrives. Printed per server: aggregate
+//! throughput, the server's CPU seconds per GB served, and its peak resident memory. The
+//! bound's CPU is what the kernel's per-datagram work alone costs: no server's figure can
+//! fall below it.
 //!
 //! ```sh
 //! cargo bench --features cli --bench load
