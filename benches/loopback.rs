@@ -181,16 +181,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// True when the case `blksize/window` is asked for: by no filter, or by a filter that is
 /// part of its name (`65464/16`, `1468/`).
 fn wanted(filter: &[String], blksize: u16, window: u16) -> bool {
-    let name = format!("{blksize}/{window}");
-    filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+    support::picked(filter, &format!("{blksize}/{window}"))
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument picks cases, e.g. `65464/16`.
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    // Cases are named `blksize/window`, e.g. `65464/16`.
+    let filter = support::case_filter();
     let mib = support::env_or("WIREKIT_BENCH_MIB", 100);
     let runs = support::env_or("WIREKIT_BENCH_RUNS", 3);
     let wirekit = env!("CARGO_BIN_EXE_wirekit");

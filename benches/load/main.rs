@@ -87,6 +87,50 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// A server under the storm: a process, or the bound's thread.
+enum Running {
+    Process(support::Daemon),
+    Thread(bound::Bound),
+}
+
+/// What a server spent on the storm.
+struct Spent {
+    cpu: f64,
+    /// A process's; the bound shares this one's.
+    peak_rss_mib: Option<f64>,
+}
+
+impl Running {
+    /// CPU seconds so far; the bound counts its own from its start.
+    fn cpu_seconds(&self) -> f64 {
+        match self {
+            Running::Process(daemon) => cpu_seconds(daemon.0.id()),
+            Running::Thread(_) => 0.0,
+        }
+    }
+
+    /// Stops it: what it spent since `cpu_before`, or how the process ended on its own.
+    fn finish(self, cpu_before: f64) -> Result<Spent, String> {
+        match self {
+            Running::Process(mut daemon) => {
+                let pid = daemon.0.id();
+                let cpu = cpu_seconds(pid) - cpu_before;
+                if let Ok(Some(status)) = daemon.0.try_wait() {
+                    return Err(status.to_string());
+                }
+                Ok(Spent {
+                    cpu,
+                    peak_rss_mib: Some(peak_rss_mib(pid)),
+                })
+            }
+            Running::Thread(bound) => Ok(Spent {
+                cpu: bound.stop(),
+                peak_rss_mib: None,
+            }),
+        }
+    }
+}
+
 /// Runs every client to its end on one thread; returns how many arrived intact.
 fn storm(server: SocketAddr, file: &[u8], clients: usize) -> usize {
     let mut poll = Poll::new().expect("poll");
@@ -200,11 +244,7 @@ enum Server {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument is a filter on the case names.
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let filter = support::case_filter();
     let clients = support::env_or("WIREKIT_LOAD_CLIENTS", 1000);
     let mib = support::env_or("WIREKIT_LOAD_MIB", 4);
     let program = std::env::var("WIREKIT_LOAD_SERVER")
@@ -233,51 +273,46 @@ fn main() {
     cases.push(("bound: answers from memory, nothing else", Server::Bound));
     let mut notes = Vec::new();
     for (name, kind) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+        if !support::picked(&filter, name) {
             continue;
         }
         let ours = matches!(kind, Server::Wirekit(_));
-        if let Server::Bound = kind {
-            let bound = bound::Bound::start(file.clone(), BLKSIZE as usize);
-            let start = Instant::now();
-            let intact = storm(bound.addr(), &file, clients);
-            let secs = start.elapsed().as_secs_f64();
-            let cpu = bound.stop();
-            let bytes = (clients * file.len()) as f64;
-            println!(
-                "| {name} | {intact}/{clients} | {:.0} | {:.2} | – |",
-                bytes / secs / 1e6,
-                cpu / (bytes / 1e9),
-            );
-            continue;
-        }
-        let (mut server, addr) = match kind {
+        let (running, addr) = match kind {
             Server::Wirekit(extra) => {
                 let mut args = vec!["--max-transfers", cap_arg.as_str()];
                 args.extend(extra);
-                support::serve(&program, &root, &args)
+                let (daemon, addr) = support::serve(&program, &root, &args);
+                (Running::Process(daemon), addr)
             }
-            Server::Atftpd(path) => support::atftpd(&path, &root, cap),
-            Server::Bound => unreachable!("run above"),
+            Server::Atftpd(path) => {
+                let (daemon, addr) = support::atftpd(&path, &root, cap);
+                (Running::Process(daemon), addr)
+            }
+            Server::Bound => {
+                let bound = bound::Bound::start(file.clone(), BLKSIZE as usize);
+                let addr = bound.addr();
+                (Running::Thread(bound), addr)
+            }
         };
-        let pid = server.0.id();
-        let cpu_before = cpu_seconds(pid);
+        let cpu_before = running.cpu_seconds();
         let start = Instant::now();
         let intact = storm(addr, &file, clients);
         let secs = start.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(pid) - cpu_before;
         let bytes = (clients * file.len()) as f64;
-        // A server that died mid-storm has no figures to give, only how it ended.
-        if let Ok(Some(status)) = server.0.try_wait() {
-            println!("| {name} | {intact}/{clients} | – | – | – |");
-            notes.push(format!("{name} ended during the storm: {status}"));
-        } else {
-            println!(
-                "| {name} | {intact}/{clients} | {:.0} | {:.2} | {:.1} |",
+        match running.finish(cpu_before) {
+            Ok(spent) => println!(
+                "| {name} | {intact}/{clients} | {:.0} | {:.2} | {} |",
                 bytes / secs / 1e6,
-                cpu / (bytes / 1e9),
-                peak_rss_mib(pid)
-            );
+                spent.cpu / (bytes / 1e9),
+                spent
+                    .peak_rss_mib
+                    .map_or_else(|| "–".to_string(), |m| format!("{m:.1}"))
+            ),
+            // A server that died mid-storm has no figures to give, only how it ended.
+            Err(ended) => {
+                println!("| {name} | {intact}/{clients} | – | – | – |");
+                notes.push(format!("{name} ended during the storm: {ended}"));
+            }
         }
         if ours {
             assert_eq!(intact, clients, "every download must arrive intact");

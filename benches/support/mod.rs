@@ -47,6 +47,21 @@ pub fn serve(program: &str, root: &Path, args: &[&str]) -> (Daemon, SocketAddr) 
     (Daemon(child), addr)
 }
 
+/// The bench's arguments that pick cases: `cargo bench` passes `--bench`, and any other
+/// argument is part of the names of the cases to run.
+pub fn case_filter() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect()
+}
+
+/// True when the case `name` is picked by `filter`: by no filter, or by one that is part
+/// of the name.
+pub fn picked(filter: &[String], name: &str) -> bool {
+    filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+}
+
 /// A number from the environment variable `name`, or `default`.
 pub fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
