@@ -104,15 +104,12 @@ fn a_hog_is_capped_and_reclaimed_and_keeps_no_one_out(ports: PortMode) {
                 hog.send(&rrq(&format!("f{i}"), &[("timeout", "255")]), addr);
             }
             let sent = (b + 1) * batch;
+            // Answered, or dropped without an answer (the server's log says which).
+            let taken = || heard.lock().unwrap().count() + server.log().ignored.len();
             wait_for(
                 Duration::from_secs(10),
-                || heard.lock().unwrap().count() >= sent,
-                || {
-                    format!(
-                        "{} answers to {sent} requests",
-                        heard.lock().unwrap().count()
-                    )
-                },
+                || taken() >= sent,
+                || format!("{} of {sent} requests answered or dropped", taken()),
             );
         }
         // Right away, while the hog holds what it could: a client from another address
@@ -123,31 +120,19 @@ fn a_hog_is_capped_and_reclaimed_and_keeps_no_one_out(ports: PortMode) {
     });
     let heard = heard.into_inner().unwrap();
 
-    // Every request was answered once: an OACK (a transfer started) or a refusal.
-    assert_eq!(heard.count(), REQUESTS, "{heard:?}");
-    assert!(heard.other.is_empty(), "{:?}", heard.other);
-    let refused = server
-        .log()
-        .refusals
-        .iter()
-        .filter(|r| r.0 == hog_addr)
-        .count();
-    assert_eq!(refused, heard.errors.len());
+    // Every request was taken once: answered with an OACK (a transfer started), or
+    // dropped without a word. Nothing was refused with an ERROR, which a forged request
+    // would have reflected to its victim.
+    let ignored = server.log().ignored.len();
+    assert_eq!(heard.count() + ignored, REQUESTS, "{heard:?}");
+    assert!(heard.other.is_empty() && heard.errors.is_empty(), "{heard:?}");
+    assert!(server.log().ignored.iter().all(|p| *p == hog_addr));
     let started = heard.oacks.len();
     match ports {
         // A port per transfer: the hog holds as many transfers as one address may hold
-        // unanswered (its one port keeps it on one event loop), and the rest is refused.
+        // unanswered, whichever event loop took each request, and the rest is dropped.
         PortMode::PerTransfer => {
             assert_eq!(started, limits.max_unanswered_per_address, "{heard:?}");
-            assert!(
-                heard
-                    .errors
-                    .iter()
-                    .all(|(code, message)| *code == ErrorCode::NotDefined
-                        && message.contains("too many unanswered transfers")),
-                "{:?}",
-                &heard.errors[..5.min(heard.errors.len())]
-            );
             assert!(heard.oacks.iter().all(|from| *from != addr));
         }
         // One port for everything: a client port has one transfer, and each new request

@@ -292,28 +292,43 @@ fn max_transfers_refuses_with_error_0() {
 }
 
 #[test]
-fn max_unanswered_per_address_refuses_that_address_while_others_are_served() {
+fn max_unanswered_per_address_ignores_that_address_while_others_are_served() {
     let mut lim = rule_limits();
     lim.max_unanswered_per_address = 2;
     let mut s = ServerSide::new(AllowAll::serving(file(2000)), lim, PortMode::PerTransfer);
     s.request(T0, addr("10.0.0.1:5000"), &rrq("f"));
     s.request(T0, addr("10.0.0.1:5001"), &rrq("f"));
     s.request(T0, addr("10.0.0.1:5002"), &rrq("f"));
-    assert_eq!((s.len(), s.refused.len()), (2, 1));
-    assert_eq!(s.refused[0].0, addr("10.0.0.1:5002"));
-    assert_eq!(s.refused[0].2.code, ErrorCode::NotDefined);
+    assert_eq!((s.len(), s.ignored.len()), (2, 1));
+    assert_eq!(s.ignored[0], addr("10.0.0.1:5002"));
     // Another address is served.
     s.request(T0, addr("10.0.0.3:5000"), &rrq("f"));
-    assert_eq!((s.len(), s.refused.len()), (3, 1));
+    assert_eq!((s.len(), s.ignored.len()), (3, 1));
     let out = s.drain_sent(T0);
-    assert_eq!(out.len(), 4, "three DATA 1 and one ERROR 0");
-    // Once a client of the first address answers, that address may start another.
+    assert_eq!(
+        out.len(),
+        3,
+        "three DATA 1, and no answer to the request over the cap"
+    );
+    assert!(out.iter().all(|d| d.to != addr("10.0.0.1:5002")));
+    // A datagram that is not the answer the transfer waits for lifts nothing: junk, an
+    // ACK of a block never sent, a DATA to a download.
     let port = s.transfers[&s.started[0]].port.unwrap();
+    for junk in [&b"\0\x09junk"[..], &ack(7), &data(1, b"x")] {
+        s.handle(ms(1), addr("10.0.0.1:5000"), port, junk);
+    }
+    s.request(ms(1), addr("10.0.0.1:5003"), &rrq("f"));
+    assert_eq!((s.len(), s.ignored.len()), (3, 2), "still two unanswered");
+    // Once a client of the first address answers, that address may start another.
     s.handle(ms(1), addr("10.0.0.1:5000"), port, &ack(1));
     s.request(ms(2), addr("10.0.0.1:5003"), &rrq("f"));
-    assert_eq!((s.len(), s.refused.len()), (4, 1));
+    assert_eq!((s.len(), s.ignored.len()), (4, 2));
     s.request(ms(2), addr("10.0.0.1:5004"), &rrq("f"));
-    assert_eq!((s.len(), s.refused.len()), (4, 2));
+    assert_eq!((s.len(), s.ignored.len()), (4, 3));
+    assert!(
+        s.refused.is_empty(),
+        "over the cap is silence, never an ERROR"
+    );
 }
 
 #[test]
@@ -355,7 +370,7 @@ fn an_unanswered_transfer_is_dropped_at_unanswered_timeout_whatever_timeout_it_a
     s.request(T0, b, &request(Direction::Read, "f", ask(255)));
     s.request(T0, c, &rrq("f"));
     assert_eq!(
-        (s.len(), s.refused.len()),
+        (s.len(), s.ignored.len()),
         (2, 1),
         "two unanswered per address"
     );
@@ -407,7 +422,7 @@ fn an_unanswered_transfer_is_dropped_at_unanswered_timeout_whatever_timeout_it_a
     // The address's count is free again.
     s.request(secs(11), c, &rrq("f"));
     s.request(secs(11), addr("10.0.0.1:5003"), &rrq("f"));
-    assert_eq!((s.len(), s.refused.len()), (2, 1));
+    assert_eq!((s.len(), s.ignored.len()), (2, 1));
 }
 
 #[test]
@@ -536,10 +551,10 @@ fn hog(ports: PortMode) {
         // one step of the clock, so it is not counted here.)
         assert_eq!(most, lim.max_unanswered_per_address, "the hog held its cap");
         assert!(
-            s.refused
-                .iter()
-                .all(|(p, _, r)| *p == hog && r.code == ErrorCode::NotDefined)
+            s.refused.is_empty(),
+            "the hog's requests over its cap are not answered"
         );
+        assert!(s.ignored.iter().all(|p| *p == hog));
     }
 }
 

@@ -531,9 +531,10 @@ fn measured_round_trips_shorten_the_first_retransmissions_not_the_patience() {
     }
     let silent_from = now;
     let first = t.poll_timeout().unwrap() - silent_from;
-    assert!(
-        first >= ms(20) && first < ms(100),
-        "a lost block is resent after a few round trips, not a second: {first:?}"
+    assert_eq!(
+        first,
+        ms(200),
+        "a lost block is resent at the floor of measured timeouts, not after a second"
     );
     let mut resent = 0;
     while let Some(d) = t.poll_timeout() {
@@ -542,12 +543,137 @@ fn measured_round_trips_shorten_the_first_retransmissions_not_the_patience() {
         now = d;
     }
     assert!(resent > 4);
-    match finished(&mut t) {
-        Some(Err(TransferError::Timeout { retries: 4 })) => {}
-        other => panic!("{other:?}"),
-    }
+    let ended = t.take_ended();
+    let report = &ended[0].1;
+    assert_eq!(report.result, Err(TransferError::Timeout { retries: 4 }));
     // Given up after no less silence than the configured timeouts (1, 2, 4, 4, 4 s) allow.
     assert!(now - silent_from >= ms(15_000), "{:?}", now - silent_from);
+    assert!(now - silent_from >= rule_config().patience());
+    let stats = report.stats;
+    assert_eq!(
+        (stats.early_timeouts, stats.retries),
+        (3, 4),
+        "200 to 800 ms, then 1.6 to 4 s"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("(3 early timeouts, 4 retries), failed"),
+        "{report}"
+    );
+}
+
+/// Sends a lock-step transfer's blocks 1 to 5, each ACKed 2 ms after it went, and returns
+/// the transfer silent after DATA 6 with the time it went.
+fn lock_step_after_five_round_trips() -> (ServerSide, Duration) {
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        Ask::default(),
+        &file(100_000),
+        &rule_limits(),
+    );
+    assert_eq!(blocks(&t.drain(T0)), [1]);
+    let mut now = T0;
+    for block in 1..=5 {
+        now += ms(2);
+        t.feed(now, client_addr(), &ack(block));
+        assert_eq!(blocks(&t.drain(now)), [block + 1]);
+    }
+    (t, now)
+}
+
+#[test]
+fn a_resend_the_client_did_not_need_is_counted_and_lengthens_later_timeouts() {
+    let (mut t, sent) = lock_step_after_five_round_trips();
+    // The client was busy: its ACK 6 comes 300 ms late, after the timer resent DATA 6.
+    let expired = t.poll_timeout().unwrap();
+    assert_eq!(expired - sent, ms(200));
+    t.handle_timeout(expired);
+    assert_eq!(blocks(&t.drain(expired)), [6]);
+    let late = sent + ms(300);
+    t.feed(late, client_addr(), &ack(6));
+    assert_eq!(blocks(&t.drain(late)), [7]);
+    // Then it answers the copy it did not need with the same ACK again: the resend was
+    // needless. Nothing is sent for it (RFC 1123).
+    t.feed(late + ms(1), client_addr(), &ack(6));
+    assert!(t.drain(late + ms(1)).is_empty());
+    // DATA 7 is now given twice that late answer before it is resent.
+    assert!(t.poll_timeout().unwrap() - late >= ms(600));
+    // Every later timeout of the transfer too, however fast the client answers again.
+    let mut now = late;
+    for block in 7..=20 {
+        now += ms(2);
+        t.feed(now, client_addr(), &ack(block));
+        t.drain(now);
+    }
+    assert!(t.poll_timeout().unwrap() - now >= ms(600));
+    t.feed(now, client_addr(), &error(ErrorCode::NotDefined));
+    let stats = t.take_ended()[0].1.stats;
+    assert_eq!(
+        (stats.spurious, stats.early_timeouts, stats.retries),
+        (1, 1, 0)
+    );
+    assert_eq!(stats.retransmissions, 1);
+}
+
+#[test]
+fn a_resend_that_recovered_a_loss_is_not_spurious() {
+    let (mut t, _) = lock_step_after_five_round_trips();
+    // DATA 6 was lost: the client ACKs the resent copy once.
+    let expired = t.poll_timeout().unwrap();
+    t.handle_timeout(expired);
+    assert_eq!(blocks(&t.drain(expired)), [6]);
+    t.feed(expired + ms(2), client_addr(), &ack(6));
+    assert_eq!(blocks(&t.drain(expired + ms(2))), [7]);
+    // A duplicate of an older ACK proves nothing either.
+    t.feed(expired + ms(3), client_addr(), &ack(5));
+    let next = t.poll_timeout().unwrap() - (expired + ms(2));
+    assert_eq!(next, ms(200), "the floor is where it was");
+    t.feed(
+        expired + ms(3),
+        client_addr(),
+        &error(ErrorCode::NotDefined),
+    );
+    assert_eq!(t.take_ended()[0].1.stats.spurious, 0);
+}
+
+#[test]
+fn patience_is_how_long_a_silent_peer_holds_a_transfer() {
+    // The defaults: 1 s doubling up to 8 s, 5 retries: 1 + 2 + 4 + 8 + 8 + 8.
+    assert_eq!(wirekit::tftp::Config::default().patience(), ms(31_000));
+    // A negotiated timeout is used as given: no round trip is measured.
+    let ask = Ask {
+        timeout: Some(1),
+        ..Ask::default()
+    };
+    let mut s = server(
+        Direction::Read,
+        Mode::Octet,
+        ask,
+        &file(100_000),
+        &Limits::default(),
+    );
+    s.drain(T0);
+    s.feed(T0, client_addr(), &ack(0));
+    s.drain(T0);
+    // The client answers DATA 1, then falls silent.
+    s.feed(T0, client_addr(), &ack(1));
+    s.drain(T0);
+    let mut now = T0;
+    while let Some(d) = s.poll_timeout() {
+        now = d;
+        s.handle_timeout(now);
+        s.drain(now);
+    }
+    assert_eq!(now, wirekit::tftp::Config::default().patience());
+    let report = &s.take_ended()[0].1;
+    assert_eq!(report.result, Err(TransferError::Timeout { retries: 5 }));
+    let line = report.to_string();
+    assert!(
+        line.contains("5 resent (5 retries), failed: timed out: no answer after 5 retries"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -9,9 +9,9 @@ use crate::tftp::server::{Limits, PortMode};
 /// wakers, the standard streams, files a commit still holds.
 const RESERVE: usize = 32;
 
-/// The limits each of `threads` loops runs with: `max_transfers` shared out, and lowered to
-/// what the descriptors allow once the soft limit is raised to the hard one.
-pub(crate) fn limits_per_loop(limits: &Limits, threads: usize, ports: PortMode) -> Limits {
+/// The limits the server's loops run with, together: `max_transfers` lowered to what the
+/// descriptors allow once the soft limit is raised to the hard one.
+pub(crate) fn fit_to_descriptors(limits: &Limits, ports: PortMode) -> Limits {
     let per_transfer = match ports {
         PortMode::Single => 1,
         _ => 2,
@@ -22,9 +22,9 @@ pub(crate) fn limits_per_loop(limits: &Limits, threads: usize, ports: PortMode) 
             .min(free.saturating_sub(RESERVE) / per_transfer),
         None => limits.max_transfers,
     };
-    let mut per_loop = *limits;
-    per_loop.max_transfers = (total / threads.max(1)).max(1);
-    per_loop
+    let mut fitted = *limits;
+    fitted.max_transfers = total.max(1);
+    fitted
 }
 
 /// Raises the soft descriptor limit to the hard one, and counts the descriptors left.

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::fs::{Root, Upload};
+use super::fs::{Root, Upload, check_name};
 use super::read_ahead::ReadAhead;
 use super::remap::Remap;
 use crate::tftp::server::{Policy, Refusal};
@@ -56,6 +56,7 @@ impl DirPolicy {
         filename: Text<'a>,
         direction: Direction,
     ) -> Result<Cow<'a, [u8]>, Refusal> {
+        check_name(filename)?;
         match &self.remap {
             Some(rules) => rules.apply(filename.as_bytes(), peer.ip(), direction),
             None => Ok(Cow::Borrowed(filename.as_bytes())),

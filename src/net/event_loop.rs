@@ -18,9 +18,7 @@ use super::log::{LogEvent, Logger};
 use super::precise_poll::PrecisePoll;
 use super::socket::bind_transfer;
 use super::udp::{GSO_BYTES, RecvBuffers, Udp};
-use crate::tftp::server::{
-    Endpoint, Event, Incoming, Limits, Policy, PortMode, Route, TransferId, Transmit,
-};
+use crate::tftp::server::{Endpoint, Event, Incoming, Limits, Policy, Route, TransferId, Transmit};
 use crate::tftp::{ErrorCode, Packet, StorageError};
 
 /// Wakes the loop for a stop request or a finished commit.
@@ -93,16 +91,9 @@ where
         })
     }
 
-    /// Puts `limits` in force: the endpoint is made anew, so only before the loop runs.
-    pub(crate) fn set_limits(&mut self, limits: Limits, ports: PortMode)
-    where
-        P: Clone,
-    {
-        debug_assert!(
-            self.endpoint.is_empty(),
-            "limits change before the loop runs"
-        );
-        self.endpoint = Endpoint::new(self.endpoint.policy().clone(), limits, ports);
+    /// Puts `limits` in force, before the loop runs.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.endpoint.set_limits(limits);
     }
 
     pub(crate) fn waker(&self) -> Arc<Waker> {
@@ -162,9 +153,15 @@ where
     fn run(mut self, committer: &Committer<P::Storage>) -> io::Result<usize> {
         let mut events = Events::with_capacity(256);
         loop {
-            let now = self.now();
+            let mut now = self.now();
             for (id, result) in committer.finished() {
                 self.endpoint.committed(now, id, result);
+            }
+            if self.endpoint.poll_timeout().is_some_and(|at| at <= now) {
+                // A loop that woke late (a busy machine) may find the answer it waited for
+                // already queued: read it before a timer takes its silence for a loss.
+                self.read_ready(&mut events)?;
+                now = self.now();
             }
             self.endpoint.handle_timeout(now);
             self.flush(now, committer);
@@ -185,10 +182,24 @@ where
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            for event in events.iter() {
-                if event.token() != WAKER && event.token() != TIMER {
-                    self.read(event.token());
-                }
+            self.read_events(&events);
+        }
+    }
+
+    /// Reads whatever is waiting now, without sleeping.
+    fn read_ready(&mut self, events: &mut Events) -> io::Result<()> {
+        match self.poll.poll_now(events) {
+            Ok(()) => self.read_events(events),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn read_events(&mut self, events: &Events) {
+        for event in events.iter() {
+            if event.token() != WAKER && event.token() != TIMER {
+                self.read(event.token());
             }
         }
     }
@@ -234,6 +245,15 @@ where
                 }
             }
             Event::Ended { report, .. } => self.shared.log(&LogEvent::Transfer(&report)),
+            Event::Ignored {
+                peer,
+                filename,
+                why,
+            } => self.shared.log(&LogEvent::Ignored {
+                peer,
+                filename,
+                why,
+            }),
             Event::Closed { id } => {
                 if let Some(mut s) = self.transfers.remove(&id) {
                     self.by_token.remove(&s.token);

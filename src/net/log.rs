@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
+use crate::tftp::Text;
 use crate::tftp::server::{Refusal, Report};
 
 /// What the server reports as it runs.
@@ -19,6 +20,15 @@ pub enum LogEvent<'a> {
         filename: Option<String>,
         /// The ERROR sent.
         refusal: &'a Refusal,
+    },
+    /// A request was dropped without an answer (at `debug`: a flood would fill the log).
+    Ignored {
+        /// The client.
+        peer: SocketAddr,
+        /// The file, when the request parsed.
+        filename: Option<String>,
+        /// Why.
+        why: &'static str,
     },
     /// A packet went out or came in (only with [`ServerConfig::verbose`](super::ServerConfig::verbose)).
     Packet {
@@ -57,18 +67,24 @@ impl LogEvent<'_> {
                 filename,
                 refusal,
             } => {
-                let file = filename
-                    .as_ref()
-                    .map_or_else(String::new, |f| format!(" {f:?}"));
+                let file = quoted(filename.as_deref());
                 let detail = refusal
                     .detail
                     .as_ref()
-                    .map_or_else(String::new, |d| format!(" ({d})"));
+                    .map_or_else(String::new, |d| format!(" ({})", Text::from(d.as_str())));
                 tracing::info!(
                     "{peer} refused{file}: ERROR {} {}{detail}",
                     refusal.code.as_u16(),
-                    refusal.message
+                    Text::from(refusal.message.as_ref()),
                 );
+            }
+            LogEvent::Ignored {
+                peer,
+                filename,
+                why,
+            } => {
+                let file = quoted(filename.as_deref());
+                tracing::debug!("{peer} ignored{file}: {why}");
             }
             LogEvent::Packet {
                 sent,
@@ -86,6 +102,11 @@ impl LogEvent<'_> {
             LogEvent::Error(e) => tracing::error!("{e}"),
         }
     }
+}
+
+/// ` "name"`, as a log shows a requested name (already escaped, see [`Text`]), or nothing.
+fn quoted(filename: Option<&str>) -> String {
+    filename.map_or_else(String::new, |f| format!(" \"{f}\""))
 }
 
 /// Ends that happen by the thousand under a spoofed flood, or by a client's own choice:

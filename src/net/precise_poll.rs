@@ -69,6 +69,12 @@ impl PrecisePoll {
         Ok(())
     }
 
+    /// Collects the events that are ready now, without waiting and without counting it as
+    /// a wait.
+    pub(crate) fn poll_now(&mut self, events: &mut Events) -> io::Result<()> {
+        self.poll.poll(events, Some(Duration::ZERO))
+    }
+
     /// Polls without sleeping until an event, [`SPIN_LIMIT`] or `timeout`; true when it
     /// found an event.
     fn spin(

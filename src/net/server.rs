@@ -6,8 +6,8 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use super::privileges::User;
 use super::remap::Remap;
 use super::socket::{bind, ensure_free, transfer_window_bytes, window_bytes};
 use super::udp::Udp;
-use crate::tftp::server::{Endpoint, Limits, Policy, PortMode};
+use crate::tftp::server::{Admission, Endpoint, Limits, Policy, PortMode, SharedAdmission};
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -98,6 +98,14 @@ impl ServerConfig {
             grace: Duration::from_secs(10),
             verbose: false,
         }
+    }
+}
+
+impl SharedAdmission for Mutex<Admission> {
+    fn with(&self, f: &mut dyn FnMut(&mut Admission)) {
+        // The counts are changed in steps that leave them consistent: a loop that panicked
+        // holding the lock left nothing half done.
+        f(&mut self.lock().unwrap_or_else(PoisonError::into_inner));
     }
 }
 
@@ -329,12 +337,15 @@ where
         } else {
             PortMode::PerTransfer
         };
-        let mut limits = descriptors::limits_per_loop(&config.limits, sets.len(), ports);
+        let mut limits = descriptors::fit_to_descriptors(&config.limits, ports);
         let first = sets.first().and_then(|set| set.first());
         let auto_window = limits.max_window_bytes.is_none();
         if auto_window {
             limits.max_window_bytes = first.and_then(|s| window_cap(ports, s));
         }
+        // The loops count against the limits together: a limit per client address is one,
+        // whichever loop the kernel hands a request to.
+        let admission: Arc<dyn SharedAdmission> = Arc::new(Mutex::new(Admission::new()));
         let mut addrs = Vec::new();
         let mut loops = Vec::with_capacity(sets.len());
         for set in sets {
@@ -353,7 +364,8 @@ where
                     .map(Udp::local_addr)
                     .collect::<io::Result<_>>()?;
             }
-            let endpoint = Endpoint::new(policy.clone(), limits, ports);
+            let mut endpoint = Endpoint::new(policy.clone(), limits, ports);
+            endpoint.share_admission(admission.clone());
             loops.push(Bound::new(endpoint, listeners)?);
         }
         let stopper = Stopper {
@@ -396,7 +408,7 @@ where
             {
                 self.limits.max_window_bytes = Some(cap);
                 for l in &mut self.loops {
-                    l.set_limits(self.limits, self.ports);
+                    l.set_limits(self.limits);
                 }
             }
         }

@@ -9,7 +9,8 @@ pub mod server {
     //! The server side: an [`Endpoint`] owns every transfer and asks the application's
     //! [`Policy`] about every request.
     pub use super::machine::endpoint::{
-        Endpoint, Event, Incoming, PortMode, Report, Route, TransferId, TransferInfo, Transmit,
+        Admission, Endpoint, Event, Incoming, PortMode, Report, Route, SharedAdmission, TransferId,
+        TransferInfo, Transmit,
     };
     pub use super::machine::policy::{Limits, Policy, Refusal};
 }

@@ -55,6 +55,8 @@ pub struct Log {
     /// Requests refused with an ERROR: the client, the file when the request parsed, and
     /// the ERROR.
     pub refusals: Vec<(SocketAddr, Option<String>, Refusal)>,
+    /// Requests dropped without an answer: the client.
+    pub ignored: Vec<SocketAddr>,
     /// Everything as one line each: transfers and refusals, I/O errors, cuts, and OACKs
     /// sent (with [`ServerConfig::verbose`]).
     pub lines: Vec<String>,
@@ -95,6 +97,10 @@ impl OurServer {
                 LogEvent::Transfer(report) => {
                     log.reports.push((*report).clone());
                     report.to_string()
+                }
+                LogEvent::Ignored { peer, why, .. } => {
+                    log.ignored.push(*peer);
+                    format!("{peer} ignored: {why}")
                 }
                 LogEvent::Cut { transfers } => format!("cut {transfers} transfers"),
                 LogEvent::Error(e) => format!("error: {e}"),

@@ -266,6 +266,8 @@ pub struct ServerSide {
     pub started: Vec<TransferId>,
     /// Every refusal: the client, the file when the request parsed, and why.
     pub refused: Vec<(SocketAddr, Option<String>, Refusal)>,
+    /// Every request dropped without an answer: the client.
+    pub ignored: Vec<SocketAddr>,
     /// `Ended` reports not yet taken with [`ServerSide::take_ended`].
     ended: VecDeque<(TransferId, Report)>,
     by_port: BTreeMap<SocketAddr, TransferId>,
@@ -289,6 +291,7 @@ impl ServerSide {
             transfers: BTreeMap::new(),
             started: Vec::new(),
             refused: Vec::new(),
+            ignored: Vec::new(),
             ended: VecDeque::new(),
             by_port: BTreeMap::new(),
             next_port: FIRST_PORT,
@@ -517,6 +520,7 @@ impl ServerSide {
                     filename,
                     refusal,
                 } => self.refused.push((peer, filename, refusal)),
+                ServerEvent::Ignored { peer, .. } => self.ignored.push(peer),
                 ServerEvent::Commit { id, mut storage } => {
                     let r = self
                         .transfers

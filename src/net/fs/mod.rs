@@ -20,6 +20,7 @@ use cap_std::fs::{Dir, Metadata, OpenOptions};
 use crate::tftp::server::Refusal;
 use crate::tftp::{ErrorCode, Text};
 use names::access;
+pub(crate) use names::check_name;
 pub use upload::Upload;
 use upload::UploadPlan;
 

@@ -23,13 +23,10 @@ pub(super) fn access(message: impl Into<Cow<'static, str>>) -> Refusal {
     Refusal::new(ErrorCode::AccessViolation, message)
 }
 
-/// Turns a requested name into a relative path, or refuses it with ERROR 2.
-///
-/// Unless `strict`, names are read as boot firmware sends them: a backslash is a `/`
-/// (Windows boot clients) and a leading `/` is the root (`filename "/pxelinux.0"` in a DHCP
-/// configuration). That changes no confinement: `..` is refused in either spelling, and
-/// the path is resolved under the root handle all the same.
-pub(super) fn relative_path(name: Text<'_>, strict: bool) -> Result<PathBuf, Refusal> {
+/// Refuses, with ERROR 2, a name no file could have: empty, too long, or with a control
+/// character. Checked on the name as asked, before any remap rule spends time on it, and
+/// again on what the rules made of it.
+pub(crate) fn check_name(name: Text<'_>) -> Result<(), Refusal> {
     let bytes = name.as_bytes();
     if bytes.is_empty() {
         return Err(access("empty filename"));
@@ -40,6 +37,18 @@ pub(super) fn relative_path(name: Text<'_>, strict: bool) -> Result<PathBuf, Ref
     if bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(access("control character in filename"));
     }
+    Ok(())
+}
+
+/// Turns a requested name into a relative path, or refuses it with ERROR 2.
+///
+/// Unless `strict`, names are read as boot firmware sends them: a backslash is a `/`
+/// (Windows boot clients) and a leading `/` is the root (`filename "/pxelinux.0"` in a DHCP
+/// configuration). That changes no confinement: `..` is refused in either spelling, and
+/// the path is resolved under the root handle all the same.
+pub(super) fn relative_path(name: Text<'_>, strict: bool) -> Result<PathBuf, Refusal> {
+    check_name(name)?;
+    let bytes = name.as_bytes();
     let slashed: Cow<'_, [u8]> = if !bytes.contains(&b'\\') {
         Cow::Borrowed(bytes)
     } else if strict {

@@ -2,7 +2,7 @@
 //! the bounds on what clients may negotiate and hold (`Limits`).
 
 use alloc::borrow::Cow;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -24,19 +24,30 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// A refusal with this code and message.
+    /// A refusal with this code and message. Control characters in the message are
+    /// escaped as `\xNN` (see [`Text`]): it may carry a client's bytes (a remap rule's
+    /// message can echo the name), and would otherwise forge lines of a log.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Refusal {
             code,
-            message: message.into(),
+            message: escape_controls(message.into()),
             detail: None,
         }
     }
 
-    /// The same refusal, with a detail for the server's log.
+    /// The same refusal, with a detail for the server's log, escaped as the message is.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(escape_controls(Cow::Owned(detail.into())).into_owned());
         self
+    }
+}
+
+/// `text`, with its control characters escaped as [`Text`] prints them.
+fn escape_controls(text: Cow<'static, str>) -> Cow<'static, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(Text::from(text.as_ref()).to_string())
+    } else {
+        text
     }
 }
 

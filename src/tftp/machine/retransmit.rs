@@ -22,6 +22,23 @@ impl Config {
             retries,
         }
     }
+
+    /// How long a peer may stay silent before the transfer gives up: the first timeout
+    /// and each doubled one up to `max_timeout`, `retries + 1` waits in all. A transfer
+    /// that measured short round trips first resends sooner than that, on timeouts that do
+    /// not count against the retries, so it waits a little longer still.
+    pub fn patience(&self) -> Duration {
+        let cap = self.max_timeout.max(self.timeout);
+        let mut waits_left = u64::from(self.retries) + 1;
+        let (mut wait, mut total) = (self.timeout, Duration::ZERO);
+        while waits_left > 0 && wait < cap {
+            total = total.saturating_add(wait);
+            wait = wait.saturating_mul(2).min(cap);
+            waits_left -= 1;
+        }
+        let at_cap = u32::try_from(waits_left).unwrap_or(u32::MAX);
+        total.saturating_add(cap.saturating_mul(at_cap))
+    }
 }
 
 impl Default for Config {
@@ -34,12 +51,21 @@ impl Default for Config {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Expiry {
     /// Send the last packet or window again; the timer is rearmed with backoff.
-    Retransmit,
+    Retransmit(Kind),
     /// Every retry is spent.
     GiveUp {
-        /// Retransmissions made.
+        /// Retries made at the full timeout.
         retries: u32,
     },
+}
+
+/// Which timeout an expiry that retransmits ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A measured timeout shorter than the configured one: not counted against the retries.
+    Early,
+    /// The configured (or negotiated) timeout or its backoff: one of the retries.
+    Retry,
 }
 
 #[derive(Debug)]
@@ -53,6 +79,8 @@ pub(crate) struct Timer {
     /// Round trips measured, when no timeout was negotiated: a lost window is then resent
     /// after a few round trips instead of a whole second.
     rtt: Option<Rtt>,
+    /// The shortest timeout a measured round trip gives this transfer.
+    floor: Duration,
     negotiated: bool,
 }
 
@@ -63,9 +91,13 @@ struct Rtt {
     variation: Duration,
 }
 
-/// The shortest timeout a measured round trip gives: room for a receiver's scheduling and
-/// disk hiccups on a fast LAN.
-const MIN_MEASURED_TIMEOUT: Duration = Duration::from_millis(20);
+/// The shortest timeout a measured round trip gives, Linux TCP's minimum RTO: a peer on a
+/// loaded machine answers late now and then, far beyond its usual round trip (200 atftp
+/// clients on two cores, from atftp's own test suite, answer tens of milliseconds late
+/// where the usual round trip is under one), and a block resent then is one the peer
+/// has already. A lost block is still resent five times sooner than after the usual
+/// second, and a loss that a window's gap shows is resent at once, with no timer.
+const MEASURED_TIMEOUT_FLOOR: Duration = Duration::from_millis(200);
 
 impl Timer {
     /// A timer armed to expire one timeout from `now`.
@@ -77,6 +109,7 @@ impl Timer {
             retries: 0,
             deadline: Some(now + config.timeout),
             rtt: None,
+            floor: MEASURED_TIMEOUT_FLOOR,
             negotiated: false,
         }
     }
@@ -107,10 +140,20 @@ impl Timer {
     fn fresh_rto(&self) -> Duration {
         match self.rtt {
             Some(r) => (r.smoothed + r.variation * 4)
-                .max(MIN_MEASURED_TIMEOUT)
+                .max(self.floor)
                 .min(self.base),
             None => self.base,
         }
+    }
+
+    /// A retransmission turned out needless: the peer's answer to the first sending came
+    /// `delay` after it, later than the timeout. Timeouts of this transfer are never again
+    /// shorter than twice that (RFC 4015's response, kept simple: the late answer is the
+    /// round trip to plan for).
+    pub(crate) fn spurious(&mut self, now: Duration, delay: Duration) {
+        self.floor = self.floor.max(delay * 2);
+        self.rto = self.rto.max(self.fresh_rto());
+        self.sent(now);
     }
 
     pub(crate) fn deadline(&self) -> Option<Duration> {
@@ -168,7 +211,7 @@ impl Timer {
     /// on a measured timeout shorter than the configured one do not count against the
     /// retries: a peer is given up after no less silence than without measurements.
     pub(crate) fn expire(&mut self, now: Duration) -> Expiry {
-        if self.rto >= self.base {
+        let kind = if self.rto >= self.base {
             if self.retries >= self.config.retries {
                 self.deadline = None;
                 return Expiry::GiveUp {
@@ -176,9 +219,12 @@ impl Timer {
                 };
             }
             self.retries += 1;
-        }
+            Kind::Retry
+        } else {
+            Kind::Early
+        };
         self.rto = (self.rto * 2).min(self.max());
         self.deadline = Some(now + self.rto);
-        Expiry::Retransmit
+        Expiry::Retransmit(kind)
     }
 }

@@ -20,7 +20,7 @@ use core::time::Duration;
 
 use super::handshake::{Asked, ClientRequest, Negotiated, SizeRefusal, SizeRules, check_oack};
 use super::receiver::{DataOutcome, Receiver};
-use super::retransmit::{Config, Expiry, Timer};
+use super::retransmit::{Config, Expiry, Kind, Timer};
 use super::sender::{AckOutcome, Sender};
 use super::storage::{Storage, StorageError};
 pub use super::transfer_error::TransferError;
@@ -33,8 +33,17 @@ pub struct Stats {
     pub bytes: u64,
     /// DATA blocks delivered.
     pub blocks: u64,
-    /// Packets sent again after a timeout or a gap.
+    /// Packets sent again, after a timeout or a gap.
     pub retransmissions: u64,
+    /// Timeouts on a measured round trip, shorter than the configured timeout: they
+    /// resend early and do not count against the retries.
+    pub early_timeouts: u64,
+    /// Timeouts at the configured (or negotiated) timeout or its backoff: what
+    /// [`Config::retries`] bounds, for each silence of the peer.
+    pub retries: u64,
+    /// Timeouts that the peer's answers later showed needless: its answer to the first
+    /// sending was only late. Each lengthens this transfer's later timeouts.
+    pub spurious: u64,
     /// From the transfer's creation to its end, on the caller's clock.
     pub duration: Duration,
 }
@@ -94,7 +103,16 @@ enum Side {
     /// holds the server's bytes to.
     Client { locked: bool, size: SizeRules },
     /// A server holds its final ACK of an upload until the application committed it.
-    Server,
+    /// `answered` once the client sent what the transfer waited for.
+    Server { answered: bool },
+}
+
+impl Side {
+    fn answered(&mut self) {
+        if let Side::Server { answered } = self {
+            *answered = true;
+        }
+    }
 }
 
 /// A packet owed to the peer, other than DATA.
@@ -155,6 +173,21 @@ pub struct Transfer {
     /// A sender: when the current window's first block went out, unless part of the window
     /// was sent twice; its ACK then measures a round trip.
     window_sent_at: Option<Duration>,
+    /// A sender: when the current window first went out, resent or not.
+    window_opened_at: Option<Duration>,
+    /// A sender whose timer resent a window: how its answers tell whether that was needed.
+    resend_check: Option<ResendCheck>,
+}
+
+/// Whether a timeout's resend was needless, told the way F-RTO and Eifel tell it for TCP:
+/// a receiver that had the window already acknowledges it, then answers the resent copy
+/// with a duplicate of that same ACK.
+#[derive(Clone, Copy, Debug)]
+enum ResendCheck {
+    /// Waiting for the first ACK after the resend of a window first sent at `sent_at`.
+    Resent { sent_at: Duration },
+    /// That ACK acknowledged up to `block`, `delay` after the first sending.
+    Acked { block: u16, delay: Duration },
 }
 
 impl Transfer {
@@ -173,6 +206,8 @@ impl Transfer {
             finished: false,
             paused_until: None,
             window_sent_at: None,
+            window_opened_at: None,
+            resend_check: None,
         }
     }
 
@@ -223,7 +258,8 @@ impl Transfer {
             (Direction::Read, false) => Phase::Sending(Sender::new(blksize, windowsize, netascii)),
             (Direction::Write, _) => Phase::Receiving(Receiver::new(blksize, windowsize, netascii)),
         };
-        let mut t = Transfer::new(now, Side::Server, client, config, phase);
+        let side = Side::Server { answered: false };
+        let mut t = Transfer::new(now, side, client, config, phase);
         if let Some(seconds) = negotiated.timeout {
             t.timer.set_base(seconds);
             t.timer.progressed(now);
@@ -270,9 +306,17 @@ impl Transfer {
     }
 
     /// True once the peer has answered: for a client, once the server's first reply
-    /// arrived (a server's transfer exists because its client asked).
+    /// arrived; for a server, once its client sent the ACK or DATA the transfer waited
+    /// for, or an ERROR. Anything else from the client's port proves nothing.
     pub fn is_answered(&self) -> bool {
-        !matches!(self.side, Side::Client { locked: false, .. })
+        !matches!(
+            self.side,
+            Side::Client { locked: false, .. } | Side::Server { answered: false }
+        )
+    }
+
+    fn answered(&mut self) {
+        self.side.answered();
     }
 
     /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called,
@@ -304,7 +348,7 @@ impl Transfer {
     fn dally_time(&self) -> Duration {
         match self.side {
             Side::Client { .. } => (self.timer.base() * 2).min(self.timer.max()),
-            Side::Server => self.timer.max() * 2,
+            Side::Server { .. } => self.timer.max() * 2,
         }
     }
 
@@ -424,10 +468,14 @@ impl Transfer {
             self.close();
             return;
         }
-        if let Expiry::GiveUp { retries } = self.timer.expire(now) {
-            self.close();
-            self.finish(now, Err(TransferError::Timeout { retries }));
-            return;
+        match self.timer.expire(now) {
+            Expiry::GiveUp { retries } => {
+                self.close();
+                self.finish(now, Err(TransferError::Timeout { retries }));
+                return;
+            }
+            Expiry::Retransmit(Kind::Early) => self.stats.early_timeouts += 1,
+            Expiry::Retransmit(Kind::Retry) => self.stats.retries += 1,
         }
         let owed = match &mut self.phase {
             Phase::Requesting { .. } | Phase::AwaitingAck0(_) => Control::Opening,
@@ -439,6 +487,9 @@ impl Transfer {
             Phase::Sending(s) => {
                 self.paused_until = None;
                 self.window_sent_at = None;
+                if let Some(sent_at) = self.window_opened_at {
+                    self.resend_check = Some(ResendCheck::Resent { sent_at });
+                }
                 return s.rewind();
             }
             Phase::Committing { .. } | Phase::Dallying { .. } | Phase::Closed => return,
@@ -529,6 +580,7 @@ impl Transfer {
     }
 
     fn on_peer_error(&mut self, now: Duration, code: ErrorCode, message: Text<'_>) {
+        self.answered();
         if matches!(self.phase, Phase::Dallying { .. }) {
             return self.close();
         }
@@ -616,13 +668,31 @@ impl Transfer {
             if let Phase::AwaitingAck0(s) = core::mem::replace(&mut self.phase, Phase::Closed) {
                 self.phase = Phase::Sending(s);
             }
+            self.answered();
             return self.timer.progressed(now);
         }
         match (&mut self.phase, packet) {
             (Phase::Sending(s), Packet::Ack { block }) => match s.on_ack(block) {
-                AckOutcome::Ignored => {}
+                AckOutcome::Ignored => {
+                    if let Some(ResendCheck::Acked { block: b, delay }) = self.resend_check
+                        && b == block
+                    {
+                        self.resend_check = None;
+                        self.stats.spurious += 1;
+                        self.timer.spurious(now, delay);
+                    }
+                }
                 AckOutcome::Progress => {
+                    self.side.answered();
                     self.paused_until = None;
+                    self.resend_check = match self.resend_check {
+                        Some(ResendCheck::Resent { sent_at }) => Some(ResendCheck::Acked {
+                            block,
+                            delay: now.saturating_sub(sent_at),
+                        }),
+                        _ => None,
+                    };
+                    self.window_opened_at = None;
                     if let Some(sent) = self.window_sent_at.take() {
                         self.timer.sample(now.saturating_sub(sent));
                     }
@@ -632,6 +702,7 @@ impl Transfer {
                     self.timer.progressed(now);
                 }
                 AckOutcome::Done => {
+                    self.side.answered();
                     self.stats.blocks = s.acked();
                     self.finish(now, Ok(()));
                 }
@@ -649,10 +720,14 @@ impl Transfer {
                         return self.refuse_size(now, refusal);
                     }
                 }
+                let before = r.received();
                 let (stored, outcome) = match r.on_data(block, data, storage) {
                     Ok(done) => done,
                     Err(e) => return self.fail_storage(now, e),
                 };
+                if r.received() > before {
+                    self.side.answered();
+                }
                 self.stats.bytes += stored;
                 self.stats.blocks = r.received();
                 match outcome {
@@ -685,7 +760,7 @@ impl Transfer {
 
     fn on_final_block(&mut self, now: Duration, last: u16) {
         match self.side {
-            Side::Server => {
+            Side::Server { .. } => {
                 self.phase = Phase::Committing { last };
                 self.timer.stop();
                 self.events.push_back(Event::UploadComplete);
@@ -774,6 +849,7 @@ impl Transfer {
                     self.window_sent_at = None;
                 } else if blocks.first_in_window {
                     self.window_sent_at = Some(now);
+                    self.window_opened_at = Some(now);
                 }
                 self.timer.sent(now);
                 if s.burst_spent() {

@@ -88,7 +88,7 @@ impl fmt::Display for TransferError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TransferError::Timeout { retries } => {
-                write!(f, "timed out: no answer after {retries} retransmissions")
+                write!(f, "timed out: no answer after {retries} retries")
             }
             TransferError::Unanswered => f.write_str("the client never answered"),
             TransferError::Peer { code, message } if message.is_empty() => {

@@ -18,14 +18,20 @@
 use alloc::borrow::Cow;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::{String, ToString};
+#[cfg(target_has_atomic = "ptr")]
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
+
+use admission::Over;
 use core::time::Duration;
 
+mod admission;
 mod report;
 mod route;
 
+pub use admission::{Admission, SharedAdmission};
 pub use report::{Event, Report, TransferInfo};
 pub use route::{Incoming, PortMode, Route, TransferId, Transmit};
 
@@ -67,11 +73,26 @@ struct Slot<S> {
     entry: Option<Entry<S>>,
 }
 
-/// What one client address holds.
-#[derive(Clone, Copy, Default)]
-struct Load {
-    transfers: usize,
-    unanswered: usize,
+/// The counts the limits are checked against: the endpoint's own, or those it shares with
+/// the other endpoints of its process.
+enum Held {
+    Own(Admission),
+    #[cfg(target_has_atomic = "ptr")]
+    Shared(Arc<dyn SharedAdmission>),
+}
+
+impl Held {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Admission) -> R) -> R {
+        match self {
+            Held::Own(a) => f(a),
+            #[cfg(target_has_atomic = "ptr")]
+            Held::Shared(shared) => {
+                let (mut f, mut out) = (Some(f), None);
+                shared.with(&mut |a| out = f.take().map(|f| f(a)));
+                out.expect("SharedAdmission::with runs its closure once")
+            }
+        }
+    }
 }
 
 /// The whole server side of TFTP: every transfer, admission through the application's
@@ -101,7 +122,7 @@ pub struct Endpoint<P: Policy> {
     /// The latest transfer of each client address and port, per request socket: how a
     /// repeated request is recognised, and how single-port datagrams find their transfer.
     by_peer: BTreeMap<(usize, SocketAddr), TransferId>,
-    by_address: BTreeMap<IpAddr, Load>,
+    admission: Held,
     timers: BTreeSet<(Duration, TransferId)>,
     /// Transfers that may have something to send, in turn.
     ready: VecDeque<TransferId>,
@@ -142,7 +163,7 @@ impl<P: Policy> Endpoint<P> {
             free: Vec::new(),
             live: 0,
             by_peer: BTreeMap::new(),
-            by_address: BTreeMap::new(),
+            admission: Held::Own(Admission::new()),
             timers: BTreeSet::new(),
             ready: VecDeque::new(),
             unflushed: Vec::new(),
@@ -150,6 +171,16 @@ impl<P: Policy> Endpoint<P> {
             due: Vec::new(),
             accepting: true,
         }
+    }
+
+    /// Checks the limits against counts shared with other endpoints, so that
+    /// `max_transfers`, `max_per_address` and `max_unanswered_per_address` hold for all of
+    /// them together: one endpoint per event loop, each given a clone of one `Arc`. Call it
+    /// before the endpoint admits its first transfer.
+    #[cfg(target_has_atomic = "ptr")]
+    pub fn share_admission(&mut self, shared: Arc<dyn SharedAdmission>) {
+        debug_assert!(self.is_empty(), "admission is shared before any transfer");
+        self.admission = Held::Shared(shared);
     }
 
     /// The application's policy.
@@ -165,6 +196,12 @@ impl<P: Policy> Endpoint<P> {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Puts `limits` in force for the requests that follow; running transfers keep what
+    /// they negotiated.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Transfers running (dallying ones included).
@@ -270,26 +307,33 @@ impl<P: Policy> Endpoint<P> {
 
     fn deliver(&mut self, now: Duration, id: TransferId, source: SocketAddr, datagram: &[u8]) {
         let Some(e) = self.entry_mut(id) else { return };
-        let first_answer = !e.heard && source == e.info.peer;
+        let stored = match &mut e.storage {
+            Some(s) => {
+                e.transfer.handle_datagram(now, source, datagram, s);
+                true
+            }
+            None => {
+                e.transfer
+                    .handle_datagram(now, source, datagram, &mut Handed);
+                false
+            }
+        };
+        // Only uploads write: a download's ACKs leave nothing to flush.
+        let unflushed = stored && e.info.direction == Direction::Write && !e.unflushed;
+        e.unflushed |= unflushed;
+        // Only the answer the transfer waits for counts: any datagram from the client's
+        // port would otherwise lift the guard against forged requests.
+        let first_answer = !e.heard && e.transfer.is_answered();
         if first_answer {
             e.heard = true;
             e.reclaim_at = None;
         }
-        match &mut e.storage {
-            Some(s) => {
-                e.transfer.handle_datagram(now, source, datagram, s);
-                // Only uploads write: a download's ACKs leave nothing to flush.
-                if e.info.direction == Direction::Write && !e.unflushed {
-                    e.unflushed = true;
-                    self.unflushed.push(id);
-                }
-            }
-            None => e
-                .transfer
-                .handle_datagram(now, source, datagram, &mut Handed),
+        let ip = e.info.peer.ip();
+        if unflushed {
+            self.unflushed.push(id);
         }
-        if first_answer && let Some(load) = self.by_address.get_mut(&source.ip()) {
-            load.unanswered -= 1;
+        if first_answer {
+            self.admission.with(|a| a.answered(ip));
         }
         self.enqueue(id);
         self.settle(now, id);
@@ -330,14 +374,39 @@ impl<P: Policy> Endpoint<P> {
             }
         };
         let filename = Some(request.filename.to_string());
-        let admitted = match self.check_limits(peer, &request) {
-            Ok(()) => self.open(now, peer, incoming.local, &request, direction),
-            Err(refusal) => Err(refusal),
-        };
-        let (transfer, storage, info) = match admitted {
-            Ok(admitted) => admitted,
-            Err(refusal) => return self.refuse(listener, incoming, refusal, filename, buf),
-        };
+        if let Err(refusal) = self.check_request(&request) {
+            return self.refuse(listener, incoming, refusal, filename, buf);
+        }
+        let limits = self.limits;
+        match self.admission.with(|a| a.admit(peer.ip(), &limits)) {
+            Ok(()) => {}
+            Err(Over::Unanswered) => {
+                // No answer at all: a forged flood reflects nothing, and a real client
+                // asks again once its earlier transfers answered.
+                self.events.push_back(Event::Ignored {
+                    peer,
+                    filename,
+                    why: "too many unanswered transfers from this address",
+                });
+                return None;
+            }
+            Err(over) => {
+                let message = match over {
+                    Over::PerAddress => "too many transfers from your address, try again later",
+                    _ => "server busy, try again later",
+                };
+                let refusal = Refusal::new(ErrorCode::NotDefined, message);
+                return self.refuse(listener, incoming, refusal, filename, buf);
+            }
+        }
+        let (transfer, storage, info) =
+            match self.open(now, peer, incoming.local, &request, direction) {
+                Ok(admitted) => admitted,
+                Err(refusal) => {
+                    self.admission.with(|a| a.release(peer.ip(), false));
+                    return self.refuse(listener, incoming, refusal, filename, buf);
+                }
+            };
         let id = self.insert(Entry {
             transfer,
             storage: Some(storage),
@@ -352,9 +421,6 @@ impl<P: Policy> Endpoint<P> {
             ended: false,
         });
         self.by_peer.insert((listener, peer), id);
-        let load = self.by_address.entry(peer.ip()).or_default();
-        load.transfers += 1;
-        load.unanswered += 1;
         self.events.push_back(Event::Started { id, info });
         self.enqueue(id);
         self.settle(now, id);
@@ -373,26 +439,16 @@ impl<P: Policy> Endpoint<P> {
         })
     }
 
-    fn check_limits(&self, peer: SocketAddr, request: &Request<'_>) -> Result<(), Refusal> {
-        let busy = |message| Err(Refusal::new(ErrorCode::NotDefined, message));
+    /// What refuses a request before any limit is counted.
+    fn check_request(&self, request: &Request<'_>) -> Result<(), Refusal> {
         if !self.accepting {
-            return busy("server shutting down");
+            return Err(Refusal::new(ErrorCode::NotDefined, "server shutting down"));
         }
         if request.mode == Mode::Mail {
             return Err(Refusal::new(
                 ErrorCode::IllegalOperation,
                 "mail mode is not supported",
             ));
-        }
-        if self.live >= self.limits.max_transfers {
-            return busy("server busy, try again later");
-        }
-        let load = self.by_address.get(&peer.ip()).copied().unwrap_or_default();
-        if load.transfers >= self.limits.max_per_address {
-            return busy("too many transfers from your address, try again later");
-        }
-        if load.unanswered >= self.limits.max_unanswered_per_address {
-            return busy("too many unanswered transfers from your address");
         }
         Ok(())
     }
@@ -572,15 +628,7 @@ impl<P: Policy> Endpoint<P> {
             self.by_peer.remove(&key);
         }
         let ip = e.info.peer.ip();
-        if let Some(load) = self.by_address.get_mut(&ip) {
-            load.transfers -= 1;
-            if !e.heard {
-                load.unanswered -= 1;
-            }
-            if load.transfers == 0 {
-                self.by_address.remove(&ip);
-            }
-        }
+        self.admission.with(|a| a.release(ip, e.heard));
         self.events.push_back(Event::Closed { id });
     }
 

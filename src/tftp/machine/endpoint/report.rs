@@ -15,6 +15,8 @@ use crate::tftp::wire::{Direction, Mode, OptionName, Options};
 use super::{Endpoint, Route};
 #[cfg(doc)]
 use crate::tftp::Storage;
+#[cfg(doc)]
+use crate::tftp::machine::policy::Limits;
 
 /// What a request asked for and what it was granted: what a log line or a metric needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,9 +64,10 @@ impl fmt::Display for Report {
         };
         write!(
             f,
-            "{} {dir} {:?}: {} bytes in {secs:.3}s ({rate:.1} MB/s), {} retransmissions, ",
-            self.info.peer, self.info.filename, self.stats.bytes, self.stats.retransmissions
+            "{} {dir} \"{}\": {} bytes in {secs:.3}s ({rate:.1} MB/s), ",
+            self.info.peer, self.info.filename, self.stats.bytes
         )?;
+        self.write_resent(f)?;
         match &self.result {
             Ok(()) => f.write_str("ok"),
             Err(e) if e.is_clean() => write!(f, "ended: {e}"),
@@ -78,6 +81,30 @@ impl fmt::Display for Report {
 }
 
 impl Report {
+    /// `12 resent (3 early timeouts, 1 retry, 1 spurious), `: packets sent again, and the
+    /// timeouts behind them by kind, in the words of [`TransferError::Timeout`]'s retries.
+    fn write_resent(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        write!(f, "{} resent", s.retransmissions)?;
+        let kinds = [
+            (s.early_timeouts, "early timeout", "early timeouts"),
+            (s.retries, "retry", "retries"),
+            (s.spurious, "spurious", "spurious"),
+        ];
+        let mut sep = " (";
+        for (n, one, many) in kinds {
+            if n > 0 {
+                let word = if n == 1 { one } else { many };
+                write!(f, "{sep}{n} {word}")?;
+                sep = ", ";
+            }
+        }
+        if sep == ", " {
+            f.write_str(")")?;
+        }
+        f.write_str(", ")
+    }
+
     /// `; blksize 1468, windowsize 16 (asked 64), tsize 300000`: each option asked for,
     /// with the value granted and, where it differs, the one asked.
     fn write_options(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -125,6 +152,17 @@ pub enum Event<S> {
         filename: Option<String>,
         /// The ERROR sent.
         refusal: Refusal,
+    },
+    /// A request was dropped without an answer: its address holds as many transfers whose
+    /// client has not answered as [`Limits::max_unanswered_per_address`] allows. A real
+    /// client asks again after its timeout; a forged flood is reflected nowhere.
+    Ignored {
+        /// The client.
+        peer: SocketAddr,
+        /// The file, when the request parsed.
+        filename: Option<String>,
+        /// Why, for a log.
+        why: &'static str,
     },
     /// Every block of an upload is stored. Put it in place ([`Storage::commit`]), anywhere
     /// and on any thread, then tell the endpoint with [`Endpoint::committed`]: only then
