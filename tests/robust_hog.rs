@@ -125,7 +125,10 @@ fn a_hog_is_capped_and_reclaimed_and_keeps_no_one_out(ports: PortMode) {
     // would have reflected to its victim.
     let ignored = server.log().ignored.len();
     assert_eq!(heard.count() + ignored, REQUESTS, "{heard:?}");
-    assert!(heard.other.is_empty() && heard.errors.is_empty(), "{heard:?}");
+    assert!(
+        heard.other.is_empty() && heard.errors.is_empty(),
+        "{heard:?}"
+    );
     assert!(server.log().ignored.iter().all(|p| *p == hog_addr));
     let started = heard.oacks.len();
     match ports {

@@ -19,6 +19,7 @@ use wirekit::tftp::{ErrorCode, Packet};
 
 in_both_port_modes!(
     requests_beyond_the_transfer_cap_get_an_error,
+    limits_hold_for_the_whole_process_whatever_the_number_of_loops,
     ipv4_and_ipv6_listeners_side_by_side,
 );
 
@@ -26,9 +27,6 @@ fn requests_beyond_the_transfer_cap_get_an_error(ports: PortMode) {
     let root = TempDir::new("cap");
     fs::write(root.join("f"), vec![1u8; 4096]).unwrap();
     let mut config = config(&root, ports);
-    // The cap is shared out among the event loops, each with its own endpoint: one loop
-    // makes it exact.
-    config.threads = 1;
     config.limits.max_transfers = 2;
     // The unanswered transfers are cut when the test ends instead of running out their retries.
     config.grace = Duration::from_millis(100);
@@ -75,6 +73,54 @@ fn requests_beyond_the_transfer_cap_get_an_error(ports: PortMode) {
         "{answer:?}"
     );
     b.send(&error("enough"), tids[1]);
+}
+
+/// What a request from a fresh port of `ip` is answered with: a transfer started (its DATA
+/// 1; the transfer stays, held until it is reclaimed) or an ERROR, whose message is
+/// returned.
+fn answer_from(ip: std::net::IpAddr, addr: SocketAddr) -> Result<(), String> {
+    let c = RawClient::on(ip);
+    let (answer, from) = c.ask(&rrq("f", &[]), addr);
+    match Packet::parse(&answer) {
+        Ok(Packet::Data { block: 1, .. }) => Ok(()),
+        Ok(Packet::Error { message, .. }) => Err(message.to_string()),
+        other => panic!("{other:?} from {from}"),
+    }
+}
+
+/// Eight event loops share the port; the kernel hands each request to one of them by its
+/// source. The limits still count every loop's transfers: one address holds
+/// `max_per_address`, the server `max_transfers`, and a request is refused only when the
+/// whole server is full.
+fn limits_hold_for_the_whole_process_whatever_the_number_of_loops(ports: PortMode) {
+    let root = TempDir::new("loops");
+    fs::write(root.join("f"), vec![1u8; 4096]).unwrap();
+    let mut config = config(&root, ports);
+    config.threads = 8;
+    config.limits.max_per_address = 3;
+    config.limits.max_transfers = 12;
+    config.grace = Duration::from_millis(100);
+    let server = OurServer::start(config);
+    let addr = server.addr;
+    let one = common::packets::client_ip(1);
+    // Clients of one address: three are served, whatever loop took them, the rest refused.
+    let answers: Vec<_> = (0..12).map(|_| answer_from(one, addr)).collect();
+    let served = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(served, 3, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter_map(|a| a.as_ref().err())
+            .all(|m| m.contains("your address")),
+        "{answers:?}"
+    );
+    // Nine more addresses fill the server exactly: none is refused before it is full.
+    for i in 2..11 {
+        let ip = common::packets::client_ip(i);
+        assert_eq!(answer_from(ip, addr), Ok(()), "client {i} of 12");
+    }
+    let full = answer_from(common::packets::client_ip(11), addr);
+    assert!(full.as_ref().is_err_and(|m| m.contains("busy")), "{full:?}");
 }
 
 /// A port range above an ephemeral port the kernel just handed out, so it is likely free.
@@ -236,4 +282,39 @@ fn a_port_in_use_by_another_server_is_refused() {
         .expect("the port is taken");
     assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
     assert!(e.to_string().contains(&server.addr.to_string()), "{e}");
+}
+
+/// Two servers started at the same instant on one port: exactly one gets it, every time.
+/// (Each checks that the port is free before its loops join it together; without a lock
+/// around check and bind, both could pass the check and share the port.)
+#[test]
+fn two_servers_started_at_once_on_one_port_never_both_get_it() {
+    let root = TempDir::new("port-race");
+    for round in 0..40 {
+        let port = free_port();
+        let listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
+        let barrier = std::sync::Barrier::new(2);
+        let started: Vec<io::Result<wirekit::net::Server>> = std::thread::scope(|s| {
+            let tries: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut c = config(&root, PortMode::PerTransfer);
+                        c.threads = 4;
+                        c.listen = vec![listen];
+                        barrier.wait();
+                        wirekit::net::Server::bind(c)
+                    })
+                })
+                .collect();
+            tries.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let won = started.iter().filter(|s| s.is_ok()).count();
+        // A port another program took meanwhile makes both fail: try another.
+        if won == 0 {
+            continue;
+        }
+        assert_eq!(won, 1, "round {round}: both servers got port {port}");
+        let lost = started.into_iter().find_map(Result::err).unwrap();
+        assert_eq!(lost.kind(), io::ErrorKind::AddrInUse, "{lost}");
+    }
 }

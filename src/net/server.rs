@@ -21,7 +21,7 @@ use super::log::{LogEvent, Logger};
 #[cfg(unix)]
 use super::privileges::User;
 use super::remap::Remap;
-use super::socket::{bind, ensure_free, transfer_window_bytes, window_bytes};
+use super::socket::{PortClaim, bind, ensure_free, transfer_window_bytes, window_bytes};
 use super::udp::Udp;
 use crate::tftp::server::{Admission, Endpoint, Limits, Policy, PortMode, SharedAdmission};
 
@@ -266,11 +266,15 @@ where
         let cannot = |wanted: SocketAddr| {
             move |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}"))
         };
-        if threads > 1 {
+        let claim = if threads > 1 {
+            let claim = PortClaim::take(&config.listen)?;
             for &wanted in &config.listen {
-                ensure_free(wanted).map_err(cannot(wanted))?;
+                ensure_free(wanted, &claim).map_err(cannot(wanted))?;
             }
-        }
+            Some(claim)
+        } else {
+            None
+        };
         let mut sets: Vec<Vec<UdpSocket>> = Vec::with_capacity(threads);
         let mut bound: Vec<SocketAddr> = Vec::with_capacity(config.listen.len());
         for _ in 0..threads {
@@ -287,6 +291,7 @@ where
             }
             sets.push(set);
         }
+        drop(claim);
         Server::assemble(config, policy, sets)
     }
 

@@ -39,12 +39,80 @@ pub(crate) fn bind(addr: SocketAddr, share_port: bool) -> io::Result<UdpSocket> 
 
 /// Fails with `AddrInUse` when a socket holds `addr` already, even one that a socket with
 /// `SO_REUSEPORT` could join: another server of the same user, which would silently get
-/// half of the clients. Port 0 is always free.
-pub(crate) fn ensure_free(addr: SocketAddr) -> io::Result<()> {
+/// half of the clients. Port 0 is always free. Checked under a [`PortClaim`], held until
+/// the loops' sockets are bound.
+pub(crate) fn ensure_free(addr: SocketAddr, _claim: &PortClaim) -> io::Result<()> {
     if addr.port() == 0 {
         return Ok(());
     }
     bind(addr, false).map(drop)
+}
+
+/// Held by a server from its check that a port is free until its loops' sockets are bound
+/// to it: a second server started at the same instant waits, then finds the port taken,
+/// where both could otherwise pass the check and share the port.
+///
+/// On Linux it is a Unix socket bound to an abstract name made from the port: one per
+/// network namespace, as the port is, gone with the process whatever way it ends.
+pub(crate) struct PortClaim {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    _held: Vec<std::os::unix::net::UnixDatagram>,
+}
+
+/// How long a server waits for another one's claim: binding takes milliseconds.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl PortClaim {
+    /// Claims every non-zero port of `addrs`, waiting for a server that holds a claim.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn take(addrs: &[SocketAddr]) -> io::Result<PortClaim> {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+
+        let mut ports: Vec<u16> = addrs
+            .iter()
+            .map(SocketAddr::port)
+            .filter(|&p| p != 0)
+            .collect();
+        // In one order, so that two servers claiming several ports cannot wait on each other.
+        ports.sort_unstable();
+        ports.dedup();
+        let start = std::time::Instant::now();
+        let mut held = Vec::with_capacity(ports.len());
+        for port in ports {
+            let name = UnixAddr::from_abstract_name(format!("wirekit/udp-port/{port}"))?;
+            loop {
+                match UnixDatagram::bind_addr(&name) {
+                    Ok(socket) => {
+                        held.push(socket);
+                        break;
+                    }
+                    Err(e)
+                        if e.kind() == io::ErrorKind::AddrInUse && start.elapsed() < CLAIM_WAIT =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                        let why = format!("port {port}: another server is starting on it");
+                        return Err(io::Error::new(e.kind(), why));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(PortClaim { _held: held })
+    }
+
+    /// Elsewhere the check alone stands: the window it leaves is only as wide as the
+    /// binding.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) fn take(_: &[SocketAddr]) -> io::Result<PortClaim> {
+        Ok(PortClaim {})
+    }
 }
 
 /// Binds a transfer socket on `ip`: any free port, or a free one of `range`, tried from a
