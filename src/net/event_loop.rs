@@ -119,6 +119,7 @@ where
             tx,
             gso_segments,
             grace_end: None,
+            cut: None,
         }
         .run(&committer)
     }
@@ -139,6 +140,9 @@ struct EventLoop<P: Policy> {
     gso_segments: usize,
     /// Set when a stop was asked for: the end of the grace period.
     grace_end: Option<Duration>,
+    /// Set once running transfers were cut: how many. Uploads in their commit are not cut,
+    /// and the loop waits for them.
+    cut: Option<usize>,
 }
 
 impl<P> EventLoop<P>
@@ -172,7 +176,9 @@ where
             if let Some(cut) = self.stopped(now, committer) {
                 return Ok(cut);
             }
-            let wake_at = match (self.endpoint.poll_timeout(), self.grace_end) {
+            // Once transfers are cut, only commits are waited for, and they wake the loop.
+            let grace_end = self.grace_end.filter(|_| self.cut.is_none());
+            let wake_at = match (self.endpoint.poll_timeout(), grace_end) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -265,7 +271,8 @@ where
     }
 
     /// `Some(cut)` when the loop is done: stopped, and every transfer finished or, `cut`
-    /// of them, cut (sent an ERROR, their uploads dropped). The server logs the total of
+    /// of them, cut (sent an ERROR, their uploads dropped). An upload whose commit is under
+    /// way is not cut: its client hears what happened on disk. The server logs the total of
     /// all its loops once.
     fn stopped(&mut self, now: Duration, committer: &Committer<P::Storage>) -> Option<usize> {
         if !self.shared.stop_requested() {
@@ -277,14 +284,17 @@ where
         });
         // Transfers that ended and only dally are not waited for, nor counted as cut.
         if self.endpoint.running() == 0 {
-            return Some(0);
+            return Some(self.cut.unwrap_or(0));
         }
         if self.shared.cut_requested() || now >= grace_end {
             let cut = self
                 .endpoint
                 .abort_all(now, ErrorCode::NotDefined, "server shutting down");
             self.flush(now, committer);
-            return Some(cut);
+            let cut = *self.cut.insert(self.cut.unwrap_or(0) + cut);
+            if self.endpoint.committing() == 0 {
+                return Some(cut);
+            }
         }
         None
     }

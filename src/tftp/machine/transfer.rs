@@ -300,6 +300,11 @@ impl Transfer {
         matches!(self.phase, Phase::Closed) && self.owed.is_none() && self.strangers.is_empty()
     }
 
+    /// True while a server's upload waits for [`finish_upload`](Self::finish_upload).
+    pub(crate) fn is_committing(&self) -> bool {
+        matches!(self.phase, Phase::Committing { .. })
+    }
+
     /// True once the transfer has reported its end (it may still dally).
     pub fn is_finished(&self) -> bool {
         self.finished

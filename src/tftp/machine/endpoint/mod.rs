@@ -238,13 +238,18 @@ impl<P: Policy> Endpoint<P> {
     }
 
     /// Ends every running transfer with an ERROR to its client (a transfer that already
-    /// ended only stops dallying). Uploads not committed are dropped with their storage.
+    /// ended only stops dallying). Uploads not committed are dropped with their storage;
+    /// an upload handed out in [`Event::Commit`] is left to its commit, whose outcome its
+    /// client hears at [`committed`](Self::committed) (see [`committing`](Self::committing)).
     /// Returns how many transfers were cut: those that had not yet ended.
     pub fn abort_all(&mut self, now: Duration, code: ErrorCode, message: &'static str) -> usize {
         let ids: Vec<TransferId> = self.ids().collect();
         let mut cut = 0;
         for id in ids {
             if let Some(e) = self.entry_mut(id) {
+                if e.transfer.is_committing() {
+                    continue;
+                }
                 cut += usize::from(!e.transfer.is_finished());
                 e.transfer.abort(now, code, message);
                 e.storage = None;
@@ -253,6 +258,16 @@ impl<P: Policy> Endpoint<P> {
             self.settle(now, id);
         }
         cut
+    }
+
+    /// Uploads handed out in [`Event::Commit`] whose outcome [`committed`](Self::committed)
+    /// has not yet told: a driver that stops waits for them.
+    pub fn committing(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .filter(|e| e.transfer.is_committing())
+            .count()
     }
 
     fn ids(&self) -> impl Iterator<Item = TransferId> + '_ {
