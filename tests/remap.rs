@@ -441,6 +441,52 @@ r ^up/ ../
         assert!(root.join("secret/key").exists());
     }
 
+    /// Names are checked for length and control characters before any rule runs: a rule
+    /// costs nothing on a name no file could have, and a rule whose message echoes the name
+    /// cannot put a raw line end into the log or the ERROR.
+    #[test]
+    fn names_are_checked_before_any_rule_and_logged_escaped() {
+        use super::common::packets::{RawClient, request};
+        use wirekit::tftp::Packet;
+
+        let top = TempDir::new("remap-first").keep();
+        let rules = top.join("echo.rules");
+        fs::write(&rules, "a ^(.*)$ no\\ \\1\n").unwrap();
+        let server = Serving::loopback(&top, &["--remap", rules.to_str().unwrap()]);
+        let refusal = |name: &[u8]| {
+            let c = RawClient::new(server.addr());
+            let (answer, _) = c.ask(&request(1, name, "octet", &[]), server.addr());
+            match Packet::parse(&answer) {
+                Ok(Packet::Error { code, message }) => (code, message.to_string()),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            refusal(b"plain"),
+            (ErrorCode::AccessViolation, "no plain".into()),
+            "the rule runs on a name that may be a file's"
+        );
+        let forged = b"x\r\n2026-01-01T00:00:00Z  INFO 10.9.9.9:1 read \"boot\": ok";
+        assert_eq!(
+            refusal(forged),
+            (
+                ErrorCode::AccessViolation,
+                "control character in filename".into()
+            )
+        );
+        assert_eq!(
+            refusal(&[b'a'; 1500]),
+            (ErrorCode::AccessViolation, "filename too long".into())
+        );
+        let line = server.wait_for_log(&["control character in filename"]);
+        assert!(line.contains(r"x\x0d\x0a2026"), "{line}");
+        assert!(
+            !server.lines().iter().any(|l| l.starts_with("2026-01-01")),
+            "{:?}",
+            server.lines()
+        );
+    }
+
     #[test]
     fn uploads_are_remapped() {
         let (server, root) = serve("remap-put", &["--allow-create"]);

@@ -43,7 +43,49 @@ impl Heard {
     }
 }
 
-in_both_port_modes!(a_hog_is_capped_and_reclaimed_and_keeps_no_one_out);
+in_both_port_modes!(
+    a_hog_is_capped_and_reclaimed_and_keeps_no_one_out,
+    junk_from_a_forged_requester_does_not_make_its_transfer_answered,
+);
+
+/// Forged requests fill every slot of the server, each followed by one junk datagram from
+/// the requester's address and port (all an off-path attacker can add). Junk is not the
+/// answer a transfer waits for: each is reclaimed as unanswered, and a real client is
+/// served right after, not when the forged transfers run out their retries.
+fn junk_from_a_forged_requester_does_not_make_its_transfer_answered(ports: PortMode) {
+    let root = TempDir::new("hog-junk");
+    fs::write(root.join("f"), random_bytes(100_000, 1)).unwrap();
+    let mut config = config(&root, ports);
+    config.limits.max_transfers = 8;
+    config.limits.unanswered_timeout = UNANSWERED_TIMEOUT;
+    // Retries that would hold a transfer taken for answered for half a minute.
+    config.limits.config = wirekit::tftp::Config::default();
+    let server = OurServer::start(config);
+    let addr = server.addr;
+    for i in 0..8 {
+        let forger = RawClient::on(client_ip(10 + i));
+        let (answer, tid) = forger.ask(&rrq("f", &[]), addr);
+        assert!(matches!(
+            Packet::parse(&answer),
+            Ok(Packet::Data { block: 1, .. })
+        ));
+        forger.send(b"\0\x09junk", tid);
+    }
+    server.wait_for_log(
+        UNANSWERED_TIMEOUT * 4,
+        "the forged transfers reclaimed",
+        |log| {
+            log.reports
+                .iter()
+                .filter(|r| r.result == Err(TransferError::Unanswered))
+                .count()
+                == 8
+        },
+    );
+    let (got, _) = get_from(client_ip(1), addr, "f", &ClientOptions::default())
+        .unwrap_or_else(|e| panic!("the real client was kept out: {e}"));
+    assert_eq!(got, random_bytes(100_000, 1));
+}
 
 fn a_hog_is_capped_and_reclaimed_and_keeps_no_one_out(ports: PortMode) {
     let root = TempDir::new("hog");

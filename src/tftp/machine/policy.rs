@@ -142,3 +142,22 @@ impl Default for Limits {
         Limits::DEFAULT
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_texts_carry_no_raw_control_characters() {
+        let r = Refusal::new(
+            ErrorCode::AccessViolation,
+            String::from("no\r\nINFO forged"),
+        )
+        .with_detail("a\x1b[2Jb");
+        assert_eq!(r.message, "no\\x0d\\x0aINFO forged");
+        assert_eq!(r.detail.as_deref(), Some("a\\x1b[2Jb"));
+        // A clean static text stays borrowed.
+        let clean = Refusal::new(ErrorCode::FileNotFound, "file not found");
+        assert!(matches!(clean.message, Cow::Borrowed(_)));
+    }
+}
