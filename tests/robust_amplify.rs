@@ -84,3 +84,130 @@ fn silent_source_amplification_is_bounded(ports: PortMode) {
     );
     server.stop().unwrap();
 }
+
+/// Bytes on the wire for a UDP payload of `n` bytes over IPv4 (IP and UDP headers).
+fn wire(n: usize) -> u64 {
+    n as u64 + 28
+}
+
+/// An off-path attacker that forges a request from a victim's address and port, then
+/// acknowledges whole windows blindly, never seeing a byte the server sends. `ports` are
+/// where it sends its ACKs: every port the server may answer from, as far as it can know
+/// them. Returns what reached the victim against what the attacker sent, on the wire.
+fn blind_acks(
+    server: SocketAddr,
+    ports: &[u16],
+    blksize: u16,
+    windowsize: u16,
+    pace: Duration,
+) -> (u64, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    // The victim's socket is where the forged packets seem to come from: the test sends
+    // them from it, as a forger on the same path would, and counts what arrives.
+    let victim = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    victim
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let received = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let mut sent = 0u64;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut buf = vec![0u8; 70_000];
+            while !done.load(Ordering::SeqCst) {
+                if let Ok((n, _)) = victim.recv_from(&mut buf) {
+                    received.fetch_add(wire(n), Ordering::SeqCst);
+                }
+            }
+        });
+        let (b, w) = (blksize.to_string(), windowsize.to_string());
+        let req = rrq("file.bin", &[("blksize", &b), ("windowsize", &w)]);
+        victim.send_to(&req, server).unwrap();
+        sent += wire(req.len());
+        // Paced as the server sends, without reading it: the ACK of the OACK, then the
+        // last block of each window.
+        let windows = (4u64 << 20).div_ceil(u64::from(blksize) * u64::from(windowsize));
+        for k in 0..=windows {
+            std::thread::sleep(pace);
+            let block = (k * u64::from(windowsize)) as u16;
+            for &port in ports {
+                victim
+                    .send_to(&ack(block), SocketAddr::new(server.ip(), port))
+                    .unwrap();
+                sent += wire(4);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        done.store(true, Ordering::SeqCst);
+    });
+    (received.into_inner(), sent)
+}
+
+/// Forged requests and blind ACKs: what each port mode gives an attacker that cannot see
+/// the server's answers (the README's threat model quotes these factors). A port per
+/// transfer hides the one number the attacker would need; a single port hands it over.
+#[test]
+fn blind_ack_amplification_by_port_mode() {
+    let root = TempDir::new("amplify-blind");
+    fs::write(root.join("file.bin"), random_bytes(4 << 20, 62)).unwrap();
+    let mut factors = Vec::new();
+    for (mode, range) in [
+        (PortMode::Single, None),
+        (PortMode::PerTransfer, Some(4u16)),
+        (PortMode::PerTransfer, None),
+    ] {
+        let mut config = config_with(&root, mode, fast_config(50, 100, 3));
+        let first = common::packets::free_port().max(20_000);
+        if let Some(n) = range {
+            config.port_range = Some(first..=first + n - 1);
+        }
+        let server = OurServer::start(config);
+        let ports: Vec<u16> = match (mode, range) {
+            (PortMode::Single, _) => vec![server.addr.port()],
+            (_, Some(n)) => (first..first + n).collect(),
+            // A random port of the ephemeral range: the attacker's best is the request
+            // port, where the server takes nothing but requests.
+            _ => vec![server.addr.port()],
+        };
+        for blksize in [1468, 65464] {
+            // The attacker knows the server's defaults: the window it grants.
+            let window = match mode {
+                PortMode::Single => (65536 / u32::from(blksize)).clamp(1, 64) as u16,
+                _ => 64,
+            };
+            let pace = Duration::from_millis(10);
+            let (to_victim, from_attacker) = blind_acks(server.addr, &ports, blksize, window, pace);
+            let factor = to_victim as f64 / from_attacker as f64;
+            eprintln!(
+                "{mode:?}, {range:?} ports, blksize {blksize}: {to_victim} bytes to the victim for {from_attacker} sent: {factor:.0}x"
+            );
+            factors.push(factor);
+        }
+        server.stop().unwrap();
+    }
+    // tftp-hpa with four transfer ports (`-R`), for comparison: it knows no windows, so
+    // each ACK brings one block.
+    match common::peers::in_tftpd_with(&root, "127.0.0.1".parse().unwrap(), &["-R", "31000:31003"])
+    {
+        Some((_daemon, addr)) => {
+            for blksize in [1468, 65464] {
+                let ports = [31000, 31001, 31002, 31003];
+                let pace = Duration::from_millis(3);
+                let (to_victim, from_attacker) = blind_acks(addr, &ports, blksize, 1, pace);
+                let factor = to_victim as f64 / from_attacker as f64;
+                eprintln!(
+                    "tftp-hpa -R, 4 ports, blksize {blksize}: {to_victim} bytes to the victim for {from_attacker} sent: {factor:.0}x"
+                );
+            }
+        }
+        None => common::peers::missing("in.tftpd", "tftp-hpa's factors are not measured"),
+    }
+    // Single-port mode: a window of at most 64 KiB for each 32-byte ACK.
+    assert!(
+        factors[0] > 100.0 && factors[1] > 100.0,
+        "the attack works: {factors:?}"
+    );
+    assert!(factors[0] < 2100.0 && factors[1] < 2100.0, "{factors:?}");
+    // Random transfer ports: nothing beyond the answers to the request itself.
+    assert!(factors[4] < 2.0 && factors[5] < 2.0, "{factors:?}");
+}

@@ -283,6 +283,11 @@ pub fn is_root() -> bool {
 /// switches user, so it needs root: as another user it runs through `sudo -n` when that
 /// works, and is reported unusable otherwise.
 pub fn in_tftpd(root: &Path, ip: IpAddr) -> Option<(Daemon, SocketAddr)> {
+    in_tftpd_with(root, ip, &[])
+}
+
+/// [`in_tftpd`] with more of its options, e.g. `-R 30000:30003`.
+pub fn in_tftpd_with(root: &Path, ip: IpAddr, args: &[&str]) -> Option<(Daemon, SocketAddr)> {
     let program = peer("in.tftpd")?;
     let sudo = !is_root();
     if sudo {
@@ -311,7 +316,9 @@ pub fn in_tftpd(root: &Path, ip: IpAddr) -> Option<(Daemon, SocketAddr)> {
         Command::new(&program)
     };
     // -t: how long it waits for the next request before it exits; the test ends first.
-    cmd.args(["-c", "-p", "-u", "root", "-t", "600", "-s"])
+    cmd.args(["-c", "-p", "-u", "root", "-t", "600"])
+        .args(args)
+        .arg("-s")
         .arg(root)
         .stdin(Stdio::from(OwnedFd::from(socket)))
         .stdout(Stdio::null())
