@@ -1,9 +1,10 @@
 //! The `wirekit` program: a TFTP server and client.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -11,6 +12,12 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use wirekit::net::{self, ClientOptions, Server, ServerConfig};
 use wirekit::tftp::{Blksize, Config, Limits, Stats, Timeout, Windowsize};
+
+// Beside the program rather than in src/bin/, where cargo would take it for a program.
+#[path = "wirekit/log_output.rs"]
+mod log_output;
+
+use log_output::LogQueue;
 
 /// Asked for unless told otherwise: an Ethernet frame's worth of data per block, and a
 /// window that keeps a LAN busy. Servers that grant less, or know no windows, are followed.
@@ -20,6 +27,14 @@ const FAST_WINDOWSIZE: u16 = 16;
 /// Default listen address of `wirekit serve`: loopback on a high port, so it runs without
 /// privileges or configuration.
 const DEFAULT_LISTEN: &str = "127.0.0.1:6969";
+
+/// How long the last log lines may take to get out when the program ends: plenty for a
+/// sink that reads, and a bounded wait for one that stalls.
+const LOG_FLUSH: Duration = Duration::from_secs(2);
+
+/// The server's log queue, once set up. Whatever the program says after that goes through
+/// it too, so that no message waits on a stalled stderr.
+static LOG: OnceLock<LogQueue> = OnceLock::new();
 
 #[derive(Parser)]
 #[command(name = "wirekit", version, about = "A TFTP server and client")]
@@ -306,7 +321,7 @@ fn with_progress<E>(
     if let Some(bar) = bar {
         bar.finish_and_clear();
         if let Ok(stats) = &result {
-            eprintln!("{name}: {}", summary(stats));
+            say(&format!("{name}: {}", summary(stats)));
         }
     }
     result
@@ -471,7 +486,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     limits.max_per_address = a.max_per_address;
     limits.config.timeout = Duration::from_secs(a.timeout.max(1));
     limits.config.retries = a.retries;
-    init_logging(a.verbose, a.quiet);
+    init_logging(a.verbose, a.quiet)?;
     let activated = !passed.is_empty();
     let server = if activated {
         Server::from_sockets(config, passed)
@@ -534,9 +549,10 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             stopper.stop_now();
             return;
         }
+        // Stopping first: nothing after it may keep the server from stopping.
+        stopper.stop();
         tracing::info!("stopping: finishing running transfers (Ctrl-C again to quit now)");
         notify("STOPPING=1");
-        stopper.stop();
     })
     .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     // Listening, as the user it serves as, and stoppable: ready.
@@ -545,22 +561,38 @@ fn serve(a: ServeArgs) -> Result<(), String> {
 }
 
 /// The server's log goes to stderr, one line per event, with its level, and with a
-/// timestamp unless the journal (which adds its own) is listening.
-fn init_logging(verbose: bool, quiet: bool) {
+/// timestamp unless the journal (which adds its own) is listening. The lines pass through
+/// a bounded queue to a writer thread: a stderr that stalls or closes costs log lines
+/// (counted in the log), never a transfer, a signal or the process.
+fn init_logging(verbose: bool, quiet: bool) -> Result<(), String> {
     let level = match (verbose, quiet) {
         (true, _) => tracing::Level::DEBUG,
         (_, true) => tracing::Level::WARN,
         _ => tracing::Level::INFO,
     };
+    let queue = LogQueue::on_stderr().map_err(|e| format!("cannot start the log: {e}"))?;
     let log = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_target(false)
-        .with_writer(std::io::stderr)
+        .with_writer(queue.clone())
         .with_ansi(std::io::stderr().is_terminal());
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         log.without_time().init();
     } else {
         log.init();
+    }
+    let _ = LOG.set(queue);
+    Ok(())
+}
+
+/// Prints `text` as a line on stderr: through the log queue once the server has one, else
+/// directly. A stderr that is closed or full is no reason to panic over a message.
+fn say(text: &str) {
+    match LOG.get() {
+        Some(log) => log.push(format!("{text}\n").into_bytes()),
+        None => {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
     }
 }
 
@@ -571,13 +603,19 @@ fn main() -> ExitCode {
         Command::Get(a) => get(a),
         Command::Put(a) => put(a),
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wirekit: {e}");
+            say(&format!("wirekit: {e}"));
             ExitCode::FAILURE
         }
+    };
+    // The last lines ("stopped: ...", an error) out before the process ends, unless the
+    // sink stalls.
+    if let Some(log) = LOG.get() {
+        log.flush(LOG_FLUSH);
     }
+    code
 }
 
 #[cfg(test)]
