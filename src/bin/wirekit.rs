@@ -77,7 +77,7 @@ struct ServeArgs {
     /// Accept uploads of new files.
     #[arg(long)]
     allow_create: bool,
-    /// Let uploads replace existing files.
+    /// Let uploads replace existing files (alone: new files are refused).
     #[arg(long)]
     allow_overwrite: bool,
     /// Refuse uploads larger than this many bytes.
@@ -121,26 +121,28 @@ struct ServeArgs {
     /// containers or behind a load balancer.
     #[arg(long)]
     single_port: bool,
-    /// Take transfer ports from this range, e.g. 30000-30100.
+    /// Take transfer ports from this range, e.g. 30000-30100. A server that will not be
+    /// privileged (--user, or not root) needs ports from net.ipv4.ip_unprivileged_port_start
+    /// (usually 1024) up.
     #[arg(long, value_name = "A-B", value_parser = parse_range, conflicts_with = "single_port")]
     port_range: Option<(u16, u16)>,
-    /// Transfers at once; more are refused with an ERROR.
-    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_transfers)]
+    /// Transfers at once (at least 1); more are refused with an ERROR.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_transfers, value_parser = parse_transfers)]
     max_transfers: usize,
-    /// Transfers at once from one client address.
-    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_per_address)]
+    /// Transfers at once from one client address (at least 1).
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_per_address, value_parser = parse_transfers)]
     max_per_address: usize,
     /// Event loops (threads); 0 means one per core.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
-    /// Retransmission timeout in seconds when the client negotiates none.
-    #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.config.timeout.as_secs())]
+    /// Retransmission timeout in seconds (1-255) when the client negotiates none.
+    #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.config.timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=255))]
     timeout: u64,
     /// Retransmissions before a transfer is given up.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.config.retries)]
     retries: u32,
-    /// Seconds running transfers may go on after Ctrl-C.
-    #[arg(long, value_name = "S", default_value_t = 10)]
+    /// Seconds running transfers may go on after Ctrl-C (at most 86400, a day).
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE))]
     grace: u64,
     /// Log every request and packet.
     #[arg(short, long, conflicts_with = "quiet")]
@@ -201,6 +203,19 @@ struct PutArgs {
     remote: Option<String>,
     #[command(flatten)]
     opts: TransferArgs,
+}
+
+/// Longest `--grace`: a day is more than any shutdown should take, and keeps the end of
+/// the grace period a time the clock can hold.
+const MAX_GRACE: u64 = 24 * 60 * 60;
+
+/// A number of transfers: 0 would refuse every request, which is no way to run a server.
+fn parse_transfers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 would refuse every request: expected at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a number of transfers, at least 1: {e}")),
+    }
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -484,7 +499,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     limits.max_timeout = Timeout::new(a.max_timeout.into()).map_err(|e| e.to_string())?;
     limits.max_transfers = a.max_transfers;
     limits.max_per_address = a.max_per_address;
-    limits.config.timeout = Duration::from_secs(a.timeout.max(1));
+    limits.config.timeout = Duration::from_secs(a.timeout);
     limits.config.retries = a.retries;
     init_logging(a.verbose, a.quiet)?;
     let activated = !passed.is_empty();
@@ -511,10 +526,25 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     };
     #[cfg(not(unix))]
     let identity: Option<Result<String, &str>> = None;
+    // Asked as the user that serves, after any switch: a root it may not search serves
+    // nothing, so it is refused here rather than request by request.
+    if let Some(e) = server.policy().unusable() {
+        #[cfg(unix)]
+        let who = user
+            .as_ref()
+            .map_or_else(String::new, |u| format!(" as user {}", u.name()));
+        #[cfg(not(unix))]
+        let who = String::new();
+        return Err(format!(
+            "cannot open files in {}{who}: {e}; nothing could be served",
+            server.root().display()
+        ));
+    }
     let mode = match (a.allow_create, a.allow_overwrite) {
         (false, false) => "read-only",
-        (true, false) => "uploads of new files allowed",
-        (_, true) => "uploads allowed, overwriting too",
+        (true, false) => "uploads may create new files, not replace existing ones",
+        (false, true) => "uploads may replace existing files; new files refused",
+        (true, true) => "uploads may create and replace files",
     };
     let addrs: Vec<String> = server
         .local_addrs()
@@ -537,7 +567,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         Some(Err(root)) => tracing::warn!("{root}"),
         None => {}
     }
-    // Asked as the user that serves, after any switch.
+    // Where part still works (files served but not listed, or no uploads), a warning.
     for problem in server.policy().access_problems() {
         tracing::warn!("{problem}");
     }
