@@ -74,11 +74,17 @@ impl Serving {
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         // Lines before the banner (warnings) are kept with the rest of the log.
         let mut early = Vec::new();
+        // Lines as `BufRead::lines` gives them, read one at a time so that whatever follows
+        // the banner stays in the reader handed back.
+        let unterminated = |line: &str| {
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            line.strip_suffix('\r').unwrap_or(line).to_string()
+        };
         let banner = loop {
             let mut line = String::new();
             match stderr.read_line(&mut line) {
-                Ok(n) if n > 0 && line.contains("serving ") => break line.trim_end().to_string(),
-                Ok(n) if n > 0 => early.push(line.trim_end().to_string()),
+                Ok(n) if n > 0 && line.contains("serving ") => break unterminated(&line),
+                Ok(n) if n > 0 => early.push(unterminated(&line)),
                 other => {
                     let _ = child.kill();
                     panic!(
