@@ -77,12 +77,26 @@ fn pipe_full(stderr: &ChildStderr) -> bool {
     held + 1024 > capacity
 }
 
+/// Whether process `pid` ignores SIGPIPE, as Rust programs do unless something resets it:
+/// otherwise its first write to a pipe whose reader is gone would end it.
+fn ignores_sigpipe(pid: u32) -> bool {
+    const SIGPIPE: u32 = 13;
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .expect("SigIgn in /proc/PID/status");
+    let mask = u64::from_str_radix(ignored.trim(), 16).unwrap();
+    mask & (1 << (SIGPIPE - 1)) != 0
+}
+
 /// The read end is closed once the banner is read: every later log write fails with
 /// EPIPE. Before, the first of them panicked the event loop and the process exited (101).
 #[test]
 fn a_stderr_pipe_whose_reader_is_gone_costs_only_the_log() {
     let (root, small, big) = root("log-closed");
     let (server, stderr) = Serving::spawn_keeping_stderr(serve_on_loopback(&root, &[]));
+    assert!(ignores_sigpipe(server.child.id()), "SIGPIPE is not ignored");
     drop(stderr);
     get_exactly(server.addr(), "big", &big, "stderr closed");
     many_gets(server.addr(), &small, "stderr closed");
