@@ -198,7 +198,8 @@ impl Root {
     /// Why this process can open nothing under the root, if so: it may not search the
     /// directory (no execute permission on it), so every read and every upload would be
     /// refused. Unlike [`access_problems`](Self::access_problems), where part still works,
-    /// a server in this state serves nothing. Asks as the process is now, like that.
+    /// a server in this state serves nothing. Like that one, it asks as the process is
+    /// now: call it after any change of user.
     pub fn unusable(&self) -> Option<io::Error> {
         #[cfg(unix)]
         {
