@@ -1,9 +1,10 @@
 //! The `wirekit` program: a TFTP server and client.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -11,6 +12,12 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use wirekit::net::{self, ClientOptions, Server, ServerConfig};
 use wirekit::tftp::{Blksize, Config, Limits, Stats, Timeout, Windowsize};
+
+// Beside the program rather than in src/bin/, where cargo would take it for a program.
+#[path = "wirekit/log_output.rs"]
+mod log_output;
+
+use log_output::LogQueue;
 
 /// Asked for unless told otherwise: an Ethernet frame's worth of data per block, and a
 /// window that keeps a LAN busy. Servers that grant less, or know no windows, are followed.
@@ -20,6 +27,14 @@ const FAST_WINDOWSIZE: u16 = 16;
 /// Default listen address of `wirekit serve`: loopback on a high port, so it runs without
 /// privileges or configuration.
 const DEFAULT_LISTEN: &str = "127.0.0.1:6969";
+
+/// How long the last log lines may take to get out when the program ends: plenty for a
+/// sink that reads, and a bounded wait for one that stalls.
+const LOG_FLUSH: Duration = Duration::from_secs(2);
+
+/// The server's log queue, once set up. Whatever the program says after that goes through
+/// it too, so that no message waits on a stalled stderr.
+static LOG: OnceLock<LogQueue> = OnceLock::new();
 
 #[derive(Parser)]
 #[command(name = "wirekit", version, about = "A TFTP server and client")]
@@ -62,7 +77,7 @@ struct ServeArgs {
     /// Accept uploads of new files.
     #[arg(long)]
     allow_create: bool,
-    /// Let uploads replace existing files.
+    /// Let uploads replace existing files (alone: new files are refused).
     #[arg(long)]
     allow_overwrite: bool,
     /// Refuse uploads larger than this many bytes.
@@ -106,26 +121,28 @@ struct ServeArgs {
     /// containers or behind a load balancer.
     #[arg(long)]
     single_port: bool,
-    /// Take transfer ports from this range, e.g. 30000-30100.
+    /// Take transfer ports from this range, e.g. 30000-30100. A server that will not be
+    /// privileged (--user, or not root) needs ports from net.ipv4.ip_unprivileged_port_start
+    /// (usually 1024) up.
     #[arg(long, value_name = "A-B", value_parser = parse_range, conflicts_with = "single_port")]
     port_range: Option<(u16, u16)>,
-    /// Transfers at once; more are refused with an ERROR.
-    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_transfers)]
+    /// Transfers at once (at least 1); more are refused with an ERROR.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_transfers, value_parser = parse_transfers)]
     max_transfers: usize,
-    /// Transfers at once from one client address.
-    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_per_address)]
+    /// Transfers at once from one client address (at least 1).
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_per_address, value_parser = parse_transfers)]
     max_per_address: usize,
     /// Event loops (threads); 0 means one per core.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
-    /// Retransmission timeout in seconds when the client negotiates none.
-    #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.config.timeout.as_secs())]
+    /// Retransmission timeout in seconds (1-255) when the client negotiates none.
+    #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.config.timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=255))]
     timeout: u64,
     /// Retransmissions before a transfer is given up.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.config.retries)]
     retries: u32,
-    /// Seconds running transfers may go on after Ctrl-C.
-    #[arg(long, value_name = "S", default_value_t = 10)]
+    /// Seconds running transfers may go on after Ctrl-C (at most 86400, a day).
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE))]
     grace: u64,
     /// Log every request and packet.
     #[arg(short, long, conflicts_with = "quiet")]
@@ -186,6 +203,19 @@ struct PutArgs {
     remote: Option<String>,
     #[command(flatten)]
     opts: TransferArgs,
+}
+
+/// Longest `--grace`: a day is more than any shutdown should take, and keeps the end of
+/// the grace period a time the clock can hold.
+const MAX_GRACE: u64 = 24 * 60 * 60;
+
+/// A number of transfers: 0 would refuse every request, which is no way to run a server.
+fn parse_transfers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 would refuse every request: expected at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a number of transfers, at least 1: {e}")),
+    }
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -306,7 +336,7 @@ fn with_progress<E>(
     if let Some(bar) = bar {
         bar.finish_and_clear();
         if let Ok(stats) = &result {
-            eprintln!("{name}: {}", summary(stats));
+            say(&format!("{name}: {}", summary(stats)));
         }
     }
     result
@@ -469,9 +499,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     limits.max_timeout = Timeout::new(a.max_timeout.into()).map_err(|e| e.to_string())?;
     limits.max_transfers = a.max_transfers;
     limits.max_per_address = a.max_per_address;
-    limits.config.timeout = Duration::from_secs(a.timeout.max(1));
+    limits.config.timeout = Duration::from_secs(a.timeout);
     limits.config.retries = a.retries;
-    init_logging(a.verbose, a.quiet);
+    init_logging(a.verbose, a.quiet)?;
     let activated = !passed.is_empty();
     let server = if activated {
         Server::from_sockets(config, passed)
@@ -496,10 +526,25 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     };
     #[cfg(not(unix))]
     let identity: Option<Result<String, &str>> = None;
+    // Asked as the user that serves, after any switch: a root it may not search serves
+    // nothing, so it is refused here rather than request by request.
+    if let Some(e) = server.policy().unusable() {
+        #[cfg(unix)]
+        let who = user
+            .as_ref()
+            .map_or_else(String::new, |u| format!(" as user {}", u.name()));
+        #[cfg(not(unix))]
+        let who = String::new();
+        return Err(format!(
+            "cannot open files in {}{who}: {e}; nothing could be served",
+            server.root().display()
+        ));
+    }
     let mode = match (a.allow_create, a.allow_overwrite) {
         (false, false) => "read-only",
-        (true, false) => "uploads of new files allowed",
-        (_, true) => "uploads allowed, overwriting too",
+        (true, false) => "uploads may create new files, not replace existing ones",
+        (false, true) => "uploads may replace existing files; new files refused",
+        (true, true) => "uploads may create and replace files",
     };
     let addrs: Vec<String> = server
         .local_addrs()
@@ -522,7 +567,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         Some(Err(root)) => tracing::warn!("{root}"),
         None => {}
     }
-    // Asked as the user that serves, after any switch.
+    // Where part still works (files served but not listed, or no uploads), a warning.
     for problem in server.policy().access_problems() {
         tracing::warn!("{problem}");
     }
@@ -534,9 +579,10 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             stopper.stop_now();
             return;
         }
+        // Stopping first: nothing after it may keep the server from stopping.
+        stopper.stop();
         tracing::info!("stopping: finishing running transfers (Ctrl-C again to quit now)");
         notify("STOPPING=1");
-        stopper.stop();
     })
     .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     // Listening, as the user it serves as, and stoppable: ready.
@@ -545,22 +591,38 @@ fn serve(a: ServeArgs) -> Result<(), String> {
 }
 
 /// The server's log goes to stderr, one line per event, with its level, and with a
-/// timestamp unless the journal (which adds its own) is listening.
-fn init_logging(verbose: bool, quiet: bool) {
+/// timestamp unless the journal (which adds its own) is listening. The lines pass through
+/// a bounded queue to a writer thread: a stderr that stalls or closes costs log lines
+/// (counted in the log), never a transfer, a signal or the process.
+fn init_logging(verbose: bool, quiet: bool) -> Result<(), String> {
     let level = match (verbose, quiet) {
         (true, _) => tracing::Level::DEBUG,
         (_, true) => tracing::Level::WARN,
         _ => tracing::Level::INFO,
     };
+    let queue = LogQueue::on_stderr().map_err(|e| format!("cannot start the log: {e}"))?;
     let log = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_target(false)
-        .with_writer(std::io::stderr)
+        .with_writer(queue.clone())
         .with_ansi(std::io::stderr().is_terminal());
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         log.without_time().init();
     } else {
         log.init();
+    }
+    let _ = LOG.set(queue);
+    Ok(())
+}
+
+/// Prints `text` as a line on stderr: through the log queue once the server has one, else
+/// directly. A stderr that is closed or full is no reason to panic over a message.
+fn say(text: &str) {
+    match LOG.get() {
+        Some(log) => log.push(format!("{text}\n").into_bytes()),
+        None => {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
     }
 }
 
@@ -571,13 +633,19 @@ fn main() -> ExitCode {
         Command::Get(a) => get(a),
         Command::Put(a) => put(a),
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wirekit: {e}");
+            say(&format!("wirekit: {e}"));
             ExitCode::FAILURE
         }
+    };
+    // The last lines ("stopped: ...", an error) out before the process ends, unless the
+    // sink stalls.
+    if let Some(log) = LOG.get() {
+        log.flush(LOG_FLUSH);
     }
+    code
 }
 
 #[cfg(test)]

@@ -68,6 +68,12 @@ impl DirPolicy {
         &self.root
     }
 
+    /// Why this process could serve nothing from the root at all, if so: see
+    /// [`Root::unusable`].
+    pub fn unusable(&self) -> Option<std::io::Error> {
+        self.root.unusable()
+    }
+
     /// What keeps this process from serving the root as its rules say: see
     /// [`Root::access_problems`].
     pub fn access_problems(&self) -> Vec<String> {

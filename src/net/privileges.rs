@@ -75,6 +75,60 @@ pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// True when the process, not root, runs as `user` already: switching to it changes
+/// nothing, privileges included.
+pub(crate) fn runs_as(user: &User) -> bool {
+    use rustix::process::{getegid, geteuid, getgid, getuid};
+    let is_already = |id: u32, real: u32, effective: u32| id == real && id == effective;
+    !is_root()
+        && is_already(user.uid, getuid().as_raw(), geteuid().as_raw())
+        && is_already(user.gid, getgid().as_raw(), getegid().as_raw())
+}
+
+/// Whether the process would keep the right to bind privileged ports as `user`: only as
+/// root, or where the switch changes nothing. A switch from root to anyone else clears
+/// every capability.
+pub(crate) fn privileged_as(user: &User) -> bool {
+    if runs_as(user) {
+        may_bind_privileged_ports()
+    } else {
+        user.uid == 0
+    }
+}
+
+/// The lowest port a process without privileges may bind: Linux's
+/// `net.ipv4.ip_unprivileged_port_start` (which holds for IPv6 too; containers often set
+/// it to 0), else 1024.
+pub(crate) fn unprivileged_port_start() -> u16 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Ok(s) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        && let Ok(port) = s.trim().parse::<u32>()
+    {
+        return u16::try_from(port).unwrap_or(u16::MAX);
+    }
+    1024
+}
+
+/// Whether this process may bind ports below [`unprivileged_port_start`]: on Linux, when
+/// `CAP_NET_BIND_SERVICE` is in its effective set (root has it unless a container took
+/// it away; `setcap` gives it to a program), elsewhere when it runs as root.
+pub(crate) fn may_bind_privileged_ports() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        const CAP_NET_BIND_SERVICE: u32 = 10;
+        let effective = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+                u64::from_str_radix(hex.trim(), 16).ok()
+            });
+        if let Some(caps) = effective {
+            return caps & (1 << CAP_NET_BIND_SERVICE) != 0;
+        }
+    }
+    is_root()
+}
+
 /// Makes the whole process `user`: supplementary groups cleared to the user's primary
 /// group, then the real, effective and saved group IDs, then the user IDs. Checked after:
 /// every ID is the user's, and root cannot be had back. A process that already runs as
@@ -82,11 +136,7 @@ pub(crate) fn is_root() -> bool {
 pub(crate) fn switch_to(user: &User) -> io::Result<()> {
     use rustix::process::{getegid, geteuid, getgid, getgroups, getuid};
     let (uid, gid) = (user.uid, user.gid);
-    let is_already = |id: u32, real: u32, effective: u32| id == real && id == effective;
-    if !is_root()
-        && is_already(uid, getuid().as_raw(), geteuid().as_raw())
-        && is_already(gid, getgid().as_raw(), getegid().as_raw())
-    {
+    if runs_as(user) {
         return Ok(());
     }
     let failed = |what: &str, e: io::Error| {

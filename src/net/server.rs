@@ -203,6 +203,31 @@ fn dir_policy(config: &ServerConfig) -> io::Result<DirPolicy> {
     })
 }
 
+/// Refuses transfer ports that a server privileged as `privileged` says could not bind:
+/// each transfer would fail with "permission denied" and its client be told the server is
+/// busy. `who` says who would lack the right.
+#[cfg(unix)]
+fn check_port_range(
+    range: Option<&RangeInclusive<u16>>,
+    privileged: bool,
+    who: &str,
+) -> io::Result<()> {
+    let lowest = super::privileges::unprivileged_port_start();
+    match range {
+        Some(r) if !privileged && *r.start() < lowest => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "transfer ports {}-{} start below {lowest}, the lowest port an unprivileged \
+                 process may bind (net.ipv4.ip_unprivileged_port_start), and {who}: every \
+                 transfer would fail; take the range from {lowest} up",
+                r.start(),
+                r.end()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The default window cap in single-port mode. There, a forged request and ACKs sent
 /// blindly to the request port (the one number TFTP would keep secret is then known) make
 /// the server send a window to the forged source for each 32-byte ACK: the window's size
@@ -354,6 +379,14 @@ where
         } else {
             PortMode::PerTransfer
         };
+        #[cfg(unix)]
+        if ports == PortMode::PerTransfer {
+            check_port_range(
+                config.port_range.as_ref(),
+                super::privileges::may_bind_privileged_ports(),
+                "this process may not (it is not root, nor holds CAP_NET_BIND_SERVICE)",
+            )?;
+        }
         let mut limits = descriptors::fit_to_descriptors(&config.limits, ports);
         let first = sets.first().and_then(|set| set.first());
         let auto_window = limits.max_window_bytes.is_none();
@@ -408,15 +441,23 @@ where
     /// user's primary group), for a server started as root to bind port 69: call it after
     /// binding and before [`run`](Server::run), which reads the first request. The root
     /// directory stays open and the request sockets bound. Transfer ports are bound as
-    /// `user` from then on, so a [`port_range`](ServerConfig::port_range) must lie above
-    /// 1024. Where the window cap comes from the socket buffers, it is measured again:
-    /// the user may no longer force large buffers.
+    /// `user` from then on, so a [`port_range`](ServerConfig::port_range) starting below
+    /// `net.ipv4.ip_unprivileged_port_start` (1024 by default) is refused, with nothing
+    /// changed, unless `user` is root. Where the window cap comes from the socket buffers,
+    /// it is measured again: the user may no longer force large buffers.
     ///
     /// A process already running as `user` (and not as root) changes nothing. Fails where
     /// the process may not switch; the switch may then be half done (groups changed, user
     /// not), so the server is not to be run.
     #[cfg(unix)]
     pub fn drop_privileges(&mut self, user: &User) -> io::Result<()> {
+        if self.ports == PortMode::PerTransfer {
+            check_port_range(
+                self.port_range.as_ref(),
+                super::privileges::privileged_as(user),
+                &format!("user {} may not", user.name()),
+            )?;
+        }
         super::privileges::switch_to(user)?;
         if self.auto_window && self.ports == PortMode::PerTransfer {
             let ipv6 = self.addrs.first().is_some_and(SocketAddr::is_ipv6);

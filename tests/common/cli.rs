@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -47,7 +47,23 @@ impl Serving {
 
     /// Like [`spawn`](Self::spawn), with the standard input `cmd` was given (a socket
     /// passed the way a service manager passes it, say).
-    pub fn spawn_with_stdin(mut cmd: Command) -> Serving {
+    pub fn spawn_with_stdin(cmd: Command) -> Serving {
+        let (serving, stderr) = Serving::spawn_keeping_stderr(cmd);
+        // Keep reading the log, so the server never blocks on a full pipe and tests can look.
+        let sink = serving.log.clone();
+        thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        serving
+    }
+
+    /// Runs `cmd` like [`spawn_with_stdin`](Self::spawn_with_stdin) and reads its stderr up
+    /// to the banner, then hands the rest of it to the caller, who reads it when (and if)
+    /// the test wants: the log of the returned `Serving` holds the lines before the banner
+    /// only.
+    pub fn spawn_keeping_stderr(mut cmd: Command) -> (Serving, BufReader<ChildStderr>) {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -55,13 +71,20 @@ impl Serving {
             .unwrap();
         // The Command holds the parent's copy of a passed descriptor until dropped.
         drop(cmd);
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
         // Lines before the banner (warnings) are kept with the rest of the log.
         let mut early = Vec::new();
+        // Lines as `BufRead::lines` gives them, read one at a time so that whatever follows
+        // the banner stays in the reader handed back.
+        let unterminated = |line: &str| {
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            line.strip_suffix('\r').unwrap_or(line).to_string()
+        };
         let banner = loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("serving ") => break line,
-                Some(Ok(line)) => early.push(line),
+            let mut line = String::new();
+            match stderr.read_line(&mut line) {
+                Ok(n) if n > 0 && line.contains("serving ") => break unterminated(&line),
+                Ok(n) if n > 0 => early.push(unterminated(&line)),
                 other => {
                     let _ = child.kill();
                     panic!(
@@ -72,20 +95,53 @@ impl Serving {
             }
         };
         let addrs = bound_addresses(&banner);
-        // Keep reading the log, so the server never blocks on a full pipe and tests can look.
-        let log = Arc::new(Mutex::new(early));
-        let sink = log.clone();
-        thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Serving {
+        let serving = Serving {
             child,
             banner,
             addrs,
-            log,
-        }
+            log: Arc::new(Mutex::new(early)),
+        };
+        (serving, stderr)
+    }
+
+    /// Runs `cmd`, a `wirekit serve` listening on `addr` alone, with `stderr` as its
+    /// standard error, where no banner can be read: waits (bounded) until it answers a
+    /// request there instead. Its log stays empty.
+    pub fn spawn_on(mut cmd: Command, addr: SocketAddr, stderr: Stdio) -> Serving {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut serving = Serving {
+            child,
+            banner: String::new(),
+            addrs: vec![addr],
+            log: Arc::default(),
+        };
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        // A request for a file nobody has: any answer (an ERROR) says the server is up.
+        let request = b"\x00\x01no such file, a probe\x00octet\x00";
+        let mut buf = [0u8; 1024];
+        wait_for(
+            Duration::from_secs(10),
+            || {
+                let _ = probe.send_to(request, addr);
+                probe.recv_from(&mut buf).is_ok()
+                    || serving.child.try_wait().is_ok_and(|s| s.is_some())
+            },
+            || format!("wirekit serve did not answer on {addr}"),
+        );
+        assert!(
+            serving.child.try_wait().unwrap().is_none(),
+            "wirekit serve ended at start: {:?}",
+            serving.child.try_wait()
+        );
+        serving
     }
 
     /// Its (first) request address.

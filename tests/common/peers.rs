@@ -276,6 +276,21 @@ pub fn is_root() -> bool {
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
+/// Whether this process runs as root, which the calling test needs (`why` says for
+/// what); otherwise prints the skip line, or fails the test when
+/// `WIREKIT_REQUIRE_PEERS=1`.
+pub fn root_for(why: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        !require_peers(),
+        "needs root {why}, and WIREKIT_REQUIRE_PEERS=1 makes that a failure"
+    );
+    eprintln!("skipping: needs root {why}");
+    false
+}
+
 /// `in.tftpd` from tftp-hpa, serving `root` (create and permissive) on a port 0 socket of
 /// `ip`. The socket is bound here and handed to it as its standard input, the way inetd
 /// starts it ("wait" mode: it serves every request on that socket, forking one process

@@ -196,6 +196,27 @@ impl Root {
         problems
     }
 
+    /// Why this process can open nothing under the root, if so: it may not search the
+    /// directory (no execute permission on it), so every read and every upload would be
+    /// refused. Unlike [`access_problems`](Self::access_problems), where part still works,
+    /// a server in this state serves nothing. Like that one, it asks as the process is
+    /// now: call it after any change of user.
+    pub fn unusable(&self) -> Option<io::Error> {
+        #[cfg(unix)]
+        {
+            use rustix::fs::{Access, AtFlags, accessat};
+            match accessat(&self.dir, ".", Access::EXEC_OK, AtFlags::EACCESS) {
+                Err(e) if matches!(e, rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {
+                    Some(e.into())
+                }
+                // Anything else says nothing about the permission: the requests will tell.
+                _ => None,
+            }
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
     /// Opens a file to send, with its size. Anything but a regular file is refused with
     /// ERROR 2, without blocking.
     pub fn open_read(&self, name: Text<'_>) -> Result<(std::fs::File, u64), Refusal> {
