@@ -10,6 +10,10 @@
 //! WIREKIT_BENCH_MIB=50 WIREKIT_BENCH_RUNS=1 cargo bench --features cli --bench loopback
 //! cargo bench --features cli --bench loopback -- 65464/  # only the rows of one block size
 //! WIREKIT_ATFTPD=/path/to/atftpd cargo bench --features cli --bench loopback  # atftpd not on PATH
+//! # wirekit's server with more flags, e.g. in single-port mode (its 64 KiB window cap, then
+//! # the cap lifted):
+//! WIREKIT_BENCH_SERVE="--single-port" cargo bench --features cli --bench loopback
+//! WIREKIT_BENCH_SERVE="--single-port --max-window-bytes 4194304" cargo bench --features cli --bench loopback
 //! ```
 
 use std::io::Write;
@@ -29,7 +33,12 @@ enum Server {
 
 fn start(server: &Server, wirekit: &str, root: &Path) -> (Daemon, SocketAddr) {
     match server {
-        Server::Wirekit => support::serve(wirekit, root, &["--max-windowsize", "64"]),
+        Server::Wirekit => {
+            let extra = std::env::var("WIREKIT_BENCH_SERVE").unwrap_or_default();
+            let mut args = vec!["--max-windowsize", "64"];
+            args.extend(extra.split_whitespace());
+            support::serve(wirekit, root, &args)
+        }
         Server::Atftpd(path) => support::atftpd(path, root, 1000),
         Server::TftpHpa(path) => {
             let port = support::free_port();

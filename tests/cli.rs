@@ -90,14 +90,14 @@ fn get_and_put_with_options_and_clear_errors(ports: PortMode) {
     );
     assert_ok(&out);
     assert_eq!(fs::read(dir.join("a.bin")).unwrap(), data);
-    // One line per transfer: peer, direction, file, bytes, duration, rate, retransmissions,
+    // One line per transfer: peer, direction, file, bytes, duration, rate, packets resent,
     // outcome.
     let line = serving.wait_for_log(&[
         "read",
         "\"fw.bin\"",
         "200000 bytes",
         "MB/s",
-        "retransmissions",
+        "0 resent",
         "ok",
     ]);
     // After the log's timestamp and level: the client's address.
@@ -349,4 +349,24 @@ fn named_fallback_is_refused_by_name_and_swept_after_a_kill() {
     assert!(dir.join(temp).exists(), "the kill left nothing to sweep");
     let _server = Serving::start(&dir, &["--listen", ANY_PORT]);
     assert!(list(&dir).is_empty(), "left behind: {:?}", list(&dir));
+}
+
+/// `serve --help` says how long a silent client holds its transfer, and the figure is the
+/// one the library's timer gives for the default settings.
+#[test]
+fn serve_help_says_how_long_a_silent_client_holds_its_transfer() {
+    let dir = TempDir::new("cli-patience");
+    let help = wirekit(&dir, &["serve", "--help"]);
+    assert_ok(&help);
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let patience = wirekit::tftp::Limits::default().config.patience().as_secs();
+    assert!(
+        help.contains(&format!(
+            "holds its transfer for {patience} s with the defaults"
+        )),
+        "{help}"
+    );
 }

@@ -138,7 +138,11 @@ struct ServeArgs {
     /// Retransmission timeout in seconds (1-255) when the client negotiates none.
     #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.config.timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=255))]
     timeout: u64,
-    /// Retransmissions before a transfer is given up.
+    /// Retries at the full timeout before a transfer is given up. The timeout doubles
+    /// after each, up to 8 s: a client that falls silent holds its transfer for 31 s with
+    /// the defaults (1 + 2 + 4 + 8 + 8 + 8), a little longer after short round trips were
+    /// measured (those resend sooner, and do not count as retries). A client that never
+    /// answered at all is dropped after 10 s.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.config.retries)]
     retries: u32,
     /// Seconds running transfers may go on after Ctrl-C (at most 86400, a day).
