@@ -660,6 +660,7 @@ struct Job {
 #[derive(Debug, Clone)]
 struct Attempt {
     started: Instant,
+    ended: Instant,
     ran: Ran,
     /// For a failed `wirekit get`: what it left in its directory (nothing, it should).
     left: Vec<String>,
@@ -754,6 +755,7 @@ impl Lab {
                             };
                             tries.push(Attempt {
                                 started,
+                                ended: Instant::now(),
                                 ran: Ran { ok, ..ran },
                                 left,
                             });
@@ -1118,6 +1120,7 @@ fn a_replica_killed_in_a_storm_costs_only_its_own_transfers(lab: &mut Lab, tools
     let jobs = lab.storm_jobs("B", STORM);
     let from: Vec<usize> = (0..REPLICAS).map(|i| lab.server(i).lines().len()).collect();
     let mut killed_at = None;
+    let mut removed_at = None;
     let mut flushed_at = None;
     let mut stale: Option<Ran> = None;
     let mut after_flush: Option<Ran> = None;
@@ -1142,6 +1145,7 @@ fn a_replica_killed_in_a_storm_costs_only_its_own_transfers(lab: &mut Lab, tools
             || "the killed replica still answers its probe".to_string(),
         );
         lab_ref.set_endpoints(&survivors);
+        removed_at = Some(Instant::now());
         // The pinned client's entry still leads to the dead replica.
         stale = Some(lab_ref.transfer(
             tools,
@@ -1170,7 +1174,8 @@ fn a_replica_killed_in_a_storm_costs_only_its_own_transfers(lab: &mut Lab, tools
             Some(pinned),
         ));
     });
-    let (killed_at, flushed_at) = (killed_at.unwrap(), flushed_at.unwrap());
+    let (killed_at, removed_at, flushed_at) =
+        (killed_at.unwrap(), removed_at.unwrap(), flushed_at.unwrap());
     let (stale, after_flush) = (stale.unwrap(), after_flush.unwrap());
 
     // The stale entry, and its deletion.
@@ -1225,6 +1230,24 @@ fn a_replica_killed_in_a_storm_costs_only_its_own_transfers(lab: &mut Lab, tools
             .insert(a.ran.said.lines().last().unwrap_or("").to_string());
     }
     eprintln!("the clients' errors: {errors:#?}");
+    let mut whole_jobs: Vec<Duration> = results
+        .iter()
+        .map(|t| t.last().unwrap().ended - t[0].started)
+        .collect();
+    whole_jobs.sort();
+    let retried: Vec<Duration> = results
+        .iter()
+        .filter(|t| t.len() > 1)
+        .map(|t| t.last().unwrap().ended - t[0].started)
+        .collect();
+    eprintln!(
+        "after the kill: endpoint removed at {:.2} s (its probe failed), conntrack entries \
+         deleted at {:.2} s; a transfer took {:.3} s (median), a retried one {:.2?} in all",
+        (removed_at - killed_at).as_secs_f64(),
+        (flushed_at - killed_at).as_secs_f64(),
+        whole_jobs[whole_jobs.len() / 2].as_secs_f64(),
+        retried,
+    );
 
     // Its transfers failed, with the clients' own errors.
     assert!(!failures.is_empty(), "the kill cost no transfer");
