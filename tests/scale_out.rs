@@ -43,17 +43,22 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Barrier, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::cli::{BIN, Serving, signal};
+use common::client::get_from;
 use common::files::{TempDir, assert_same, part_files, random_bytes, read};
 use common::peers::{self, Output, curl, find_program, is_root, missing, peer, run, run_for};
 use common::wait::wait_for;
+use wirekit::net::ClientOptions;
+use wirekit::tftp::Blksize;
 
 /// The Service's address and port: all a client is told.
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
@@ -61,6 +66,12 @@ const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 /// container that runs without privileges binds.
 const TARGET_PORT: u16 = 6969;
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
+/// The machines of the measured boot storm: one address each, from 10.250.1.1 on, all in
+/// the client namespace.
+const MACHINES_NET: &str = "10.250.1.0/24";
+const MACHINES: usize = 200;
+/// What each machine fetches in the measured storm: a kernel-sized file, scaled down.
+const MACHINE_FILE: (&str, usize) = ("vmlinuz", 1 << 20);
 const NODE_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
 const REPLICAS: usize = 3;
 /// The replica the failover storm kills.
@@ -125,7 +136,7 @@ impl Namespaces {
             return Err(format!("ip netns add {name}: {}", out.stderr.trim()));
         }
         self.made.push(name.clone());
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip_in(&name, "link set lo up");
         Ok(name)
     }
 }
@@ -184,6 +195,15 @@ fn ip_cmd() -> Command {
 /// Runs `ip ARGS`, failing the test when it fails.
 fn ip(args: &[&str]) {
     run(ip_cmd().args(args)).success(&format!("ip {}", args.join(" ")));
+}
+
+/// Runs `ip -n NS COMMAND` (its words split at blanks), failing the test when it fails.
+fn ip_in(ns: &str, command: &str) {
+    let args: Vec<&str> = ["-n", ns]
+        .into_iter()
+        .chain(command.split_whitespace())
+        .collect();
+    ip(&args);
 }
 
 /// `program` to run inside the namespace `ns`.
@@ -263,24 +283,15 @@ impl Lab {
             24,
         );
         // The client reaches the virtual address through the node, and nothing else.
-        ip(&[
-            "-n",
+        ip_in(
             &client,
-            "route",
-            "add",
-            &format!("{VIP}/32"),
-            "via",
-            &NODE_CLIENT_SIDE.to_string(),
-        ]);
-        ip(&[
-            "-n",
-            &node,
-            "addr",
-            "add",
-            &format!("{VIP}/32"),
-            "dev",
-            "lo",
-        ]);
+            &format!("route add {VIP}/32 via {NODE_CLIENT_SIDE}"),
+        );
+        ip_in(&node, &format!("addr add {VIP}/32 dev lo"));
+        // Every address of the machines' network is the client namespace's own (a local
+        // route: any of them can be bound), and the node routes them back to it.
+        ip_in(&client, &format!("route add local {MACHINES_NET} dev lo"));
+        ip_in(&node, &format!("route add {MACHINES_NET} via {CLIENT_IP}"));
         for (i, ns) in replica_ns.iter().enumerate() {
             veth(
                 (&node, &format!("r{i}"), replica_gateway(i)),
@@ -289,19 +300,12 @@ impl Lab {
             );
             // Answers go back through the node, where conntrack turns their source back
             // into the virtual address.
-            ip(&[
-                "-n",
-                ns,
-                "route",
-                "add",
-                "default",
-                "via",
-                &replica_gateway(i).to_string(),
-            ]);
+            ip_in(ns, &format!("route add default via {}", replica_gateway(i)));
         }
 
         let files: Vec<(String, Vec<u8>)> = BOOT_FILES
             .iter()
+            .chain([&MACHINE_FILE])
             .enumerate()
             .map(|(k, &(name, len))| (name.to_string(), random_bytes(len, 2200 + k as u64)))
             .collect();
@@ -458,20 +462,14 @@ fn sysctl(ns: &str, setting: &str) {
 
 /// A veth pair with one end in each namespace, named and addressed, both up.
 fn veth(a: (&str, &str, Ipv4Addr), b: (&str, &str, Ipv4Addr), prefix: u8) {
-    ip(&[
-        "-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0,
-    ]);
+    let ((ns_a, dev_a, _), (ns_b, dev_b, _)) = (a, b);
+    ip_in(
+        ns_a,
+        &format!("link add {dev_a} type veth peer name {dev_b} netns {ns_b}"),
+    );
     for (ns, dev, addr) in [a, b] {
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{addr}/{prefix}"),
-            "dev",
-            dev,
-        ]);
-        ip(&["-n", ns, "link", "set", dev, "up"]);
+        ip_in(ns, &format!("addr add {addr}/{prefix} dev {dev}"));
+        ip_in(ns, &format!("link set {dev} up"));
     }
 }
 
@@ -682,7 +680,7 @@ impl Lab {
                     7 => (Client::Wirekit, Op::Put),
                     _ => (Client::Wirekit, Op::Get),
                 };
-                let (base, data) = &self.files[k % self.files.len()];
+                let (base, data) = &self.files[k % BOOT_FILES.len()];
                 let remote = format!("storm{tag}-{k:03}-{base}");
                 let (local, want) = match op {
                     Op::Get => {
@@ -803,6 +801,7 @@ fn replicas_behind_a_kubernetes_style_udp_balancer() {
     single_port_works_for_every_client(&mut lab, &tools);
     an_upload_lands_on_exactly_one_replica(&lab, &tools);
     a_storm_is_spread_over_the_replicas(&lab, &tools);
+    a_boot_storm_through_the_balancer(&lab);
     a_replica_killed_in_a_storm_costs_only_its_own_transfers(&mut lab, &tools);
 }
 
@@ -895,9 +894,8 @@ fn classic_mode_fails_through_the_balancer(lab: &mut Lab, tools: &Tools) {
     );
 
     // 1b: the same with the replica network routed to the client.
-    let gateway = NODE_CLIENT_SIDE.to_string();
-    let route = ["10.1.0.0/16", "via", gateway.as_str()];
-    ip(&[&["-n", lab.client.as_str(), "route", "add"][..], &route[..]].concat());
+    let route = format!("10.1.0.0/16 via {NODE_CLIENT_SIDE}");
+    ip_in(&lab.client, &format!("route add {route}"));
     let flat = thread::scope(|s| {
         let runs: Vec<_> = CLIENTS
             .iter()
@@ -911,7 +909,7 @@ fn classic_mode_fails_through_the_balancer(lab: &mut Lab, tools: &Tools) {
             .map(|h| h.join().unwrap())
             .collect::<Vec<_>>()
     });
-    ip(&[&["-n", lab.client.as_str(), "route", "del"][..], &route[..]].concat());
+    ip_in(&lab.client, &format!("route del {route}"));
     for (client, (ran, whole)) in &flat {
         eprintln!("classic, replicas routed to the client: {client:?}: {ran:?}, whole {whole}");
         let takes_any_source = matches!(client, Client::Curl | Client::Atftp);
@@ -990,6 +988,90 @@ fn an_upload_lands_on_exactly_one_replica(lab: &Lab, tools: &Tools) {
                 "replica {other} heard of {remote}"
             );
         }
+    }
+}
+
+/// Puts the calling thread into the network namespace `ns` (a network namespace is a
+/// thread's own: the test's other threads stay where they are).
+fn enter_namespace(ns: &str) {
+    let handle = fs::File::open(Path::new("/run/netns").join(ns))
+        .unwrap_or_else(|e| panic!("open the namespace {ns}: {e}"));
+    rustix::thread::move_into_link_name_space(
+        handle.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .unwrap_or_else(|e| panic!("setns into {ns}: {e}"));
+}
+
+/// (2b) The boot storm, measured: [`MACHINES`] machines, each from its own address, fetch
+/// a 1 MiB kernel through the virtual address all at once, lock-step with 1468-byte
+/// blocks as PXE firmware does. They are threads of this test running wirekit's client
+/// library inside the client namespace, so what is timed is the balancer and the
+/// replicas, not the start of a process per transfer as in the storm of mixed clients.
+/// Every download is compared byte for byte, and each replica serves a share.
+fn a_boot_storm_through_the_balancer(lab: &Lab) {
+    let (name, _) = MACHINE_FILE;
+    let want = lab.file(name);
+    let from: Vec<usize> = (0..REPLICAS).map(|i| lab.server(i).lines().len()).collect();
+    let mut opts = ClientOptions::default();
+    opts.blksize = Some(Blksize::new(1468).unwrap());
+    let vip = SocketAddr::new(VIP.into(), 69);
+    let ready = Barrier::new(MACHINES + 1);
+    let (intact, took) = thread::scope(|s| {
+        let machines: Vec<_> = (0..MACHINES)
+            .map(|k| {
+                let (ready, opts, want) = (&ready, &opts, &want);
+                let client_ns = lab.client.as_str();
+                s.spawn(move || {
+                    enter_namespace(client_ns);
+                    let me = IpAddr::V4(Ipv4Addr::new(10, 250, 1, 1 + k as u8));
+                    ready.wait();
+                    match get_from(me, vip, name, opts) {
+                        Ok((got, _)) => got == *want,
+                        Err(e) => panic!("machine {me}: {e}"),
+                    }
+                })
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        let intact = machines
+            .into_iter()
+            .map(|m| m.join().expect("a machine's thread"))
+            .filter(|&whole| whole)
+            .count();
+        (intact, start.elapsed())
+    });
+    assert_eq!(intact, MACHINES, "downloads that arrived whole");
+    let served = |i: usize| {
+        lab.logged(i, from[i])
+            .iter()
+            .filter(|l| l.file == name && l.ok && l.peer.starts_with("10.250.1."))
+            .count()
+    };
+    wait_for(
+        Duration::from_secs(20),
+        || (0..REPLICAS).map(served).sum::<usize>() == MACHINES,
+        || {
+            format!(
+                "the replicas logged {:?}",
+                (0..REPLICAS).map(served).collect::<Vec<_>>()
+            )
+        },
+    );
+    let counts: Vec<usize> = (0..REPLICAS).map(served).collect();
+    let mb = (MACHINES * want.len()) as f64 / 1e6;
+    eprintln!(
+        "boot storm: {MACHINES} machines, lock-step, 1 MiB each ({mb:.0} MB) in {:.2} s \
+         through {VIP}:69 = {:.0} MB/s; served by the replicas: {counts:?}",
+        took.as_secs_f64(),
+        mb / took.as_secs_f64()
+    );
+    for (i, &n) in counts.iter().enumerate() {
+        assert!(
+            n >= MACHINES / 6,
+            "replica {i} served {n} of {MACHINES}: {counts:?}"
+        );
     }
 }
 
