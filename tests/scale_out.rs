@@ -823,10 +823,11 @@ fn flows_from_replicas(lab: &Lab) -> Vec<String> {
 /// (1a) Replicas answering from a port per transfer. The answer to a request sent to
 /// 10.96.0.10:69 comes from 10.1.I.2:NEWPORT: not the reply conntrack expects (that would
 /// come from port 6969), so it is a new flow of its own, which the node forwards with
-/// the replica's own address. Every client takes that first answer, and then cannot
-/// answer it, since it has no route to the replica: `wirekit get` (its ERROR to the
-/// stranger cannot be sent) and curl (its ACK cannot be) stop at once; tftp-hpa and
-/// atftp keep the first block, so their file is cut, and give up on their timers.
+/// the replica's own address. No client can answer it, having no route to the replica:
+/// `wirekit get` takes it for a stranger's and stops at once, since even its ERROR 5
+/// cannot be sent; curl takes it and stops at once, its ACK unsent; tftp-hpa keeps the
+/// first block, so its file is cut, and gives up on its timer; so does atftp, which never
+/// gets past the OACK.
 ///
 /// (1b) With the replicas' own addresses routed to the client (a flat network, pods
 /// reachable from clients), two of the four get through anyway: curl and atftp take the
