@@ -24,7 +24,8 @@
 //!    the answer is a new flow from the replica's own address and a new port; with
 //!    `--single-port` every client fetches the file byte for byte;
 //! 2. a storm of a few hundred transfers is spread over the three replicas (their logs,
-//!    one line per transfer, say how many each served);
+//!    one line per transfer, say how many each served), and so is a boot storm of 200
+//!    machines at once, which the test times;
 //! 3. a replica killed (SIGKILL) in the middle of a storm costs only its own transfers:
 //!    their clients fail with their own errors, nothing partial is left under a final
 //!    name by `wirekit get` or by the servers, the clients' retries through the virtual
@@ -42,8 +43,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::net::Ipv4Addr;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,24 +65,17 @@ const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 /// The port each replica listens on (the Service's `targetPort`): a high one, as a
 /// container that runs without privileges binds.
 const TARGET_PORT: u16 = 6969;
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
-/// The machines of the measured boot storm: one address each, from 10.250.1.1 on, all in
-/// the client namespace.
-const MACHINES_NET: &str = "10.250.1.0/24";
-const MACHINES: usize = 200;
-/// What each machine fetches in the measured storm: a kernel-sized file, scaled down.
-const MACHINE_FILE: (&str, usize) = ("vmlinuz", 1 << 20);
 const NODE_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
 const REPLICAS: usize = 3;
 /// The replica the failover storm kills.
 const VICTIM: usize = 1;
-/// Transfers in each storm, and the clients running them at once.
+/// Transfers in each storm of mixed clients, and the clients running them at once.
 const STORM: usize = 240;
 const WORKERS: usize = 12;
 /// Tries a storm client makes for one transfer before the test gives up on it.
 const ATTEMPTS: usize = 5;
-/// The boot files every replica serves (a boot farm's mix, scaled down), and a small one
-/// for the probes.
+/// The boot files every replica serves (a boot farm's mix, scaled down).
 const BOOT_FILES: [(&str, usize); 5] = [
     ("menu.c32", 26_000),
     ("pxelinux.0", 42_000),
@@ -90,7 +83,16 @@ const BOOT_FILES: [(&str, usize); 5] = [
     ("initrd-tiny.img", 300_000),
     ("vmlinuz-tiny", 700_000),
 ];
+/// What the probes fetch.
 const PROBE_FILE: &str = "probe.txt";
+/// Source ports the test gives tftp-hpa, outside those the clients choose themselves.
+const PINNED_PORTS: std::ops::Range<u16> = 41_000..41_100;
+/// The machines of the measured boot storm: one address each, from 10.250.1.1 on, all in
+/// the client namespace.
+const MACHINES_NET: &str = "10.250.1.0/24";
+const MACHINES: usize = 200;
+/// What each machine fetches in the measured storm: a kernel-sized file, scaled down.
+const MACHINE_FILE: (&str, usize) = ("vmlinuz", 1 << 20);
 
 fn replica_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 1, i as u8, 2)
@@ -224,7 +226,7 @@ struct Tools {
 
 impl Tools {
     fn find() -> Option<Tools> {
-        for program in ["ip", "nft", "conntrack"] {
+        for program in ["ip", "nft", "conntrack", "sysctl"] {
             peer(program)?;
         }
         Some(Tools {
@@ -276,6 +278,11 @@ impl Lab {
         // Off, so what happens next is the client's doing, and the test can show it.
         sysctl(&client, "net.ipv4.conf.all.rp_filter=0");
         sysctl(&client, "net.ipv4.conf.default.rp_filter=0");
+        // Ports the clients pick for themselves stay clear of the ones the test pins.
+        sysctl(
+            &client,
+            &format!("net.ipv4.ip_local_port_range={} 60999", PINNED_PORTS.end),
+        );
 
         veth(
             (&node, "client", NODE_CLIENT_SIDE),
@@ -333,7 +340,9 @@ impl Lab {
             files,
             _namespaces: namespaces,
         };
-        lab.set_endpoints(&[0, 1, 2]);
+        // The first rules show whether this kernel has nftables at all.
+        lab.try_set_endpoints(&[0, 1, 2])
+            .map_err(|e| format!("nftables cannot be used here: {e}"))?;
         Ok(lab)
     }
 
@@ -342,6 +351,12 @@ impl Lab {
     /// them at random through a verdict map. Replaced in one transaction, as kube-proxy
     /// does when endpoints change; flows already tracked keep their replica.
     fn set_endpoints(&self, live: &[usize]) {
+        self.try_set_endpoints(live)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`set_endpoints`](Self::set_endpoints), saying what failed instead of failing.
+    fn try_set_endpoints(&self, live: &[usize]) -> Result<(), String> {
         // Creating the table first makes the delete valid on the first call; the whole
         // file is one transaction, so no packet ever sees a half-written Service.
         let mut rules = String::from(
@@ -364,11 +379,15 @@ impl Lab {
         rules += "  chain prerouting {\n";
         rules += "    type nat hook prerouting priority dstnat; policy accept;\n";
         rules += &format!("    ip daddr {VIP} udp dport 69 goto service_tftp\n  }}\n}}\n");
-        peers::run_with_stdin(
+        let out = peers::run_with_stdin(
             in_ns(&self.node, program("nft")).args(["-f", "-"]),
             rules.as_bytes(),
-        )
-        .success(&format!("nft -f - <<{rules}"));
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("nft -f - <<{rules}: {}", out.stderr.trim()))
+        }
     }
 
     /// The node's conntrack table, one flow a line.
@@ -973,7 +992,7 @@ fn an_upload_lands_on_exactly_one_replica(lab: &Lab, tools: &Tools) {
             &data,
             &format!("{client:?}'s upload on replica {i}"),
         );
-        // Logged by that replica (once the server has seen the last ACK go out).
+        // Logged by that replica, which may finish its side after the client.
         wait_for(
             Duration::from_secs(10),
             || {
@@ -1174,7 +1193,8 @@ fn a_replica_killed_in_a_storm_costs_only_its_own_transfers(lab: &mut Lab, tools
     fs::create_dir_all(&pinned_dir).unwrap();
     let pinned_local = pinned_dir.join(PROBE_FILE);
     let logs_before: Vec<usize> = (0..REPLICAS).map(|i| lab.server(i).lines().len()).collect();
-    let pinned = (41_000..41_100)
+    let pinned = PINNED_PORTS
+        .clone()
         .find(|&port| {
             let ran = lab.transfer(
                 tools,
@@ -1198,7 +1218,7 @@ fn a_replica_killed_in_a_storm_costs_only_its_own_transfers(lab: &mut Lab, tools
             );
             served_by == Some(VICTIM)
         })
-        .expect("in 100 ports, one whose flow goes to the victim");
+        .expect("among the pinned ports, one whose flow goes to the victim");
 
     let jobs = lab.storm_jobs("B", STORM);
     let from: Vec<usize> = (0..REPLICAS).map(|i| lab.server(i).lines().len()).collect();
@@ -1210,15 +1230,23 @@ fn a_replica_killed_in_a_storm_costs_only_its_own_transfers(lab: &mut Lab, tools
     let mut in_flight = 0;
     let lab_ref = &*lab;
     let (results, took) = lab_ref.storm(tools, &jobs, |done| {
-        // In the middle of the storm, with transfers in flight on the victim.
-        wait_for(
-            Duration::from_secs(60),
-            || {
-                in_flight = lab_ref.open_files(VICTIM);
-                done.load(Ordering::Relaxed) >= STORM / 4 && in_flight >= 2
-            },
-            || "the storm never had two transfers in flight on the victim".to_string(),
-        );
+        // In the middle of the storm, with transfers in flight on the victim. Polled
+        // every millisecond (a transfer of these files is over in tens of them), and
+        // never past the storm's end.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let done = done.load(Ordering::Relaxed);
+            in_flight = lab_ref.open_files(VICTIM);
+            if done >= STORM / 4 && in_flight >= 2 {
+                break;
+            }
+            assert!(
+                done < STORM * 3 / 4 && Instant::now() < deadline,
+                "{done} of {STORM} transfers done, and never two in flight on the victim \
+                 after the first quarter"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
         signal(&lab_ref.server(VICTIM).child, "KILL");
         killed_at = Some(Instant::now());
         // The probe notices, and the endpoint goes.
