@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct Serving {
     /// The addresses it bound, from the banner.
     pub addrs: Vec<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
+    /// Set once the log has been read to its end (the process closed its stderr).
+    log_ended: Arc<AtomicBool>,
 }
 
 impl Serving {
@@ -50,11 +53,12 @@ impl Serving {
     pub fn spawn_with_stdin(cmd: Command) -> Serving {
         let (serving, stderr) = Serving::spawn_keeping_stderr(cmd);
         // Keep reading the log, so the server never blocks on a full pipe and tests can look.
-        let sink = serving.log.clone();
+        let (sink, ended) = (serving.log.clone(), serving.log_ended.clone());
         thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
+            ended.store(true, Ordering::Release);
         });
         serving
     }
@@ -100,6 +104,7 @@ impl Serving {
             banner,
             addrs,
             log: Arc::new(Mutex::new(early)),
+            log_ended: Arc::default(),
         };
         (serving, stderr)
     }
@@ -119,6 +124,8 @@ impl Serving {
             banner: String::new(),
             addrs: vec![addr],
             log: Arc::default(),
+            // Its stderr is the caller's: there is no log to read to its end.
+            log_ended: Arc::new(AtomicBool::new(true)),
         };
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         probe
@@ -161,6 +168,19 @@ impl Serving {
             || "the server did not end".to_string(),
         );
         status.is_some_and(|s| s.success())
+    }
+
+    /// Waits (bounded) until the process has ended and its log has been read to the end,
+    /// and returns every line of it: what a server logged while it stopped, or up to the
+    /// moment it was killed, is all there.
+    pub fn final_lines(&mut self) -> Vec<String> {
+        self.wait_for_exit();
+        wait_for(
+            Duration::from_secs(10),
+            || self.log_ended.load(Ordering::Acquire),
+            || "the server's log did not end with it".to_string(),
+        );
+        self.lines()
     }
 
     /// The lines logged so far (after the banner).
