@@ -522,7 +522,11 @@ fn parse_log(lines: &[String]) -> Vec<Logged> {
                 peer,
                 write,
                 file: file.to_string(),
-                ok: outcome.contains("retransmissions, ok"),
+                // `..., 0 resent, ok; blksize ...`: the outcome ends the part before the options.
+                ok: outcome
+                    .split("; ")
+                    .next()
+                    .is_some_and(|o| o.ends_with(", ok")),
                 line: line.clone(),
             })
         })

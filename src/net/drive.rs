@@ -56,6 +56,9 @@ pub(crate) fn drive<S: Storage + ?Sized>(
         }
         while let Some(t) = transfer.poll_transmit_batch(now, storage, &mut tx, segments) {
             match udp.send(t.destination, None, &tx[..t.len], t.segment_size) {
+                // An ERROR 5 to a stranger is a courtesy: one that cannot be sent (no route
+                // back to it) leaves the transfer untouched, as the stranger's packet did.
+                Err(_) if t.destination != transfer.peer() => {}
                 // A lost datagram is the protocol's business; retransmission covers it.
                 Err(e) if !(transient(&e) || e.kind() == io::ErrorKind::WouldBlock) => {
                     return Err(e);
