@@ -889,10 +889,9 @@ fn classic_mode_fails_through_the_balancer(lab: &mut Lab, tools: &Tools) {
         let left = fs::metadata(local).map(|m| m.len() as usize).ok();
         match client {
             Client::Wirekit => {
-                assert!(
-                    ran.said.contains("Network is unreachable") || ran.said.contains("no answer"),
-                    "{ran:?}"
-                );
+                // The replica's answer is a stranger's packet; the ERROR 5 owed to it cannot
+                // be sent (no route back), which leaves the request waiting, unanswered.
+                assert!(ran.said.contains("no answer"), "{ran:?}");
                 assert!(left.is_none() && part_files(&dir).is_empty(), "{left:?}");
             }
             // CURLE_SEND_ERROR: its ACK to the replica's address could not be sent.
