@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -576,12 +576,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         tracing::warn!("{problem}");
     }
     let stopper = server.stopper();
-    static STOPPING: AtomicBool = AtomicBool::new(false);
+    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
     ctrlc::set_handler(move || {
-        if STOPPING.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: cut running transfers now, telling their clients.
-            stopper.stop_now();
-            return;
+        match SIGNALS.fetch_add(1, Ordering::SeqCst) {
+            0 => {}
+            // A second Ctrl-C: cut running transfers now, telling their clients. Uploads
+            // whose commit is under way finish it first, so their clients hear the truth.
+            1 => return stopper.stop_now(),
+            // A third: whatever a commit is waiting for (a hung file system), quit.
+            _ => std::process::exit(1),
         }
         // Stopping first: nothing after it may keep the server from stopping.
         stopper.stop();
