@@ -273,7 +273,7 @@ fn bad_rule_files_name_their_line() {
         ("ae ^a", 1, "a and e"),
         ("es ^a", 1, "e and s"),
         ("\n\nr", 3, "no regex"),
-        ("r (unclosed", 1, "bad regex"),
+        ("r (unclosed", 1, "bad regex \"(unclosed\": unclosed group"),
         (":label", 1, "labels"),
         ("j ^a label", 1, "'j'"),
         ("rE ^a b", 1, "'E'"),
@@ -284,6 +284,7 @@ fn bad_rule_files_name_their_line() {
                 assert_eq!(l, line, "{text:?}: {e}");
                 assert!(e.to_string().contains(reason), "{text:?}: {e}");
                 assert!(e.to_string().starts_with(&format!("line {line}: ")));
+                assert!(!e.to_string().contains('\n'), "one line: {e}");
             }
             other => panic!("{text:?}: {other:?}"),
         }
