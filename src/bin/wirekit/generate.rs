@@ -39,7 +39,8 @@ pub fn run(a: GenerateArgs, mut cmd: clap::Command) -> Result<(), String> {
     match a.what {
         What::Man { dir } => {
             create(&dir)?;
-            clap_mangen::generate_to(cmd, &dir)
+            // Each command's page names the version in its title, as the top one does.
+            clap_mangen::generate_to(cmd.propagate_version(true), &dir)
                 .map_err(|e| format!("cannot write man pages into {}: {e}", dir.display()))
         }
         What::Completions { shell, dir } => {

@@ -43,7 +43,7 @@ pub fn run(a: RemapArgs) -> Result<(), String> {
         .map_err(|e| format!("remap file {path}: cannot read the rules: {e}"))?;
     let rules = Remap::parse(&text).map_err(|e| format!("remap file {path}: {e}"))?;
     let Some(name) = a.name else {
-        print(&format!("{path}: {} rules, all taken\n", rules.len()));
+        print(&format!("{path}: {} rules, ok\n", rules.len()));
         return Ok(());
     };
     let direction = if a.put {
