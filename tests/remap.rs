@@ -270,11 +270,18 @@ fn trace_names_the_rules_that_did_it() {
     let peer = ip("192.0.2.7");
     let trace = r.trace(br"\pxelinux.cfg\default", peer, READ);
     assert_eq!(
-        trace.steps.iter().map(|s| (s.line, s.action.clone())).collect::<Vec<_>>(),
+        trace
+            .steps
+            .iter()
+            .map(|s| (s.line, s.action.clone()))
+            .collect::<Vec<_>>(),
         [
             (3, RemapAction::Rewrote(b"/pxelinux.cfg/default".to_vec())),
             (5, RemapAction::Rewrote(b"pxelinux.cfg/default".to_vec())),
-            (7, RemapAction::Rewrote(b"pxelinux.cfg/192.0.2.7/default".to_vec())),
+            (
+                7,
+                RemapAction::Rewrote(b"pxelinux.cfg/192.0.2.7/default".to_vec())
+            ),
         ]
     );
     assert_eq!(
@@ -287,7 +294,13 @@ fn trace_names_the_rules_that_did_it() {
     let r = rules("rs ^old/ \nre ^a b\nr ^b c\na ^secret/ keep\\ out\n");
     let steps = |name: &str| {
         let t = r.trace(name.as_bytes(), peer, READ);
-        (t.steps.into_iter().map(|s| (s.line, s.action)).collect::<Vec<_>>(), t.result)
+        (
+            t.steps
+                .into_iter()
+                .map(|s| (s.line, s.action))
+                .collect::<Vec<_>>(),
+            t.result,
+        )
     };
     let (seen, result) = steps("old/a");
     assert_eq!(
@@ -305,7 +318,12 @@ fn trace_names_the_rules_that_did_it() {
     assert_eq!(result.unwrap_err().message, "keep out");
 
     // Whatever the rules, `apply` and `trace` agree.
-    for text in [PXE, "rs ^(.*)$ \\1", "rg ^(.+)$ \\0\\0", "a~ \\.efi$\nrG ^ r/\nrP ^ w/"] {
+    for text in [
+        PXE,
+        "rs ^(.*)$ \\1",
+        "rg ^(.+)$ \\0\\0",
+        "a~ \\.efi$\nrG ^ r/\nrP ^ w/",
+    ] {
         let r = rules(text);
         for name in ["/pxelinux.0", r"\a\b", "x.efi", "f", ""] {
             for direction in [READ, WRITE] {
@@ -638,15 +656,30 @@ r ^up/ ../
         );
         // The server, whose client is 127.0.0.1, serves what the command says it would.
         let out = remap(&["pxelinux.cfg/default"]);
-        assert!(out.stdout.ends_with("served as \"pxelinux.cfg/127.0.0.1/default\"\n"), "{out:?}");
-        assert_eq!(fetch(server.addr(), "pxelinux.cfg/default").unwrap(), b"mine");
+        assert!(
+            out.stdout
+                .ends_with("served as \"pxelinux.cfg/127.0.0.1/default\"\n"),
+            "{out:?}"
+        );
+        assert_eq!(
+            fetch(server.addr(), "pxelinux.cfg/default").unwrap(),
+            b"mine"
+        );
 
         // A refusal names its rule and message, and is exit status 1, as the server
         // refuses it.
         let out = remap(&["/secret/key"]);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
-        assert!(out.stdout.contains("  line 9: a ^secret/ keep\\ out\n    refused\n"), "{out:?}");
-        assert!(out.stdout.ends_with("refused (Access violation (2)): keep out\n"), "{out:?}");
+        assert!(
+            out.stdout
+                .contains("  line 9: a ^secret/ keep\\ out\n    refused\n"),
+            "{out:?}"
+        );
+        assert!(
+            out.stdout
+                .ends_with("refused (Access violation (2)): keep out\n"),
+            "{out:?}"
+        );
         assert!(out.stderr.contains("is refused by the rules"), "{out:?}");
         match fetch(server.addr(), "/secret/key") {
             Err(ClientError::Transfer(TransferError::Peer { message, .. })) => {
@@ -657,8 +690,14 @@ r ^up/ ../
 
         // Uploads only with --put; no rule at all is said as such.
         let out = remap(&["boot.log", "--put"]);
-        assert!(out.stdout.contains("written by 127.0.0.1") && out.stdout.contains("line 8:"), "{out:?}");
-        assert!(out.stdout.ends_with("served as \"incoming/boot.log\"\n"), "{out:?}");
+        assert!(
+            out.stdout.contains("written by 127.0.0.1") && out.stdout.contains("line 8:"),
+            "{out:?}"
+        );
+        assert!(
+            out.stdout.ends_with("served as \"incoming/boot.log\"\n"),
+            "{out:?}"
+        );
         let out = remap(&["boot.log"]);
         assert!(out.stdout.contains("no rule took effect"), "{out:?}");
         assert!(out.stdout.ends_with("served as \"boot.log\"\n"), "{out:?}");

@@ -78,7 +78,7 @@ struct ServeArgs {
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Address to listen on, repeat for several: 192.0.2.10:69, [2001:db8::1]:69, a host
-    /// name (each of its addresses), or :69 for every address (0.0.0.0:69, and [::]:69 where
+    /// name (those of its addresses this host has), or :69 for every address (0.0.0.0:69, and [::]:69 where
     /// the host has IPv6). The port is 69 unless given; port 0 takes a free port for each
     /// address. Default: the sockets a service manager passed (socket activation), else
     /// 127.0.0.1:6969.
@@ -419,9 +419,11 @@ fn put(a: PutArgs) -> Result<(), String> {
     let remote = match a.remote {
         Some(r) => r,
         None if stdin => {
-            return Err("put from standard input (-) needs the name to give it on the \
+            return Err(
+                "put from standard input (-) needs the name to give it on the \
                         server: wirekit put HOST - NAME"
-                .into());
+                    .into(),
+            );
         }
         None => a
             .local
@@ -461,7 +463,12 @@ fn standard_input() -> Result<(Box<dyn std::io::Read>, Option<u64>), String> {
     use std::io::Seek;
     use std::os::fd::AsFd;
     let cannot = |e: std::io::Error| format!("cannot read standard input: {e}");
-    let mut file = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned().map_err(cannot)?);
+    let mut file = std::fs::File::from(
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(cannot)?,
+    );
     let meta = file.metadata().map_err(cannot)?;
     if meta.is_dir() {
         return Err("cannot read standard input: it is a directory".into());
@@ -608,12 +615,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             server.root().display()
         ));
     }
-    let mode = match (a.allow_create, a.allow_overwrite) {
-        (false, false) => "read-only",
-        (true, false) => "uploads may create new files, not replace existing ones",
-        (false, true) => "uploads may replace existing files; new files refused",
-        (true, true) => "uploads may create and replace files",
-    };
+    let mode = uploads(&a);
     let addrs: Vec<String> = server
         .local_addrs()
         .iter()
@@ -658,6 +660,16 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     server.run().map_err(|e| e.to_string())
 }
 
+/// Which uploads the server accepts, as the banner says it.
+fn uploads(a: &ServeArgs) -> &'static str {
+    match (a.allow_create, a.allow_overwrite) {
+        (false, false) => "read-only",
+        (true, false) => "uploads may create new files, not replace existing ones",
+        (false, true) => "uploads may replace existing files; new files refused",
+        (true, true) => "uploads may create and replace files",
+    }
+}
+
 /// `serve --check`: what would keep the server from starting, as an error; else what it
 /// would serve, and what it would warn about, on standard output.
 #[cfg(unix)]
@@ -678,8 +690,9 @@ fn check(config: &ServerConfig, user: Option<&net::User>, a: &ServeArgs) -> Resu
         .as_ref()
         .map_or_else(String::new, |r| format!(", {} remap rules", r.len()));
     out.push_str(&format!(
-        "configuration ok: would serve {} on {on}{remap}\n",
-        a.dir.display()
+        "configuration ok: would serve {} on {on} ({}{remap})\n",
+        a.dir.display(),
+        uploads(a)
     ));
     let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(())

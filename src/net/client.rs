@@ -579,14 +579,21 @@ impl<R: Read> Storage for Stream<R> {
             // program writing it: not the file's end.
             return Err(StorageError::new(ErrorCode::NotDefined, "cancelled"));
         }
-        let at = usize::try_from(at).unwrap_or(usize::MAX).min(self.kept.len());
+        let at = usize::try_from(at)
+            .unwrap_or(usize::MAX)
+            .min(self.kept.len());
         let n = buf.len().min(self.kept.len() - at);
         buf[..n].copy_from_slice(&self.kept[at..at + n]);
         self.furthest = self.furthest.max(end);
         // Dropped in large steps, so that each byte is moved a few times at most.
-        let drop = self.furthest.saturating_sub(self.keep).saturating_sub(self.start);
+        let drop = self
+            .furthest
+            .saturating_sub(self.keep)
+            .saturating_sub(self.start);
         if drop > self.keep {
-            let drop = usize::try_from(drop).unwrap_or(usize::MAX).min(self.kept.len());
+            let drop = usize::try_from(drop)
+                .unwrap_or(usize::MAX)
+                .min(self.kept.len());
             self.kept.drain(..drop);
             self.start += drop as u64;
         }

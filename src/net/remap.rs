@@ -586,7 +586,10 @@ fn compile(pattern: &[u8], case_insensitive: bool) -> Result<Regex, String> {
             // lines; a rule file's error is one line, already naming the pattern.
             let e = e.to_string();
             let why = e.lines().last().unwrap_or_default();
-            format!("bad regex {pattern:?}: {}", why.trim_start_matches("error: "))
+            format!(
+                "bad regex {pattern:?}: {}",
+                why.trim_start_matches("error: ")
+            )
         })
 }
 

@@ -142,14 +142,19 @@ impl ServerConfig {
                 )));
             }
         }
-        // The user to judge the root for, where the server will become someone else.
-        let switching = user.filter(|u| !runs_as(u) && !(is_root() && u.uid() == 0));
+        // The user to judge the root for, where the server will become someone else (not
+        // when it is that user already, nor root staying root).
+        let stays = |u: &User| runs_as(u) || is_root() && u.uid() == 0;
+        let switching = user.filter(|u| !stays(u));
         if let Some(user) = switching
             && !is_root()
         {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                format!("--user {}: only a server started as root can switch users", user.name()),
+                format!(
+                    "--user {}: only a server started as root can switch users",
+                    user.name()
+                ),
             ));
         }
         if !self.single_port {
@@ -284,11 +289,11 @@ impl<P: Policy> fmt::Debug for Server<P> {
 /// makes the directory policy `config` asks for.
 fn dir_policy(config: &ServerConfig) -> io::Result<DirPolicy> {
     let root = open_root(&config.root)?.with_options(RootOptions {
-            create_mode: config.create_mode,
-            refuse_linked: config.refuse_linked,
-            owned_only: config.owned_only,
-            strict_names: config.strict_names,
-        });
+        create_mode: config.create_mode,
+        refuse_linked: config.refuse_linked,
+        owned_only: config.owned_only,
+        strict_names: config.strict_names,
+    });
     // Leftovers of uploads cut short by a crash of an earlier run; before any privilege
     // drop, with the rights that wrote them.
     root.sweep();

@@ -142,13 +142,33 @@ pub fn server_addresses(server: &HostPort) -> Result<Vec<SocketAddr>, String> {
 /// `--listen localhost:69 --listen 127.0.0.1:69` binds 127.0.0.1:69 once). A port of 0
 /// takes any free port, for each address on its own.
 ///
+/// A name stands for those of its addresses this host has: `localhost` is `127.0.0.1` and
+/// `::1` where the loopback has IPv6, `127.0.0.1` alone where it has not, though
+/// `/etc/hosts` names both. An address typed as one is taken as it is, and binding it says
+/// what is wrong.
+///
 /// An address the wildcard of its family already covers on the same port is refused with
 /// that said: the kernel would refuse it with "address in use", which points at another
 /// program.
 pub fn listen_addresses(specs: &[HostPort]) -> Result<Vec<SocketAddr>, String> {
     let mut addrs = Vec::new();
     for spec in specs {
-        let resolved = spec.resolve().map_err(|e| format!("--listen {spec}: {e}"))?;
+        let mut resolved = spec
+            .resolve()
+            .map_err(|e| format!("--listen {spec}: {e}"))?;
+        if let Host::Name(name) = &spec.host {
+            let all = resolved.clone();
+            // Bound on a free port, not the one asked for: another server may hold that.
+            resolved.retain(|a| UdpSocket::bind(SocketAddr::new(a.ip(), 0)).is_ok());
+            if resolved.is_empty() {
+                let all: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
+                return Err(format!(
+                    "--listen {spec}: {name} resolves to {}, none of them an address of this \
+                     host",
+                    all.join(", ")
+                ));
+            }
+        }
         addrs.extend(resolved);
     }
     dedup(&mut addrs);
@@ -205,13 +225,7 @@ mod tests {
     #[test]
     fn garbage_is_refused() {
         for bad in [
-            "host:",
-            "host:69x",
-            ":70000",
-            "[::1",
-            "[::1]69",
-            "[::1]:x",
-            "a b:69",
+            "host:", "host:69x", ":70000", "[::1", "[::1]69", "[::1]:x", "a b:69",
         ] {
             assert!(bad.parse::<HostPort>().is_err(), "{bad}");
         }
@@ -219,16 +233,18 @@ mod tests {
 
     #[test]
     fn repeats_are_dropped_and_covered_addresses_refused() {
-        let specs = |list: &[&str]| -> Vec<HostPort> {
-            list.iter().map(|s| s.parse().unwrap()).collect()
-        };
+        let specs =
+            |list: &[&str]| -> Vec<HostPort> { list.iter().map(|s| s.parse().unwrap()).collect() };
         let addrs = listen_addresses(&specs(&["127.0.0.1:69", "127.0.0.1:69", "[::1]:69"]));
         assert_eq!(
             addrs.unwrap(),
             ["127.0.0.1:69".parse().unwrap(), "[::1]:69".parse().unwrap()] as [SocketAddr; 2]
         );
         let e = listen_addresses(&specs(&["0.0.0.0:69", "127.0.0.1:69"])).unwrap_err();
-        assert!(e.contains("127.0.0.1:69") && e.contains("0.0.0.0:69"), "{e}");
+        assert!(
+            e.contains("127.0.0.1:69") && e.contains("0.0.0.0:69"),
+            "{e}"
+        );
         // Another port, or another family, is no overlap.
         assert!(listen_addresses(&specs(&["0.0.0.0:69", "127.0.0.1:6969", "[::1]:69"])).is_ok());
         assert!(server_addresses(&":69".parse().unwrap()).is_err());

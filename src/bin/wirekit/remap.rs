@@ -81,7 +81,10 @@ pub fn run(a: RemapArgs) -> Result<(), String> {
         }
         Err(refusal) => {
             let _ = writeln!(out, "refused ({}): {}", refusal.code, refusal.message);
-            Err(format!("{} is refused by the rules", shown(name.as_bytes())))
+            Err(format!(
+                "{} is refused by the rules",
+                shown(name.as_bytes())
+            ))
         }
     };
     print(&out);
@@ -92,5 +95,7 @@ pub fn run(a: RemapArgs) -> Result<(), String> {
 /// panic, and no error either: the reader had what it wanted.
 fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }

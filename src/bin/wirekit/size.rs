@@ -43,10 +43,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let (digits, unit) = trimmed.split_at(digits_end);
     let unit = unit.trim_start().to_ascii_lowercase();
     let expected = || {
-        format!(concat!(
+        concat!(
             "expected a whole number of bytes, with an optional unit (1500, 64K, 10M, 4MiB); ",
             units!()
-        ))
+        )
+        .to_string()
     };
     if digits.is_empty() {
         return Err(expected());
@@ -101,7 +102,9 @@ mod tests {
 
     #[test]
     fn garbage_and_overflow_are_refused() {
-        for bad in ["", "M", "10X", "10MM", "-1", "1.5M", "10 M B", "0x10", "K10"] {
+        for bad in [
+            "", "M", "10X", "10MM", "-1", "1.5M", "10 M B", "0x10", "K10",
+        ] {
             let e = parse_size(bad).unwrap_err();
             assert!(e.contains("expected a whole number"), "{bad}: {e}");
         }
