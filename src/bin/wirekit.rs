@@ -78,10 +78,10 @@ struct ServeArgs {
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Address to listen on, repeat for several: 192.0.2.10:69, [2001:db8::1]:69, a host
-    /// name (those of its addresses this host has), or :69 for every address (0.0.0.0:69, and [::]:69 where
-    /// the host has IPv6). The port is 69 unless given; port 0 takes a free port for each
-    /// address. Default: the sockets a service manager passed (socket activation), else
-    /// 127.0.0.1:6969.
+    /// name (those of its addresses this host has), or :69 for every address (0.0.0.0:69,
+    /// and [::]:69 where the host has IPv6). The port is 69 unless given; port 0 takes a
+    /// free port for each address. Default: the sockets a service manager passed (socket
+    /// activation), else 127.0.0.1:6969.
     #[arg(short, long = "listen", value_name = "[HOST][:PORT]", value_parser = HostPort::parse)]
     listen: Vec<HostPort>,
     /// Serve the sockets the service manager passed (systemd socket activation:
@@ -575,6 +575,8 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         }
         #[cfg(unix)]
         return check(&config, user.as_ref(), &a);
+        #[cfg(not(unix))]
+        return Err("--check is not supported on this system".into());
     }
     init_logging(a.verbose, a.quiet)?;
     let activated = !passed.is_empty();
