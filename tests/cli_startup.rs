@@ -8,6 +8,7 @@
 mod common;
 
 use std::fs;
+use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
@@ -198,4 +199,154 @@ fn a_root_the_user_may_not_open_files_in_is_refused_at_start() {
     let (answer, _) = client.ask(&rrq("f", &[]), server.addr());
     assert_eq!(&answer[..4], &[0, 3, 0, 1], "{answer:?}");
     assert!(answer[4..] == data[..], "DATA 1 differs");
+}
+
+/// `wirekit serve --check ARGS` on `root`, run to its end.
+fn check(root: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve").arg(root).arg("--check").args(args);
+    run_for(&mut cmd, &[], START)
+}
+
+/// `serve --check` says what would stop the server at start, without starting one: it
+/// binds no request port (the server being checked may hold it), sweeps nothing (that
+/// server may be writing there), and exits 0, or 1 with the problem.
+#[test]
+fn check_finds_what_would_stop_the_start_without_serving() {
+    let top = TempDir::new("check");
+    let root = top.join("root");
+    fs::create_dir(&root).unwrap();
+    // The port of a server that runs: the check must not need it.
+    let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let listen = held.local_addr().unwrap().to_string();
+    // What a server leaves while it writes an upload, which a start would sweep.
+    let leftover = root.join(format!(".{}.wirekit-part", "0123456789abcdef".repeat(2)));
+    fs::write(&leftover, b"being written").unwrap();
+    let rules = top.join("ok.rules");
+    fs::write(&rules, "rg \\\\ /\nr ^/\n").unwrap();
+
+    let out = check(
+        &root,
+        &[
+            "--listen",
+            &listen,
+            "--allow-create",
+            "--remap",
+            rules.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "configuration ok: would serve {} on {listen} (uploads may create new files, not \
+             replace existing ones, 2 remap rules)\n",
+            root.display()
+        )
+    );
+    assert!(leftover.exists(), "the check swept the root");
+    // With --systemd the sockets are the service manager's: none need be passed to check.
+    let out = check(&root, &["--systemd"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("on the sockets the service manager passes (read-only)"),
+        "{out:?}"
+    );
+
+    let bad_rules = top.join("bad.rules");
+    fs::write(&bad_rules, "r ^/\nrx ^a b\n").unwrap();
+    let missing = top.join("missing");
+    let cases: [(&std::path::Path, &[&str], &str); 5] = [
+        (&missing, &[], "cannot open"),
+        (
+            &root,
+            &["--remap", bad_rules.to_str().unwrap()],
+            "line 2: invalid flag 'x'",
+        ),
+        (
+            &root,
+            &["--listen", "192.0.2.1:69"],
+            "192.0.2.1 is not an address of this host",
+        ),
+        (
+            &root,
+            &["--listen", "0.0.0.0:6969", "--listen", "127.0.0.1:6969"],
+            "listens on already",
+        ),
+        (&root, &["--user", "wirekit-no-such-user"], "no such user"),
+    ];
+    for (dir, args, says) in cases {
+        let out = check(dir, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.starts_with("wirekit: ") && out.stderr.contains(says),
+            "{args:?}: {out:?}"
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+}
+
+/// What only the user the server becomes, or a process without privileges, runs into.
+#[test]
+fn check_judges_ports_and_root_for_the_user_that_serves() {
+    let Some(lowest) = unprivileged_port_start() else {
+        return;
+    };
+    if !root_for("to check as, and for, nobody") {
+        return;
+    }
+    let Some(setpriv) = find_program("setpriv") else {
+        missing("setpriv", "not installed");
+        return;
+    };
+    let root = TempDir::new("check-user");
+    let below = (lowest - 1).to_string();
+    // Started as nobody: the request port needs privileges nobody lacks.
+    let mut cmd = Command::new(&setpriv);
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .arg("serve")
+        .arg(root.path())
+        .args(["--check", "--listen", &format!("127.0.0.1:{below}")]);
+    let out = run_for(&mut cmd, &[], START);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{below}")),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("CAP_NET_BIND_SERVICE"), "{out:?}");
+
+    // Started as root for --user nobody: the port is fine, but not transfer ports below
+    // the line, nor a root nobody may not search.
+    let range = format!("{below}-{lowest}");
+    let out = check(
+        &root,
+        &[
+            "--listen",
+            "127.0.0.1:69",
+            "--user",
+            "nobody",
+            "--port-range",
+            &range,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("transfer ports {range}"))
+            && out.stderr.contains("user nobody"),
+        "{out:?}"
+    );
+    fs::set_permissions(&*root, fs::Permissions::from_mode(0o700)).unwrap();
+    let out = check(&root, &["--listen", "127.0.0.1:69", "--user", "nobody"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("as user nobody") && out.stderr.contains("may not search"),
+        "{out:?}"
+    );
+    fs::set_permissions(&*root, fs::Permissions::from_mode(0o711)).unwrap();
+    let out = check(&root, &["--listen", "127.0.0.1:69", "--user", "nobody"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("warning: cannot read"), "{out:?}");
 }

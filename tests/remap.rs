@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use wirekit::net::{Remap, RemapError};
+use wirekit::net::{Remap, RemapAction, RemapError};
 use wirekit::tftp::{Direction, ErrorCode};
 
 const READ: Direction = Direction::Read;
@@ -263,6 +263,82 @@ fn runaway_rules_are_stopped() {
     );
 }
 
+/// `trace` tells which rules did what, by line, and ends where `apply` ends: one engine.
+#[test]
+fn trace_names_the_rules_that_did_it() {
+    let r = rules(PXE);
+    let peer = ip("192.0.2.7");
+    let trace = r.trace(br"\pxelinux.cfg\default", peer, READ);
+    assert_eq!(
+        trace
+            .steps
+            .iter()
+            .map(|s| (s.line, s.action.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (3, RemapAction::Rewrote(b"/pxelinux.cfg/default".to_vec())),
+            (5, RemapAction::Rewrote(b"pxelinux.cfg/default".to_vec())),
+            (
+                7,
+                RemapAction::Rewrote(b"pxelinux.cfg/192.0.2.7/default".to_vec())
+            ),
+        ]
+    );
+    assert_eq!(
+        trace.result.as_deref(),
+        Ok(&b"pxelinux.cfg/192.0.2.7/default"[..])
+    );
+    // Rules that did not match are left out; a name nothing touches has no step.
+    assert!(r.trace(b"ldlinux.c32", peer, READ).steps.is_empty());
+
+    let r = rules("rs ^old/ \nre ^a b\nr ^b c\na ^secret/ keep\\ out\n");
+    let steps = |name: &str| {
+        let t = r.trace(name.as_bytes(), peer, READ);
+        (
+            t.steps
+                .into_iter()
+                .map(|s| (s.line, s.action))
+                .collect::<Vec<_>>(),
+            t.result,
+        )
+    };
+    let (seen, result) = steps("old/a");
+    assert_eq!(
+        seen,
+        [
+            (1, RemapAction::Rewrote(b"a".to_vec())),
+            (1, RemapAction::Restarted),
+            (2, RemapAction::Rewrote(b"b".to_vec())),
+            (2, RemapAction::Ended),
+        ]
+    );
+    assert_eq!(result.as_deref(), Ok(&b"b"[..]));
+    let (seen, result) = steps("secret/key");
+    assert_eq!(seen, [(4, RemapAction::Refused)]);
+    assert_eq!(result.unwrap_err().message, "keep out");
+
+    // Whatever the rules, `apply` and `trace` agree.
+    for text in [
+        PXE,
+        "rs ^(.*)$ \\1",
+        "rg ^(.+)$ \\0\\0",
+        "a~ \\.efi$\nrG ^ r/\nrP ^ w/",
+    ] {
+        let r = rules(text);
+        for name in ["/pxelinux.0", r"\a\b", "x.efi", "f", ""] {
+            for direction in [READ, WRITE] {
+                let applied = r.apply(name.as_bytes(), peer, direction);
+                let traced = r.trace(name.as_bytes(), peer, direction).result;
+                assert_eq!(
+                    applied.map(|n| n.into_owned()),
+                    traced,
+                    "{text:?} on {name:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_rule_files_name_their_line() {
     for (text, line, reason) in [
@@ -273,7 +349,7 @@ fn bad_rule_files_name_their_line() {
         ("ae ^a", 1, "a and e"),
         ("es ^a", 1, "e and s"),
         ("\n\nr", 3, "no regex"),
-        ("r (unclosed", 1, "bad regex"),
+        ("r (unclosed", 1, "bad regex \"(unclosed\": unclosed group"),
         (":label", 1, "labels"),
         ("j ^a label", 1, "'j'"),
         ("rE ^a b", 1, "'E'"),
@@ -284,6 +360,7 @@ fn bad_rule_files_name_their_line() {
                 assert_eq!(l, line, "{text:?}: {e}");
                 assert!(e.to_string().contains(reason), "{text:?}: {e}");
                 assert!(e.to_string().starts_with(&format!("line {line}: ")));
+                assert!(!e.to_string().contains('\n'), "one line: {e}");
             }
             other => panic!("{text:?}: {other:?}"),
         }
@@ -336,7 +413,7 @@ mod served {
 
     use super::common::cli::{BIN, Serving};
     use super::common::files::TempDir;
-    use super::common::peers::{peer, run_quietly};
+    use super::common::peers::{peer, run_for, run_quietly};
     use wirekit::net::{ClientError, ClientOptions, get_into, put_from};
     use wirekit::tftp::{ErrorCode, TransferError};
 
@@ -548,6 +625,113 @@ r ^up/ ../
                 assert_file(&local.join(out), want);
             }
         }
+    }
+
+    /// `wirekit remap` says what the server would make of a name, and which rules did it,
+    /// without a client; `--check` reads the file only.
+    #[test]
+    fn the_remap_command_traces_names_as_the_server_maps_them() {
+        let (server, root) = serve("remap-command", &[]);
+        let rules = root.parent().unwrap().join("remap.rules");
+        let remap = |args: &[&str]| {
+            let mut cmd = Command::new(BIN);
+            cmd.arg("remap").arg(&rules).args(args);
+            run_for(&mut cmd, &[], LIMIT)
+        };
+        let out = remap(&["\\pxelinux.cfg\\default", "--client", "192.0.2.7"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#""\pxelinux.cfg\default" read by 192.0.2.7:"#,
+                r"  line 3: rg \\ /",
+                r#"    -> "/pxelinux.cfg/default""#,
+                "  line 4: r ^/",
+                r#"    -> "pxelinux.cfg/default""#,
+                r"  line 5: r ^(pxelinux\.cfg/)(.*) \1\i/\2",
+                r#"    -> "pxelinux.cfg/192.0.2.7/default""#,
+                r#"served as "pxelinux.cfg/192.0.2.7/default""#,
+            ]
+        );
+        // The server, whose client is 127.0.0.1, serves what the command says it would.
+        let out = remap(&["pxelinux.cfg/default"]);
+        assert!(
+            out.stdout
+                .ends_with("served as \"pxelinux.cfg/127.0.0.1/default\"\n"),
+            "{out:?}"
+        );
+        assert_eq!(
+            fetch(server.addr(), "pxelinux.cfg/default").unwrap(),
+            b"mine"
+        );
+
+        // A refusal names its rule and message, and is exit status 1, as the server
+        // refuses it.
+        let out = remap(&["/secret/key"]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            out.stdout
+                .contains("  line 9: a ^secret/ keep\\ out\n    refused\n"),
+            "{out:?}"
+        );
+        assert!(
+            out.stdout
+                .ends_with("refused (Access violation (2)): keep out\n"),
+            "{out:?}"
+        );
+        assert!(out.stderr.contains("is refused by the rules"), "{out:?}");
+        match fetch(server.addr(), "/secret/key") {
+            Err(ClientError::Transfer(TransferError::Peer { message, .. })) => {
+                assert_eq!(message, "keep out")
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Uploads only with --put; no rule at all is said as such.
+        let out = remap(&["boot.log", "--put"]);
+        assert!(
+            out.stdout.contains("written by 127.0.0.1") && out.stdout.contains("line 8:"),
+            "{out:?}"
+        );
+        assert!(
+            out.stdout.ends_with("served as \"incoming/boot.log\"\n"),
+            "{out:?}"
+        );
+        let out = remap(&["boot.log"]);
+        assert!(out.stdout.contains("no rule took effect"), "{out:?}");
+        assert!(out.stdout.ends_with("served as \"boot.log\"\n"), "{out:?}");
+
+        let out = remap(&["--check"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(out.stdout.contains("remap.rules: 7 rules, ok"), "{out:?}");
+    }
+
+    #[test]
+    fn remap_check_names_the_bad_line() {
+        let top = TempDir::new("remap-check-bad").keep();
+        let rules = top.join("bad.rules");
+        fs::write(&rules, "r ^a b\n# fine so far\nr ^(a b\n").unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["remap", "--check"]).arg(&rules);
+        let out = run_for(&mut cmd, &[], LIMIT);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "wirekit: remap file {}: line 3: bad regex \"^(a\": unclosed group\n",
+                rules.display()
+            )
+        );
+        // A missing file is said as such; a name without a file is a usage error.
+        let mut cmd = Command::new(BIN);
+        cmd.args(["remap", "--check"]).arg(top.join("missing"));
+        let out = run_for(&mut cmd, &[], LIMIT);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stderr.contains("cannot read the rules"), "{out:?}");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("remap").arg(&rules);
+        assert_eq!(run_for(&mut cmd, &[], LIMIT).status.code(), Some(2));
     }
 
     #[test]

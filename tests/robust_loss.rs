@@ -17,7 +17,7 @@ use common::in_both_port_modes;
 use common::peers::{curl, peer, run_for};
 use common::relay::Relay;
 use common::server::{OurServer, config_with, fast_config};
-use wirekit::net::{ClientError, ClientOptions, get, put};
+use wirekit::net::{ClientError, ClientOptions, get, put, put_reader};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Blksize, Config, Timeout, TransferError, Windowsize};
 
@@ -115,6 +115,46 @@ fn ours_1mib_lossy(ports: PortMode) {
             seed += 1;
             ours(&s, loss, seed, 1468, ws, true);
         }
+    }
+}
+
+/// A reader that hands out at most 1000 bytes a call, as a pipe does.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(1000);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// An upload from a stream, read once (`put_reader`), through loss: every block a
+/// retransmission sends again is still held, lock-step and windowed, octet and netascii
+/// (whose blocks are read again from where each starts).
+#[test]
+fn ours_stream_upload_lossy() {
+    let s = setup("stream", MIB / 4, 13, PortMode::PerTransfer);
+    for (windowsize, netascii, seed) in [(1, false, 401), (16, false, 402), (16, true, 403)] {
+        let relay = Relay::start(s.server.addr, Faults::lossy(200), seed);
+        let mut o = opts(1468, windowsize, lossy_config());
+        o.netascii = netascii;
+        let name = format!("stream-{seed}.bin");
+        let stats = put_reader(
+            relay.addr(),
+            &name,
+            &mut Trickle(&s.data),
+            None,
+            &o,
+            &mut |_, _| {},
+        )
+        .unwrap_or_else(|e| panic!("ws {windowsize} netascii {netascii}: {e}"));
+        assert!(stats.retransmissions > 0, "no loss to recover from");
+        assert!(
+            fs::read(s.root.join(&name)).unwrap() == s.data,
+            "ws {windowsize} netascii {netascii}: the upload differs"
+        );
     }
 }
 

@@ -412,24 +412,103 @@ fn from_sockets_takes_a_dual_stack_ipv6_socket_in_single_port_mode_only() {
     running.stop().unwrap();
 }
 
+/// The program each `ExecStart=` of `unit` runs (its first word, without the prefixes
+/// `-@:+!` that change how systemd runs it).
+fn exec_start_programs(unit: &str) -> Vec<String> {
+    unit.lines()
+        .filter_map(|l| l.trim().strip_prefix("ExecStart="))
+        .filter_map(|cmd| cmd.split_whitespace().next())
+        .map(|p| p.trim_start_matches(['-', '@', ':', '+', '!']).to_string())
+        .collect()
+}
+
+/// Where the README's install commands put the program: `install ... wirekit DIR/` or
+/// `cargo install ... --root ROOT` (ROOT/bin/wirekit).
+fn readme_install_paths(readme: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    for line in readme.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |flag: &str| {
+            words
+                .iter()
+                .position(|w| *w == flag)
+                .and_then(|i| words.get(i + 1))
+        };
+        if words.windows(2).any(|w| w == ["cargo", "install"]) {
+            if let Some(root) = after("--root") {
+                paths.push(format!("{}/bin/wirekit", root.trim_end_matches('/')));
+            }
+        } else if let Some(i) = words.iter().position(|w| *w == "install")
+            && words[i + 1..]
+                .iter()
+                .any(|w| w.ends_with("target/release/wirekit"))
+            && let Some(dir) = words.last()
+        {
+            paths.push(format!("{}/wirekit", dir.trim_end_matches('/')));
+        }
+    }
+    paths
+}
+
+/// Every unit in contrib/systemd passes `systemd-analyze verify`, and runs the program
+/// where the README installs it. verify wants `ExecStart=`'s program to exist, and a
+/// fresh machine (CI) has none at /usr/local/bin: the units are verified from a copy with
+/// this build's program in its place, after the test has checked that place is the one
+/// the README's install step writes (and not in a home directory, which the unit's
+/// `ProtectHome=yes` hides).
 #[test]
 fn unit_files_pass_systemd_analyze_verify() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(manifest.join("README.md")).unwrap();
+    let installed = readme_install_paths(&readme);
+    assert!(
+        !installed.is_empty(),
+        "the README says nowhere where to install wirekit"
+    );
+    let units_dir = manifest.join("contrib/systemd");
+    let mut units: Vec<_> = fs::read_dir(&units_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or_default();
+            ["service", "socket", "timer", "path", "target"].contains(&ext)
+        })
+        .collect();
+    units.sort();
+    assert!(units.len() >= 2, "{units:?}");
+
+    let dir = TempDir::new("units");
+    let mut programs = Vec::new();
+    for unit in &units {
+        let name = unit.file_name().unwrap();
+        let mut text = fs::read_to_string(unit).unwrap();
+        for program in exec_start_programs(&text) {
+            assert!(
+                installed.contains(&program),
+                "{}: ExecStart runs {program}, but the README installs wirekit at {installed:?}",
+                name.display()
+            );
+            assert!(
+                !program.starts_with("/home/") && !program.starts_with("/root/"),
+                "{program}: ProtectHome=yes hides it from the service"
+            );
+            text = text.replace(&program, BIN);
+            programs.push(program);
+        }
+        fs::write(dir.join(name), text).unwrap();
+    }
+    assert!(!programs.is_empty(), "no unit runs the program");
+    let service = fs::read_to_string(dir.join("wirekit.service")).unwrap();
+    assert!(service.contains("Type=notify") && service.contains("serve --systemd"));
+
     if common::peers::peer("systemd-analyze").is_none() {
         return;
     }
-    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
-    let dir = TempDir::new("units");
-    for name in ["wirekit.socket", "wirekit.service"] {
-        let text = fs::read_to_string(units.join(name)).unwrap();
-        // verify wants ExecStart's program to exist: this build's stands in.
-        fs::write(dir.join(name), text.replace("/usr/local/bin/wirekit", BIN)).unwrap();
-    }
-    let service = fs::read_to_string(dir.join("wirekit.service")).unwrap();
-    assert!(service.contains("Type=notify") && service.contains("serve --systemd"));
     let mut cmd = Command::new("systemd-analyze");
-    cmd.arg("verify")
-        .arg(dir.join("wirekit.socket"))
-        .arg(dir.join("wirekit.service"));
+    cmd.arg("verify");
+    for unit in &units {
+        cmd.arg(dir.join(unit.file_name().unwrap()));
+    }
     let (ok, out) = run_quietly(&mut cmd, LIMIT);
     assert!(ok, "{out}");
     assert!(

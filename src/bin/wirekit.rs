@@ -1,14 +1,14 @@
 //! The `wirekit` program: a TFTP server and client.
 
 use std::io::{IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use wirekit::net::{self, ClientOptions, Server, ServerConfig};
 use wirekit::tftp::{Blksize, Config, Limits, Stats, Timeout, Windowsize};
@@ -17,7 +17,18 @@ use wirekit::tftp::{Blksize, Config, Limits, Stats, Timeout, Windowsize};
 #[path = "wirekit/log_output.rs"]
 mod log_output;
 
+#[path = "wirekit/addrs.rs"]
+mod addrs;
+#[path = "wirekit/generate.rs"]
+mod generate;
+#[path = "wirekit/remap.rs"]
+mod remap;
+#[path = "wirekit/size.rs"]
+mod size;
+
+use addrs::HostPort;
 use log_output::LogQueue;
+use size::{parse_size, parse_size_u32};
 
 /// Asked for unless told otherwise: an Ethernet frame's worth of data per block, and a
 /// window that keeps a LAN busy. Servers that grant less, or know no windows, are followed.
@@ -46,11 +57,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a directory over TFTP (read-only unless told otherwise).
+    #[command(after_help = size::HELP)]
     Serve(ServeArgs),
     /// Download a file.
+    #[command(after_help = size::HELP)]
     Get(GetArgs),
     /// Upload a file.
     Put(PutArgs),
+    /// Show what a name becomes under a remap rule file, and which rules did it; or check
+    /// the file.
+    Remap(remap::RemapArgs),
+    /// Write the man pages or shell completions (for packagers; see the README).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 #[derive(Args)]
@@ -58,11 +77,13 @@ struct ServeArgs {
     /// Directory to serve.
     #[arg(default_value = ".")]
     dir: PathBuf,
-    /// Address to listen on; repeat for several (e.g. 0.0.0.0:69 and [::]:69).
-    /// Default: the sockets a service manager passed (socket activation), else
-    /// 127.0.0.1:6969.
-    #[arg(short, long = "listen", value_name = "ADDR:PORT")]
-    listen: Vec<SocketAddr>,
+    /// Address to listen on, repeat for several: 192.0.2.10:69, [2001:db8::1]:69, a host
+    /// name (those of its addresses this host has), or :69 for every address (0.0.0.0:69,
+    /// and [::]:69 where the host has IPv6). The port is 69 unless given; port 0 takes a
+    /// free port for each address. Default: the sockets a service manager passed (socket
+    /// activation), else 127.0.0.1:6969.
+    #[arg(short, long = "listen", value_name = "[HOST][:PORT]", value_parser = HostPort::parse)]
+    listen: Vec<HostPort>,
     /// Serve the sockets the service manager passed (systemd socket activation:
     /// LISTEN_PID, LISTEN_FDS), and fail if there are none. Without --listen they are
     /// used when passed, flag or not.
@@ -80,8 +101,9 @@ struct ServeArgs {
     /// Let uploads replace existing files (alone: new files are refused).
     #[arg(long)]
     allow_overwrite: bool,
-    /// Refuse uploads larger than this many bytes.
-    #[arg(long, value_name = "BYTES")]
+    /// Refuse uploads larger than this, e.g. 1G (K, M, G: powers of 1000; KiB, MiB, GiB:
+    /// of 1024).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_upload_size: Option<u64>,
     /// Permission bits, in octal (e.g. 640), of files that uploads create, set exactly
     /// whatever the umask. Default: 666 less the umask. A replaced file keeps its own
@@ -110,9 +132,9 @@ struct ServeArgs {
     /// Largest window size granted.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_windowsize.get(), value_parser = clap::value_parser!(u16).range(1..))]
     max_windowsize: u16,
-    /// Largest window in bytes (windowsize × blksize); windowsize is lowered to fit.
-    /// Default: what the server's socket buffers were granted.
-    #[arg(long, value_name = "BYTES")]
+    /// Largest window in bytes (windowsize × blksize), e.g. 4MiB; windowsize is lowered to
+    /// fit. Default: what the server's socket buffers were granted.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size_u32)]
     max_window_bytes: Option<u32>,
     /// Largest `timeout` option accepted, in seconds; larger asks are ignored.
     #[arg(long, value_name = "S", default_value_t = Limits::DEFAULT.max_timeout.get(), value_parser = clap::value_parser!(u8).range(1..))]
@@ -154,6 +176,12 @@ struct ServeArgs {
     /// Log only warnings and errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Check the configuration and exit, serving nothing (like `nginx -t`): the listen
+    /// addresses resolve and are this host's, the ports may be bound, --user exists, the
+    /// remap file reads, the directory opens for the user that serves it. Exit status 0,
+    /// or 1 with what is wrong.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args)]
@@ -183,15 +211,18 @@ struct TransferArgs {
 
 #[derive(Args)]
 struct GetArgs {
-    /// Server, as HOST or HOST:PORT (port 69 by default).
-    server: String,
+    /// Server, as HOST or HOST:PORT (port 69 by default); every address a name resolves to
+    /// is tried in turn.
+    #[arg(value_parser = HostPort::parse)]
+    server: HostPort,
     /// File on the server.
     remote: String,
     /// Where to write it (default: the remote file's name).
     local: Option<PathBuf>,
-    /// Refuse a file larger than this many bytes: up front when the server announces its
-    /// size, or with an ERROR to the server as soon as the bytes pass it.
-    #[arg(long, value_name = "BYTES")]
+    /// Refuse a file larger than this, e.g. 10M (K, M, G: powers of 1000; KiB, MiB, GiB: of
+    /// 1024): up front when the server announces its size, or with an ERROR to the server
+    /// as soon as the bytes pass it.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_size: Option<u64>,
     #[command(flatten)]
     opts: TransferArgs,
@@ -199,11 +230,14 @@ struct GetArgs {
 
 #[derive(Args)]
 struct PutArgs {
-    /// Server, as HOST or HOST:PORT (port 69 by default).
-    server: String,
-    /// File to send.
+    /// Server, as HOST or HOST:PORT (port 69 by default); every address a name resolves to
+    /// is tried in turn.
+    #[arg(value_parser = HostPort::parse)]
+    server: HostPort,
+    /// File to send, or - for standard input (its size is announced only when it is a
+    /// regular file).
     local: PathBuf,
-    /// Name on the server (default: the local file's name).
+    /// Name on the server (default: the local file's name; needed with -).
     remote: Option<String>,
     #[command(flatten)]
     opts: TransferArgs,
@@ -239,29 +273,6 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         Ok(m) if m <= 0o777 => Ok(m),
         _ => Err("expected permission bits in octal, 0 to 777 (e.g. 640)".into()),
     }
-}
-
-/// `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address, port 69 by default: every
-/// address it resolves to (`localhost` may give `::1` first, and nobody listen there).
-fn resolve(server: &str) -> Result<Vec<SocketAddr>, String> {
-    let with_port = if server.parse::<std::net::Ipv6Addr>().is_ok() {
-        format!("[{server}]:69")
-    } else if server
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        server.to_string()
-    } else {
-        format!("{server}:69")
-    };
-    let addrs: Vec<SocketAddr> = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {server}: {e}"))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(format!("cannot resolve {server}"));
-    }
-    Ok(addrs)
 }
 
 /// Runs `transfer` against each address in turn, until one has a server that answers.
@@ -367,7 +378,7 @@ fn summary(stats: &Stats) -> String {
 }
 
 fn get(a: GetArgs) -> Result<(), String> {
-    let servers = resolve(&a.server)?;
+    let servers = addrs::server_addresses(&a.server)?;
     let mut opts = client_options(&a.opts)?;
     opts.max_size = a.max_size;
     let remote = a.remote.as_str();
@@ -407,9 +418,17 @@ fn get(a: GetArgs) -> Result<(), String> {
 }
 
 fn put(a: PutArgs) -> Result<(), String> {
-    let servers = resolve(&a.server)?;
+    let servers = addrs::server_addresses(&a.server)?;
+    let stdin = a.local.as_os_str() == "-";
     let remote = match a.remote {
         Some(r) => r,
+        None if stdin => {
+            return Err(
+                "put from standard input (-) needs the name to give it on the \
+                        server: wirekit put HOST - NAME"
+                    .into(),
+            );
+        }
         None => a
             .local
             .file_name()
@@ -417,20 +436,68 @@ fn put(a: PutArgs) -> Result<(), String> {
             .ok_or("the local path names no file")?,
     };
     let opts = client_options(&a.opts)?;
-    each_address(&servers, |server| {
-        with_progress(&remote, |progress| {
-            net::put(server, &a.local, &remote, &opts, progress)
+    let result = if stdin {
+        let (mut input, size) = standard_input()?;
+        each_address(&servers, |server| {
+            with_progress(&remote, |progress| {
+                net::put_reader(server, &remote, &mut input, size, &opts, progress)
+            })
         })
-    })
-    .map(|_| ())
-    .map_err(|(server, e)| format!("put {} to {server}: {e}", a.local.display()))
+    } else {
+        each_address(&servers, |server| {
+            with_progress(&remote, |progress| {
+                net::put(server, &a.local, &remote, &opts, progress)
+            })
+        })
+    };
+    let local = if stdin {
+        "standard input".into()
+    } else {
+        a.local.display().to_string()
+    };
+    result
+        .map(|_| ())
+        .map_err(|(server, e)| format!("put {local} to {server}: {e}"))
+}
+
+/// Standard input to upload, and its size when it is a regular file (`< file`): from
+/// where it stands to its end. A pipe or a terminal has no size to announce.
+#[cfg(unix)]
+fn standard_input() -> Result<(Box<dyn std::io::Read>, Option<u64>), String> {
+    use std::io::Seek;
+    use std::os::fd::AsFd;
+    let cannot = |e: std::io::Error| format!("cannot read standard input: {e}");
+    let mut file = std::fs::File::from(
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(cannot)?,
+    );
+    let meta = file.metadata().map_err(cannot)?;
+    if meta.is_dir() {
+        return Err("cannot read standard input: it is a directory".into());
+    }
+    let size = if meta.is_file() {
+        let at = file.stream_position().map_err(cannot)?;
+        Some(meta.len().saturating_sub(at))
+    } else {
+        None
+    };
+    // Read through the same open file, which shares its position with standard input.
+    Ok((Box::new(file), size))
+}
+
+#[cfg(not(unix))]
+fn standard_input() -> Result<(Box<dyn std::io::Read>, Option<u64>), String> {
+    Ok((Box::new(std::io::stdin()), None))
 }
 
 /// The sockets a service manager passed, with their names: asked for with `--systemd`,
 /// looked for without `--listen`. Taken before anything else opens a descriptor.
 #[cfg(unix)]
 fn passed_sockets(a: &ServeArgs) -> Result<Vec<net::systemd::ListenSocket>, String> {
-    if !a.systemd && !a.listen.is_empty() {
+    // A check serves nothing, and takes nothing from a service manager.
+    if a.check || !a.systemd && !a.listen.is_empty() {
         return Ok(Vec::new());
     }
     let passed = net::systemd::listen_sockets().map_err(|e| e.to_string())?;
@@ -476,7 +543,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             .expect("DEFAULT_LISTEN is an address");
         vec![default]
     } else {
-        a.listen
+        addrs::listen_addresses(&a.listen)?
     };
     let mut config = ServerConfig::new(&a.dir, listen);
     config.allow_create = a.allow_create;
@@ -505,6 +572,16 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     limits.max_per_address = a.max_per_address;
     limits.config.timeout = Duration::from_secs(a.timeout);
     limits.config.retries = a.retries;
+    if a.check {
+        if a.systemd {
+            // The sockets are the service manager's to bind: nothing to check here.
+            config.listen.clear();
+        }
+        #[cfg(unix)]
+        return check(&config, user.as_ref(), &a);
+        #[cfg(not(unix))]
+        return Err("--check is not supported on this system".into());
+    }
     init_logging(a.verbose, a.quiet)?;
     let activated = !passed.is_empty();
     let server = if activated {
@@ -544,12 +621,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             server.root().display()
         ));
     }
-    let mode = match (a.allow_create, a.allow_overwrite) {
-        (false, false) => "read-only",
-        (true, false) => "uploads may create new files, not replace existing ones",
-        (false, true) => "uploads may replace existing files; new files refused",
-        (true, true) => "uploads may create and replace files",
-    };
+    let mode = uploads(&a);
     let addrs: Vec<String> = server
         .local_addrs()
         .iter()
@@ -597,6 +669,44 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     server.run().map_err(|e| e.to_string())
 }
 
+/// Which uploads the server accepts, as the banner says it.
+fn uploads(a: &ServeArgs) -> &'static str {
+    match (a.allow_create, a.allow_overwrite) {
+        (false, false) => "read-only",
+        (true, false) => "uploads may create new files, not replace existing ones",
+        (false, true) => "uploads may replace existing files; new files refused",
+        (true, true) => "uploads may create and replace files",
+    }
+}
+
+/// `serve --check`: what would keep the server from starting, as an error; else what it
+/// would serve, and what it would warn about, on standard output.
+#[cfg(unix)]
+fn check(config: &ServerConfig, user: Option<&net::User>, a: &ServeArgs) -> Result<(), String> {
+    let warnings = config.check(user).map_err(|e| e.to_string())?;
+    let on = if a.systemd {
+        "the sockets the service manager passes".to_string()
+    } else {
+        let listen: Vec<String> = config.listen.iter().map(ToString::to_string).collect();
+        listen.join(", ")
+    };
+    let mut out = String::new();
+    for w in warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    let remap = config
+        .remap
+        .as_ref()
+        .map_or_else(String::new, |r| format!(", {} remap rules", r.len()));
+    out.push_str(&format!(
+        "configuration ok: would serve {} on {on} ({}{remap})\n",
+        a.dir.display(),
+        uploads(a)
+    ));
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Ok(())
+}
+
 /// The server's log goes to stderr, one line per event, with its level, and with a
 /// timestamp unless the journal (which adds its own) is listening. The lines pass through
 /// a bounded queue to a writer thread: a stderr that stalls or closes costs log lines
@@ -639,6 +749,8 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::Get(a) => get(a),
         Command::Put(a) => put(a),
+        Command::Remap(a) => remap::run(a),
+        Command::Generate(a) => generate::run(a, Cli::command()),
     };
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,

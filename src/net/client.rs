@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use std::time::Instant;
 use super::drive::{Progress, drive};
 use super::write_batch::BatchedFile;
 use crate::tftp::{
-    Blksize, ClientRequest, Config, Direction, EncodeError, Mode, Negotiated, Stats, Storage, Text,
-    Timeout, Transfer, TransferError, Windowsize,
+    Blksize, ClientRequest, Config, Direction, EncodeError, ErrorCode, Mode, Negotiated, Stats,
+    Storage, StorageError, Text, Timeout, Transfer, TransferError, Windowsize,
 };
 
 /// Stops a client transfer from another thread or a signal handler (the `wirekit` program
@@ -324,9 +324,10 @@ pub fn get(
         .map_err(|e| local_error(e, "cannot create the partial file", &path))?;
     let mut part = PartFile { path, done: false };
     // Blocks reach the file in batches, written after their ACK while the server sends on.
-    let mut file = BatchedFile::new(file, BatchedFile::DOWNLOAD);
-    let stats = get_into(server, remote, &mut file, opts, progress)?;
-    file.commit().map_err(|e| {
+    let mut file = Local::writing(BatchedFile::new(file, BatchedFile::DOWNLOAD));
+    let result = get_into(server, remote, &mut file, opts, progress);
+    let stats = file.outcome(result, "cannot write", &part.path.display())?;
+    file.storage.commit().map_err(|e| {
         let e = io::Error::other(e.message.into_owned());
         local_error(e, "cannot write", &part.path)
     })?;
@@ -348,13 +349,23 @@ fn get_in_place(
         .write(true)
         .open(local)
         .map_err(|e| local_error(e, "cannot open", local))?;
-    let mut out = io::BufWriter::with_capacity(BatchedFile::DOWNLOAD, file);
-    let stats = get_into(server, remote, &mut out, opts, progress)?;
-    io::Write::flush(&mut out).map_err(|e| local_error(e, "cannot write", local))?;
+    let out = io::BufWriter::with_capacity(BatchedFile::DOWNLOAD, file);
+    let mut out = Local::writing(out);
+    let result = get_into(server, remote, &mut out, opts, progress);
+    let stats = out.outcome(result, "cannot write", &local.display())?;
+    io::Write::flush(&mut out.storage).map_err(|e| local_error(e, "cannot write", local))?;
     Ok(stats)
 }
 
 /// Uploads the file `local` to `remote` on `server`.
+///
+/// The file is opened, and looked at, before the request is sent: one that cannot be
+/// opened, or a directory, fails with [`ClientError::Io`] and the server hears nothing. A
+/// regular file's size is announced (with [`ClientOptions::tsize`]); anything else that
+/// opens (a FIFO, `/dev/stdin`, a device) is read once, front to back, as
+/// [`put_reader`] reads, and no size is announced. A read that fails during the upload
+/// fails it with [`ClientError::Io`] naming the file; the server is sent an ERROR that
+/// says the client gave up, not the local error.
 pub fn put(
     server: SocketAddr,
     local: &Path,
@@ -362,12 +373,232 @@ pub fn put(
     opts: &ClientOptions,
     progress: ProgressFn<'_>,
 ) -> Result<Stats, ClientError> {
-    let mut file = File::open(local).map_err(|e| local_error(e, "cannot open", local))?;
-    let size = file
+    let file = File::open(local).map_err(|e| local_error(e, "cannot open", local))?;
+    let meta = file
         .metadata()
-        .map_err(|e| local_error(e, "cannot read", local))?
-        .len();
-    put_from(server, remote, &mut file, Some(size), opts, progress)
+        .map_err(|e| local_error(e, "cannot read", local))?;
+    if meta.is_dir() {
+        let e = io::Error::new(io::ErrorKind::IsADirectory, "is a directory");
+        return Err(local_error(e, "cannot upload", local));
+    }
+    if !meta.is_file() {
+        let mut stream = Local::reading(Stream::new(file, opts));
+        let result = put_from(server, remote, &mut stream, None, opts, progress);
+        return stream.outcome(result, "cannot read", &local.display());
+    }
+    let mut file = Local::reading(file);
+    let result = put_from(server, remote, &mut file, Some(meta.len()), opts, progress);
+    file.outcome(result, "cannot read", &local.display())
+}
+
+/// Uploads what `reader` yields, up to its end, to `remote` on `server`: standard input,
+/// a pipe, a decompressor. `size` is announced as the transfer size (with
+/// [`ClientOptions::tsize`]) and must then be exactly what `reader` yields; pass `None`
+/// when it is not known.
+///
+/// The reader is read once, front to back, as the blocks go out; what a retransmission
+/// may send again (a window) is kept in memory, nothing more. A read that fails fails the
+/// upload with [`ClientError::Io`]; the server is sent an ERROR that says the client gave
+/// up, not the local error. A read blocks the transfer while it waits, so a reader slower
+/// than the server's patience (its timeout times its retries) loses the upload.
+///
+/// When [`ClientOptions::cancel`] is cancelled while a read waits, the end of the input
+/// that may follow (a Ctrl-C also ends the program writing into a pipe) does not end the
+/// upload as complete: the call returns [`ClientError::Cancelled`].
+pub fn put_reader<R: Read + ?Sized>(
+    server: SocketAddr,
+    remote: &str,
+    reader: &mut R,
+    size: Option<u64>,
+    opts: &ClientOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Stats, ClientError> {
+    let mut stream = Local::reading(Stream::new(reader, opts));
+    let result = put_from(server, remote, &mut stream, size, opts, progress);
+    stream.outcome(result, "cannot read", &"the input")
+}
+
+/// The client's own file or stream in a transfer. What goes wrong with it is for the user
+/// to read, not for the server (a local path, an OS error): the server is sent the ERROR
+/// code with a message saying the client gave up, and the error itself is kept for the
+/// caller.
+struct Local<S> {
+    storage: S,
+    /// What the server is told when this side fails.
+    told: &'static str,
+    failure: Option<StorageError>,
+}
+
+impl<S> Local<S> {
+    /// The client's file or stream to upload.
+    fn reading(storage: S) -> Local<S> {
+        Local {
+            storage,
+            told: "the client cannot read the file it is uploading",
+            failure: None,
+        }
+    }
+
+    /// The client's file to download into.
+    fn writing(storage: S) -> Local<S> {
+        Local {
+            storage,
+            told: "the client cannot write the file it is downloading",
+            failure: None,
+        }
+    }
+
+    fn keep(&mut self, e: StorageError) -> StorageError {
+        // A full disk is ERROR 3's own case; anything else is the client's failure, which
+        // no other code describes.
+        let told = match e.code {
+            ErrorCode::DiskFull => StorageError::new(e.code, e.code.description()),
+            _ => StorageError::new(ErrorCode::NotDefined, self.told),
+        };
+        self.failure = Some(e);
+        told
+    }
+
+    /// The transfer's `result`, with a failure of this storage told as the local error it
+    /// was: `doing` `what`, and what failed.
+    fn outcome(
+        &mut self,
+        result: Result<Stats, ClientError>,
+        doing: &str,
+        what: &dyn fmt::Display,
+    ) -> Result<Stats, ClientError> {
+        match (result, self.failure.take()) {
+            (Err(ClientError::Transfer(TransferError::Storage(_))), Some(e)) => {
+                let kind = match e.code {
+                    ErrorCode::DiskFull => io::ErrorKind::StorageFull,
+                    ErrorCode::AccessViolation => io::ErrorKind::PermissionDenied,
+                    _ => io::ErrorKind::Other,
+                };
+                let message = format!("{doing} {what}: {}", e.message);
+                Err(ClientError::Io(io::Error::new(kind, message)))
+            }
+            (result, _) => result,
+        }
+    }
+}
+
+impl<S: Storage> Storage for Local<S> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        self.storage.read_at(offset, buf).map_err(|e| self.keep(e))
+    }
+
+    fn read_segments_at(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+        layout: crate::tftp::Segments,
+    ) -> Result<usize, StorageError> {
+        self.storage
+            .read_segments_at(offset, buf, layout)
+            .map_err(|e| self.keep(e))
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.storage.write(data).map_err(|e| self.keep(e))
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        self.storage.flush().map_err(|e| self.keep(e))
+    }
+
+    fn commit(&mut self) -> Result<(), StorageError> {
+        self.storage.commit().map_err(|e| self.keep(e))
+    }
+}
+
+/// A stream being uploaded, read once from front to back. A sender reads again only
+/// within its current window (and, in netascii, from the start of a block), so the bytes
+/// kept are those of the last window and one block more: what lies before that is never
+/// asked for again.
+struct Stream<R> {
+    reader: R,
+    /// The bytes from offset `start` on, read and still kept.
+    kept: Vec<u8>,
+    start: u64,
+    /// The end of the furthest read asked for.
+    furthest: u64,
+    /// Bytes before `furthest` that a later read may ask for again.
+    keep: u64,
+    ended: bool,
+    cancel: Option<Cancel>,
+}
+
+impl<R: Read> Stream<R> {
+    fn new(reader: R, opts: &ClientOptions) -> Stream<R> {
+        // The server may grant less than asked, never more; one that ignores the options
+        // sends 512-byte blocks, one at a time.
+        let blksize = opts.blksize.map_or(512, |b| b.get().max(512));
+        let windowsize = opts.windowsize.map_or(1, |w| w.get());
+        Stream {
+            reader,
+            kept: Vec::new(),
+            start: 0,
+            furthest: 0,
+            keep: (u64::from(windowsize) + 1) * u64::from(blksize),
+            ended: false,
+            cancel: opts.cancel.clone(),
+        }
+    }
+
+    /// Reads until the kept bytes reach `end`, or the stream ends.
+    fn fill(&mut self, end: u64) -> io::Result<()> {
+        while !self.ended && self.start + (self.kept.len() as u64) < end {
+            let have = self.kept.len();
+            let want = usize::try_from(end - self.start).unwrap_or(usize::MAX);
+            self.kept.resize(want.max(have + 8192), 0);
+            let got = self.reader.read(&mut self.kept[have..]);
+            self.kept.truncate(have + got.as_ref().map_or(0, |&n| n));
+            match got {
+                Ok(0) => self.ended = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Storage for Stream<R> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        let Some(at) = offset.checked_sub(self.start) else {
+            return Err(StorageError::new(
+                ErrorCode::NotDefined,
+                "a block before the window was asked for again",
+            ));
+        };
+        let end = offset + buf.len() as u64;
+        self.fill(end)?;
+        if self.ended && self.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+            // The input may have ended because the Ctrl-C that cancelled also ended the
+            // program writing it: not the file's end.
+            return Err(StorageError::new(ErrorCode::NotDefined, "cancelled"));
+        }
+        let at = usize::try_from(at)
+            .unwrap_or(usize::MAX)
+            .min(self.kept.len());
+        let n = buf.len().min(self.kept.len() - at);
+        buf[..n].copy_from_slice(&self.kept[at..at + n]);
+        self.furthest = self.furthest.max(end);
+        // Dropped in large steps, so that each byte is moved a few times at most.
+        let drop = self
+            .furthest
+            .saturating_sub(self.keep)
+            .saturating_sub(self.start);
+        if drop > self.keep {
+            let drop = usize::try_from(drop)
+                .unwrap_or(usize::MAX)
+                .min(self.kept.len());
+            self.kept.drain(..drop);
+            self.start += drop as u64;
+        }
+        Ok(n)
+    }
 }
 
 /// A local file's error, saying what was done to which path.

@@ -4,7 +4,7 @@
 //! - [`Server`]: event loops that drive a [`tftp::Endpoint`](crate::tftp::Endpoint) over
 //!   every socket, serving a directory ([`DirPolicy`]) or any other
 //!   [`Policy`](crate::tftp::server::Policy).
-//! - [`get`], [`put`], [`get_into`], [`put_from`]: the client.
+//! - [`get`], [`put`], [`get_into`], [`put_from`], [`put_reader`]: the client.
 //! - Running as a service (Unix): [`User`] and [`Server::drop_privileges`] to give up root
 //!   after binding; [`systemd`] for socket activation and readiness notification, with
 //!   [`Server::from_sockets`].
@@ -29,11 +29,13 @@ pub mod systemd;
 mod udp;
 mod write_batch;
 
-pub use client::{Cancel, ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from};
+pub use client::{
+    Cancel, ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from, put_reader,
+};
 pub use dir::{DirFile, DirPolicy, UploadRules};
 pub use fs::{Root, RootOptions, Upload};
 pub use log::LogEvent;
 #[cfg(unix)]
 pub use privileges::User;
-pub use remap::{Remap, RemapError};
+pub use remap::{Remap, RemapAction, RemapError, RemapStep, RemapTrace};
 pub use server::{RunningServer, Server, ServerConfig, Stopper};

@@ -208,6 +208,55 @@ impl Remap {
         peer: IpAddr,
         direction: Direction,
     ) -> Result<Cow<'a, [u8]>, Refusal> {
+        self.run(name, peer, direction, |_, _| {})
+    }
+
+    /// Runs the rules as [`apply`](Self::apply) does, and says what each rule that took
+    /// effect did, by its line: for `wirekit remap`, and for whoever debugs a rule file.
+    ///
+    /// ```
+    /// use wirekit::net::{Remap, RemapAction};
+    /// use wirekit::tftp::Direction;
+    ///
+    /// let rules = Remap::parse("rg \\\\ /\nr ^/\na ^private/ not\\ here")?;
+    /// let trace = rules.trace(br"\boot\x.efi", "192.0.2.7".parse()?, Direction::Read);
+    /// let lines: Vec<usize> = trace.steps.iter().map(|s| s.line).collect();
+    /// assert_eq!(lines, [1, 2]);
+    /// assert_eq!(trace.steps[0].action, RemapAction::Rewrote(b"/boot/x.efi".to_vec()));
+    /// assert_eq!(trace.result.as_deref(), Ok(&b"boot/x.efi"[..]));
+    ///
+    /// let trace = rules.trace(b"private/key", "192.0.2.7".parse()?, Direction::Read);
+    /// assert_eq!(trace.steps.last().map(|s| (s.line, &s.action)), Some((3, &RemapAction::Refused)));
+    /// assert_eq!(trace.result.unwrap_err().message, "not here");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trace(&self, name: &[u8], peer: IpAddr, direction: Direction) -> RemapTrace {
+        let mut steps = Vec::new();
+        let result = self.run(name, peer, direction, |line, seen| {
+            let action = match seen {
+                Seen::Rewrote(name) => RemapAction::Rewrote(name.to_vec()),
+                Seen::Ended => RemapAction::Ended,
+                Seen::Restarted => RemapAction::Restarted,
+                Seen::Refused => RemapAction::Refused,
+            };
+            steps.push(RemapStep { line, action });
+        });
+        RemapTrace {
+            steps,
+            result: result.map(Cow::into_owned),
+        }
+    }
+
+    /// The one engine behind [`apply`](Self::apply) and [`trace`](Self::trace): `seen`
+    /// hears what each rule did, by its line, borrowing the name, so that `apply` (which
+    /// passes a closure that does nothing) pays nothing for it.
+    fn run<'a>(
+        &self,
+        name: &'a [u8],
+        peer: IpAddr,
+        direction: Direction,
+        mut seen: impl FnMut(usize, Seen<'_>),
+    ) -> Result<Cow<'a, [u8]>, Refusal> {
         let peer = peer.to_canonical();
         let mut current = Cow::Borrowed(name);
         let mut steps = 0usize;
@@ -248,6 +297,7 @@ impl Remap {
                     }
                     step()?;
                 }
+                seen(rule.line, Seen::Rewrote(&current));
             } else if rule.flags.abort {
                 let groups = groups.unwrap_or_default();
                 let message = expand(&rule.replacement, &current, &groups, peer);
@@ -256,17 +306,65 @@ impl Remap {
                 } else {
                     Cow::Owned(String::from_utf8_lossy(&message).into_owned())
                 };
+                seen(rule.line, Seen::Refused);
                 return Err(access(message));
             }
             if rule.flags.end {
+                seen(rule.line, Seen::Ended);
                 break;
             }
             if rule.flags.restart {
+                seen(rule.line, Seen::Restarted);
                 next = 0;
             }
         }
         Ok(current)
     }
+}
+
+/// What a rule did, as the engine tells it to [`Remap::trace`].
+enum Seen<'n> {
+    Rewrote(&'n [u8]),
+    Ended,
+    Restarted,
+    Refused,
+}
+
+/// What the rules made of a name, step by step: see [`Remap::trace`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemapTrace {
+    /// What each rule that took effect did, in order. A rule whose regex did not match
+    /// (or, with `~`, did), or that applies to other requests (`G`, `P`, `4`, `6`), is
+    /// left out, as is one that matched and has nothing to do.
+    pub steps: Vec<RemapStep>,
+    /// The name to serve, or the refusal: what [`Remap::apply`] returns.
+    pub result: Result<Vec<u8>, Refusal>,
+}
+
+/// One rule taking effect on a name: see [`Remap::trace`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemapStep {
+    /// The rule's line in the rule file, counted from 1.
+    pub line: usize,
+    /// What it did.
+    pub action: RemapAction,
+}
+
+/// What a rule did to a name: see [`Remap::trace`]. A rule with `r` and `e` (or `s`) is
+/// two steps: the rewrite, then the end (or the restart).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemapAction {
+    /// `r`: the name became this (after every repeat, for a `g` rule).
+    Rewrote(Vec<u8>),
+    /// `e`: no rule after this one runs.
+    Ended,
+    /// `s`: the rules start over from the first.
+    Restarted,
+    /// `a`: the request is refused, with the message of [`RemapTrace::result`].
+    Refused,
 }
 
 impl Rule {
@@ -483,7 +581,16 @@ fn compile(pattern: &[u8], case_insensitive: bool) -> Result<Regex, String> {
         .case_insensitive(case_insensitive)
         .unicode(false)
         .build()
-        .map_err(|e| format!("bad regex {pattern:?}: {e}"))
+        .map_err(|e| {
+            // The regex crate draws the pattern with a caret under the fault, over several
+            // lines; a rule file's error is one line, already naming the pattern.
+            let e = e.to_string();
+            let why = e.lines().last().unwrap_or_default();
+            format!(
+                "bad regex {pattern:?}: {}",
+                why.trim_start_matches("error: ")
+            )
+        })
 }
 
 #[cfg(test)]

@@ -101,6 +101,119 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Looks for what would keep [`Server::bind`] (and then
+    /// [`drop_privileges`](Server::drop_privileges) to `user`) from starting, without
+    /// binding a request port, sweeping the root or changing user: for `wirekit serve
+    /// --check`, before a restart. Returns the first problem as an error, else what the
+    /// server would warn about at start (the root unlisted, uploads on but the root not
+    /// writable).
+    ///
+    /// Looked at: each listen address is one of this host's (bound on a free port, not
+    /// its own: the server being checked may hold that), and its port one this process may
+    /// bind; the transfer ports the server, and then `user`, may bind; the root opens,
+    /// and whoever serves it may open files in it. When the server will switch to
+    /// `user`, the root is judged by its permission bits for that user and its group
+    /// (ACLs are not read): only the switch itself can ask the system. A port that
+    /// another program holds is not looked at.
+    #[cfg(unix)]
+    pub fn check(&self, user: Option<&User>) -> io::Result<Vec<String>> {
+        use super::privileges::{
+            is_root, may_bind_privileged_ports, privileged_as, runs_as, unprivileged_port_start,
+        };
+        let lowest = unprivileged_port_start();
+        for &addr in &self.listen {
+            let cannot =
+                |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+            UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).map_err(|e| match e.kind() {
+                io::ErrorKind::AddrNotAvailable => cannot(io::Error::new(
+                    e.kind(),
+                    format!("{} is not an address of this host ({e})", addr.ip()),
+                )),
+                _ => cannot(e),
+            })?;
+            if addr.port() != 0 && addr.port() < lowest && !may_bind_privileged_ports() {
+                return Err(cannot(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "ports below {lowest} need root or CAP_NET_BIND_SERVICE, or sockets \
+                         passed by a service manager"
+                    ),
+                )));
+            }
+        }
+        // The user to judge the root for, where the server will become someone else (not
+        // when it is that user already, nor root staying root).
+        let stays = |u: &User| runs_as(u) || is_root() && u.uid() == 0;
+        let switching = user.filter(|u| !stays(u));
+        if let Some(user) = switching
+            && !is_root()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "--user {}: only a server started as root can switch users",
+                    user.name()
+                ),
+            ));
+        }
+        if !self.single_port {
+            check_port_range(
+                self.port_range.as_ref(),
+                may_bind_privileged_ports(),
+                "this process may not (it is not root, nor holds CAP_NET_BIND_SERVICE)",
+            )?;
+            if let Some(user) = user {
+                check_port_range(
+                    self.port_range.as_ref(),
+                    privileged_as(user),
+                    &format!("user {} may not", user.name()),
+                )?;
+            }
+        }
+        let root = open_root(&self.root)?;
+        let uploads = self.allow_create || self.allow_overwrite;
+        let Some(user) = switching else {
+            if let Some(e) = root.unusable() {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot open files in {}: {e}", root.path().display()),
+                ));
+            }
+            return Ok(root.access_problems(uploads));
+        };
+        let meta = std::fs::metadata(root.path())?;
+        let bits = {
+            use std::os::unix::fs::MetadataExt;
+            let shift = if meta.uid() == user.uid() {
+                6
+            } else if meta.gid() == user.gid() {
+                3
+            } else {
+                0
+            };
+            (meta.mode() >> shift) & 0o7
+        };
+        let (read, write, search) = (bits & 0o4 != 0, bits & 0o2 != 0, bits & 0o1 != 0);
+        let path = root.path().display();
+        let who = format!("user {} (by the permission bits)", user.name());
+        if !search {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("cannot open files in {path} as {who}: it may not search the directory"),
+            ));
+        }
+        let mut problems = Vec::new();
+        if !read {
+            problems.push(format!("cannot read {path} as {who}"));
+        }
+        if uploads && !write {
+            problems.push(format!("cannot write {path} as {who}"));
+        }
+        Ok(problems)
+    }
+}
+
 impl SharedAdmission for Mutex<Admission> {
     fn with(&self, f: &mut dyn FnMut(&mut Admission)) {
         // The counts are changed in steps that leave them consistent: a loop that panicked
@@ -175,19 +288,12 @@ impl<P: Policy> fmt::Debug for Server<P> {
 /// Opens the root (sweeping leftovers of uploads an earlier run was cut short in) and
 /// makes the directory policy `config` asks for.
 fn dir_policy(config: &ServerConfig) -> io::Result<DirPolicy> {
-    let root = Root::open(&config.root)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open {}: {e}", config.root.display()),
-            )
-        })?
-        .with_options(RootOptions {
-            create_mode: config.create_mode,
-            refuse_linked: config.refuse_linked,
-            owned_only: config.owned_only,
-            strict_names: config.strict_names,
-        });
+    let root = open_root(&config.root)?.with_options(RootOptions {
+        create_mode: config.create_mode,
+        refuse_linked: config.refuse_linked,
+        owned_only: config.owned_only,
+        strict_names: config.strict_names,
+    });
     // Leftovers of uploads cut short by a crash of an earlier run; before any privilege
     // drop, with the rights that wrote them.
     root.sweep();
@@ -201,6 +307,12 @@ fn dir_policy(config: &ServerConfig) -> io::Result<DirPolicy> {
         Some(rules) => policy.with_remap(rules),
         None => policy,
     })
+}
+
+/// Opens the served directory, saying which on failure.
+fn open_root(path: &Path) -> io::Result<Root> {
+    Root::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))
 }
 
 /// Refuses transfer ports that a server privileged as `privileged` says could not bind:
