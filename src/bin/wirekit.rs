@@ -14,9 +14,17 @@ use wirekit::net::{self, ClientOptions, Server, ServerConfig};
 use wirekit::tftp::{Blksize, Config, Limits, Stats, Timeout, Windowsize};
 
 // Beside the program rather than in src/bin/, where cargo would take it for a program.
+#[cfg(unix)]
+#[path = "wirekit/journal.rs"]
+mod journal;
+#[path = "wirekit/log_format.rs"]
+mod log_format;
 #[path = "wirekit/log_output.rs"]
 mod log_output;
+#[path = "wirekit/metrics_http.rs"]
+mod metrics_http;
 
+use log_format::LogFormat;
 use log_output::LogQueue;
 
 /// Asked for unless told otherwise: an Ethernet frame's worth of data per block, and a
@@ -150,6 +158,16 @@ struct ServeArgs {
     /// Log only warnings and errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Log format: text, json (an object per line, with every field of the event), or
+    /// journal (entries in the systemd journal, with fields: `journalctl FILE=pxelinux.0`).
+    /// Default: journal when stderr goes to the journal, else text.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Serve the server's counters (transfers, bytes, retransmissions, refusals, what each
+    /// loop holds) in the Prometheus text format at http://ADDR:PORT/metrics, e.g.
+    /// 127.0.0.1:9169. Off unless given.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -501,7 +519,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     limits.max_per_address = a.max_per_address;
     limits.config.timeout = Duration::from_secs(a.timeout);
     limits.config.retries = a.retries;
-    init_logging(a.verbose, a.quiet)?;
+    init_logging(a.log_format, a.verbose, a.quiet)?;
     let activated = !passed.is_empty();
     let server = if activated {
         Server::from_sockets(config, passed)
@@ -510,6 +528,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     };
     #[allow(unused_mut)]
     let mut server = server.map_err(|e| e.to_string())?;
+    // Bound with the sockets, before any switch of user: a port below 1024 needs it.
+    let metrics_at = match a.metrics {
+        Some(addr) => {
+            let metrics = net::Metrics::new();
+            server = server.with_metrics(&metrics);
+            Some(metrics_http::serve(addr, metrics)?)
+        }
+        None => None,
+    };
     // Bound, and the root open and swept: root's rights are needed no more.
     #[cfg(unix)]
     let identity = match &user {
@@ -562,6 +589,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         addrs.join(", ")
     );
     tracing::info!("{status}; stop with Ctrl-C");
+    if let Some(addr) = metrics_at {
+        tracing::info!("metrics at http://{addr}/metrics");
+    }
     match identity {
         Some(Ok(user)) => tracing::info!("{user}"),
         Some(Err(root)) => tracing::warn!("{root}"),
@@ -590,27 +620,13 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     server.run().map_err(|e| e.to_string())
 }
 
-/// The server's log goes to stderr, one line per event, with its level, and with a
-/// timestamp unless the journal (which adds its own) is listening. The lines pass through
-/// a bounded queue to a writer thread: a stderr that stalls or closes costs log lines
-/// (counted in the log), never a transfer, a signal or the process.
-fn init_logging(verbose: bool, quiet: bool) -> Result<(), String> {
-    let level = match (verbose, quiet) {
-        (true, _) => tracing::Level::DEBUG,
-        (_, true) => tracing::Level::WARN,
-        _ => tracing::Level::INFO,
-    };
-    let queue = LogQueue::on_stderr().map_err(|e| format!("cannot start the log: {e}"))?;
-    let log = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_writer(queue.clone())
-        .with_ansi(std::io::stderr().is_terminal());
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        log.without_time().init();
-    } else {
-        log.init();
-    }
+/// The server's log goes to stderr, one line per event (text or JSON), with its level,
+/// and with a timestamp unless the journal (which adds its own) is listening; or to the
+/// journal itself, as entries with fields (see `log_format`). Either way it passes
+/// through a bounded queue to a writer thread: a sink that stalls or closes costs log
+/// lines (counted in the log), never a transfer, a signal or the process.
+fn init_logging(format: Option<LogFormat>, verbose: bool, quiet: bool) -> Result<(), String> {
+    let queue = log_format::init(format, verbose, quiet)?;
     let _ = LOG.set(queue);
     Ok(())
 }
@@ -619,7 +635,7 @@ fn init_logging(verbose: bool, quiet: bool) -> Result<(), String> {
 /// directly. A stderr that is closed or full is no reason to panic over a message.
 fn say(text: &str) {
     match LOG.get() {
-        Some(log) => log.push(format!("{text}\n").into_bytes()),
+        Some(log) => log.push_text(text),
         None => {
             let _ = writeln!(std::io::stderr(), "{text}");
         }

@@ -208,7 +208,43 @@ impl Remap {
         peer: IpAddr,
         direction: Direction,
     ) -> Result<Cow<'a, [u8]>, Refusal> {
+        self.trace(name, peer, direction).result
+    }
+
+    /// Like [`apply`](Self::apply), also saying which rules made the result: for a log
+    /// that tells an operator which line of the file to look at.
+    ///
+    /// ```
+    /// use wirekit::net::Remap;
+    /// use wirekit::tftp::Direction;
+    ///
+    /// let rules = Remap::parse("r ^/\nr ^(pxelinux\\.cfg/)(.*) \\1\\i/\\2\n")?;
+    /// let peer = "192.0.2.7".parse()?;
+    /// let traced = rules.trace(b"/pxelinux.cfg/default", peer, Direction::Read);
+    /// assert_eq!(traced.result.as_deref(), Ok(&b"pxelinux.cfg/192.0.2.7/default"[..]));
+    /// assert_eq!(traced.rules, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trace<'a>(&self, name: &'a [u8], peer: IpAddr, direction: Direction) -> Remapped<'a> {
+        let mut rules = Vec::new();
+        let result = self.run(name, peer, direction, &mut rules);
+        Remapped { result, rules }
+    }
+
+    fn run<'a>(
+        &self,
+        name: &'a [u8],
+        peer: IpAddr,
+        direction: Direction,
+        used: &mut Vec<usize>,
+    ) -> Result<Cow<'a, [u8]>, Refusal> {
         let peer = peer.to_canonical();
+        // A rule that rewrote several times (`g`, or again after `s`) is named once.
+        let mut note = |line: usize| {
+            if !used.contains(&line) {
+                used.push(line);
+            }
+        };
         let mut current = Cow::Borrowed(name);
         let mut steps = 0usize;
         let mut step = || {
@@ -233,6 +269,7 @@ impl Remap {
             if rule.flags.rewrite {
                 // `r~` is refused when parsing: a rewriting rule matched.
                 let mut groups = groups.expect("a rewrite rule runs only on a match");
+                note(rule.line);
                 loop {
                     let rewritten = substitute(&rule.replacement, &current, &groups, peer);
                     if rewritten.len() > MAX_LEN {
@@ -249,6 +286,7 @@ impl Remap {
                     step()?;
                 }
             } else if rule.flags.abort {
+                note(rule.line);
                 let groups = groups.unwrap_or_default();
                 let message = expand(&rule.replacement, &current, &groups, peer);
                 let message = if message.is_empty() {
@@ -267,6 +305,17 @@ impl Remap {
         }
         Ok(current)
     }
+}
+
+/// What [`Remap::trace`] made of a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Remapped<'a> {
+    /// The name to serve, or the refusal, as [`Remap::apply`] returns them.
+    pub result: Result<Cow<'a, [u8]>, Refusal>,
+    /// The lines (from 1) of the rules that rewrote the name, in the order they first did,
+    /// and of the `a` rule that refused it. Empty when no rule changed anything.
+    pub rules: Vec<usize>,
 }
 
 impl Rule {
