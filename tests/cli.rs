@@ -90,14 +90,14 @@ fn get_and_put_with_options_and_clear_errors(ports: PortMode) {
     );
     assert_ok(&out);
     assert_eq!(fs::read(dir.join("a.bin")).unwrap(), data);
-    // One line per transfer: peer, direction, file, bytes, duration, rate, retransmissions,
-    // outcome.
+    // One line per transfer: peer, direction, file, bytes, duration, rate, retransmissions
+    // ("N resent"), outcome.
     let line = serving.wait_for_log(&[
         "read",
         "\"fw.bin\"",
         "200000 bytes",
         "MB/s",
-        "retransmissions",
+        " resent",
         "ok",
     ]);
     // After the log's timestamp and level: the client's address.

@@ -377,6 +377,7 @@ impl MetricsSnapshot {
 }
 
 #[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 mod prometheus {
     //! The counters as Prometheus metrics, built at each scrape from a snapshot.
 
@@ -396,6 +397,7 @@ mod prometheus {
     /// `Content-Type` of [`Metrics::encode_prometheus`]'s text.
     pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
     impl Metrics {
         /// The counters in the Prometheus text format (version 0.0.4), every name
         /// prefixed with `wirekit_`: what `wirekit serve --metrics` serves. To add them to
@@ -561,4 +563,74 @@ mod prometheus {
 }
 
 #[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use prometheus::CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_end_and_refusal_has_its_own_series() {
+        use crate::tftp::TransferError;
+        let ends = [
+            TransferError::Timeout { retries: 5 },
+            TransferError::Unanswered,
+            TransferError::OptionsDeclined,
+            TransferError::Abandoned,
+        ];
+        for e in ends {
+            assert_eq!(outcome(&Err(e.clone())), e.kind());
+        }
+        assert_eq!(outcome(&Ok(())), "ok");
+        assert_eq!(
+            refusal_reason(RefusalCause::Policy, ErrorCode::FileNotFound),
+            "file_not_found"
+        );
+        assert_eq!(
+            refusal_reason(RefusalCause::Busy, ErrorCode::NotDefined),
+            "busy"
+        );
+        for cause in [
+            RefusalCause::Busy,
+            RefusalCause::PerAddress,
+            RefusalCause::ShuttingDown,
+            RefusalCause::Malformed,
+            RefusalCause::Unsupported,
+            RefusalCause::Unanswerable,
+        ] {
+            assert!(REFUSAL_REASONS.contains(&cause.as_str()), "{cause:?}");
+        }
+    }
+
+    #[cfg(feature = "prometheus")]
+    #[test]
+    fn the_text_format_names_each_loop() {
+        let metrics = Metrics::new();
+        let first = metrics.event_loop();
+        let _second = metrics.event_loop();
+        first.set_unanswered(3);
+        add(
+            &metrics.0.refused[index(&REFUSAL_REASONS, "busy").unwrap()],
+            2,
+        );
+        let text = metrics.encode_prometheus();
+        for line in [
+            "# TYPE wirekit_transfers_started_total counter\n",
+            "wirekit_transfers_started_total{direction=\"read\"} 0\n",
+            "wirekit_transfers_ended_total{direction=\"write\",outcome=\"ok\"} 0\n",
+            "wirekit_requests_refused_total{reason=\"busy\"} 2\n",
+            "wirekit_requests_ignored_total 0\n",
+            "wirekit_resent_packets_total 0\n",
+            "wirekit_timeouts_total{kind=\"early\"} 0\n",
+            "# TYPE wirekit_transfers_running gauge\n",
+            "wirekit_transfers_unanswered{loop=\"0\"} 3\n",
+            "wirekit_transfers_unanswered{loop=\"1\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing in\n{text}");
+        }
+        // Outcomes and reasons that never happened are left out.
+        assert!(!text.contains("outcome=\"timeout\""), "{text}");
+        assert!(!text.contains("reason=\"file_not_found\""), "{text}");
+    }
+}

@@ -504,6 +504,29 @@ mod tests {
         );
     }
 
+    /// In the journal a notice is an entry of its own: one datagram holds one entry.
+    #[cfg(unix)]
+    #[test]
+    fn a_gap_in_the_journal_is_an_entry_before_the_next_one() {
+        let entries = Arc::new(Mutex::new(Vec::new()));
+        let queue = LogQueue::capture(entries.clone());
+        queue.dropped.store(3, Ordering::Relaxed);
+        queue.push(b"MESSAGE=next\n".to_vec());
+        queue.push_text("said");
+        assert!(queue.flush(Duration::from_secs(10)));
+        let entries = entries.lock().unwrap();
+        assert_eq!(entries.len(), 3, "{entries:?}");
+        let notice = String::from_utf8(entries[0].clone()).unwrap();
+        assert!(notice.contains("PRIORITY=4\n"), "{notice}");
+        assert!(
+            notice.contains("MESSAGE=wirekit: 3 log lines dropped (log output stalled)\n"),
+            "{notice}"
+        );
+        assert_eq!(entries[1], b"MESSAGE=next\n");
+        let said = String::from_utf8(entries[2].clone()).unwrap();
+        assert!(said.contains("MESSAGE=said\n"), "{said}");
+    }
+
     #[test]
     fn a_refusing_sink_is_counted_and_said_once_it_takes_lines_again() {
         let sink = Sink::default();

@@ -283,3 +283,76 @@ pub enum Event<S> {
         id: TransferId,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use core::time::Duration;
+
+    fn report(name: &str, served: Served, size: Option<u64>, tsize: Option<u64>) -> Report {
+        let mut requested = Options::default();
+        requested.tsize = Some(0);
+        Report {
+            info: TransferInfo {
+                peer: "192.0.2.7:2070".parse().unwrap(),
+                local: None,
+                filename: name.to_string(),
+                served,
+                size,
+                direction: Direction::Read,
+                mode: Mode::Octet,
+                requested,
+                negotiated: Negotiated {
+                    tsize,
+                    ..Negotiated::default()
+                },
+            },
+            stats: Stats {
+                duration: Duration::from_millis(2),
+                ..Stats::default()
+            },
+            result: Ok(()),
+        }
+    }
+
+    #[test]
+    fn the_file_served_follows_the_name_asked_and_verbose_says_how() {
+        let served = Served {
+            name: Some("pxelinux.cfg/192.0.2.7/default".to_string()),
+            via: Some("remap rules (lines 2, 3)".to_string()),
+        };
+        let r = report("/pxelinux.cfg/default", served, Some(4), Some(4));
+        let line = r.to_string();
+        assert!(
+            line.starts_with(
+                r#"192.0.2.7:2070 read "/pxelinux.cfg/default" -> "pxelinux.cfg/192.0.2.7/default": 0 bytes"#
+            ),
+            "{line}"
+        );
+        let verbose = alloc::format!("{r:#}");
+        assert!(
+            verbose
+                .contains(r#"-> "pxelinux.cfg/192.0.2.7/default" by remap rules (lines 2, 3): "#),
+            "{verbose}"
+        );
+    }
+
+    #[test]
+    fn a_tsize_left_out_is_not_called_refused() {
+        let empty = report("empty", Served::new(), Some(0), None).to_string();
+        assert!(
+            empty.ends_with("; tsize 0 (not announced: empty file)"),
+            "{empty}"
+        );
+        let unknown = report("pipe", Served::new(), None, None).to_string();
+        assert!(
+            unknown.ends_with("; tsize not announced (size unknown)"),
+            "{unknown}"
+        );
+        let mut text = report("notes.txt", Served::new(), Some(10), None);
+        text.info.mode = Mode::Netascii;
+        let text = text.to_string();
+        assert!(text.ends_with("; tsize not announced (netascii)"), "{text}");
+    }
+}
