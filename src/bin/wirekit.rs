@@ -152,15 +152,13 @@ struct ServeArgs {
     /// Seconds running transfers may go on after Ctrl-C (at most 86400, a day).
     #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE))]
     grace: u64,
-    /// Log every request and packet.
+    /// Log every request and packet, and which remap rules rewrote or refused a name.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
     /// Log only warnings and errors.
     #[arg(short, long)]
     quiet: bool,
-    /// Log format: text, json (an object per line, with every field of the event), or
-    /// journal (entries in the systemd journal, with fields: `journalctl FILE=pxelinux.0`).
-    /// Default: journal when stderr goes to the journal, else text.
+    /// Log format. Default: journal when stderr goes to the systemd journal, else text.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
     /// Serve the server's counters (transfers, bytes, retransmissions, refusals, what each

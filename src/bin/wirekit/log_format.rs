@@ -23,7 +23,8 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line: timestamp, level, message and the event's fields.
     Json,
-    /// Entries in the systemd journal, with the event's fields as journal fields.
+    /// Entries in the systemd journal, with the event's fields as journal fields
+    /// (`journalctl FILE=pxelinux.0`).
     #[cfg(unix)]
     Journal,
 }
