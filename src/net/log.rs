@@ -118,11 +118,7 @@ impl LogEvent<'_> {
     pub(crate) fn trace(&self, verbose: bool) {
         match self {
             LogEvent::Transfer(report) => {
-                let text = if verbose {
-                    format!("{report:#}")
-                } else {
-                    report.to_string()
-                };
+                let text = Line { report, verbose };
                 match &report.result {
                     Err(e) if !quiet_failure(e) => {
                         transfer_event!(tracing::Level::WARN, report, text)
@@ -200,6 +196,22 @@ impl LogEvent<'_> {
                 )
             }
             LogEvent::Error(e) => tracing::error!(event = "error", error = %e, "{e}"),
+        }
+    }
+}
+
+/// A transfer's line, formatted only if a subscriber takes the event.
+struct Line<'a> {
+    report: &'a Report,
+    verbose: bool,
+}
+
+impl std::fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.verbose {
+            write!(f, "{:#}", self.report)
+        } else {
+            write!(f, "{}", self.report)
         }
     }
 }

@@ -291,8 +291,10 @@ mod tests {
     use core::time::Duration;
 
     fn report(name: &str, served: Served, size: Option<u64>, tsize: Option<u64>) -> Report {
-        let mut requested = Options::default();
-        requested.tsize = Some(0);
+        let requested = Options {
+            tsize: Some(0),
+            ..Options::default()
+        };
         Report {
             info: TransferInfo {
                 peer: "192.0.2.7:2070".parse().unwrap(),
