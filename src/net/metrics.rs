@@ -53,8 +53,6 @@ pub const REFUSAL_REASONS: [&str; 16] = [
 /// The kinds of timeouts counted: see [`Stats`](crate::tftp::Stats).
 pub const TIMEOUT_KINDS: [&str; 3] = ["early", "retry", "spurious"];
 
-const DIRECTIONS: [Direction; 2] = [Direction::Read, Direction::Write];
-
 /// The outcome a transfer that ended is counted under (one of [`OUTCOMES`]).
 pub fn outcome(result: &Result<(), TransferError>) -> &'static str {
     match result {
@@ -389,10 +387,12 @@ mod prometheus {
     use prometheus_client::registry::Registry;
 
     use super::{
-        DIRECTIONS, Metrics, MetricsSnapshot, OUTCOMES, REFUSAL_REASONS, TIMEOUT_KINDS,
-        direction_index,
+        Metrics, MetricsSnapshot, OUTCOMES, REFUSAL_REASONS, TIMEOUT_KINDS, direction_index,
     };
+    use crate::tftp::Direction;
     use crate::tftp::server::direction_word;
+
+    const DIRECTIONS: [Direction; 2] = [Direction::Read, Direction::Write];
 
     /// `Content-Type` of [`Metrics::encode_prometheus`]'s text.
     pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
