@@ -10,14 +10,17 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::cli::Serving;
 use common::files::{TempDir, random_bytes};
-use common::packets::{RawClient, ack, client_ip, rrq};
+use common::packets::{RawClient, ack, client_ip, data, rrq, wrq};
 use common::wait::wait_for;
 use wirekit::net::{ClientOptions, Metrics, Server, ServerConfig, get_into, put_from};
-use wirekit::tftp::{Direction, Packet};
+use wirekit::tftp::server::{Policy, Refusal};
+use wirekit::tftp::{Direction, ErrorCode, Packet, Storage, StorageError, Text};
 
 fn get(server: SocketAddr, name: &str) -> Result<Vec<u8>, wirekit::net::ClientError> {
     let mut got = Vec::new();
@@ -273,5 +276,95 @@ fn a_library_user_reads_the_same_numbers() {
         text.contains("wirekit_transfers_started_total{direction=\"read\"} 2\n"),
         "{text}"
     );
+    server.stop().unwrap();
+}
+
+/// Uploads kept nowhere, each of whose commits waits until the test lets it go.
+#[derive(Clone)]
+struct SlowCommits {
+    started: Sender<()>,
+    release: Arc<Mutex<Receiver<()>>>,
+}
+
+struct Slow(SlowCommits);
+
+impl Storage for Slow {
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StorageError> {
+        let _ = self.0.started.send(());
+        let _ = self
+            .0
+            .release
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20));
+        Ok(())
+    }
+}
+
+impl Policy for SlowCommits {
+    type Storage = Slow;
+
+    fn read(&mut self, _: SocketAddr, _: Text<'_>) -> Result<(Slow, Option<u64>), Refusal> {
+        Err(Refusal::new(ErrorCode::AccessViolation, "uploads only"))
+    }
+
+    fn write(&mut self, _: SocketAddr, _: Text<'_>, _: Option<u64>) -> Result<Slow, Refusal> {
+        Ok(Slow(self.clone()))
+    }
+}
+
+/// An upload whose commit takes its time is counted as pending until its client has
+/// its final ACK (here under an application's own policy: the counts come from the
+/// endpoint's events, whatever the policy).
+#[test]
+fn a_slow_commit_is_pending_until_it_is_done() {
+    let (started, commit_started) = mpsc::channel();
+    let (let_go, release) = mpsc::channel();
+    let policy = SlowCommits {
+        started,
+        release: Arc::new(Mutex::new(release)),
+    };
+    let mut config = ServerConfig::new("/nonexistent", vec!["127.0.0.1:0".parse().unwrap()]);
+    config.threads = 1;
+    let metrics = Metrics::new();
+    let server = Server::bind_with_policy(config, policy)
+        .unwrap()
+        .with_metrics(&metrics)
+        .spawn()
+        .unwrap();
+    let addr = server.local_addrs()[0];
+
+    let client = RawClient::new(addr);
+    let (answer, tid) = client.ask(&wrq("up.bin", &[]), addr);
+    assert_eq!(Packet::parse(&answer).unwrap(), Packet::Ack { block: 0 });
+    client.send(&data(1, b"one block"), tid);
+    commit_started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the commit started");
+    wait_for(
+        Duration::from_secs(10),
+        || metrics.snapshot().commits_pending() == 1,
+        || format!("{:?}", metrics.snapshot()),
+    );
+    let during = metrics.snapshot();
+    assert_eq!(during.running(), 1);
+    assert_eq!(during.loops[0].commits_pending, 1);
+
+    let_go.send(()).unwrap();
+    let (answer, _) = client.recv();
+    assert_eq!(Packet::parse(&answer).unwrap(), Packet::Ack { block: 1 });
+    wait_for(
+        Duration::from_secs(10),
+        || metrics.snapshot().ended_with(Direction::Write, "ok") == 1,
+        || format!("{:?}", metrics.snapshot()),
+    );
+    let after = metrics.snapshot();
+    assert_eq!(after.commits_pending(), 0);
+    assert_eq!(after.running(), 0);
+    assert_eq!(after.bytes(Direction::Write), 9);
     server.stop().unwrap();
 }
