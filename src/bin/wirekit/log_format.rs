@@ -70,7 +70,8 @@ pub fn init(format: Option<LogFormat>, verbose: bool, quiet: bool) -> Result<Log
         .with_max_level(level)
         .with_writer(queue.clone());
     if format == Some(LogFormat::Json) {
-        log.json()
+        log.with_ansi(false)
+            .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
