@@ -19,7 +19,8 @@
 //!
 //! The core (wire and machines) is `#![no_std]` + `alloc`; build it with
 //! `--no-default-features`. Feature `cli` builds the `wirekit` program, `tokio` adds a
-//! tokio-util codec for [`frame`], and `arbitrary` adds `Arbitrary` derives for fuzzing.
+//! tokio-util codec for [`frame`], `prometheus` the Prometheus text format of
+//! [`net::Metrics`], and `arbitrary` adds `Arbitrary` derives for fuzzing.
 //!
 //! # Parsing and encoding a packet
 //!

@@ -514,22 +514,8 @@ fn timeout_retransmits_with_backoff_then_gives_up() {
 
 #[test]
 fn measured_round_trips_shorten_the_first_retransmissions_not_the_patience() {
-    let mut t = server(
-        Direction::Read,
-        Mode::Octet,
-        Ask::default(),
-        &file(100_000),
-        &rule_limits(),
-    );
-    assert_eq!(blocks(&t.drain(T0)), [1]);
-    // Round trips of 2 ms.
-    let mut now = T0;
-    for block in 1..=5 {
-        now += ms(2);
-        t.feed(now, client_addr(), &ack(block));
-        assert_eq!(blocks(&t.drain(now)), [block + 1]);
-    }
-    let silent_from = now;
+    let (mut t, silent_from) = lock_step_after_five_round_trips();
+    let mut now = silent_from;
     let first = t.poll_timeout().unwrap() - silent_from;
     assert_eq!(
         first,

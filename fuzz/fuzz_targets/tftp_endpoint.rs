@@ -214,6 +214,8 @@ impl Harness {
             }
         }
         assert!(self.endpoint.len() <= self.limits.max_transfers);
+        // Counted as transfers come, are answered and go: never more than there are.
+        assert!(self.endpoint.unanswered() <= self.endpoint.len());
     }
 }
 

@@ -14,8 +14,15 @@ use wirekit::net::{self, ClientOptions, Server, ServerConfig};
 use wirekit::tftp::{Blksize, Config, Limits, Stats, Timeout, Windowsize};
 
 // Beside the program rather than in src/bin/, where cargo would take it for a program.
+#[cfg(unix)]
+#[path = "wirekit/journal.rs"]
+mod journal;
+#[path = "wirekit/log_format.rs"]
+mod log_format;
 #[path = "wirekit/log_output.rs"]
 mod log_output;
+#[path = "wirekit/metrics_http.rs"]
+mod metrics_http;
 
 #[path = "wirekit/addrs.rs"]
 mod addrs;
@@ -27,6 +34,7 @@ mod remap;
 mod size;
 
 use addrs::HostPort;
+use log_format::LogFormat;
 use log_output::LogQueue;
 use size::{parse_size, parse_size_u32};
 
@@ -170,7 +178,7 @@ struct ServeArgs {
     /// Seconds running transfers may go on after Ctrl-C (at most 86400, a day).
     #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE))]
     grace: u64,
-    /// Log every request and packet.
+    /// Log every request and packet, and which remap rules rewrote or refused a name.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
     /// Log only warnings and errors.
@@ -182,6 +190,14 @@ struct ServeArgs {
     /// or 1 with what is wrong.
     #[arg(long)]
     check: bool,
+    /// Log format. Default: journal when stderr goes to the systemd journal, else text.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Serve the server's counters (transfers, bytes, retransmissions, refusals, what each
+    /// loop holds) in the Prometheus text format at http://ADDR:PORT/metrics, e.g.
+    /// 127.0.0.1:9169. Off unless given.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -582,7 +598,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         #[cfg(not(unix))]
         return Err("--check is not supported on this system".into());
     }
-    init_logging(a.verbose, a.quiet)?;
+    init_logging(a.log_format, a.verbose, a.quiet)?;
     let activated = !passed.is_empty();
     let server = if activated {
         Server::from_sockets(config, passed)
@@ -591,6 +607,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     };
     #[allow(unused_mut)]
     let mut server = server.map_err(|e| e.to_string())?;
+    // Bound with the sockets, before any switch of user: a port below 1024 needs it.
+    let metrics_at = match a.metrics {
+        Some(addr) => {
+            let metrics = net::Metrics::new();
+            server = server.with_metrics(&metrics);
+            Some(metrics_http::serve(addr, metrics)?)
+        }
+        None => None,
+    };
     // Bound, and the root open and swept: root's rights are needed no more.
     #[cfg(unix)]
     let identity = match &user {
@@ -638,6 +663,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         addrs.join(", ")
     );
     tracing::info!("{status}; stop with Ctrl-C");
+    if let Some(addr) = metrics_at {
+        tracing::info!("metrics at http://{addr}/metrics");
+    }
     match identity {
         Some(Ok(user)) => tracing::info!("{user}"),
         Some(Err(root)) => tracing::warn!("{root}"),
@@ -707,27 +735,13 @@ fn check(config: &ServerConfig, user: Option<&net::User>, a: &ServeArgs) -> Resu
     Ok(())
 }
 
-/// The server's log goes to stderr, one line per event, with its level, and with a
-/// timestamp unless the journal (which adds its own) is listening. The lines pass through
-/// a bounded queue to a writer thread: a stderr that stalls or closes costs log lines
-/// (counted in the log), never a transfer, a signal or the process.
-fn init_logging(verbose: bool, quiet: bool) -> Result<(), String> {
-    let level = match (verbose, quiet) {
-        (true, _) => tracing::Level::DEBUG,
-        (_, true) => tracing::Level::WARN,
-        _ => tracing::Level::INFO,
-    };
-    let queue = LogQueue::on_stderr().map_err(|e| format!("cannot start the log: {e}"))?;
-    let log = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_writer(queue.clone())
-        .with_ansi(std::io::stderr().is_terminal());
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        log.without_time().init();
-    } else {
-        log.init();
-    }
+/// The server's log goes to stderr, one line per event (text or JSON), with its level,
+/// and with a timestamp unless the journal (which adds its own) is listening; or to the
+/// journal itself, as entries with fields (see `log_format`). Either way it passes
+/// through a bounded queue to a writer thread: a sink that stalls or closes costs log
+/// lines (counted in the log), never a transfer, a signal or the process.
+fn init_logging(format: Option<LogFormat>, verbose: bool, quiet: bool) -> Result<(), String> {
+    let queue = log_format::init(format, verbose, quiet)?;
     let _ = LOG.set(queue);
     Ok(())
 }
@@ -736,7 +750,7 @@ fn init_logging(verbose: bool, quiet: bool) -> Result<(), String> {
 /// directly. A stderr that is closed or full is no reason to panic over a message.
 fn say(text: &str) {
     match LOG.get() {
-        Some(log) => log.push(format!("{text}\n").into_bytes()),
+        Some(log) => log.push_text(text),
         None => {
             let _ = writeln!(std::io::stderr(), "{text}");
         }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::fs::{Root, Upload, check_name};
 use super::read_ahead::ReadAhead;
-use super::remap::Remap;
-use crate::tftp::server::{Policy, Refusal};
+use super::remap::{Remap, RemapAction};
+use crate::tftp::server::{Policy, Refusal, Served};
 use crate::tftp::{Direction, ErrorCode, Segments, Storage, StorageError, Text};
 
 /// What uploads a [`DirPolicy`] accepts.
@@ -49,18 +49,43 @@ impl DirPolicy {
         self
     }
 
-    /// The name to open for `filename`: as asked, or as the remap rules rewrite it.
+    /// The name to open for `filename`: as asked, or as the remap rules rewrite it. Tells
+    /// in `served` the name the rules gave, if another, and the rules that gave it or
+    /// refused it.
     fn remapped<'a>(
         &self,
         peer: SocketAddr,
         filename: Text<'a>,
         direction: Direction,
+        served: &mut Served,
     ) -> Result<Cow<'a, [u8]>, Refusal> {
         check_name(filename)?;
-        match &self.remap {
-            Some(rules) => rules.apply(filename.as_bytes(), peer.ip(), direction),
-            None => Ok(Cow::Borrowed(filename.as_bytes())),
+        let Some(rules) = &self.remap else {
+            return Ok(Cow::Borrowed(filename.as_bytes()));
+        };
+        let traced = rules.trace(filename.as_bytes(), peer.ip(), direction);
+        // The rules that rewrote the name or refused it, each once (a `g` or restarted rule
+        // may act several times).
+        let mut lines: Vec<usize> = Vec::new();
+        for step in &traced.steps {
+            let acted = matches!(step.action, RemapAction::Rewrote(_) | RemapAction::Refused);
+            if acted && !lines.contains(&step.line) {
+                lines.push(step.line);
+            }
         }
+        served.via = match lines.as_slice() {
+            [] => None,
+            [line] => Some(format!("remap rule (line {line})")),
+            lines => {
+                let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
+                Some(format!("remap rules (lines {})", lines.join(", ")))
+            }
+        };
+        let name = traced.result?;
+        if name != filename.as_bytes() {
+            served.name = Some(Text::new(&name).to_string());
+        }
+        Ok(Cow::Owned(name))
     }
 
     /// The served root.
@@ -101,9 +126,7 @@ impl Policy for DirPolicy {
         peer: SocketAddr,
         filename: Text<'_>,
     ) -> Result<(DirFile, Option<u64>), Refusal> {
-        let name = self.remapped(peer, filename, Direction::Read)?;
-        let (file, size) = self.root.open_read(Text::new(&name))?;
-        Ok((DirFile(Opened::Read(ReadAhead::new(file))), Some(size)))
+        self.read_served(peer, filename, &mut Served::new())
     }
 
     fn write(
@@ -111,6 +134,27 @@ impl Policy for DirPolicy {
         peer: SocketAddr,
         filename: Text<'_>,
         tsize: Option<u64>,
+    ) -> Result<DirFile, Refusal> {
+        self.write_served(peer, filename, tsize, &mut Served::new())
+    }
+
+    fn read_served(
+        &mut self,
+        peer: SocketAddr,
+        filename: Text<'_>,
+        served: &mut Served,
+    ) -> Result<(DirFile, Option<u64>), Refusal> {
+        let name = self.remapped(peer, filename, Direction::Read, served)?;
+        let (file, size) = self.root.open_read(Text::new(&name))?;
+        Ok((DirFile(Opened::Read(ReadAhead::new(file))), Some(size)))
+    }
+
+    fn write_served(
+        &mut self,
+        peer: SocketAddr,
+        filename: Text<'_>,
+        tsize: Option<u64>,
+        served: &mut Served,
     ) -> Result<DirFile, Refusal> {
         let rules = self.uploads;
         if !rules.allow_create && !rules.allow_overwrite {
@@ -127,7 +171,7 @@ impl Policy for DirPolicy {
                 format!("upload of {size} bytes exceeds the {max}-byte limit"),
             ));
         }
-        let name = self.remapped(peer, filename, Direction::Write)?;
+        let name = self.remapped(peer, filename, Direction::Write, served)?;
         let upload = self.root.create_upload(
             Text::new(&name),
             rules.allow_overwrite,

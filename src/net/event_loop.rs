@@ -15,6 +15,7 @@ use mio::{Events, Interest, Token, Waker};
 
 use super::commit::Committer;
 use super::log::{LogEvent, Logger};
+use super::metrics::LoopMetrics;
 use super::precise_poll::PrecisePoll;
 use super::socket::bind_transfer;
 use super::udp::{GSO_BYTES, RecvBuffers, Udp};
@@ -44,7 +45,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn log(&self, event: &LogEvent<'_>) {
-        event.trace();
+        event.trace(self.verbose);
         (self.log)(event);
     }
 
@@ -101,8 +102,12 @@ where
     }
 
     /// Serves until stopped, then lets running transfers finish within the grace period
-    /// and cuts the rest; returns how many it cut.
-    pub(crate) fn run(self, shared: Arc<Shared>) -> io::Result<usize> {
+    /// and cuts the rest; returns how many it cut. Counts what happens into `metrics`.
+    pub(crate) fn run(
+        self,
+        shared: Arc<Shared>,
+        metrics: Option<LoopMetrics>,
+    ) -> io::Result<usize> {
         let committer = Committer::start(self.waker.clone())?;
         let tx = vec![0; self.endpoint.max_datagram_len().max(GSO_BYTES)];
         let gso_segments = self.listeners.first().map_or(1, Udp::max_segments);
@@ -120,6 +125,7 @@ where
             gso_segments,
             grace_end: None,
             cut: None,
+            metrics,
         }
         .run(&committer)
     }
@@ -143,6 +149,7 @@ struct EventLoop<P: Policy> {
     /// Set once running transfers were cut: how many. Uploads in their commit are not cut,
     /// and the loop waits for them.
     cut: Option<usize>,
+    metrics: Option<LoopMetrics>,
 }
 
 impl<P> EventLoop<P>
@@ -220,8 +227,14 @@ where
                 self.send(now, t);
             }
             let Some(event) = self.endpoint.poll_event() else {
+                if let Some(m) = &self.metrics {
+                    m.set_unanswered(self.endpoint.unanswered());
+                }
                 return;
             };
+            if let Some(m) = &mut self.metrics {
+                m.record(&event);
+            }
             self.on_event(now, event, committer);
         }
     }
@@ -236,11 +249,15 @@ where
             Event::Refused {
                 peer,
                 filename,
+                served,
                 refusal,
+                cause,
             } => self.shared.log(&LogEvent::Refused {
                 peer,
                 filename,
+                served: &served,
                 refusal: &refusal,
+                cause,
             }),
             Event::Commit { id, storage } => {
                 // Only a loop winding down has no committer left.

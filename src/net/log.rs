@@ -1,10 +1,24 @@
 //! What the server reports as it runs; the program decides where it goes.
+//!
+//! Each report goes out through `tracing` as one event whose message is the line a person
+//! reads, and whose fields say the same for a program: `event` (`transfer`, `refused`,
+//! `ignored`, `packet`, `cut`, `error`), then, as they apply, `peer`, `local`,
+//! `direction`, `file` (as asked), `served` and `via` (see
+//! [`Served`](crate::tftp::server::Served)), `mode`, `size`, `bytes`, `blocks`,
+//! `duration_s`, `resent`, `early_timeouts`, `retries`, `spurious`, `outcome` (`ok`, or a
+//! [`TransferError::kind`](crate::tftp::TransferError::kind)), `error`, the options asked
+//! for (`asked_blksize`, `asked_timeout`, `asked_tsize`, `asked_windowsize`) and those in
+//! force (`blksize`, `timeout`, `tsize`, `windowsize`); for a refusal `code`, `refusal`
+//! (the ERROR's message), `detail` and `reason` (as [`metrics`](super::metrics) counts
+//! it); `why` for a request ignored; `sent` and `packet` for a packet; `transfers` for
+//! transfers cut. Names are escaped as [`Text`] prints them, never quoted Rust-style.
 
 use std::io;
 use std::net::SocketAddr;
 
-use crate::tftp::Text;
-use crate::tftp::server::{Refusal, Report};
+use super::metrics::{outcome, refusal_reason};
+use crate::tftp::server::{Names, Refusal, RefusalCause, Report, Served, direction_word};
+use crate::tftp::{OptionName, Text};
 
 /// What the server reports as it runs.
 #[derive(Debug)]
@@ -18,8 +32,12 @@ pub enum LogEvent<'a> {
         peer: SocketAddr,
         /// The file, when the request parsed.
         filename: Option<String>,
+        /// The file the policy refused, when not the one asked for, and why.
+        served: &'a Served,
         /// The ERROR sent.
         refusal: &'a Refusal,
+        /// Who refused, and why.
+        cause: RefusalCause,
     },
     /// A request was dropped without an answer (at `debug`: a flood would fill the log).
     Ignored {
@@ -52,30 +70,94 @@ pub enum LogEvent<'a> {
 
 pub(crate) type Logger = Box<dyn Fn(&LogEvent<'_>) + Send + Sync>;
 
+/// Emits one transfer's event at `$level`, with its fields.
+macro_rules! transfer_event {
+    ($level:expr, $report:expr, $text:expr) => {{
+        let r: &Report = $report;
+        let (i, s, n) = (&r.info, &r.stats, &r.info.negotiated);
+        let asked = |o| i.requested.raw(o);
+        tracing::event!(
+            $level,
+            event = "transfer",
+            peer = %i.peer,
+            local = i.local.map(tracing::field::display),
+            direction = direction_word(i.direction),
+            file = i.filename.as_str(),
+            served = i.served.name.as_deref(),
+            via = i.served.via.as_deref(),
+            mode = i.mode.as_str(),
+            size = i.size,
+            bytes = s.bytes,
+            blocks = s.blocks,
+            duration_s = s.duration.as_secs_f64(),
+            resent = s.retransmissions,
+            early_timeouts = s.early_timeouts,
+            retries = s.retries,
+            spurious = s.spurious,
+            outcome = outcome(&r.result),
+            error = r.result.as_ref().err().map(tracing::field::display),
+            asked_blksize = asked(OptionName::Blksize),
+            asked_timeout = asked(OptionName::Timeout),
+            asked_tsize = asked(OptionName::Tsize),
+            asked_windowsize = asked(OptionName::Windowsize),
+            blksize = n.blksize,
+            timeout = n.timeout,
+            tsize = n.tsize,
+            windowsize = n.windowsize,
+            "{}",
+            $text
+        )
+    }};
+}
+
 impl LogEvent<'_> {
     /// Emits the event through `tracing`: transfers and refusals at `info` (a failed
-    /// transfer at `warn`), packets at `debug`, cut transfers at `warn`, I/O errors at
-    /// `error`.
-    pub(crate) fn trace(&self) {
+    /// transfer at `warn`), packets and ignored requests at `debug`, cut transfers at
+    /// `warn`, I/O errors at `error`. `verbose` lines also say how a file served under
+    /// another name was found.
+    pub(crate) fn trace(&self, verbose: bool) {
         match self {
-            LogEvent::Transfer(report) => match &report.result {
-                Err(e) if !quiet_failure(e) => tracing::warn!("{report}"),
-                _ => tracing::info!("{report}"),
-            },
+            LogEvent::Transfer(report) => {
+                let text = Line { report, verbose };
+                match &report.result {
+                    Err(e) if !quiet_failure(e) => {
+                        transfer_event!(tracing::Level::WARN, report, text)
+                    }
+                    _ => transfer_event!(tracing::Level::INFO, report, text),
+                }
+            }
             LogEvent::Refused {
                 peer,
                 filename,
+                served,
                 refusal,
+                cause,
             } => {
-                let file = quoted(filename.as_deref());
+                let file = filename.as_deref().map_or_else(String::new, |asked| {
+                    let names = Names {
+                        asked,
+                        served,
+                        verbose,
+                    };
+                    format!(" {names}")
+                });
                 let detail = refusal
                     .detail
                     .as_ref()
                     .map_or_else(String::new, |d| format!(" ({})", Text::from(d.as_str())));
+                let message = Text::from(refusal.message.as_ref());
                 tracing::info!(
-                    "{peer} refused{file}: ERROR {} {}{detail}",
+                    event = "refused",
+                    peer = %peer,
+                    file = filename.as_deref(),
+                    served = served.name.as_deref(),
+                    via = served.via.as_deref(),
+                    code = refusal.code.as_u16(),
+                    refusal = %message,
+                    detail = refusal.detail.as_deref(),
+                    reason = refusal_reason(*cause, refusal.code),
+                    "{peer} refused{file}: ERROR {} {message}{detail}",
                     refusal.code.as_u16(),
-                    Text::from(refusal.message.as_ref()),
                 );
             }
             LogEvent::Ignored {
@@ -84,7 +166,13 @@ impl LogEvent<'_> {
                 why,
             } => {
                 let file = quoted(filename.as_deref());
-                tracing::debug!("{peer} ignored{file}: {why}");
+                tracing::debug!(
+                    event = "ignored",
+                    peer = %peer,
+                    file = filename.as_deref(),
+                    why = *why,
+                    "{peer} ignored{file}: {why}"
+                );
             }
             LogEvent::Packet {
                 sent,
@@ -92,14 +180,38 @@ impl LogEvent<'_> {
                 summary,
             } => {
                 let arrow = if *sent { "->" } else { "<-" };
-                tracing::debug!("{arrow} {peer} {summary}");
+                tracing::debug!(
+                    event = "packet",
+                    sent = *sent,
+                    peer = %peer,
+                    packet = summary.as_str(),
+                    "{arrow} {peer} {summary}"
+                );
             }
             LogEvent::Cut { transfers } => {
                 tracing::warn!(
+                    event = "cut",
+                    transfers = *transfers as u64,
                     "stopped: cut {transfers} running transfer(s), sending their clients an ERROR"
                 )
             }
-            LogEvent::Error(e) => tracing::error!("{e}"),
+            LogEvent::Error(e) => tracing::error!(event = "error", error = %e, "{e}"),
+        }
+    }
+}
+
+/// A transfer's line, formatted only if a subscriber takes the event.
+struct Line<'a> {
+    report: &'a Report,
+    verbose: bool,
+}
+
+impl std::fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.verbose {
+            write!(f, "{:#}", self.report)
+        } else {
+            write!(f, "{}", self.report)
         }
     }
 }

@@ -5,6 +5,9 @@
 //!   every socket, serving a directory ([`DirPolicy`]) or any other
 //!   [`Policy`](crate::tftp::server::Policy).
 //! - [`get`], [`put`], [`get_into`], [`put_from`], [`put_reader`]: the client.
+//! - [`Metrics`]: what a server did, in numbers, for an application to read or (feature
+//!   `prometheus`) to serve to Prometheus; [`LogEvent`]: what it reports as it runs,
+//!   through `tracing` with structured fields.
 //! - Running as a service (Unix): [`User`] and [`Server::drop_privileges`] to give up root
 //!   after binding; [`systemd`] for socket activation and readiness notification, with
 //!   [`Server::from_sockets`].
@@ -17,6 +20,7 @@ mod drive;
 mod event_loop;
 mod fs;
 mod log;
+pub mod metrics;
 mod precise_poll;
 #[cfg(unix)]
 mod privileges;
@@ -35,6 +39,7 @@ pub use client::{
 pub use dir::{DirFile, DirPolicy, UploadRules};
 pub use fs::{Root, RootOptions, Upload};
 pub use log::LogEvent;
+pub use metrics::{LoopMetrics, Metrics, MetricsSnapshot};
 #[cfg(unix)]
 pub use privileges::User;
 pub use remap::{Remap, RemapAction, RemapError, RemapStep, RemapTrace};

@@ -18,6 +18,7 @@ use super::dir::{DirPolicy, UploadRules};
 use super::event_loop::{Bound, Requests, Shared};
 use super::fs::{Root, RootOptions};
 use super::log::{LogEvent, Logger};
+use super::metrics::Metrics;
 #[cfg(unix)]
 use super::privileges::User;
 use super::remap::Remap;
@@ -274,6 +275,7 @@ pub struct Server<P: Policy = DirPolicy> {
     ports: PortMode,
     /// The window cap came from the socket buffers (none was configured).
     auto_window: bool,
+    metrics: Option<Metrics>,
 }
 
 impl<P: Policy> fmt::Debug for Server<P> {
@@ -546,6 +548,7 @@ where
             limits,
             ports,
             auto_window,
+            metrics: None,
         })
     }
 
@@ -591,6 +594,13 @@ where
         self
     }
 
+    /// Counts what the server does into `metrics` (each event loop attached in turn, see
+    /// [`Metrics::event_loop`]), for the application to read while it runs.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
+        self
+    }
+
     /// The addresses actually bound (a port 0 in the config becomes the real port).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.addrs.clone()
@@ -617,17 +627,22 @@ where
             grace: self.grace,
             port_range: self.port_range,
         });
-        let mut loops = self.loops.into_iter();
+        let metrics = self.metrics;
+        // Attached in the loops' order, so that a loop's number is its place here.
+        let mut loops = self
+            .loops
+            .into_iter()
+            .map(|l| (l, metrics.as_ref().map(Metrics::event_loop)));
         let first = loops.next();
         let others: Vec<_> = loops
-            .map(|l| {
+            .map(|(l, m)| {
                 let shared = shared.clone();
                 thread::Builder::new()
                     .name("tftp-loop".into())
-                    .spawn(move || l.run(shared))
+                    .spawn(move || l.run(shared, m))
             })
             .collect::<io::Result<_>>()?;
-        let mut result = first.map_or(Ok(0), |l| l.run(shared.clone()));
+        let mut result = first.map_or(Ok(0), |(l, m)| l.run(shared.clone(), m));
         for handle in others {
             let joined = handle
                 .join()

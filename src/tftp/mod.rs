@@ -9,10 +9,12 @@ pub mod server {
     //! The server side: an [`Endpoint`] owns every transfer and asks the application's
     //! [`Policy`] about every request.
     pub use super::machine::endpoint::{
-        Admission, Endpoint, Event, Incoming, PortMode, Report, Route, SharedAdmission, TransferId,
-        TransferInfo, Transmit,
+        Admission, Endpoint, Event, Incoming, PortMode, RefusalCause, Report, Route,
+        SharedAdmission, TransferId, TransferInfo, Transmit,
     };
-    pub use super::machine::policy::{Limits, Policy, Refusal};
+    #[cfg(feature = "std")]
+    pub(crate) use super::machine::endpoint::{Names, direction_word};
+    pub use super::machine::policy::{Limits, Policy, Refusal, Served};
 }
 
 pub use machine::{

@@ -89,6 +89,7 @@ impl OurServer {
                     peer,
                     filename,
                     refusal,
+                    ..
                 } => {
                     log.refusals
                         .push((*peer, filename.clone(), (*refusal).clone()));

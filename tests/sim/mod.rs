@@ -519,6 +519,7 @@ impl ServerSide {
                     peer,
                     filename,
                     refusal,
+                    ..
                 } => self.refused.push((peer, filename, refusal)),
                 ServerEvent::Ignored { peer, .. } => self.ignored.push(peer),
                 ServerEvent::Commit { id, mut storage } => {

@@ -12,6 +12,10 @@
 //! `tracing-appender`'s lossy non-blocking writer does the first half of this, but it
 //! never tells the log that lines are missing, and it reports a failed write on stderr
 //! each time (the very sink that failed).
+//!
+//! The sink is a stream (stderr: text or JSON lines) or the systemd journal, where each
+//! message is one entry, sent as one datagram (see `journal`): there the queue's own
+//! notices are entries too, and never share a datagram with a line.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -23,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
+#[cfg(unix)]
+use super::journal;
+
 /// Lines held while the sink is slow: at `-v`, a burst of a few thousand packets; a
 /// megabyte or so of memory at most.
 pub const QUEUE_LINES: usize = 4096;
@@ -33,22 +40,72 @@ enum Message {
     Flush(mpsc::Sender<()>),
 }
 
+/// How messages are framed for the sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// Lines of text, each ending in a newline: the queue's notices are lines too.
+    Lines,
+    /// One journal entry per message (see `journal`).
+    #[cfg(unix)]
+    Journal,
+}
+
+impl Framing {
+    /// A notice of the program itself, framed for the sink.
+    fn notice(self, text: &str) -> Vec<u8> {
+        match self {
+            Framing::Lines => format!("{text}\n").into_bytes(),
+            #[cfg(unix)]
+            Framing::Journal => journal::Entry::notice(text),
+        }
+    }
+}
+
 /// The sending side, shared by every thread that logs. Cloning it is cheap.
 #[derive(Clone)]
 pub struct LogQueue {
     queue: SyncSender<Message>,
     /// Lines the queue had no room for, not yet reported.
     dropped: Arc<AtomicU64>,
+    framing: Framing,
 }
 
 impl LogQueue {
     /// Starts the writer thread on a copy of stderr of its own, so that its writes take
     /// no lock that std's stderr handle holds.
     pub fn on_stderr() -> io::Result<LogQueue> {
-        LogQueue::start_with(stderr_copy()?, QUEUE_LINES)
+        LogQueue::start_with(stderr_copy()?, QUEUE_LINES, Framing::Lines)
     }
 
-    fn start_with<W: Write + Send + 'static>(sink: W, lines: usize) -> io::Result<LogQueue> {
+    /// Starts the writer thread on a socket to the systemd journal (see
+    /// `journal::connect`): each message is one entry.
+    #[cfg(unix)]
+    pub fn on_journal() -> io::Result<LogQueue> {
+        let socket = journal::connect()?;
+        LogQueue::start_with(Datagrams(socket), QUEUE_LINES, Framing::Journal)
+    }
+
+    /// A queue whose messages land in `into`, one element each, framed as for the journal.
+    #[cfg(all(test, unix))]
+    pub fn capture(into: Arc<std::sync::Mutex<Vec<Vec<u8>>>>) -> LogQueue {
+        struct Capture(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+        impl Write for Capture {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().push(buf.to_vec());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        LogQueue::start_with(Capture(into), QUEUE_LINES, Framing::Journal).unwrap()
+    }
+
+    fn start_with<W: Write + Send + 'static>(
+        sink: W,
+        lines: usize,
+        framing: Framing,
+    ) -> io::Result<LogQueue> {
         let (queue, received) = mpsc::sync_channel(lines);
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
@@ -56,11 +113,21 @@ impl LogQueue {
             dropped: dropped.clone(),
             failed: 0,
             failure: None,
+            framing,
         };
         thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run(received))?;
-        Ok(LogQueue { queue, dropped })
+        Ok(LogQueue {
+            queue,
+            dropped,
+            framing,
+        })
+    }
+
+    /// Queues a message of the program's own (not a tracing event), framed for the sink.
+    pub fn push_text(&self, text: &str) {
+        self.push(self.framing.notice(text));
     }
 
     /// Queues `line` (which ends in a newline) if there is room, else counts it dropped.
@@ -75,9 +142,24 @@ impl LogQueue {
             _ => self.dropped.swap(0, Ordering::Relaxed),
         };
         if missed > 0 {
-            let mut with_notice = dropped_notice(missed, "log output stalled").into_bytes();
-            with_notice.append(&mut line);
-            line = with_notice;
+            let notice = self
+                .framing
+                .notice(&dropped_notice(missed, "log output stalled"));
+            match self.framing {
+                Framing::Lines => {
+                    let mut with_notice = notice;
+                    with_notice.append(&mut line);
+                    line = with_notice;
+                }
+                // An entry of its own, just before: one datagram is one entry.
+                #[cfg(unix)]
+                Framing::Journal => {
+                    if self.queue.try_send(Message::Line(notice)).is_err() {
+                        self.dropped.fetch_add(missed + 1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
         }
         match self.queue.try_send(Message::Line(line)) {
             Ok(()) => {}
@@ -166,9 +248,25 @@ fn stderr_copy() -> io::Result<File> {
     Ok(File::from(io::stderr().as_handle().try_clone_to_owned()?))
 }
 
+/// A socket whose every write is one datagram: a message to the journal.
+#[cfg(unix)]
+struct Datagrams(std::os::unix::net::UnixDatagram);
+
+#[cfg(unix)]
+impl Write for Datagrams {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        journal::send(&self.0, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `wirekit: 12 log lines dropped (WHY)`, without a line end.
 fn dropped_notice(lines: u64, why: &str) -> String {
     let s = if lines == 1 { "" } else { "s" };
-    format!("wirekit: {lines} log line{s} dropped ({why})\n")
+    format!("wirekit: {lines} log line{s} dropped ({why})")
 }
 
 /// The writer thread's side: writes each line, counts what the sink refuses.
@@ -179,6 +277,7 @@ struct Writer<W> {
     failed: u64,
     /// Why, for the notice.
     failure: Option<io::Error>,
+    framing: Framing,
 }
 
 /// What became of a write.
@@ -230,7 +329,8 @@ impl<W: Write> Writer<W> {
                 Some(e) => format!("log output failed: {e}"),
                 None => "log output failed".to_string(),
             };
-            match self.write(dropped_notice(self.failed, &why).as_bytes()) {
+            let notice = self.framing.notice(&dropped_notice(self.failed, &why));
+            match self.write(&notice) {
                 Outcome::Written => {
                     self.failed = 0;
                     self.failure = None;
@@ -255,7 +355,12 @@ impl<W: Write> Writer<W> {
     fn report_dropped(&mut self) -> bool {
         match self.dropped.swap(0, Ordering::Relaxed) {
             0 => true,
-            n => self.deliver(dropped_notice(n, "log output stalled").as_bytes()),
+            n => {
+                let notice = self
+                    .framing
+                    .notice(&dropped_notice(n, "log output stalled"));
+                self.deliver(&notice)
+            }
         }
     }
 
@@ -273,8 +378,10 @@ impl<W: Write> Writer<W> {
                 }
                 Err(e) if gone(&e) => {
                     // Said once, where it can still be read (rarely: the sink is gone).
-                    let notice = format!("wirekit: log output closed ({e}); discarding the log\n");
-                    let _ = self.sink.write(notice.as_bytes());
+                    let notice = self.framing.notice(&format!(
+                        "wirekit: log output closed ({e}); discarding the log"
+                    ));
+                    let _ = self.sink.write(&notice);
                     return Outcome::Closed;
                 }
                 Err(e) => return Outcome::Refused(e),
@@ -353,7 +460,7 @@ mod tests {
     #[test]
     fn lines_arrive_whole_and_in_order() {
         let sink = Sink::default();
-        let queue = LogQueue::start_with(sink.clone(), 8).unwrap();
+        let queue = LogQueue::start_with(sink.clone(), 8, Framing::Lines).unwrap();
         for i in 0..5 {
             let mut w = queue.make_writer();
             // The formatter may write a line in pieces; it is queued as one.
@@ -367,7 +474,7 @@ mod tests {
     #[test]
     fn a_stalled_sink_costs_lines_counted_once_it_moves_again() {
         let (sink, open) = Sink::gated();
-        let queue = LogQueue::start_with(sink.clone(), 2).unwrap();
+        let queue = LogQueue::start_with(sink.clone(), 2, Framing::Lines).unwrap();
         // The writer takes the first line and waits in the sink; empty lines (which it
         // writes without asking the sink) fill the queue to the brim.
         line(&queue, "a\n");
@@ -387,7 +494,7 @@ mod tests {
     #[test]
     fn the_next_line_after_a_gap_says_how_many_went_missing() {
         let sink = Sink::default();
-        let queue = LogQueue::start_with(sink.clone(), 8).unwrap();
+        let queue = LogQueue::start_with(sink.clone(), 8, Framing::Lines).unwrap();
         queue.dropped.store(1, Ordering::Relaxed);
         line(&queue, "b\n");
         assert!(queue.flush(Duration::from_secs(10)));
@@ -397,11 +504,34 @@ mod tests {
         );
     }
 
+    /// In the journal a notice is an entry of its own: one datagram holds one entry.
+    #[cfg(unix)]
+    #[test]
+    fn a_gap_in_the_journal_is_an_entry_before_the_next_one() {
+        let entries = Arc::new(Mutex::new(Vec::new()));
+        let queue = LogQueue::capture(entries.clone());
+        queue.dropped.store(3, Ordering::Relaxed);
+        queue.push(b"MESSAGE=next\n".to_vec());
+        queue.push_text("said");
+        assert!(queue.flush(Duration::from_secs(10)));
+        let entries = entries.lock().unwrap();
+        assert_eq!(entries.len(), 3, "{entries:?}");
+        let notice = String::from_utf8(entries[0].clone()).unwrap();
+        assert!(notice.contains("PRIORITY=4\n"), "{notice}");
+        assert!(
+            notice.contains("MESSAGE=wirekit: 3 log lines dropped (log output stalled)\n"),
+            "{notice}"
+        );
+        assert_eq!(entries[1], b"MESSAGE=next\n");
+        let said = String::from_utf8(entries[2].clone()).unwrap();
+        assert!(said.contains("MESSAGE=said\n"), "{said}");
+    }
+
     #[test]
     fn a_refusing_sink_is_counted_and_said_once_it_takes_lines_again() {
         let sink = Sink::default();
         sink.refuse.store(true, Ordering::SeqCst);
-        let queue = LogQueue::start_with(sink.clone(), 8).unwrap();
+        let queue = LogQueue::start_with(sink.clone(), 8, Framing::Lines).unwrap();
         line(&queue, "x\n");
         line(&queue, "y\n");
         assert!(queue.flush(Duration::from_secs(10)));
@@ -420,7 +550,7 @@ mod tests {
     fn a_closed_sink_ends_the_writer_and_later_lines_cost_nothing() {
         let sink = Sink::default();
         sink.closed.store(true, Ordering::SeqCst);
-        let queue = LogQueue::start_with(sink.clone(), 2).unwrap();
+        let queue = LogQueue::start_with(sink.clone(), 2, Framing::Lines).unwrap();
         line(&queue, "x\n");
         // The writer ends: flushing does not wait, and no line is counted as dropped.
         assert!(queue.flush(Duration::from_secs(10)));
@@ -434,7 +564,7 @@ mod tests {
     #[test]
     fn a_flush_gives_up_on_a_sink_that_never_moves() {
         let (sink, _open) = Sink::gated();
-        let queue = LogQueue::start_with(sink, 2).unwrap();
+        let queue = LogQueue::start_with(sink, 2, Framing::Lines).unwrap();
         for _ in 0..10 {
             line(&queue, "x\n");
         }

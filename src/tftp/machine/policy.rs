@@ -51,11 +51,45 @@ fn escape_controls(text: Cow<'static, str>) -> Cow<'static, str> {
     }
 }
 
+/// What a policy tells the server about the file behind a request, beyond yes or no: which
+/// file it served (or refused) when that is not the one asked for, and why. It ends up in
+/// the transfer's [`TransferInfo`](super::endpoint::TransferInfo) and in a refusal's event,
+/// so that a log can say where a name went: `read "/pxelinux.cfg/default" ->
+/// "pxelinux.cfg/192.0.2.7/default"`.
+///
+/// A policy fills it in [`Policy::read_served`] and [`Policy::write_served`]; one that
+/// serves every name as asked leaves it empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Served {
+    /// The name of the file served, when it differs from the one asked for (a name
+    /// rewritten by rules, a per-client file). Control characters are escaped as [`Text`]
+    /// prints them, so that it is safe to log. `None`: the name asked for.
+    pub name: Option<String>,
+    /// What led there, for a detailed log: `remap rules (lines 2, 3)`, say.
+    pub via: Option<String>,
+}
+
+impl Served {
+    /// Nothing to tell: the name asked for, served as asked.
+    pub const fn new() -> Served {
+        Served {
+            name: None,
+            via: None,
+        }
+    }
+}
+
 /// What the server lets peers do, and where their files live. The std server implements it
 /// over a directory; an application can implement it over memory, flash or a database.
 ///
 /// Opening the file is the answer: a granted request returns the [`Storage`] the transfer
 /// reads from or writes to, and the server's endpoint keeps it for the transfer's life.
+///
+/// The endpoint asks [`read_served`](Self::read_served) and
+/// [`write_served`](Self::write_served), which by default ask [`read`](Self::read) and
+/// [`write`](Self::write): a policy that serves files under other names than those asked
+/// for implements them too, to say which file it served (see [`Served`]).
 pub trait Policy {
     /// Where a transfer's bytes come from and go to.
     type Storage: Storage;
@@ -76,6 +110,32 @@ pub trait Policy {
         filename: Text<'_>,
         tsize: Option<u64>,
     ) -> Result<Self::Storage, Refusal>;
+
+    /// [`read`](Self::read), also telling in `served` which file answers the request,
+    /// whether it is granted or refused (a refusal of a rewritten name is best logged with
+    /// the name that was not found). The default asks `read` and tells nothing.
+    fn read_served(
+        &mut self,
+        peer: SocketAddr,
+        filename: Text<'_>,
+        served: &mut Served,
+    ) -> Result<(Self::Storage, Option<u64>), Refusal> {
+        let _ = served;
+        self.read(peer, filename)
+    }
+
+    /// [`write`](Self::write), also telling in `served` which file the upload goes to,
+    /// whether it is granted or refused. The default asks `write` and tells nothing.
+    fn write_served(
+        &mut self,
+        peer: SocketAddr,
+        filename: Text<'_>,
+        tsize: Option<u64>,
+        served: &mut Served,
+    ) -> Result<Self::Storage, Refusal> {
+        let _ = served;
+        self.write(peer, filename, tsize)
+    }
 }
 
 /// The server's bounds: what clients may negotiate, and how much of the server one client

@@ -82,6 +82,26 @@ impl TransferError {
     pub fn is_clean(&self) -> bool {
         matches!(self, TransferError::OptionsDeclined)
     }
+
+    /// A short, stable name of the kind of end, for logs and metrics that count ends by
+    /// kind: `timeout`, `unanswered`, `peer_error`, `options_declined`, `bad_oack`,
+    /// `size_mismatch`, `too_large`, `storage`, `aborted`, `abandoned`,
+    /// `buffer_too_small`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            TransferError::Timeout { .. } => "timeout",
+            TransferError::Unanswered => "unanswered",
+            TransferError::Peer { .. } => "peer_error",
+            TransferError::OptionsDeclined => "options_declined",
+            TransferError::BadOack(_) | TransferError::MalformedOack(_) => "bad_oack",
+            TransferError::SizeMismatch { .. } => "size_mismatch",
+            TransferError::TooLarge { .. } => "too_large",
+            TransferError::Storage(_) => "storage",
+            TransferError::Aborted { .. } => "aborted",
+            TransferError::Abandoned => "abandoned",
+            TransferError::BufferTooSmall { .. } => "buffer_too_small",
+        }
+    }
 }
 
 impl fmt::Display for TransferError {

@@ -32,11 +32,13 @@ mod report;
 mod route;
 
 pub use admission::{Admission, SharedAdmission};
-pub use report::{Event, Report, TransferInfo};
+pub use report::{Event, RefusalCause, Report, TransferInfo};
+#[cfg(feature = "std")]
+pub(crate) use report::{Names, direction_word};
 pub use route::{Incoming, PortMode, Route, TransferId, Transmit};
 
 use super::handshake::negotiate;
-use super::policy::{Limits, Policy, Refusal};
+use super::policy::{Limits, Policy, Refusal, Served};
 use super::storage::{Storage, StorageError};
 use super::transfer::{self, Transfer, TransferError, encode_error};
 use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Packet, Request};
@@ -119,6 +121,8 @@ pub struct Endpoint<P: Policy> {
     slots: Vec<Slot<P::Storage>>,
     free: Vec<u32>,
     live: usize,
+    /// Transfers whose client has not answered yet.
+    unanswered: usize,
     /// The latest transfer of each client address and port, per request socket: how a
     /// repeated request is recognised, and how single-port datagrams find their transfer.
     by_peer: BTreeMap<(usize, SocketAddr), TransferId>,
@@ -145,6 +149,23 @@ impl<P: Policy> fmt::Debug for Endpoint<P> {
     }
 }
 
+/// A refusal on its way to the client and into [`Event::Refused`].
+struct Refused {
+    refusal: Refusal,
+    served: Served,
+    cause: RefusalCause,
+}
+
+impl Refused {
+    fn new(refusal: Refusal, cause: RefusalCause) -> Refused {
+        Refused {
+            refusal,
+            served: Served::new(),
+            cause,
+        }
+    }
+}
+
 /// The smallest buffer [`Endpoint::handle`] needs to write a refusal into.
 const MIN_BUF: usize = 516;
 
@@ -162,6 +183,7 @@ impl<P: Policy> Endpoint<P> {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            unanswered: 0,
             by_peer: BTreeMap::new(),
             admission: Held::Own(Admission::new()),
             timers: BTreeSet::new(),
@@ -223,6 +245,12 @@ impl<P: Policy> Endpoint<P> {
             .filter_map(|s| s.entry.as_ref())
             .filter(|e| !e.ended)
             .count()
+    }
+
+    /// Transfers whose client has not answered the server's first packet yet: the ones
+    /// [`Limits::max_unanswered_per_address`] bounds, and a forged flood fills.
+    pub fn unanswered(&self) -> usize {
+        self.unanswered
     }
 
     /// The smallest buffer [`poll_transmit`](Self::poll_transmit) accepts: a DATA of the
@@ -348,6 +376,7 @@ impl<P: Policy> Endpoint<P> {
             self.unflushed.push(id);
         }
         if first_answer {
+            self.unanswered -= 1;
             self.admission.with(|a| a.answered(ip));
         }
         self.enqueue(id);
@@ -385,12 +414,13 @@ impl<P: Policy> Endpoint<P> {
                     ErrorCode::IllegalOperation,
                     alloc::format!("malformed request: {e}"),
                 );
-                return self.refuse(listener, incoming, refusal, None, buf);
+                let refused = Refused::new(refusal, RefusalCause::Malformed);
+                return self.refuse(listener, incoming, refused, None, buf);
             }
         };
         let filename = Some(request.filename.to_string());
-        if let Err(refusal) = self.check_request(&request) {
-            return self.refuse(listener, incoming, refusal, filename, buf);
+        if let Err(refused) = self.check_request(&request) {
+            return self.refuse(listener, incoming, refused, filename, buf);
         }
         let limits = self.limits;
         match self.admission.with(|a| a.admit(peer.ip(), &limits)) {
@@ -406,20 +436,23 @@ impl<P: Policy> Endpoint<P> {
                 return None;
             }
             Err(over) => {
-                let message = match over {
-                    Over::PerAddress => "too many transfers from your address, try again later",
-                    _ => "server busy, try again later",
+                let (message, cause) = match over {
+                    Over::PerAddress => (
+                        "too many transfers from your address, try again later",
+                        RefusalCause::PerAddress,
+                    ),
+                    _ => ("server busy, try again later", RefusalCause::Busy),
                 };
-                let refusal = Refusal::new(ErrorCode::NotDefined, message);
-                return self.refuse(listener, incoming, refusal, filename, buf);
+                let refused = Refused::new(Refusal::new(ErrorCode::NotDefined, message), cause);
+                return self.refuse(listener, incoming, refused, filename, buf);
             }
         }
         let (transfer, storage, info) =
             match self.open(now, peer, incoming.local, &request, direction) {
                 Ok(admitted) => admitted,
-                Err(refusal) => {
+                Err(refused) => {
                     self.admission.with(|a| a.release(peer.ip(), false));
-                    return self.refuse(listener, incoming, refusal, filename, buf);
+                    return self.refuse(listener, incoming, refused, filename, buf);
                 }
             };
         let id = self.insert(Entry {
@@ -455,15 +488,14 @@ impl<P: Policy> Endpoint<P> {
     }
 
     /// What refuses a request before any limit is counted.
-    fn check_request(&self, request: &Request<'_>) -> Result<(), Refusal> {
+    fn check_request(&self, request: &Request<'_>) -> Result<(), Refused> {
         if !self.accepting {
-            return Err(Refusal::new(ErrorCode::NotDefined, "server shutting down"));
+            let refusal = Refusal::new(ErrorCode::NotDefined, "server shutting down");
+            return Err(Refused::new(refusal, RefusalCause::ShuttingDown));
         }
         if request.mode == Mode::Mail {
-            return Err(Refusal::new(
-                ErrorCode::IllegalOperation,
-                "mail mode is not supported",
-            ));
+            let refusal = Refusal::new(ErrorCode::IllegalOperation, "mail mode is not supported");
+            return Err(Refused::new(refusal, RefusalCause::Unsupported));
         }
         Ok(())
     }
@@ -476,19 +508,41 @@ impl<P: Policy> Endpoint<P> {
         local: Option<IpAddr>,
         request: &Request<'_>,
         direction: Direction,
-    ) -> Result<(Transfer, P::Storage, TransferInfo), Refusal> {
-        let (storage, size) = match direction {
-            Direction::Read => self.policy.read(peer, request.filename)?,
+    ) -> Result<(Transfer, P::Storage, TransferInfo), Refused> {
+        let mut served = Served::new();
+        let opened = match direction {
+            Direction::Read => self.policy.read_served(peer, request.filename, &mut served),
             Direction::Write => {
                 let tsize = request.options.tsize;
-                (self.policy.write(peer, request.filename, tsize)?, None)
+                self.policy
+                    .write_served(peer, request.filename, tsize, &mut served)
+                    .map(|storage| (storage, None))
+            }
+        };
+        let (storage, size) = match opened {
+            Ok(opened) => opened,
+            Err(refusal) => {
+                return Err(Refused {
+                    served,
+                    ..Refused::new(refusal, RefusalCause::Policy)
+                });
             }
         };
         let netascii = request.mode == Mode::Netascii;
         let (negotiated, oack) =
-            negotiate(&request.options, &self.limits, direction, size, netascii).map_err(|e| {
-                Refusal::new(ErrorCode::NotDefined, alloc::format!("cannot answer: {e}"))
-            })?;
+            match negotiate(&request.options, &self.limits, direction, size, netascii) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    let message = alloc::format!("cannot answer: {e}");
+                    return Err(Refused {
+                        served,
+                        ..Refused::new(
+                            Refusal::new(ErrorCode::NotDefined, message),
+                            RefusalCause::Unanswerable,
+                        )
+                    });
+                }
+            };
         let transfer = Transfer::server(
             now,
             peer,
@@ -503,6 +557,8 @@ impl<P: Policy> Endpoint<P> {
             peer,
             local,
             filename: request.filename.to_string(),
+            served,
+            size,
             direction,
             mode: request.mode,
             requested: Options {
@@ -521,18 +577,25 @@ impl<P: Policy> Endpoint<P> {
         &mut self,
         listener: usize,
         incoming: &Incoming,
-        refusal: Refusal,
+        refused: Refused,
         filename: Option<String>,
         buf: &mut [u8],
     ) -> Option<Transmit> {
         if buf.len() < MIN_BUF {
             return None;
         }
+        let Refused {
+            refusal,
+            served,
+            cause,
+        } = refused;
         let len = encode_error(refusal.code, &refusal.message, buf);
         self.events.push_back(Event::Refused {
             peer: incoming.source,
             filename,
+            served,
             refusal,
+            cause,
         });
         let route = match self.ports {
             PortMode::Single => Route::Listener(listener),
@@ -549,6 +612,7 @@ impl<P: Policy> Endpoint<P> {
 
     fn insert(&mut self, entry: Entry<P::Storage>) -> TransferId {
         self.live += 1;
+        self.unanswered += usize::from(!entry.heard);
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.entry = Some(entry);
@@ -634,6 +698,7 @@ impl<P: Policy> Endpoint<P> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
+        self.unanswered -= usize::from(!e.heard);
         debug_assert!(e.ended, "a transfer closes only after it reported its end");
         if let Some(t) = e.timer {
             self.timers.remove(&(t, id));
