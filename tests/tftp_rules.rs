@@ -569,6 +569,19 @@ fn lock_step_after_five_round_trips() -> (ServerSide, Duration) {
     (t, now)
 }
 
+/// Windows keep a short floor under measured timeouts (a tail lost to a small receive
+/// buffer is only recovered by one); lock-step, where each late answer would be a block
+/// resent, a long one (see the test above).
+#[test]
+fn a_window_is_resent_after_a_short_measured_timeout() {
+    let f = file(8 * 100);
+    let (mut t, window) = server_read_started(&f, 8, 4);
+    assert_eq!(blocks(&window), [1, 2, 3, 4]);
+    t.feed(ms(2), client_addr(), &ack(4));
+    assert_eq!(blocks(&t.drain(ms(2))), [5, 6, 7, 8]);
+    assert_eq!(t.poll_timeout().unwrap() - ms(2), ms(20));
+}
+
 #[test]
 fn a_resend_the_client_did_not_need_is_counted_and_lengthens_later_timeouts() {
     let (mut t, sent) = lock_step_after_five_round_trips();

@@ -91,13 +91,20 @@ struct Rtt {
     variation: Duration,
 }
 
-/// The shortest timeout a measured round trip gives, Linux TCP's minimum RTO: a peer on a
-/// loaded machine answers late now and then, far beyond its usual round trip (200 atftp
-/// clients on two cores, from atftp's own test suite, answer tens of milliseconds late
-/// where the usual round trip is under one), and a block resent then is one the peer
-/// has already. A lost block is still resent five times sooner than after the usual
-/// second, and a loss that a window's gap shows is resent at once, with no timer.
-const MEASURED_TIMEOUT_FLOOR: Duration = Duration::from_millis(200);
+/// The shortest timeout a measured round trip gives in lock-step, Linux TCP's minimum
+/// RTO. A peer on a loaded machine answers late now and then, far beyond its usual round
+/// trip (200 atftp clients on two cores, from atftp's own load test, answer tens of
+/// milliseconds late where the usual round trip is under one), and in lock-step each late
+/// answer is a block resent that the peer has already. A lost block is still resent five
+/// times sooner than after the usual second.
+const LOCK_STEP_FLOOR: Duration = Duration::from_millis(200);
+
+/// The shortest timeout a measured round trip gives with windows. A window's bursts
+/// overflow a small receive buffer and lose their tail, which only a timeout recovers, on
+/// every fast link: a short floor pays there (serving atftp 64 KiB blocks in windows of 16
+/// ran a third slower at 200 ms). A window's round trip includes sending it, which gives
+/// its timeout room, and a resend the peer shows needless raises the transfer's floor.
+const WINDOW_FLOOR: Duration = Duration::from_millis(20);
 
 impl Timer {
     /// A timer armed to expire one timeout from `now`.
@@ -109,7 +116,7 @@ impl Timer {
             retries: 0,
             deadline: Some(now + config.timeout),
             rtt: None,
-            floor: MEASURED_TIMEOUT_FLOOR,
+            floor: LOCK_STEP_FLOOR,
             negotiated: false,
         }
     }
@@ -144,6 +151,11 @@ impl Timer {
                 .min(self.base),
             None => self.base,
         }
+    }
+
+    /// The transfer sends windows of more than one block: see [`WINDOW_FLOOR`].
+    pub(crate) fn windowed(&mut self) {
+        self.floor = WINDOW_FLOOR;
     }
 
     /// A retransmission turned out needless: the peer's answer to the first sending came

@@ -260,6 +260,9 @@ impl Transfer {
         };
         let side = Side::Server { answered: false };
         let mut t = Transfer::new(now, side, client, config, phase);
+        if direction == Direction::Read && windowsize > 1 {
+            t.timer.windowed();
+        }
         if let Some(seconds) = negotiated.timeout {
             t.timer.set_base(seconds);
             t.timer.progressed(now);
@@ -659,6 +662,9 @@ impl Transfer {
             }
             Direction::Write => {
                 self.phase = Phase::Sending(Sender::new(blksize, windowsize, netascii));
+                if windowsize > 1 {
+                    self.timer.windowed();
+                }
             }
         }
     }
