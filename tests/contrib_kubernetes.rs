@@ -702,14 +702,16 @@ fn termination_leaves_the_server_its_grace() {
     let grace: u64 = value_of(&args, "--grace").map_or_else(
         || {
             // The default, as `serve --help` states it.
+            // Short help puts it on the flag's line, long help a few lines below it.
             let help = run(Command::new(BIN).args(["serve", "--help"])).stdout;
             let line = help
                 .lines()
-                .find(|l| l.contains("--grace"))
+                .skip_while(|l| !l.contains("--grace"))
+                .find(|l| l.contains("[default: "))
                 .unwrap()
                 .to_string();
             let default = line.rsplit("[default: ").next().unwrap();
-            default.trim_end_matches(']').parse().unwrap()
+            default.trim().trim_end_matches(']').parse().unwrap()
         },
         |g| g.parse().unwrap(),
     );
