@@ -1277,3 +1277,34 @@ fn a_sender_that_gives_up_reports_the_blocks_acknowledged() {
     );
     assert_eq!(stats.blocks, 1, "blocks delivered before the end");
 }
+
+/// Settings at the far end of `Duration` (a library user's, unchecked) make deadlines stop at
+/// the end of time, never overflow: the transfer still gives up after its retries.
+#[test]
+fn huge_timeouts_saturate_instead_of_overflowing() {
+    let mut lim = rule_limits();
+    lim.config = wirekit::tftp::Config::new(Duration::MAX, Duration::MAX, 2);
+    lim.unanswered_timeout = Duration::MAX;
+    let mut t = server(
+        Direction::Read,
+        Mode::Octet,
+        Ask::default(),
+        &file(2000),
+        &lim,
+    );
+    assert_eq!(blocks(&t.drain(T0)), [1]);
+    t.feed(ms(1), client_addr(), &ack(1));
+    assert_eq!(blocks(&t.drain(ms(1))), [2]);
+    let mut expiries = 0;
+    while let Some(d) = t.poll_timeout() {
+        t.handle_timeout(d);
+        t.drain(d);
+        expiries += 1;
+        assert!(expiries < 100, "deadline {d:?} keeps coming");
+    }
+    let end = finished(&mut t);
+    assert!(
+        matches!(end, Some(Err(TransferError::Timeout { retries: 2 }))),
+        "{end:?} after {expiries} expiries"
+    );
+}

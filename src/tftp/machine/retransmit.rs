@@ -114,7 +114,7 @@ impl Timer {
             base: config.timeout,
             rto: config.timeout,
             retries: 0,
-            deadline: Some(now + config.timeout),
+            deadline: Some(now.saturating_add(config.timeout)),
             rtt: None,
             floor: LOCK_STEP_FLOOR,
             negotiated: false,
@@ -163,7 +163,7 @@ impl Timer {
     /// shorter than twice that (RFC 4015's response, kept simple: the late answer is the
     /// round trip to plan for).
     pub(crate) fn spurious(&mut self, now: Duration, delay: Duration) {
-        self.floor = self.floor.max(delay * 2);
+        self.floor = self.floor.max(delay.saturating_mul(2));
         self.rto = self.rto.max(self.fresh_rto());
         self.sent(now);
     }
@@ -202,7 +202,7 @@ impl Timer {
     pub(crate) fn progressed(&mut self, now: Duration) {
         self.retries = 0;
         self.rto = self.fresh_rto();
-        self.deadline = Some(now + self.rto);
+        self.deadline = Some(now.saturating_add(self.rto));
     }
 
     /// DATA went out: the peer has a whole timeout from the last burst of a window, so
@@ -210,7 +210,7 @@ impl Timer {
     /// longer than the timeout was otherwise resent before its last block went out).
     pub(crate) fn sent(&mut self, now: Duration) {
         if let Some(deadline) = self.deadline {
-            self.deadline = Some(deadline.max(now + self.rto));
+            self.deadline = Some(deadline.max(now.saturating_add(self.rto)));
         }
     }
 
@@ -235,8 +235,8 @@ impl Timer {
         } else {
             Kind::Early
         };
-        self.rto = (self.rto * 2).min(self.max());
-        self.deadline = Some(now + self.rto);
+        self.rto = self.rto.saturating_mul(2).min(self.max());
+        self.deadline = Some(now.saturating_add(self.rto));
         Expiry::Retransmit(kind)
     }
 }

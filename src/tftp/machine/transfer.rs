@@ -355,8 +355,8 @@ impl Transfer {
     /// the server a log line, not the file).
     fn dally_time(&self) -> Duration {
         match self.side {
-            Side::Client { .. } => (self.timer.base() * 2).min(self.timer.max()),
-            Side::Server { .. } => self.timer.max() * 2,
+            Side::Client { .. } => self.timer.base().saturating_mul(2).min(self.timer.max()),
+            Side::Server { .. } => self.timer.max().saturating_mul(2),
         }
     }
 
@@ -430,7 +430,8 @@ impl Transfer {
             Ok(()) => {
                 self.owed = Some(Control::Ack(last));
                 self.phase = Phase::Dallying { last };
-                self.timer.set_deadline(now + self.dally_time());
+                self.timer
+                    .set_deadline(now.saturating_add(self.dally_time()));
                 self.finish(now, Ok(()));
             }
             Err(e) => self.fail_storage(now, e),
@@ -754,7 +755,7 @@ impl Transfer {
             (Phase::Dallying { last }, Packet::Data { block, .. }) if block == *last => {
                 // The sender missed our final ACK: answer, and stay for its next try.
                 self.owed = Some(Control::Ack(block));
-                let until = now + self.dally_time();
+                let until = now.saturating_add(self.dally_time());
                 self.timer.set_deadline(until);
             }
             // The server repeated its OACK: our ACK 0 was lost (a client read).
@@ -779,7 +780,8 @@ impl Transfer {
             Side::Client { .. } => {
                 self.owed = Some(Control::Ack(last));
                 self.phase = Phase::Dallying { last };
-                self.timer.set_deadline(now + self.dally_time());
+                self.timer
+                    .set_deadline(now.saturating_add(self.dally_time()));
                 self.finish(now, Ok(()));
             }
         }

@@ -462,7 +462,7 @@ impl<P: Policy> Endpoint<P> {
             listener,
             request: datagram.to_vec(),
             heard: false,
-            reclaim_at: Some(now + self.limits.unanswered_timeout),
+            reclaim_at: Some(now.saturating_add(self.limits.unanswered_timeout)),
             timer: None,
             queued: false,
             unflushed: false,
