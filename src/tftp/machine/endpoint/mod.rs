@@ -23,8 +23,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
-
-use admission::Over;
 use core::time::Duration;
 
 mod admission;
@@ -36,6 +34,8 @@ pub use report::{Event, RefusalCause, Report, TransferInfo};
 #[cfg(feature = "std")]
 pub(crate) use report::{Names, direction_word};
 pub use route::{Incoming, PortMode, Route, TransferId, Transmit};
+
+use admission::Over;
 
 use super::handshake::negotiate;
 use super::policy::{Limits, Policy, Refusal, Served};
