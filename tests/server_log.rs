@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cli::{BIN, Serving, serve_on_loopback};
+use common::cli::{BIN, KillOnDrop, Serving, serve_on_loopback};
 use common::files::{TempDir, random_bytes};
 use common::peers::{find_program, peer};
 use wirekit::tftp::Packet;
@@ -212,23 +212,11 @@ fn quiet_logs_warnings_only() {
     }
     let root = TempDir::new("server-log-quiet");
     fs::set_permissions(&*root, fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = serve_as_nobody(&root, &["--allow-create", "-q"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    // A server that never speaks must not hang the test.
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(10));
-        let _ = Command::new("kill").args(["-9", &pid]).status();
-    });
-    let first = std::io::BufRead::lines(std::io::BufReader::new(stderr))
-        .next()
-        .and_then(Result::ok);
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut server = KillOnDrop::spawn_piped(serve_as_nobody(&root, &["--allow-create", "-q"]));
+    // A server that never speaks must not hang the test: wait for its first line, bounded;
+    // the guard kills it however the test ends.
+    let first = server.first_stderr_line(Duration::from_secs(10));
+    drop(server);
     // The banner (INFO) is left out; the warning about the root comes first.
     let first = first.expect("a warning");
     assert!(

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -208,6 +208,49 @@ impl Drop for Serving {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A child process killed and reaped when dropped, whatever way the test ends: no process
+/// outlives its test, and no watchdog is left to signal a PID the system has since given to
+/// another process (a `Child` is reaped only through its handle, so its PID stays its own
+/// until `wait` returns).
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// Spawns `cmd` with stdin from /dev/null, stdout discarded and stderr piped.
+    pub fn spawn_piped(mut cmd: Command) -> KillOnDrop {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        KillOnDrop(child)
+    }
+
+    /// Waits at most `limit` for the first line the process writes to its (piped) stderr:
+    /// `None` when it wrote none by then, or closed its stderr first. The reading thread
+    /// ends when the process does, at the latest when this guard is dropped.
+    pub fn first_stderr_line(&mut self, limit: Duration) -> Option<String> {
+        let stderr = self
+            .0
+            .stderr
+            .take()
+            .expect("stderr piped, and not yet taken");
+        let (send, receive) = mpsc::channel();
+        thread::spawn(move || {
+            let first = BufReader::new(stderr).lines().next().and_then(Result::ok);
+            let _ = send.send(first);
+        });
+        receive.recv_timeout(limit).ok().flatten()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
