@@ -13,12 +13,16 @@
 #![cfg(feature = "std")]
 #![allow(dead_code)]
 
+// The shared bounded wait, alone: this test needs nothing else of `common`.
+#[path = "common/wait.rs"]
+mod wait;
+
 use std::io::{self, BufReader, Cursor, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "../examples/chat.rs"]
 mod chat;
@@ -48,15 +52,11 @@ impl Captured {
 
     /// Waits (at most 5 s) until the output contains `needle`.
     fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in output {:?}",
-                self.text()
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
+        wait::wait_for(
+            Duration::from_secs(5),
+            || self.text().contains(needle),
+            || format!("no {needle:?} in output {:?}", self.text()),
+        );
     }
 }
 

@@ -390,15 +390,14 @@ fn live_journal(root: &Path, rules: &Path, journalctl: &Path) {
         b"mine",
     )
     .unwrap();
-    let free = common::packets::free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{free}").parse().unwrap();
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .arg(root)
-        .args(["--listen", &addr.to_string(), "--threads", "1"])
+        .args(["--listen", "127.0.0.1:0", "--threads", "1"])
         .args(["--log-format", "journal", "--remap"])
         .arg(rules);
-    let server = Serving::spawn_on(cmd, addr, Stdio::null());
+    let server = Serving::spawn_on(cmd, Stdio::null());
+    let addr = server.addr();
     get(addr, &unique);
     let mut found = String::new();
     let logged = wait_until(Duration::from_secs(20), || {

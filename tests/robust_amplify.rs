@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::files::{TempDir, random_bytes};
 use common::in_both_port_modes;
-use common::packets::{RawClient, ack, rrq};
+use common::packets::{RawClient, ReservedPorts, ack, rrq};
 use common::server::{OurServer, config_with, fast_config};
 use wirekit::tftp::Packet;
 use wirekit::tftp::server::PortMode;
@@ -157,14 +157,13 @@ fn blind_ack_amplification_by_port_mode() {
         (PortMode::PerTransfer, None),
     ] {
         let mut config = config_with(&root, mode, fast_config(50, 100, 3));
-        let first = common::packets::free_port().max(20_000);
-        if let Some(n) = range {
-            config.port_range = Some(first..=first + n - 1);
-        }
+        // Reserved below the ephemeral range, released just before the server starts.
+        let reserved = range.map(|n| ReservedPorts::new(n).release());
+        config.port_range = reserved.clone();
         let server = OurServer::start(config);
-        let ports: Vec<u16> = match (mode, range) {
+        let ports: Vec<u16> = match (mode, reserved) {
             (PortMode::Single, _) => vec![server.addr.port()],
-            (_, Some(n)) => (first..first + n).collect(),
+            (_, Some(range)) => range.collect(),
             // A random port of the ephemeral range: the attacker's best is the request
             // port, where the server takes nothing but requests.
             _ => vec![server.addr.port()],

@@ -9,11 +9,12 @@ mod common;
 
 use std::fs;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::cli::Serving;
 use common::files::{TempDir, random_bytes};
 use common::peers::peer;
+use common::wait::wait_until;
 
 const CLIENTS: usize = 200;
 
@@ -47,14 +48,8 @@ fn atftp_high_server_load_sees_no_block_twice() {
         })
         .collect();
     // test.sh waits 90 s for its clients.
-    let deadline = Instant::now() + Duration::from_secs(90);
     let mut failed = Vec::new();
-    while !clients.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "{} atftp clients still running after 90 s",
-            clients.len()
-        );
+    let all_ended = wait_until(Duration::from_secs(90), || {
         clients.retain_mut(|(i, c)| match c.try_wait().unwrap() {
             Some(status) => {
                 if !status.success() {
@@ -64,8 +59,13 @@ fn atftp_high_server_load_sees_no_block_twice() {
             }
             None => true,
         });
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        clients.is_empty()
+    });
+    assert!(
+        all_ended,
+        "{} atftp clients still running after 90 s",
+        clients.len()
+    );
     let errors: Vec<String> = (0..CLIENTS)
         .flat_map(|i| {
             let text = fs::read_to_string(out.join(format!("out.{i}"))).unwrap();

@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::cli::{BIN, Serving, serve_on_loopback, signal};
 use common::client::get_from;
 use common::files::{TempDir, random_bytes};
-use common::packets::{RawClient, ack, free_port, rrq};
+use common::packets::{NobodyListens, RawClient, ack, rrq};
 use common::server::fast_config;
 use common::wait::{wait_for, wait_until};
 use wirekit::net::ClientOptions;
@@ -180,13 +180,12 @@ fn a_stderr_pipe_nobody_reads_costs_only_the_log() {
 #[test]
 fn a_stderr_that_refuses_every_write_costs_only_the_log() {
     let (root, small, big) = root("log-full");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .arg(root.path())
-        .args(["--listen", &addr.to_string(), "--threads", "1", "-v"]);
+        .args(["--listen", "127.0.0.1:0", "--threads", "1", "-v"]);
     let full = File::options().write(true).open("/dev/full").unwrap();
-    let server = Serving::spawn_on(cmd, addr, Stdio::from(full));
+    let server = Serving::spawn_on(cmd, Stdio::from(full));
     get_exactly(server.addr(), "big", &big, "/dev/full");
     many_gets(server.addr(), &small, "/dev/full");
     stop(server);
@@ -197,7 +196,8 @@ fn a_stderr_that_refuses_every_write_costs_only_the_log() {
 #[test]
 fn client_errors_on_a_closed_stderr_end_with_status_1() {
     let dir = TempDir::new("log-client");
-    let nobody = format!("127.0.0.1:{}", free_port());
+    let closed = NobodyListens::new();
+    let nobody = closed.addr().to_string();
     for args in [
         vec!["get", &nobody, "f", "out"],
         vec!["put", &nobody, "no-such-local-file", "f"],

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::files::TempDir;
 use common::in_both_port_modes;
-use common::packets::{RawClient, error, free_port, rrq};
+use common::packets::{HeldPort, RawClient, ReservedPorts, error, rrq};
 use common::server::{OurServer, config, config_on};
 use common::wait::wait_for;
 use wirekit::net::{ClientOptions, get_into};
@@ -123,14 +123,13 @@ fn limits_hold_for_the_whole_process_whatever_the_number_of_loops(ports: PortMod
     assert!(full.as_ref().is_err_and(|m| m.contains("busy")), "{full:?}");
 }
 
-/// A port range above an ephemeral port the kernel just handed out, so it is likely free.
+/// A port range reserved below the kernel's ephemeral range (see [`ReservedPorts`]).
 #[test]
 fn transfer_ports_come_from_the_configured_range() {
     let root = TempDir::new("range");
     fs::write(root.join("f"), b"x").unwrap();
-    let base = free_port().clamp(20_000, 60_000);
-    let range = base..=base + 20;
     let mut config = config(&root, PortMode::PerTransfer);
+    let range = ReservedPorts::new(21).release();
     config.port_range = Some(range.clone());
     config.grace = Duration::from_millis(100);
     let server = OurServer::start(config);
@@ -157,25 +156,38 @@ fn transfer_ports_come_from_the_configured_range() {
 fn a_full_port_range_refuses_from_the_request_port() {
     let root = TempDir::new("range-full");
     fs::write(root.join("f"), vec![3u8; 2000]).unwrap();
-    let base = free_port().clamp(20_000, 60_000);
-    let range = base..=base + 1;
-    let mut config = config(&root, PortMode::PerTransfer);
-    config.port_range = Some(range.clone());
-    config.grace = Duration::from_millis(100);
-    let server = OurServer::start(config);
-    let addr = server.addr;
-    let holders: Vec<(RawClient, SocketAddr)> = (0..2)
-        .map(|_| {
-            let c = RawClient::new(addr);
-            let (answer, from) = c.ask(&rrq("f", &[]), addr);
-            assert!(
-                matches!(Packet::parse(&answer), Ok(Packet::Data { block: 1, .. })),
-                "{answer:?}"
-            );
-            assert!(range.contains(&from.port()), "{from} outside {range:?}");
-            (c, from)
+    // Both ports must be the server's: should a program bind one of them between their
+    // release and the server's bind (see [`ReservedPorts`]), a holder is refused instead of
+    // served, and the setup starts over with another range, a bounded number of times.
+    let (server, holders) = (0..5)
+        .find_map(|_| {
+            let mut config = config(&root, PortMode::PerTransfer);
+            let range = ReservedPorts::new(2).release();
+            config.port_range = Some(range.clone());
+            config.grace = Duration::from_millis(100);
+            let server = OurServer::start(config);
+            let addr = server.addr;
+            let mut holders: Vec<(RawClient, SocketAddr)> = Vec::new();
+            for _ in 0..2 {
+                let c = RawClient::new(addr);
+                let (answer, from) = c.ask(&rrq("f", &[]), addr);
+                match Packet::parse(&answer) {
+                    Ok(Packet::Data { block: 1, .. }) => {}
+                    Ok(Packet::Error { message, .. })
+                        if message.to_str().unwrap().contains("no transfer port") =>
+                    {
+                        eprintln!("a port of {range:?} was taken meanwhile: another range");
+                        return None;
+                    }
+                    other => panic!("{other:?}"),
+                }
+                assert!(range.contains(&from.port()), "{from} outside {range:?}");
+                holders.push((c, from));
+            }
+            Some((server, holders))
         })
-        .collect();
+        .expect("no range of 2 ports stayed free in 5 tries");
+    let addr = server.addr;
     let c = RawClient::new(addr);
     let (answer, from) = c.ask(&rrq("f", &[]), addr);
     match Packet::parse(&answer) {
@@ -216,7 +228,7 @@ fn ipv4_and_ipv6_listeners_side_by_side(ports: PortMode) {
     fs::write(root.join("f"), &data).unwrap();
     let server = (0..10)
         .find_map(|_| {
-            let port = free_port();
+            let port = HeldPort::new().release();
             let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
             let mut config = config_on(&root, v4, ports);
@@ -291,9 +303,12 @@ fn a_port_in_use_by_another_server_is_refused() {
 fn two_servers_started_at_once_on_one_port_never_both_get_it() {
     let root = TempDir::new("port-race");
     for round in 0..40 {
-        let port = free_port();
+        // The port is held until both servers are about to bind it; a program that takes
+        // it in that moment makes both fail, and the round is tried again.
+        let held = HeldPort::new();
+        let port = held.port();
         let listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
-        let barrier = std::sync::Barrier::new(2);
+        let barrier = std::sync::Barrier::new(3);
         let started: Vec<io::Result<wirekit::net::Server>> = std::thread::scope(|s| {
             let tries: Vec<_> = (0..2)
                 .map(|_| {
@@ -306,6 +321,8 @@ fn two_servers_started_at_once_on_one_port_never_both_get_it() {
                     })
                 })
                 .collect();
+            held.release();
+            barrier.wait();
             tries.into_iter().map(|t| t.join().unwrap()).collect()
         });
         let won = started.iter().filter(|s| s.is_ok()).count();

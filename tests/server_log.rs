@@ -12,10 +12,11 @@ use std::fs;
 use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::cli::{BIN, Serving, serve_on_loopback};
+use common::cli::{BIN, KillOnDrop, Serving, serve_on_loopback};
 use common::files::{TempDir, random_bytes};
+use common::packets::{RawClient, ack, data, wrq};
 use common::peers::{find_program, peer};
 use wirekit::tftp::Packet;
 
@@ -102,27 +103,33 @@ fn verbose_shows_requests_and_packets_in_plain_words() {
 
 #[test]
 fn a_transfer_is_logged_when_it_ends_with_its_options() {
-    if peer("curl").is_none() {
-        return;
-    }
     let root = TempDir::new("server-log-up");
     let server = Serving::loopback(&root, &["--allow-create"]);
-    let local_dir = TempDir::new("server-log-local");
-    let local = local_dir.join("up.bin");
-    fs::write(&local, random_bytes(30_000, 2)).unwrap();
-    let status = Command::new("curl")
-        .args(["-sS", "--tftp-blksize", "1024", "-T"])
-        .arg(&local)
-        .arg(format!("tftp://{}/up.bin", server.addr()))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    // The server dallies some 16 s after an upload to re-ACK a lost final block; the line
-    // must not wait for that.
-    let start = Instant::now();
+    let file = random_bytes(30_000, 2);
+    // An upload by hand, so the test sees each step: blksize 1024, 29 full blocks and one
+    // of 304 bytes.
+    let client = RawClient::new(server.addr());
+    let (answer, port) = client.ask(&wrq("up.bin", &[("blksize", "1024")]), server.addr());
+    assert!(
+        matches!(Packet::parse(&answer), Ok(Packet::Oack { .. })),
+        "{answer:?}"
+    );
+    let blocks: Vec<&[u8]> = file.chunks(1024).collect();
+    assert_eq!(blocks.len(), 30);
+    for (i, block) in blocks.iter().enumerate() {
+        let n = i as u16 + 1;
+        let (answer, _) = client.ask(&data(n, block), port);
+        assert_eq!(answer, ack(n), "block {n}");
+    }
+    // The server now dallies (some 16 s) to re-ACK the final block should its ACK be lost:
+    // the line must not wait for that. In events: the line is there while the transfer
+    // still dallies, i.e. the final block sent again after the line is still re-ACKed
+    // from the transfer's port (after the dally, nothing would answer there).
     let line = server.wait_for_log(&["write \"up.bin\"", "30000 bytes", "ok"]);
-    assert!(start.elapsed() < Duration::from_secs(5));
     assert!(line.contains("blksize 1024"), "{line}");
+    let (answer, from) = client.ask(&data(30, blocks[29]), port);
+    assert_eq!((answer, from), (ack(30), port), "the final block re-ACKed");
+    assert_eq!(fs::read(root.join("up.bin")).unwrap(), file);
 }
 
 #[test]
@@ -212,23 +219,11 @@ fn quiet_logs_warnings_only() {
     }
     let root = TempDir::new("server-log-quiet");
     fs::set_permissions(&*root, fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = serve_as_nobody(&root, &["--allow-create", "-q"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    // A server that never speaks must not hang the test.
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(10));
-        let _ = Command::new("kill").args(["-9", &pid]).status();
-    });
-    let first = std::io::BufRead::lines(std::io::BufReader::new(stderr))
-        .next()
-        .and_then(Result::ok);
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut server = KillOnDrop::spawn_piped(serve_as_nobody(&root, &["--allow-create", "-q"]));
+    // A server that never speaks must not hang the test: wait for its first line, bounded;
+    // the guard kills it however the test ends.
+    let first = server.first_stderr_line(Duration::from_secs(10));
+    drop(server);
     // The banner (INFO) is left out; the warning about the root comes first.
     let first = first.expect("a warning");
     assert!(

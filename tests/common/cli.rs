@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -109,10 +109,11 @@ impl Serving {
         (serving, stderr)
     }
 
-    /// Runs `cmd`, a `wirekit serve` listening on `addr` alone, with `stderr` as its
-    /// standard error, where no banner can be read: waits (bounded) until it answers a
-    /// request there instead. Its log stays empty.
-    pub fn spawn_on(mut cmd: Command, addr: SocketAddr, stderr: Stdio) -> Serving {
+    /// Runs `cmd`, a `wirekit serve` with `--listen 127.0.0.1:0` (one address, port 0),
+    /// with `stderr` as its standard error, where no banner can be read: learns the port
+    /// the server bound from the kernel instead (its one UDP socket, in `/proc`), then
+    /// waits (bounded) until it answers a request there. Its log stays empty.
+    pub fn spawn_on(mut cmd: Command, stderr: Stdio) -> Serving {
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -122,11 +123,28 @@ impl Serving {
         let mut serving = Serving {
             child,
             banner: String::new(),
-            addrs: vec![addr],
+            addrs: Vec::new(),
             log: Arc::default(),
             // Its stderr is the caller's: there is no log to read to its end.
             log_ended: Arc::new(AtomicBool::new(true)),
         };
+        let pid = serving.child.id();
+        let mut bound = Vec::new();
+        wait_for(
+            Duration::from_secs(10),
+            || {
+                bound = udp_sockets_of(pid);
+                !bound.is_empty() || serving.child.try_wait().is_ok_and(|s| s.is_some())
+            },
+            || format!("wirekit serve (PID {pid}) bound no UDP socket"),
+        );
+        assert_eq!(
+            bound.len(),
+            1,
+            "one --listen address, one socket: {bound:?}"
+        );
+        let addr = bound[0];
+        serving.addrs = vec![addr];
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         probe
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -209,6 +227,88 @@ impl Drop for Serving {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A child process killed and reaped when dropped, whatever way the test ends: no process
+/// outlives its test, and no watchdog is left to signal a PID the system has since given to
+/// another process (a `Child` is reaped only through its handle, so its PID stays its own
+/// until `wait` returns).
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// Spawns `cmd` with stdin from /dev/null, stdout discarded and stderr piped.
+    pub fn spawn_piped(mut cmd: Command) -> KillOnDrop {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        KillOnDrop(child)
+    }
+
+    /// Waits at most `limit` for the first line the process writes to its (piped) stderr:
+    /// `None` when it wrote none by then, or closed its stderr first. The reading thread
+    /// ends when the process does, at the latest when this guard is dropped.
+    pub fn first_stderr_line(&mut self, limit: Duration) -> Option<String> {
+        let stderr = self
+            .0
+            .stderr
+            .take()
+            .expect("stderr piped, and not yet taken");
+        let (send, receive) = mpsc::channel();
+        thread::spawn(move || {
+            let first = BufReader::new(stderr).lines().next().and_then(Result::ok);
+            let _ = send.send(first);
+        });
+        receive.recv_timeout(limit).ok().flatten()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The IPv4 UDP sockets process `pid` holds, with the addresses they are bound to: its
+/// descriptors (`/proc/PID/fd`, `socket:[INODE]`) looked up in `/proc/PID/net/udp`.
+pub fn udp_sockets_of(pid: u32) -> Vec<SocketAddr> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let inodes: Vec<String> = fds
+        .flatten()
+        .filter_map(|fd| {
+            let link = std::fs::read_link(fd.path()).ok()?;
+            let link = link.to_str()?;
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap_or_default();
+    // `sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout
+    // inode ...`, the address as `0100007F:1F90`: the IPv4 address as the kernel holds it
+    // (network order) printed as a native integer, the port in host order.
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode = fields.get(9)?;
+            if !inodes.iter().any(|i| i == inode) {
+                return None;
+            }
+            let (ip, port) = fields.get(1)?.split_once(':')?;
+            let ip = u32::from_str_radix(ip, 16).ok()?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            Some(SocketAddr::from((ip.to_ne_bytes(), port)))
+        })
+        .collect()
 }
 
 /// The addresses in a banner `[TIME LEVEL] serving DIR on A, B (MODE); ...`.

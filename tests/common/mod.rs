@@ -3,7 +3,9 @@
 //!
 //! - [`files`]: temporary directories, file contents, listings;
 //! - [`wait`]: waiting on a condition, bounded;
-//! - [`packets`]: raw datagrams, raw client sockets, distinct client addresses;
+//! - [`datagrams`]: TFTP datagrams built byte by byte (shared with `tests/sim`);
+//! - [`packets`]: raw datagrams (re-exported), raw client sockets, distinct client
+//!   addresses, ports held for a test;
 //! - [`server`]: our server with its log, in either port mode;
 //! - [`client`]: our client, sending from a chosen address;
 //! - [`cli`]: the built `wirekit` program;
@@ -15,6 +17,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
+pub mod datagrams;
 pub mod faults;
 pub mod files;
 pub mod packets;

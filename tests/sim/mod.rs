@@ -28,6 +28,16 @@ use wirekit::tftp::{
     StorageError, Text, Transfer, TransferError, Windowsize,
 };
 
+// The datagram builders the socket-level tests use too: one definition for both.
+// A binary with `mod common;` too (empty_files, option_ranges) compiles the file twice,
+// once in each tree: harmless for a few pure functions, and what lets the fuzz target and
+// the bench have `sim` without `common`.
+#[path = "../common/datagrams.rs"]
+#[allow(clippy::duplicate_mod)]
+mod datagrams;
+#[allow(unused_imports)] // each binary uses some of them
+pub use datagrams::{ack, data, error, request, rrq, wrq};
+
 // ---------------------------------------------------------------------------------------
 // Files and the policy
 // ---------------------------------------------------------------------------------------
@@ -596,16 +606,6 @@ pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// A DATA datagram.
-pub fn data(block: u16, payload: &[u8]) -> Vec<u8> {
-    Packet::Data {
-        block,
-        data: payload,
-    }
-    .to_vec()
-    .unwrap()
-}
-
 /// Everything a client machine wants to send now, as (destination, bytes); more than
 /// `runaway` datagrams fail the test.
 pub fn drain_client<S: Storage + ?Sized>(
@@ -621,11 +621,6 @@ pub fn drain_client<S: Storage + ?Sized>(
         assert!(out.len() < runaway, "more than {runaway} datagrams at once");
     }
     out
-}
-
-/// An ACK datagram.
-pub fn ack(block: u16) -> Vec<u8> {
-    Packet::Ack { block }.to_vec().unwrap()
 }
 
 /// The code of an ERROR datagram; panics on anything else.
