@@ -582,38 +582,75 @@ fn a_window_is_resent_after_a_short_measured_timeout() {
     assert_eq!(t.poll_timeout().unwrap() - ms(2), ms(20));
 }
 
+/// Sends what is due at `now` and then every burst of the window the pauses hold back,
+/// until the next deadline is a retransmission's; returns the blocks sent.
+fn send_window(t: &mut ServerSide, now: Duration) -> Vec<u16> {
+    let mut sent = blocks(&t.drain(now));
+    while let Some(pause) = t.poll_timeout().filter(|&d| d < now + ms(5)) {
+        t.handle_timeout(pause);
+        sent.extend(blocks(&t.drain(pause)));
+    }
+    sent
+}
+
 #[test]
 fn a_resend_the_client_did_not_need_is_counted_and_lengthens_later_timeouts() {
-    let (mut t, sent) = lock_step_after_five_round_trips();
-    // The client was busy: its ACK 6 comes 300 ms late, after the timer resent DATA 6.
+    let f = file(8 * 100);
+    let (mut t, window) = server_read_started(&f, 8, 2);
+    assert_eq!(blocks(&window), [1, 2]);
+    t.feed(ms(3), client_addr(), &ack(2));
+    assert_eq!(send_window(&mut t, ms(3)), [3, 4]);
+    // A round trip of 2 ms: the window is resent after the 20 ms floor.
     let expired = t.poll_timeout().unwrap();
-    assert_eq!(expired - sent, ms(200));
+    assert_eq!(expired - ms(3), ms(20));
     t.handle_timeout(expired);
-    assert_eq!(blocks(&t.drain(expired)), [6]);
-    let late = sent + ms(300);
-    t.feed(late, client_addr(), &ack(6));
-    assert_eq!(blocks(&t.drain(late)), [7]);
-    // Then it answers the copy it did not need with the same ACK again: the resend was
+    assert_eq!(send_window(&mut t, expired), [3, 4]);
+    // The client was busy: its ACK of the first sending comes 30 ms late, after the resend.
+    let late = ms(3) + ms(30);
+    t.feed(late, client_addr(), &ack(4));
+    assert_eq!(send_window(&mut t, late), [5, 6]);
+    // Then it answers the copies it did not need with the same ACK again: the resend was
     // needless. Nothing is sent for it (RFC 1123).
-    t.feed(late + ms(1), client_addr(), &ack(6));
+    t.feed(late + ms(1), client_addr(), &ack(4));
     assert!(t.drain(late + ms(1)).is_empty());
-    // DATA 7 is now given twice that late answer before it is resent.
-    assert!(t.poll_timeout().unwrap() - late >= ms(600));
-    // Every later timeout of the transfer too, however fast the client answers again.
+    // The next window is given twice that late answer before it is resent.
+    assert!(t.poll_timeout().unwrap() - late >= ms(60));
+    // And every later one, however fast the client answers again.
     let mut now = late;
-    for block in 7..=20 {
+    for block in (6..=20).step_by(2) {
         now += ms(2);
         t.feed(now, client_addr(), &ack(block));
-        t.drain(now);
+        send_window(&mut t, now);
     }
-    assert!(t.poll_timeout().unwrap() - now >= ms(600));
+    assert!(t.poll_timeout().unwrap() - now >= ms(60));
     t.feed(now, client_addr(), &error(ErrorCode::NotDefined));
     let stats = t.take_ended()[0].1.stats;
     assert_eq!(
         (stats.spurious, stats.early_timeouts, stats.retries),
         (1, 1, 0)
     );
-    assert_eq!(stats.retransmissions, 1);
+    assert_eq!(stats.retransmissions, 2);
+}
+
+/// A network that duplicates ACKs fakes the sign of a needless resend: what it makes the
+/// transfer wait is bounded by the lock-step floor, a fifth of the configured timeout.
+#[test]
+fn a_faked_spurious_sign_lengthens_timeouts_no_more_than_lock_step() {
+    let f = file(8 * 100);
+    let (mut t, _) = server_read_started(&f, 8, 2);
+    t.feed(ms(3), client_addr(), &ack(2));
+    send_window(&mut t, ms(3));
+    let expired = t.poll_timeout().unwrap();
+    t.handle_timeout(expired);
+    send_window(&mut t, expired);
+    // The resend recovered a real loss 900 ms later; the network delivered its ACK twice.
+    let answered = expired + ms(900);
+    t.feed(answered, client_addr(), &ack(4));
+    t.feed(answered, client_addr(), &ack(4));
+    send_window(&mut t, answered);
+    // 1 s / 5, counted from the window's last burst.
+    let wait = t.poll_timeout().unwrap() - answered;
+    assert!(wait >= ms(200) && wait < ms(205), "{wait:?}");
 }
 
 #[test]

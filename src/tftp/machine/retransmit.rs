@@ -91,20 +91,27 @@ struct Rtt {
     variation: Duration,
 }
 
-/// The shortest timeout a measured round trip gives in lock-step, Linux TCP's minimum
-/// RTO. A peer on a loaded machine answers late now and then, far beyond its usual round
-/// trip (200 atftp clients on two cores, from atftp's own load test, answer tens of
-/// milliseconds late where the usual round trip is under one), and in lock-step each late
-/// answer is a block resent that the peer has already. A lost block is still resent five
-/// times sooner than after the usual second.
-const LOCK_STEP_FLOOR: Duration = Duration::from_millis(200);
+/// In lock-step, a measured timeout is never shorter than this part of the configured
+/// one (200 ms of the default second, Linux TCP's minimum RTO). A peer on a loaded machine
+/// answers late now and then, far beyond its usual round trip (200 atftp clients on two
+/// cores, from atftp's own load test, answer tens of milliseconds late where the usual
+/// round trip is under one), and in lock-step each late answer is a block resent that the
+/// peer has already. The configured timeout says how late a peer may answer; a lost block
+/// is still resent five times sooner than that.
+const LOCK_STEP_FLOOR_DIVISOR: u32 = 5;
 
-/// The shortest timeout a measured round trip gives with windows. A window's bursts
+/// The shortest timeout a measured round trip gives with windows, and in lock-step under
+/// a short configured timeout. A window's bursts
 /// overflow a small receive buffer and lose their tail, which only a timeout recovers, on
 /// every fast link: a short floor pays there (serving atftp 64 KiB blocks in windows of 16
 /// ran a third slower at 200 ms). A window's round trip includes sending it, which gives
 /// its timeout room, and a resend the peer shows needless raises the transfer's floor.
 const WINDOW_FLOOR: Duration = Duration::from_millis(20);
+
+/// See [`LOCK_STEP_FLOOR_DIVISOR`].
+fn lock_step_floor(timeout: Duration) -> Duration {
+    (timeout / LOCK_STEP_FLOOR_DIVISOR).max(WINDOW_FLOOR)
+}
 
 impl Timer {
     /// A timer armed to expire one timeout from `now`.
@@ -116,7 +123,7 @@ impl Timer {
             retries: 0,
             deadline: Some(now.saturating_add(config.timeout)),
             rtt: None,
-            floor: LOCK_STEP_FLOOR,
+            floor: lock_step_floor(config.timeout),
             negotiated: false,
         }
     }
@@ -161,9 +168,11 @@ impl Timer {
     /// A retransmission turned out needless: the peer's answer to the first sending came
     /// `delay` after it, later than the timeout. Timeouts of this transfer are never again
     /// shorter than twice that (RFC 4015's response, kept simple: the late answer is the
-    /// round trip to plan for).
+    /// round trip to plan for), up to the lock-step floor: a network that duplicates
+    /// packets fakes the sign now and then, and must not slow loss recovery for good.
     pub(crate) fn spurious(&mut self, now: Duration, delay: Duration) {
-        self.floor = self.floor.max(delay.saturating_mul(2));
+        let raised = delay.saturating_mul(2).min(lock_step_floor(self.base));
+        self.floor = self.floor.max(raised);
         self.rto = self.rto.max(self.fresh_rto());
         self.sent(now);
     }
@@ -181,7 +190,8 @@ impl Timer {
         self.deadline = None;
     }
 
-    /// The negotiated `timeout` option replaces the configured first timeout.
+    /// The negotiated `timeout` option replaces the configured first timeout (and no round
+    /// trip is measured, so the floor is moot).
     pub(crate) fn set_base(&mut self, seconds: u8) {
         self.base = Duration::from_secs(seconds.into());
         self.rto = self.base;
