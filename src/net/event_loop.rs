@@ -219,6 +219,9 @@ where
 
     /// Sends what the endpoint has to send and carries out its events.
     fn flush(&mut self, now: Duration, committer: &Committer<P::Storage>) {
+        // Before anything goes out: a client that got its answer may read the gauges next,
+        // and must find what its own datagram changed.
+        self.count_unanswered();
         loop {
             while let Some(t) =
                 self.endpoint
@@ -227,15 +230,19 @@ where
                 self.send(now, t);
             }
             let Some(event) = self.endpoint.poll_event() else {
-                if let Some(m) = &self.metrics {
-                    m.set_unanswered(self.endpoint.unanswered());
-                }
+                self.count_unanswered();
                 return;
             };
             if let Some(m) = &mut self.metrics {
                 m.record(&event);
             }
             self.on_event(now, event, committer);
+        }
+    }
+
+    fn count_unanswered(&self) {
+        if let Some(m) = &self.metrics {
+            m.set_unanswered(self.endpoint.unanswered());
         }
     }
 

@@ -118,7 +118,10 @@ impl LogEvent<'_> {
     pub(crate) fn trace(&self, verbose: bool) {
         match self {
             LogEvent::Transfer(report) => {
-                let text = Line { report, verbose };
+                let text = Verbose {
+                    event: self,
+                    verbose,
+                };
                 match &report.result {
                     Err(e) if !quiet_failure(e) => {
                         transfer_event!(tracing::Level::WARN, report, text)
@@ -133,19 +136,10 @@ impl LogEvent<'_> {
                 refusal,
                 cause,
             } => {
-                let file = filename.as_deref().map_or_else(String::new, |asked| {
-                    let names = Names {
-                        asked,
-                        served,
-                        verbose,
-                    };
-                    format!(" {names}")
-                });
-                let detail = refusal
-                    .detail
-                    .as_ref()
-                    .map_or_else(String::new, |d| format!(" ({})", Text::from(d.as_str())));
-                let message = Text::from(refusal.message.as_ref());
+                let text = Verbose {
+                    event: self,
+                    verbose,
+                };
                 tracing::info!(
                     event = "refused",
                     peer = %peer,
@@ -153,26 +147,74 @@ impl LogEvent<'_> {
                     served = served.name.as_deref(),
                     via = served.via.as_deref(),
                     code = refusal.code.as_u16(),
-                    refusal = %message,
+                    refusal = %Text::from(refusal.message.as_ref()),
                     detail = refusal.detail.as_deref(),
                     reason = refusal_reason(*cause, refusal.code),
-                    "{peer} refused{file}: ERROR {} {message}{detail}",
-                    refusal.code.as_u16(),
+                    "{text}"
                 );
             }
             LogEvent::Ignored {
                 peer,
                 filename,
                 why,
+            } => tracing::debug!(
+                event = "ignored",
+                peer = %peer,
+                file = filename.as_deref(),
+                why = *why,
+                "{self}"
+            ),
+            LogEvent::Packet {
+                sent,
+                peer,
+                summary,
+            } => tracing::debug!(
+                event = "packet",
+                sent = *sent,
+                peer = %peer,
+                packet = summary.as_str(),
+                "{self}"
+            ),
+            LogEvent::Cut { transfers } => {
+                tracing::warn!(event = "cut", transfers = *transfers as u64, "{self}")
+            }
+            LogEvent::Error(e) => tracing::error!(event = "error", error = %e, "{self}"),
+        }
+    }
+}
+
+/// The line a person reads, as the log prints it. The alternate form (`{:#}`) adds what
+/// `-v` adds: how a file served under another name was found.
+impl std::fmt::Display for LogEvent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verbose = f.alternate();
+        match self {
+            LogEvent::Transfer(report) if verbose => write!(f, "{report:#}"),
+            LogEvent::Transfer(report) => write!(f, "{report}"),
+            LogEvent::Refused {
+                peer,
+                filename,
+                served,
+                refusal,
+                ..
             } => {
-                let file = quoted(filename.as_deref());
-                tracing::debug!(
-                    event = "ignored",
-                    peer = %peer,
-                    file = filename.as_deref(),
-                    why = *why,
-                    "{peer} ignored{file}: {why}"
-                );
+                write!(f, "{peer} refused")?;
+                if let Some(asked) = filename.as_deref() {
+                    let names = Names {
+                        asked,
+                        served,
+                        verbose,
+                    };
+                    write!(f, " {names}")?;
+                }
+                write!(f, ": {refusal}")
+            }
+            LogEvent::Ignored {
+                peer,
+                filename,
+                why,
+            } => {
+                write!(f, "{peer} ignored{}: {why}", quoted(filename.as_deref()))
             }
             LogEvent::Packet {
                 sent,
@@ -180,38 +222,30 @@ impl LogEvent<'_> {
                 summary,
             } => {
                 let arrow = if *sent { "->" } else { "<-" };
-                tracing::debug!(
-                    event = "packet",
-                    sent = *sent,
-                    peer = %peer,
-                    packet = summary.as_str(),
-                    "{arrow} {peer} {summary}"
-                );
+                write!(f, "{arrow} {peer} {summary}")
             }
-            LogEvent::Cut { transfers } => {
-                tracing::warn!(
-                    event = "cut",
-                    transfers = *transfers as u64,
-                    "stopped: cut {transfers} running transfer(s), sending their clients an ERROR"
-                )
-            }
-            LogEvent::Error(e) => tracing::error!(event = "error", error = %e, "{e}"),
+            LogEvent::Cut { transfers } => write!(
+                f,
+                "stopped: cut {transfers} running transfer(s), sending their clients an ERROR"
+            ),
+            LogEvent::Error(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// A transfer's line, formatted only if a subscriber takes the event.
-struct Line<'a> {
-    report: &'a Report,
+/// An event's line, in the alternate form when `verbose`: formatted only if a subscriber
+/// takes the event.
+struct Verbose<'a> {
+    event: &'a LogEvent<'a>,
     verbose: bool,
 }
 
-impl std::fmt::Display for Line<'_> {
+impl std::fmt::Display for Verbose<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.verbose {
-            write!(f, "{:#}", self.report)
+            write!(f, "{:#}", self.event)
         } else {
-            write!(f, "{}", self.report)
+            write!(f, "{}", self.event)
         }
     }
 }
@@ -226,4 +260,42 @@ fn quoted(filename: Option<&str>) -> String {
 fn quiet_failure(e: &crate::tftp::TransferError) -> bool {
     use crate::tftp::TransferError;
     e.is_clean() || matches!(e, TransferError::Unanswered | TransferError::Abandoned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An embedder's logger can print an event as the program's log does:
+    /// `with_logger(|e| eprintln!("{e}"))`.
+    #[test]
+    fn an_event_prints_as_its_log_line() {
+        let peer: SocketAddr = "192.0.2.7:1234".parse().unwrap();
+        let refusal = Refusal::new(crate::tftp::ErrorCode::FileNotFound, "file not found");
+        let served = Served::new();
+        let refused = LogEvent::Refused {
+            peer,
+            filename: Some("pxelinux.0".into()),
+            served: &served,
+            refusal: &refusal,
+            cause: RefusalCause::Policy,
+        };
+        assert_eq!(
+            refused.to_string(),
+            "192.0.2.7:1234 refused \"pxelinux.0\": ERROR 1 file not found"
+        );
+        let ignored = LogEvent::Ignored {
+            peer,
+            filename: None,
+            why: "too many unanswered transfers from this address",
+        };
+        assert_eq!(
+            ignored.to_string(),
+            "192.0.2.7:1234 ignored: too many unanswered transfers from this address"
+        );
+        assert_eq!(
+            LogEvent::Cut { transfers: 2 }.to_string(),
+            "stopped: cut 2 running transfer(s), sending their clients an ERROR"
+        );
+    }
 }

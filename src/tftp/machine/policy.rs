@@ -42,6 +42,20 @@ impl Refusal {
     }
 }
 
+/// `ERROR 2 access violation (detail)`: the code and message the peer is sent, and the
+/// detail only the log gets, control characters escaped (the fields are public: whatever
+/// was put in them since, a log line stays one line).
+impl core::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let message = Text::from(self.message.as_ref());
+        write!(f, "ERROR {} {message}", self.code.as_u16())?;
+        match &self.detail {
+            Some(detail) => write!(f, " ({})", Text::from(detail.as_str())),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `text`, with its control characters escaped as [`Text`] prints them.
 fn escape_controls(text: Cow<'static, str>) -> Cow<'static, str> {
     if text.chars().any(char::is_control) {
@@ -219,5 +233,12 @@ mod tests {
         // A clean static text stays borrowed.
         let clean = Refusal::new(ErrorCode::FileNotFound, "file not found");
         assert!(matches!(clean.message, Cow::Borrowed(_)));
+        assert_eq!(
+            r.to_string(),
+            "ERROR 2 no\\x0d\\x0aINFO forged (a\\x1b[2Jb)"
+        );
+        let mut edited = clean;
+        edited.message = Cow::Borrowed("raw\nline");
+        assert_eq!(edited.to_string(), "ERROR 1 raw\\x0aline");
     }
 }
