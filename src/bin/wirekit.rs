@@ -600,6 +600,8 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     }
     init_logging(a.log_format, a.verbose, a.quiet)?;
     let activated = !passed.is_empty();
+    // A transfer holds a descriptor or two: take every one the hard limit allows.
+    net::raise_descriptor_limit();
     let server = if activated {
         Server::from_sockets(config, passed)
     } else {

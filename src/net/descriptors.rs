@@ -10,7 +10,7 @@ use crate::tftp::server::{Limits, PortMode};
 const RESERVE: usize = 32;
 
 /// The limits the server's loops run with, together: `max_transfers` lowered to what the
-/// descriptors allow once the soft limit is raised to the hard one.
+/// descriptors under the soft limit allow (see [`raise_descriptor_limit`]).
 pub(crate) fn fit_to_descriptors(limits: &Limits, ports: PortMode) -> Limits {
     let per_transfer = match ports {
         PortMode::Single => 1,
@@ -27,20 +27,37 @@ pub(crate) fn fit_to_descriptors(limits: &Limits, ports: PortMode) -> Limits {
     fitted
 }
 
-/// Raises the soft descriptor limit to the hard one, and counts the descriptors left.
+/// Raises this process's soft limit on open descriptors to its hard limit, as a server that
+/// holds a file (and, with a port per transfer, a socket) for each transfer wants: the
+/// usual soft limit of 1024 caps a server near 500 transfers. The `wirekit` program calls it
+/// before binding; a library never changes process-wide state unasked, so an application
+/// embedding [`Server`](super::Server) calls it when it wants the same. Returns the limit
+/// now in force, or `None` where the system has none to raise.
 #[cfg(unix)]
-fn free_descriptors() -> Option<usize> {
+pub fn raise_descriptor_limit() -> Option<u64> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     let raised = Rlimit {
         current: limit.maximum,
         maximum: limit.maximum,
     };
-    let current = match setrlimit(Resource::Nofile, raised) {
+    match setrlimit(Resource::Nofile, raised) {
         Ok(()) => limit.maximum,
         Err(_) => limit.current,
-    };
-    let current = usize::try_from(current?).unwrap_or(usize::MAX);
+    }
+}
+
+/// See the Unix version: there is nothing to raise here.
+#[cfg(not(unix))]
+pub fn raise_descriptor_limit() -> Option<u64> {
+    None
+}
+
+/// The descriptors left under the soft limit in force.
+#[cfg(unix)]
+fn free_descriptors() -> Option<usize> {
+    let current = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
+    let current = usize::try_from(current).unwrap_or(usize::MAX);
     Some(current.saturating_sub(open_descriptors()))
 }
 

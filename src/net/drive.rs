@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Token};
 
-use super::event_loop::transient;
 use super::precise_poll::PrecisePoll;
-use super::udp::{GSO_BYTES, RecvBuffers, Udp};
+use super::udp::{GSO_BYTES, RecvBuffers, Udp, transient};
 use crate::tftp::{ErrorCode, Event, Negotiated, Stats, Storage, Transfer, TransferError};
 
 /// How often a cancellable transfer looks at its flag while it waits for a datagram.

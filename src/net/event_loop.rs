@@ -18,7 +18,7 @@ use super::log::{LogEvent, Logger};
 use super::metrics::LoopMetrics;
 use super::precise_poll::PrecisePoll;
 use super::socket::bind_transfer;
-use super::udp::{GSO_BYTES, RecvBuffers, Udp};
+use super::udp::{GSO_BYTES, RecvBuffers, Udp, transient};
 use crate::tftp::server::{Endpoint, Event, Incoming, Limits, Policy, Route, TransferId, Transmit};
 use crate::tftp::{ErrorCode, Packet, StorageError};
 
@@ -453,17 +453,6 @@ fn unspecified(peer: SocketAddr) -> IpAddr {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     }
-}
-
-/// Errors after which the socket is still usable: an interrupted call, or an ICMP error
-/// from an earlier datagram (a peer port that closed).
-pub(crate) fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-    )
 }
 
 /// One line per packet for `-v`; DATA payloads are not printed.

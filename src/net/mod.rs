@@ -36,6 +36,7 @@ mod write_batch;
 pub use client::{
     Cancel, ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from, put_reader,
 };
+pub use descriptors::raise_descriptor_limit;
 pub use dir::{DirFile, DirPolicy, UploadRules};
 pub use fs::{Root, RootOptions, Upload};
 pub use log::LogEvent;

@@ -237,3 +237,14 @@ fn set_int_option(
         Err(io::Error::last_os_error())
     }
 }
+
+/// Errors after which the socket is still usable: an interrupted call, or an ICMP error
+/// from an earlier datagram (a peer port that closed).
+pub(crate) fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+    )
+}

@@ -78,6 +78,8 @@ impl OurServer {
 
     /// Binds and starts a server with `config`, or says why it cannot bind.
     pub fn try_start(config: ServerConfig) -> io::Result<OurServer> {
+        // As the program does: storms of hundreds of transfers need more than 1024.
+        wirekit::net::raise_descriptor_limit();
         let log = Arc::new(Mutex::new(Log::default()));
         let sink = log.clone();
         let server = Server::bind(config)?.with_logger(move |e: &LogEvent<'_>| {
