@@ -100,9 +100,7 @@ impl ServerConfig {
             verbose: false,
         }
     }
-}
 
-impl ServerConfig {
     /// Looks for what would keep [`Server::bind`] (and then
     /// [`drop_privileges`](Server::drop_privileges) to `user`) from starting, without
     /// binding a request port, sweeping the root or changing user: for `wirekit serve
@@ -120,7 +118,7 @@ impl ServerConfig {
     #[cfg(unix)]
     pub fn check(&self, user: Option<&User>) -> io::Result<Vec<String>> {
         use super::privileges::{
-            is_root, may_bind_privileged_ports, privileged_as, runs_as, unprivileged_port_start,
+            is_root, may_bind_privileged_ports, runs_as, unprivileged_port_start,
         };
         let lowest = unprivileged_port_start();
         for &addr in &self.listen {
@@ -159,17 +157,9 @@ impl ServerConfig {
             ));
         }
         if !self.single_port {
-            check_port_range(
-                self.port_range.as_ref(),
-                may_bind_privileged_ports(),
-                "this process may not (it is not root, nor holds CAP_NET_BIND_SERVICE)",
-            )?;
+            check_port_range_here(self.port_range.as_ref())?;
             if let Some(user) = user {
-                check_port_range(
-                    self.port_range.as_ref(),
-                    privileged_as(user),
-                    &format!("user {} may not", user.name()),
-                )?;
+                check_port_range_as(self.port_range.as_ref(), user)?;
             }
         }
         let root = open_root(&self.root)?;
@@ -342,6 +332,26 @@ fn check_port_range(
     }
 }
 
+/// [`check_port_range`] for this process as it is.
+#[cfg(unix)]
+fn check_port_range_here(range: Option<&RangeInclusive<u16>>) -> io::Result<()> {
+    check_port_range(
+        range,
+        super::privileges::may_bind_privileged_ports(),
+        "this process may not (it is not root, nor holds CAP_NET_BIND_SERVICE)",
+    )
+}
+
+/// [`check_port_range`] for the process once it runs as `user`.
+#[cfg(unix)]
+fn check_port_range_as(range: Option<&RangeInclusive<u16>>, user: &User) -> io::Result<()> {
+    check_port_range(
+        range,
+        super::privileges::privileged_as(user),
+        &format!("user {} may not", user.name()),
+    )
+}
+
 /// The default window cap in single-port mode. There, a forged request and ACKs sent
 /// blindly to the request port (the one number TFTP would keep secret is then known) make
 /// the server send a window to the forged source for each 32-byte ACK: the window's size
@@ -495,11 +505,7 @@ where
         };
         #[cfg(unix)]
         if ports == PortMode::PerTransfer {
-            check_port_range(
-                config.port_range.as_ref(),
-                super::privileges::may_bind_privileged_ports(),
-                "this process may not (it is not root, nor holds CAP_NET_BIND_SERVICE)",
-            )?;
+            check_port_range_here(config.port_range.as_ref())?;
         }
         let mut limits = descriptors::fit_to_descriptors(&config.limits, ports);
         let first = sets.first().and_then(|set| set.first());
@@ -567,11 +573,7 @@ where
     #[cfg(unix)]
     pub fn drop_privileges(&mut self, user: &User) -> io::Result<()> {
         if self.ports == PortMode::PerTransfer {
-            check_port_range(
-                self.port_range.as_ref(),
-                super::privileges::privileged_as(user),
-                &format!("user {} may not", user.name()),
-            )?;
+            check_port_range_as(self.port_range.as_ref(), user)?;
         }
         super::privileges::switch_to(user)?;
         if self.auto_window && self.ports == PortMode::PerTransfer {

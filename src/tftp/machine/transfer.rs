@@ -323,10 +323,6 @@ impl Transfer {
         )
     }
 
-    fn answered(&mut self) {
-        self.side.answered();
-    }
-
     /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called,
     /// or `None` when no timer runs. Call it after each `handle_*` and `poll_transmit`.
     ///
@@ -589,7 +585,7 @@ impl Transfer {
     }
 
     fn on_peer_error(&mut self, now: Duration, code: ErrorCode, message: Text<'_>) {
-        self.answered();
+        self.side.answered();
         if matches!(self.phase, Phase::Dallying { .. }) {
             return self.close();
         }
@@ -680,7 +676,7 @@ impl Transfer {
             if let Phase::AwaitingAck0(s) = core::mem::replace(&mut self.phase, Phase::Closed) {
                 self.phase = Phase::Sending(s);
             }
-            self.answered();
+            self.side.answered();
             return self.timer.progressed(now);
         }
         match (&mut self.phase, packet) {
