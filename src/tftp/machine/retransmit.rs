@@ -101,11 +101,11 @@ struct Rtt {
 const LOCK_STEP_FLOOR_DIVISOR: u32 = 5;
 
 /// The shortest timeout a measured round trip gives with windows, and in lock-step under
-/// a short configured timeout. A window's bursts
-/// overflow a small receive buffer and lose their tail, which only a timeout recovers, on
-/// every fast link: a short floor pays there (serving atftp 64 KiB blocks in windows of 16
-/// ran a third slower at 200 ms). A window's round trip includes sending it, which gives
-/// its timeout room, and a resend the peer shows needless raises the transfer's floor.
+/// a short configured timeout. A window's bursts overflow a small receive buffer and lose
+/// their tail, which only a timeout recovers, on every fast link: a short floor pays there
+/// (serving atftp 64 KiB blocks in windows of 16 ran two to three times slower at 200 ms).
+/// A window's round trip includes sending it, which gives its timeout room, and a resend
+/// the peer shows needless raises the transfer's floor.
 const WINDOW_FLOOR: Duration = Duration::from_millis(20);
 
 /// See [`LOCK_STEP_FLOOR_DIVISOR`].
