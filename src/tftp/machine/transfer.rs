@@ -11,6 +11,7 @@
 //! Time is a [`Duration`] since any fixed epoch the driver picks; the machine never reads a
 //! clock. A server's transfers are made and driven by the [`Endpoint`](super::Endpoint).
 
+use crate::tftp::Instant;
 use alloc::borrow::Cow;
 use alloc::collections::VecDeque;
 use alloc::string::ToString;
@@ -51,7 +52,7 @@ pub struct Stats {
 /// Something the application should know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum TransferEvent {
     /// The client learnt what the server agreed to (an OACK, or a plain answer meaning
     /// defaults). `tsize` gives a progress bar its total.
     Negotiated(Negotiated),
@@ -157,24 +158,24 @@ pub struct Transfer {
     side: Side,
     peer: SocketAddr,
     timer: Timer,
-    start: Duration,
+    start: Instant,
     stats: Stats,
     phase: Phase,
     /// The request (client) or OACK (server), kept for retransmission until answered.
     opening: Vec<u8>,
     owed: Option<Control>,
     strangers: VecDeque<SocketAddr>,
-    events: VecDeque<Event>,
-    /// `Event::Finished` was emitted: there is only ever one.
+    events: VecDeque<TransferEvent>,
+    /// `TransferEvent::Finished` was emitted: there is only ever one.
     finished: bool,
     /// A sender that lost part of a window sends the next ones in bursts: the next burst
     /// may go at this time.
-    paused_until: Option<Duration>,
+    paused_until: Option<Instant>,
     /// A sender: when the current window's first block went out, unless part of the window
     /// was sent twice; its ACK then measures a round trip.
-    window_sent_at: Option<Duration>,
+    window_sent_at: Option<Instant>,
     /// A sender: when the current window first went out, resent or not.
-    window_opened_at: Option<Duration>,
+    window_opened_at: Option<Instant>,
     /// A sender whose timer resent a window: how its answers tell whether that was needed.
     resend_check: Option<ResendCheck>,
 }
@@ -185,13 +186,13 @@ pub struct Transfer {
 #[derive(Clone, Copy, Debug)]
 enum ResendCheck {
     /// Waiting for the first ACK after the resend of a window first sent at `sent_at`.
-    Resent { sent_at: Duration },
+    Resent { sent_at: Instant },
     /// That ACK acknowledged up to `block`, `delay` after the first sending.
     Acked { block: u16, delay: Duration },
 }
 
 impl Transfer {
-    fn new(now: Duration, side: Side, peer: SocketAddr, config: Config, phase: Phase) -> Self {
+    fn new(now: Instant, side: Side, peer: SocketAddr, config: Config, phase: Phase) -> Self {
         Transfer {
             side,
             peer,
@@ -217,7 +218,7 @@ impl Transfer {
     /// Fails only if the request cannot be encoded (a NUL in the filename, or over 512
     /// bytes with its options).
     pub fn client(
-        now: Duration,
+        now: Instant,
         server: SocketAddr,
         request: &ClientRequest<'_>,
         config: Config,
@@ -241,7 +242,7 @@ impl Transfer {
     /// A server transfer for an admitted request: its OACK, DATA 1 or ACK 0 is ready to
     /// send.
     pub(crate) fn server(
-        now: Duration,
+        now: Instant,
         client: SocketAddr,
         config: Config,
         direction: Direction,
@@ -330,7 +331,7 @@ impl Transfer {
     /// (from 50 µs). A driver whose timer rounds up to whole milliseconds (tokio's, or
     /// epoll's timeout) still works: its bursts only go out further apart, and slower.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Duration> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         match (self.timer.deadline(), self.paused_until) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -339,7 +340,7 @@ impl Transfer {
 
     /// The next event, if any. Call it until `None` after each `handle_*`.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<TransferEvent> {
         self.events.pop_front()
     }
 
@@ -356,14 +357,15 @@ impl Transfer {
         }
     }
 
-    fn finish(&mut self, now: Duration, result: Result<(), TransferError>) {
+    fn finish(&mut self, now: Instant, result: Result<(), TransferError>) {
         if self.finished {
             return;
         }
         self.finished = true;
-        self.stats.duration = now.saturating_sub(self.start);
+        self.stats.duration = now.duration_since(self.start);
         let stats = self.stats;
-        self.events.push_back(Event::Finished { stats, result });
+        self.events
+            .push_back(TransferEvent::Finished { stats, result });
         if !matches!(self.phase, Phase::Dallying { .. }) {
             self.close();
         }
@@ -380,7 +382,7 @@ impl Transfer {
     /// Ends the transfer with an ERROR to the peer in place of anything still owed.
     fn fail(
         &mut self,
-        now: Duration,
+        now: Instant,
         code: ErrorCode,
         message: Cow<'static, str>,
         why: TransferError,
@@ -393,7 +395,7 @@ impl Transfer {
     /// Ends the transfer from the application's side: the peer is sent an ERROR with this
     /// code and message in place of anything still owed, and, unless the transfer already
     /// reported its end, `Finished` follows with [`TransferError::Aborted`].
-    pub fn abort(&mut self, now: Duration, code: ErrorCode, message: impl Into<Cow<'static, str>>) {
+    pub fn abort(&mut self, now: Instant, code: ErrorCode, message: impl Into<Cow<'static, str>>) {
         if self.finished {
             // Its outcome is settled: stop dallying, but send nothing that contradicts it.
             return self.close();
@@ -408,17 +410,17 @@ impl Transfer {
 
     /// Ends the transfer without a word to the peer: a server dropping a transfer whose
     /// client never answered, or one its client replaced with a new request.
-    pub(crate) fn drop_silently(&mut self, now: Duration, why: TransferError) {
+    pub(crate) fn drop_silently(&mut self, now: Instant, why: TransferError) {
         self.owed = None;
         self.strangers.clear();
         self.close();
         self.finish(now, Err(why));
     }
 
-    /// A server's upload after [`Event::UploadComplete`]: the application's commit
+    /// A server's upload after [`TransferEvent::UploadComplete`]: the application's commit
     /// succeeded (the final ACK goes out, then the transfer dallies) or failed (the client
     /// is sent the error's ERROR in place of the final ACK).
-    pub fn finish_upload(&mut self, now: Duration, result: Result<(), StorageError>) {
+    pub fn finish_upload(&mut self, now: Instant, result: Result<(), StorageError>) {
         let Phase::Committing { last } = self.phase else {
             return;
         };
@@ -440,7 +442,7 @@ impl Transfer {
     /// the peer sends on. A failure ends the transfer as a failed write does: the peer is
     /// sent the error's ERROR, and `Finished` follows with [`TransferError::Storage`]. Returns
     /// true then: poll for them before waiting.
-    pub fn flush_storage<S: Storage + ?Sized>(&mut self, now: Duration, storage: &mut S) -> bool {
+    pub fn flush_storage<S: Storage + ?Sized>(&mut self, now: Instant, storage: &mut S) -> bool {
         if self.finished || !matches!(self.phase, Phase::Receiving(_)) {
             return false;
         }
@@ -453,19 +455,19 @@ impl Transfer {
         }
     }
 
-    fn refuse_size(&mut self, now: Duration, refusal: SizeRefusal) {
+    fn refuse_size(&mut self, now: Instant, refusal: SizeRefusal) {
         let message = Cow::Borrowed(refusal.message);
         self.fail(now, refusal.code, message, refusal.why);
     }
 
-    fn fail_storage(&mut self, now: Duration, e: StorageError) {
+    fn fail_storage(&mut self, now: Instant, e: StorageError) {
         let (code, message) = (e.code, e.message.clone());
         self.fail(now, code, message, TransferError::Storage(e));
     }
 
     /// Handles the deadline from [`poll_timeout`](Self::poll_timeout): retransmits with
     /// backoff, or gives up with [`TransferError::Timeout`]. Calling it early does nothing.
-    pub fn handle_timeout(&mut self, now: Duration) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         if !self.timer.is_due(now) {
             return;
         }
@@ -510,7 +512,7 @@ impl Transfer {
     /// (unless they are ERRORs themselves) and leave the transfer untouched.
     pub fn handle_datagram<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         source: SocketAddr,
         datagram: &[u8],
         storage: &mut S,
@@ -584,7 +586,7 @@ impl Transfer {
         }
     }
 
-    fn on_peer_error(&mut self, now: Duration, code: ErrorCode, message: Text<'_>) {
+    fn on_peer_error(&mut self, now: Instant, code: ErrorCode, message: Text<'_>) {
         self.side.answered();
         if matches!(self.phase, Phase::Dallying { .. }) {
             return self.close();
@@ -603,7 +605,7 @@ impl Transfer {
 
     fn on_first_answer<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         source: SocketAddr,
         packet: Packet<'_>,
         storage: &mut S,
@@ -646,7 +648,7 @@ impl Transfer {
             self.timer.set_base(t);
         }
         self.timer.progressed(now);
-        self.events.push_back(Event::Negotiated(negotiated));
+        self.events.push_back(TransferEvent::Negotiated(negotiated));
         let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
         match direction {
             Direction::Read => {
@@ -668,7 +670,7 @@ impl Transfer {
 
     fn on_packet<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         packet: Packet<'_>,
         storage: &mut S,
     ) {
@@ -696,13 +698,13 @@ impl Transfer {
                     self.resend_check = match self.resend_check {
                         Some(ResendCheck::Resent { sent_at }) => Some(ResendCheck::Acked {
                             block,
-                            delay: now.saturating_sub(sent_at),
+                            delay: now.duration_since(sent_at),
                         }),
                         _ => None,
                     };
                     self.window_opened_at = None;
                     if let Some(sent) = self.window_sent_at.take() {
-                        self.timer.sample(now.saturating_sub(sent));
+                        self.timer.sample(now.duration_since(sent));
                     }
                     // Counted as they are acknowledged, so a transfer that fails later
                     // still reports the blocks it delivered.
@@ -766,12 +768,12 @@ impl Transfer {
         }
     }
 
-    fn on_final_block(&mut self, now: Duration, last: u16) {
+    fn on_final_block(&mut self, now: Instant, last: u16) {
         match self.side {
             Side::Server { .. } => {
                 self.phase = Phase::Committing { last };
                 self.timer.stop();
-                self.events.push_back(Event::UploadComplete);
+                self.events.push_back(TransferEvent::UploadComplete);
             }
             Side::Client { .. } => {
                 self.owed = Some(Control::Ack(last));
@@ -791,7 +793,7 @@ impl Transfer {
     #[must_use]
     pub fn poll_transmit<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         storage: &mut S,
         buf: &mut [u8],
     ) -> Option<Transmit> {
@@ -804,7 +806,7 @@ impl Transfer {
     #[must_use]
     pub fn poll_transmit_batch<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         storage: &mut S,
         buf: &mut [u8],
         max_segments: usize,

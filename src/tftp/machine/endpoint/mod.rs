@@ -3,18 +3,19 @@
 //! It owns every transfer and makes every decision a server makes: admission through the
 //! application's [`Policy`], repeated requests, the limits per client address and in total,
 //! strangers and refusals. A driver only moves datagrams, reads the clock, opens sockets
-//! where a [`Route`] asks for one, and commits uploads.
+//! where a [`Inbound`] asks for one, and commits uploads.
 //!
 //! The calls, in the order a driver makes them:
 //!
-//! - [`Endpoint::handle`] for every datagram received, saying on which [`Route`] it came; a
+//! - [`Endpoint::handle`] for every datagram received, saying on which [`Inbound`] it came; a
 //!   refusal it answers at once is written into the caller's buffer and returned;
 //! - [`Endpoint::handle_timeout`] when the deadline from [`Endpoint::poll_timeout`] passes;
-//! - [`Endpoint::committed`] when an upload the endpoint handed out in [`Event::Commit`]
+//! - [`Endpoint::committed`] when an upload the endpoint handed out in [`EndpointEvent::Commit`]
 //!   was put in place (or failed to be);
 //! - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
 //!   and [`Endpoint::poll_event`] until `None`.
 
+use crate::tftp::Instant;
 use alloc::borrow::Cow;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::{String, ToString};
@@ -30,10 +31,10 @@ mod report;
 mod route;
 
 pub use admission::{Admission, SharedAdmission};
-pub use report::{Event, RefusalCause, Report, TransferInfo};
+pub use report::{EndpointEvent, RefusalCause, Report, TransferInfo};
 #[cfg(feature = "std")]
 pub(crate) use report::{Names, direction_word};
-pub use route::{Incoming, PortMode, Route, TransferId, Transmit};
+pub use route::{Inbound, Incoming, Outbound, Outgoing, PortMode, TransferId};
 
 use admission::Over;
 
@@ -59,14 +60,14 @@ struct Entry<S> {
     /// The client has sent something to the transfer: it has our answer.
     heard: bool,
     /// While not heard: when the transfer is dropped.
-    reclaim_at: Option<Duration>,
+    reclaim_at: Option<Instant>,
     /// The deadline registered in `Endpoint::timers`.
-    timer: Option<Duration>,
+    timer: Option<Instant>,
     /// In `Endpoint::ready`.
     queued: bool,
     /// In `Endpoint::unflushed`.
     unflushed: bool,
-    /// `Event::Ended` was emitted.
+    /// `EndpointEvent::Ended` was emitted.
     ended: bool,
 }
 
@@ -103,10 +104,10 @@ impl Held {
 ///
 /// The calls, in the order a driver makes them:
 ///
-/// - [`Endpoint::handle`] for every datagram received, saying on which [`Route`] it came; a
+/// - [`Endpoint::handle`] for every datagram received, saying on which [`Inbound`] it came; a
 ///   refusal it answers at once is written into the caller's buffer and returned;
 /// - [`Endpoint::handle_timeout`] when the deadline from [`Endpoint::poll_timeout`] passes;
-/// - [`Endpoint::committed`] when an upload the endpoint handed out in [`Event::Commit`]
+/// - [`Endpoint::committed`] when an upload the endpoint handed out in [`EndpointEvent::Commit`]
 ///   was put in place (or failed to be);
 /// - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
 ///   and [`Endpoint::poll_event`] until `None`;
@@ -127,16 +128,34 @@ pub struct Endpoint<P: Policy> {
     /// repeated request is recognised, and how single-port datagrams find their transfer.
     by_peer: BTreeMap<(usize, SocketAddr), TransferId>,
     admission: Held,
-    timers: BTreeSet<(Duration, TransferId)>,
+    timers: BTreeSet<(Instant, TransferId)>,
     /// Transfers that may have something to send, in turn.
     ready: VecDeque<TransferId>,
     /// Uploads whose storage was given data since `flush_storage` last ran.
     unflushed: Vec<TransferId>,
-    events: VecDeque<Event<P::Storage>>,
+    events: VecDeque<EndpointEvent<P::Storage>>,
     /// Scratch for `handle_timeout`.
     due: Vec<TransferId>,
-    accepting: bool,
+    closing: Closing,
 }
+
+/// Where the endpoint is in a graceful stop ([`Endpoint::close`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closing {
+    Open,
+    /// New requests are refused; the running transfers have until `deadline`.
+    Draining {
+        deadline: Instant,
+    },
+    /// The deadline passed: `cut` transfers were ended with an ERROR.
+    Cut {
+        cut: usize,
+    },
+}
+
+/// What a client is told of a graceful stop: a request refused while closing, or a
+/// transfer cut when the grace ran out.
+const SHUTTING_DOWN: &str = "server shutting down";
 
 impl<P: Policy> fmt::Debug for Endpoint<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,12 +163,12 @@ impl<P: Policy> fmt::Debug for Endpoint<P> {
             .field("ports", &self.ports)
             .field("limits", &self.limits)
             .field("transfers", &self.live)
-            .field("accepting", &self.accepting)
+            .field("closing", &self.closing)
             .finish_non_exhaustive()
     }
 }
 
-/// A refusal on its way to the client and into [`Event::Refused`].
+/// A refusal on its way to the client and into [`EndpointEvent::Refused`].
 struct Refused {
     refusal: Refusal,
     served: Served,
@@ -191,7 +210,7 @@ impl<P: Policy> Endpoint<P> {
             unflushed: Vec::new(),
             events: VecDeque::new(),
             due: Vec::new(),
-            accepting: true,
+            closing: Closing::Open,
         }
     }
 
@@ -236,7 +255,7 @@ impl<P: Policy> Endpoint<P> {
         self.live == 0
     }
 
-    /// Transfers that have not reported their end ([`Event::Ended`]): what a graceful stop
+    /// Transfers that have not reported their end ([`EndpointEvent::Ended`]): what a graceful stop
     /// waits for. A transfer that ended and only dallies, to re-ACK a repeated final
     /// block, is not counted.
     pub fn running(&self) -> usize {
@@ -259,18 +278,51 @@ impl<P: Policy> Endpoint<P> {
         (DATA_HEADER_LEN + usize::from(self.limits.max_blksize.get())).max(MIN_BUF)
     }
 
-    /// Stops admitting transfers: later requests are refused with "server shutting down".
-    /// Running transfers go on.
-    pub fn shutdown(&mut self) {
-        self.accepting = false;
+    /// Starts a graceful stop: later requests are refused with ERROR 0 "server shutting
+    /// down", and the running transfers have `grace` to end. When it runs out (at the
+    /// [`handle_timeout`](Self::handle_timeout) its deadline in
+    /// [`poll_timeout`](Self::poll_timeout) asks for), the transfers still running are cut:
+    /// their clients are sent the same ERROR, and uploads not committed are dropped with
+    /// their storage. An upload handed out in [`EndpointEvent::Commit`] is left to its
+    /// commit, whose outcome its client hears at [`committed`](Self::committed).
+    ///
+    /// Called again, it can only bring the deadline forward: `close(now, Duration::ZERO)`
+    /// cuts at the next `handle_timeout` (a second Ctrl-C). The driver stops once
+    /// [`is_drained`](Self::is_drained).
+    pub fn close(&mut self, now: Instant, grace: Duration) {
+        let deadline = now.saturating_add(grace);
+        match self.closing {
+            Closing::Draining { deadline: d } if d <= deadline => {}
+            Closing::Open | Closing::Draining { .. } => {
+                self.closing = Closing::Draining { deadline };
+            }
+            Closing::Cut { .. } => {}
+        }
     }
 
-    /// Ends every running transfer with an ERROR to its client (a transfer that already
-    /// ended only stops dallying). Uploads not committed are dropped with their storage;
-    /// an upload handed out in [`Event::Commit`] is left to its commit, whose outcome its
-    /// client hears at [`committed`](Self::committed) (see [`committing`](Self::committing)).
-    /// Returns how many transfers were cut: those that had not yet ended.
-    pub fn abort_all(&mut self, now: Duration, code: ErrorCode, message: &'static str) -> usize {
+    /// [`close`](Self::close) was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing != Closing::Open
+    }
+
+    /// Closing, and nothing left to wait for: every transfer ended (a transfer that only
+    /// dallies is not waited for) and every commit reported.
+    pub fn is_drained(&self) -> bool {
+        self.is_closing() && self.running() == 0
+    }
+
+    /// How many transfers the end of the grace cut; zero until then.
+    pub fn cut(&self) -> usize {
+        match self.closing {
+            Closing::Cut { cut } => cut,
+            _ => 0,
+        }
+    }
+
+    /// Ends every running transfer but those committing with ERROR 0 "server shutting
+    /// down"; a transfer that already ended only stops dallying. Returns how many had not
+    /// ended.
+    fn cut_running(&mut self, now: Instant) -> usize {
         let ids: Vec<TransferId> = self.ids().collect();
         let mut cut = 0;
         for id in ids {
@@ -279,7 +331,7 @@ impl<P: Policy> Endpoint<P> {
                     continue;
                 }
                 cut += usize::from(!e.transfer.is_finished());
-                e.transfer.abort(now, code, message);
+                e.transfer.abort(now, ErrorCode::NotDefined, SHUTTING_DOWN);
                 e.storage = None;
             }
             self.enqueue(id);
@@ -288,7 +340,7 @@ impl<P: Policy> Endpoint<P> {
         cut
     }
 
-    /// Uploads handed out in [`Event::Commit`] whose outcome [`committed`](Self::committed)
+    /// Uploads handed out in [`EndpointEvent::Commit`] whose outcome [`committed`](Self::committed)
     /// has not yet told: a driver that stops waits for them.
     pub fn committing(&self) -> usize {
         self.slots
@@ -328,27 +380,27 @@ impl<P: Policy> Endpoint<P> {
     /// their source, if it has one.
     pub fn handle(
         &mut self,
-        now: Duration,
+        now: Instant,
         incoming: Incoming,
         datagram: &[u8],
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         match incoming.route {
-            Route::Transfer(id) => self.deliver(now, id, incoming.source, datagram),
-            Route::Listener(listener) if is_request(datagram) => {
+            Inbound::Transfer(id) => self.deliver(now, id, incoming.source, datagram),
+            Inbound::Listener(listener) if is_request(datagram) => {
                 return self.on_request(now, listener, &incoming, datagram, buf);
             }
-            Route::Listener(listener) if self.ports == PortMode::Single => {
+            Inbound::Listener(listener) if self.ports == PortMode::Single => {
                 if let Some(&id) = self.by_peer.get(&(listener, incoming.source)) {
                     self.deliver(now, id, incoming.source, datagram);
                 }
             }
-            Route::Listener(_) | Route::OneOff { .. } => {}
+            Inbound::Listener(_) => {}
         }
         None
     }
 
-    fn deliver(&mut self, now: Duration, id: TransferId, source: SocketAddr, datagram: &[u8]) {
+    fn deliver(&mut self, now: Instant, id: TransferId, source: SocketAddr, datagram: &[u8]) {
         let Some(e) = self.entry_mut(id) else { return };
         let stored = match &mut e.storage {
             Some(s) => {
@@ -385,12 +437,12 @@ impl<P: Policy> Endpoint<P> {
 
     fn on_request(
         &mut self,
-        now: Duration,
+        now: Instant,
         listener: usize,
         incoming: &Incoming,
         datagram: &[u8],
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         let peer = incoming.source;
         if let Some(&id) = self.by_peer.get(&(listener, peer)) {
             if self.is_repeat(id, datagram) {
@@ -428,7 +480,7 @@ impl<P: Policy> Endpoint<P> {
             Err(Over::Unanswered) => {
                 // No answer at all: a forged flood reflects nothing, and a real client
                 // asks again once its earlier transfers answered.
-                self.events.push_back(Event::Ignored {
+                self.events.push_back(EndpointEvent::Ignored {
                     peer,
                     filename,
                     why: "too many unanswered transfers from this address",
@@ -469,7 +521,7 @@ impl<P: Policy> Endpoint<P> {
             ended: false,
         });
         self.by_peer.insert((listener, peer), id);
-        self.events.push_back(Event::Started { id, info });
+        self.events.push_back(EndpointEvent::Started { id, info });
         self.enqueue(id);
         self.settle(now, id);
         None
@@ -489,8 +541,8 @@ impl<P: Policy> Endpoint<P> {
 
     /// What refuses a request before any limit is counted.
     fn check_request(&self, request: &Request<'_>) -> Result<(), Refused> {
-        if !self.accepting {
-            let refusal = Refusal::new(ErrorCode::NotDefined, "server shutting down");
+        if self.is_closing() {
+            let refusal = Refusal::new(ErrorCode::NotDefined, SHUTTING_DOWN);
             return Err(Refused::new(refusal, RefusalCause::ShuttingDown));
         }
         if request.mode == Mode::Mail {
@@ -503,7 +555,7 @@ impl<P: Policy> Endpoint<P> {
     /// Asks the policy, negotiates, and builds the transfer.
     fn open(
         &mut self,
-        now: Duration,
+        now: Instant,
         peer: SocketAddr,
         local: Option<IpAddr>,
         request: &Request<'_>,
@@ -580,7 +632,7 @@ impl<P: Policy> Endpoint<P> {
         refused: Refused,
         filename: Option<String>,
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         if buf.len() < MIN_BUF {
             return None;
         }
@@ -590,7 +642,7 @@ impl<P: Policy> Endpoint<P> {
             cause,
         } = refused;
         let len = encode_error(refusal.code, &refusal.message, buf);
-        self.events.push_back(Event::Refused {
+        self.events.push_back(EndpointEvent::Refused {
             peer: incoming.source,
             filename,
             served,
@@ -598,10 +650,10 @@ impl<P: Policy> Endpoint<P> {
             cause,
         });
         let route = match self.ports {
-            PortMode::Single => Route::Listener(listener),
-            PortMode::PerTransfer => Route::OneOff { listener },
+            PortMode::Single => Outbound::Listener(listener),
+            PortMode::PerTransfer => Outbound::OneOff { listener },
         };
-        Some(Transmit {
+        Some(Outgoing {
             route,
             destination: incoming.source,
             source: incoming.local,
@@ -643,7 +695,7 @@ impl<P: Policy> Endpoint<P> {
 
     /// After anything happened to a transfer: turn its events into the endpoint's, keep
     /// its deadline registered, and free it once it is closed.
-    fn settle(&mut self, now: Duration, id: TransferId) {
+    fn settle(&mut self, now: Instant, id: TransferId) {
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
         };
@@ -653,21 +705,21 @@ impl<P: Policy> Endpoint<P> {
         let Some(e) = slot.entry.as_mut() else { return };
         while let Some(event) = e.transfer.poll_event() {
             match event {
-                transfer::Event::UploadComplete => match e.storage.take() {
-                    Some(storage) => self.events.push_back(Event::Commit { id, storage }),
+                transfer::TransferEvent::UploadComplete => match e.storage.take() {
+                    Some(storage) => self.events.push_back(EndpointEvent::Commit { id, storage }),
                     None => {
                         let lost = StorageError::new(ErrorCode::NotDefined, "upload storage lost");
                         e.transfer.finish_upload(now, Err(lost));
                     }
                 },
-                transfer::Event::Finished { stats, result } => {
+                transfer::TransferEvent::Finished { stats, result } => {
                     e.ended = true;
                     let report = Report {
                         info: e.info.clone(),
                         stats,
                         result,
                     };
-                    self.events.push_back(Event::Ended { id, report });
+                    self.events.push_back(EndpointEvent::Ended { id, report });
                 }
                 _ => {}
             }
@@ -709,19 +761,30 @@ impl<P: Policy> Endpoint<P> {
         }
         let ip = e.info.peer.ip();
         self.admission.with(|a| a.release(ip, e.heard));
-        self.events.push_back(Event::Closed { id });
+        self.events.push_back(EndpointEvent::Closed { id });
     }
 
-    /// The earliest deadline of all transfers, at which
+    /// The earliest deadline, of all transfers and of a graceful stop's grace, at which
     /// [`handle_timeout`](Self::handle_timeout) must be called.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Duration> {
-        self.timers.first().map(|&(at, _)| at)
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let transfers = self.timers.first().map(|&(at, _)| at);
+        match self.closing {
+            Closing::Draining { deadline } => Some(transfers.map_or(deadline, |t| t.min(deadline))),
+            _ => transfers,
+        }
     }
 
-    /// Handles every deadline that has passed: retransmissions, transfers given up, and
-    /// transfers whose client never answered, which are dropped without a word.
-    pub fn handle_timeout(&mut self, now: Duration) {
+    /// Handles every deadline that has passed: retransmissions, transfers given up,
+    /// transfers whose client never answered, which are dropped without a word, and the end
+    /// of a graceful stop's grace.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Closing::Draining { deadline } = self.closing
+            && deadline <= now
+        {
+            let cut = self.cut_running(now);
+            self.closing = Closing::Cut { cut };
+        }
         let mut due = core::mem::take(&mut self.due);
         due.extend(
             self.timers
@@ -750,7 +813,7 @@ impl<P: Policy> Endpoint<P> {
     /// [`max_datagram_len`](Self::max_datagram_len) bytes) and says where it goes, or
     /// returns `None` when nothing is due. A transfer's window goes out in one run.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Duration, buf: &mut [u8]) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Outgoing> {
         self.poll_transmit_batch(now, buf, 1)
     }
 
@@ -760,10 +823,10 @@ impl<P: Policy> Endpoint<P> {
     #[must_use]
     pub fn poll_transmit_batch(
         &mut self,
-        now: Duration,
+        now: Instant,
         buf: &mut [u8],
         max_segments: usize,
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         while let Some(&id) = self.ready.front() {
             let ports = self.ports;
             let Some(e) = self.entry_mut(id) else {
@@ -783,10 +846,10 @@ impl<P: Policy> Endpoint<P> {
                 continue;
             };
             let route = match ports {
-                PortMode::Single => Route::Listener(e.listener),
-                PortMode::PerTransfer => Route::Transfer(id),
+                PortMode::Single => Outbound::Listener(e.listener),
+                PortMode::PerTransfer => Outbound::Transfer(id),
             };
-            let transmit = Transmit {
+            let transmit = Outgoing {
                 route,
                 destination: t.destination,
                 source: e.info.local,
@@ -804,7 +867,7 @@ impl<P: Policy> Endpoint<P> {
     /// [`poll_transmit`](Self::poll_transmit) gave is sent and before waiting, so uploads
     /// reach their files after their ACKs went out. A storage that fails ends its transfer;
     /// this returns true then: poll for transmits and events again before waiting.
-    pub fn flush_storage(&mut self, now: Duration) -> bool {
+    pub fn flush_storage(&mut self, now: Instant) -> bool {
         let mut ended = false;
         while let Some(id) = self.unflushed.pop() {
             let Some(e) = self.entry_mut(id) else {
@@ -826,28 +889,28 @@ impl<P: Policy> Endpoint<P> {
     /// The next event, if any. Call it until `None` after each `handle_*` and
     /// `poll_transmit`.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event<P::Storage>> {
+    pub fn poll_event(&mut self) -> Option<EndpointEvent<P::Storage>> {
         self.events.pop_front()
     }
 
-    /// The outcome of an upload's commit ([`Event::Commit`]): on success the client is sent
+    /// The outcome of an upload's commit ([`EndpointEvent::Commit`]): on success the client is sent
     /// the final ACK, otherwise the error's ERROR. An id that is gone is ignored.
-    pub fn committed(&mut self, now: Duration, id: TransferId, result: Result<(), StorageError>) {
+    pub fn committed(&mut self, now: Instant, id: TransferId, result: Result<(), StorageError>) {
         let Some(e) = self.entry_mut(id) else { return };
         e.transfer.finish_upload(now, result);
         self.enqueue(id);
         self.settle(now, id);
     }
 
-    /// The driver could not open a socket for a transfer's [`Route::Transfer`] (no
+    /// The driver could not open a socket for a transfer's [`Outbound::Transfer`] (no
     /// descriptor, or every port of its range taken). The transfer ends, and the client is
     /// told from the request socket instead: its ERROR is written into `buf` and returned.
     pub fn port_unavailable(
         &mut self,
-        now: Duration,
+        now: Instant,
         id: TransferId,
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         let message = "server busy: no transfer port free, try again later";
         let e = self.entry_mut(id)?;
         let (listener, peer, local) = (e.listener, e.info.peer, e.info.local);
@@ -861,8 +924,8 @@ impl<P: Policy> Endpoint<P> {
         if buf.len() < MIN_BUF {
             return None;
         }
-        Some(Transmit {
-            route: Route::Listener(listener),
+        Some(Outgoing {
+            route: Outbound::Listener(listener),
             destination: peer,
             source: local,
             len: encode_error(ErrorCode::NotDefined, message, buf),
