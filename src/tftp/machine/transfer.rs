@@ -116,7 +116,7 @@ impl Side {
     }
 }
 
-/// A packet owed to the peer, other than DATA.
+/// A packet control_due to the peer, other than DATA.
 #[derive(Clone, Debug)]
 enum Control {
     /// The request (client) or OACK (server) kept in `Transfer::opening`.
@@ -163,8 +163,8 @@ pub struct Transfer {
     phase: Phase,
     /// The request (client) or OACK (server), kept for retransmission until answered.
     opening: Vec<u8>,
-    owed: Option<Control>,
-    strangers: VecDeque<SocketAddr>,
+    control_due: Option<Control>,
+    unknown_senders: VecDeque<SocketAddr>,
     events: VecDeque<TransferEvent>,
     /// `TransferEvent::Finished` was emitted: there is only ever one.
     finished: bool,
@@ -201,8 +201,8 @@ impl Transfer {
             stats: Stats::default(),
             phase,
             opening: Vec::new(),
-            owed: None,
-            strangers: VecDeque::new(),
+            control_due: None,
+            unknown_senders: VecDeque::new(),
             events: VecDeque::new(),
             finished: false,
             paused_until: None,
@@ -235,7 +235,7 @@ impl Transfer {
         };
         let mut t = Transfer::new(now, side, server, config, phase);
         t.opening = opening;
-        t.owed = Some(Control::Opening);
+        t.control_due = Some(Control::Opening);
         Ok(t)
     }
 
@@ -271,9 +271,9 @@ impl Transfer {
         match oack {
             Some(oack) => {
                 t.opening = oack;
-                t.owed = Some(Control::Opening);
+                t.control_due = Some(Control::Opening);
             }
-            None if direction == Direction::Write => t.owed = Some(Control::Ack(0)),
+            None if direction == Direction::Write => t.control_due = Some(Control::Ack(0)),
             None => {}
         }
         t
@@ -301,7 +301,9 @@ impl Transfer {
 
     /// True when the transfer has nothing more to send or wait for.
     pub fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed) && self.owed.is_none() && self.strangers.is_empty()
+        matches!(self.phase, Phase::Closed)
+            && self.control_due.is_none()
+            && self.unknown_senders.is_empty()
     }
 
     /// True while a server's upload waits for [`finish_upload`](Self::finish_upload).
@@ -379,7 +381,7 @@ impl Transfer {
         self.paused_until = None;
     }
 
-    /// Ends the transfer with an ERROR to the peer in place of anything still owed.
+    /// Ends the transfer with an ERROR to the peer in place of anything still control_due.
     fn fail(
         &mut self,
         now: Instant,
@@ -387,13 +389,13 @@ impl Transfer {
         message: Cow<'static, str>,
         why: TransferError,
     ) {
-        self.owed = Some(Control::Error(code, message));
+        self.control_due = Some(Control::Error(code, message));
         self.close();
         self.finish(now, Err(why));
     }
 
     /// Ends the transfer from the application's side: the peer is sent an ERROR with this
-    /// code and message in place of anything still owed, and, unless the transfer already
+    /// code and message in place of anything still control_due, and, unless the transfer already
     /// reported its end, `Finished` follows with [`TransferError::Aborted`].
     pub fn abort(&mut self, now: Instant, code: ErrorCode, message: impl Into<Cow<'static, str>>) {
         if self.finished {
@@ -411,8 +413,8 @@ impl Transfer {
     /// Ends the transfer without a word to the peer: a server dropping a transfer whose
     /// client never answered, or one its client replaced with a new request.
     pub(crate) fn drop_silently(&mut self, now: Instant, why: TransferError) {
-        self.owed = None;
-        self.strangers.clear();
+        self.control_due = None;
+        self.unknown_senders.clear();
         self.close();
         self.finish(now, Err(why));
     }
@@ -426,7 +428,7 @@ impl Transfer {
         };
         match result {
             Ok(()) => {
-                self.owed = Some(Control::Ack(last));
+                self.control_due = Some(Control::Ack(last));
                 self.phase = Phase::Dallying { last };
                 self.timer
                     .set_deadline(now.saturating_add(self.dally_time()));
@@ -484,7 +486,7 @@ impl Transfer {
             Expiry::Retransmit(Kind::Early) => self.stats.early_timeouts += 1,
             Expiry::Retransmit(Kind::Retry) => self.stats.retries += 1,
         }
-        let owed = match &mut self.phase {
+        let control_due = match &mut self.phase {
             Phase::Requesting { .. } | Phase::AwaitingAck0(_) => Control::Opening,
             Phase::Receiving(r) if r.received() == 0 && !self.opening.is_empty() => {
                 Control::Opening
@@ -501,7 +503,7 @@ impl Transfer {
             }
             Phase::Committing { .. } | Phase::Dallying { .. } | Phase::Closed => return,
         };
-        self.owed = Some(owed);
+        self.control_due = Some(control_due);
         self.stats.retransmissions += 1;
     }
 
@@ -571,8 +573,8 @@ impl Transfer {
     }
 
     fn stranger(&mut self, source: SocketAddr) {
-        if self.strangers.len() < MAX_STRANGERS {
-            self.strangers.push_back(source);
+        if self.unknown_senders.len() < MAX_STRANGERS {
+            self.unknown_senders.push_back(source);
         }
     }
 
@@ -654,7 +656,7 @@ impl Transfer {
             Direction::Read => {
                 self.phase = Phase::Receiving(Receiver::new(blksize, windowsize, netascii));
                 if let Packet::Oack(_) = packet {
-                    self.owed = Some(Control::Ack(0));
+                    self.control_due = Some(Control::Ack(0));
                 } else {
                     self.on_packet(now, packet, storage);
                 }
@@ -744,7 +746,7 @@ impl Transfer {
                     DataOutcome::Wait => {}
                     DataOutcome::InOrder => self.timer.progressed(now),
                     DataOutcome::Ack(b) => {
-                        self.owed = Some(Control::Ack(b));
+                        self.control_due = Some(Control::Ack(b));
                         self.timer.progressed(now);
                     }
                     DataOutcome::Final(last) => self.on_final_block(now, last),
@@ -752,7 +754,7 @@ impl Transfer {
             }
             (Phase::Dallying { last }, Packet::Data { block, .. }) if block == *last => {
                 // The sender missed our final ACK: answer, and stay for its next try.
-                self.owed = Some(Control::Ack(block));
+                self.control_due = Some(Control::Ack(block));
                 let until = now.saturating_add(self.dally_time());
                 self.timer.set_deadline(until);
             }
@@ -760,7 +762,7 @@ impl Transfer {
             (Phase::Receiving(r), Packet::Oack(_))
                 if matches!(self.side, Side::Client { .. }) && r.received() == 0 =>
             {
-                self.owed = Some(Control::Ack(0));
+                self.control_due = Some(Control::Ack(0));
             }
             // Anything else from the peer (a duplicate request, a stray OACK, a repeated
             // final DATA while the upload is committed) is ignored.
@@ -776,7 +778,7 @@ impl Transfer {
                 self.events.push_back(TransferEvent::UploadComplete);
             }
             Side::Client { .. } => {
-                self.owed = Some(Control::Ack(last));
+                self.control_due = Some(Control::Ack(last));
                 self.phase = Phase::Dallying { last };
                 self.timer
                     .set_deadline(now.saturating_add(self.dally_time()));
@@ -814,19 +816,19 @@ impl Transfer {
         let needed = self.max_datagram_len();
         if buf.len() < needed {
             if !self.finished {
-                self.owed = None;
+                self.control_due = None;
                 self.close();
                 self.finish(now, Err(TransferError::BufferTooSmall { needed }));
             }
             return None;
         }
-        if let Some(to) = self.strangers.pop_front() {
+        if let Some(to) = self.unknown_senders.pop_front() {
             let code = ErrorCode::UnknownTransferId;
             let message = Text::from(code.description());
             let len = encode_infallible(&Packet::Error { code, message }, buf);
             return Some(Transmit::one(to, len));
         }
-        if let Some(c) = self.owed.take() {
+        if let Some(c) = self.control_due.take() {
             let len = match c {
                 Control::Opening => {
                     let len = self.opening.len();

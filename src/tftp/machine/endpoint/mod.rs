@@ -46,9 +46,9 @@ use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Pa
 
 /// A storage for the moments a transfer has none: after an upload was handed out for its
 /// commit. The machines call it only to fail.
-struct Handed;
+struct StorageInCommit;
 
-impl Storage for Handed {}
+impl Storage for StorageInCommit {}
 
 struct Entry<S> {
     transfer: Transfer,
@@ -335,7 +335,7 @@ impl<P: Policy> Endpoint<P> {
                 e.storage = None;
             }
             self.enqueue(id);
-            self.settle(now, id);
+            self.sync_transfer(now, id);
         }
         cut
     }
@@ -409,7 +409,7 @@ impl<P: Policy> Endpoint<P> {
             }
             None => {
                 e.transfer
-                    .handle_datagram(now, source, datagram, &mut Handed);
+                    .handle_datagram(now, source, datagram, &mut StorageInCommit);
                 false
             }
         };
@@ -432,7 +432,7 @@ impl<P: Policy> Endpoint<P> {
             self.admission.with(|a| a.answered(ip));
         }
         self.enqueue(id);
-        self.settle(now, id);
+        self.sync_transfer(now, id);
     }
 
     fn on_request(
@@ -454,7 +454,7 @@ impl<P: Policy> Endpoint<P> {
                 if let Some(e) = self.entry_mut(id) {
                     e.transfer.drop_silently(now, TransferError::Abandoned);
                 }
-                self.settle(now, id);
+                self.sync_transfer(now, id);
             }
         }
         let (request, direction) = match Packet::parse(datagram) {
@@ -523,7 +523,7 @@ impl<P: Policy> Endpoint<P> {
         self.by_peer.insert((listener, peer), id);
         self.events.push_back(EndpointEvent::Started { id, info });
         self.enqueue(id);
-        self.settle(now, id);
+        self.sync_transfer(now, id);
         None
     }
 
@@ -695,7 +695,7 @@ impl<P: Policy> Endpoint<P> {
 
     /// After anything happened to a transfer: turn its events into the endpoint's, keep
     /// its deadline registered, and free it once it is closed.
-    fn settle(&mut self, now: Instant, id: TransferId) {
+    fn sync_transfer(&mut self, now: Instant, id: TransferId) {
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
         };
@@ -803,7 +803,7 @@ impl<P: Policy> Endpoint<P> {
                 e.transfer.handle_timeout(now);
             }
             self.enqueue(id);
-            self.settle(now, id);
+            self.sync_transfer(now, id);
         }
         due.clear();
         self.due = due;
@@ -835,14 +835,15 @@ impl<P: Policy> Endpoint<P> {
             };
             let sent = match &mut e.storage {
                 Some(s) => e.transfer.poll_transmit_batch(now, s, buf, max_segments),
-                None => e
-                    .transfer
-                    .poll_transmit_batch(now, &mut Handed, buf, max_segments),
+                None => {
+                    e.transfer
+                        .poll_transmit_batch(now, &mut StorageInCommit, buf, max_segments)
+                }
             };
             let Some(t) = sent else {
                 e.queued = false;
                 self.ready.pop_front();
-                self.settle(now, id);
+                self.sync_transfer(now, id);
                 continue;
             };
             let route = match ports {
@@ -856,7 +857,7 @@ impl<P: Policy> Endpoint<P> {
                 len: t.len,
                 segment_size: t.segment_size,
             };
-            self.settle(now, id);
+            self.sync_transfer(now, id);
             return Some(transmit);
         }
         None
@@ -880,7 +881,7 @@ impl<P: Policy> Endpoint<P> {
             if e.transfer.flush_storage(now, storage) {
                 ended = true;
                 self.enqueue(id);
-                self.settle(now, id);
+                self.sync_transfer(now, id);
             }
         }
         ended
@@ -899,7 +900,7 @@ impl<P: Policy> Endpoint<P> {
         let Some(e) = self.entry_mut(id) else { return };
         e.transfer.finish_upload(now, result);
         self.enqueue(id);
-        self.settle(now, id);
+        self.sync_transfer(now, id);
     }
 
     /// The driver could not open a socket for a transfer's [`Outbound::Transfer`] (no
@@ -920,7 +921,7 @@ impl<P: Policy> Endpoint<P> {
         };
         e.transfer.drop_silently(now, why);
         e.storage = None;
-        self.settle(now, id);
+        self.sync_transfer(now, id);
         if buf.len() < MIN_BUF {
             return None;
         }
