@@ -57,18 +57,31 @@ struct Entry<S> {
     listener: usize,
     /// The request's bytes, to recognise a repeat of it.
     request: Vec<u8>,
-    /// The client has sent something to the transfer: it has our answer.
-    heard: bool,
-    /// While not heard: when the transfer is dropped.
-    reclaim_at: Option<Instant>,
+    contact: Contact,
     /// The deadline registered in `Endpoint::timers`.
     timer: Option<Instant>,
-    /// In `Endpoint::ready`.
+    /// In `Endpoint::ready`, which is a queue (transfers send in turn) and so cannot tell
+    /// membership itself.
     queued: bool,
-    /// In `Endpoint::unflushed`.
-    unflushed: bool,
-    /// `EndpointEvent::Ended` was emitted.
-    ended: bool,
+    stage: Stage,
+}
+
+/// Whether the client answered what the transfer sent first: until it does, the request
+/// may have been forged, and the transfer counts against the unanswered limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contact {
+    /// Not yet; the transfer is dropped without a word at `reclaim_at` (`None` once it
+    /// was).
+    Awaited { reclaim_at: Option<Instant> },
+    Answered,
+}
+
+/// Whether the transfer reported its end ([`EndpointEvent::Ended`]); an ended transfer
+/// may still dally a while before it is freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Running,
+    Ended,
 }
 
 struct Slot<S> {
@@ -132,7 +145,7 @@ pub struct Endpoint<P: Policy> {
     /// Transfers that may have something to send, in turn.
     ready: VecDeque<TransferId>,
     /// Uploads whose storage was given data since `flush_storage` last ran.
-    unflushed: Vec<TransferId>,
+    unflushed: BTreeSet<TransferId>,
     events: VecDeque<EndpointEvent<P::Storage>>,
     /// Scratch for `handle_timeout`.
     due: Vec<TransferId>,
@@ -207,7 +220,7 @@ impl<P: Policy> Endpoint<P> {
             admission: Held::Own(Admission::new()),
             timers: BTreeSet::new(),
             ready: VecDeque::new(),
-            unflushed: Vec::new(),
+            unflushed: BTreeSet::new(),
             events: VecDeque::new(),
             due: Vec::new(),
             closing: Closing::Open,
@@ -262,7 +275,7 @@ impl<P: Policy> Endpoint<P> {
         self.slots
             .iter()
             .filter_map(|s| s.entry.as_ref())
-            .filter(|e| !e.ended)
+            .filter(|e| e.stage == Stage::Running)
             .count()
     }
 
@@ -414,18 +427,16 @@ impl<P: Policy> Endpoint<P> {
             }
         };
         // Only uploads write: a download's ACKs leave nothing to flush.
-        let unflushed = stored && e.info.direction == Direction::Write && !e.unflushed;
-        e.unflushed |= unflushed;
+        let unflushed = stored && e.info.direction == Direction::Write;
         // Only the answer the transfer waits for counts: any datagram from the client's
         // port would otherwise lift the guard against forged requests.
-        let first_answer = !e.heard && e.transfer.is_answered();
+        let first_answer = e.contact != Contact::Answered && e.transfer.is_answered();
         if first_answer {
-            e.heard = true;
-            e.reclaim_at = None;
+            e.contact = Contact::Answered;
         }
         let ip = e.info.peer.ip();
         if unflushed {
-            self.unflushed.push(id);
+            self.unflushed.insert(id);
         }
         if first_answer {
             self.unanswered -= 1;
@@ -513,12 +524,12 @@ impl<P: Policy> Endpoint<P> {
             info: info.clone(),
             listener,
             request: datagram.to_vec(),
-            heard: false,
-            reclaim_at: Some(now.saturating_add(self.limits.unanswered_timeout)),
+            contact: Contact::Awaited {
+                reclaim_at: Some(now.saturating_add(self.limits.unanswered_timeout)),
+            },
             timer: None,
             queued: false,
-            unflushed: false,
-            ended: false,
+            stage: Stage::Running,
         });
         self.by_peer.insert((listener, peer), id);
         self.events.push_back(EndpointEvent::Started { id, info });
@@ -535,7 +546,7 @@ impl<P: Policy> Endpoint<P> {
         self.entry(id).is_some_and(|e| {
             !e.transfer.is_finished()
                 && e.request == datagram
-                && (self.ports == PortMode::Single || !e.heard)
+                && (self.ports == PortMode::Single || e.contact != Contact::Answered)
         })
     }
 
@@ -664,7 +675,7 @@ impl<P: Policy> Endpoint<P> {
 
     fn insert(&mut self, entry: Entry<P::Storage>) -> TransferId {
         self.live += 1;
-        self.unanswered += usize::from(!entry.heard);
+        self.unanswered += usize::from(entry.contact != Contact::Answered);
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.entry = Some(entry);
@@ -713,7 +724,7 @@ impl<P: Policy> Endpoint<P> {
                     }
                 },
                 transfer::TransferEvent::Finished { stats, result } => {
-                    e.ended = true;
+                    e.stage = Stage::Ended;
                     let report = Report {
                         info: e.info.clone(),
                         stats,
@@ -727,7 +738,11 @@ impl<P: Policy> Endpoint<P> {
         if e.transfer.is_closed() {
             return self.free(id);
         }
-        let wanted = match (e.transfer.poll_timeout(), e.reclaim_at) {
+        let reclaim_at = match e.contact {
+            Contact::Awaited { reclaim_at } => reclaim_at,
+            Contact::Answered => None,
+        };
+        let wanted = match (e.transfer.poll_timeout(), reclaim_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -750,8 +765,12 @@ impl<P: Policy> Endpoint<P> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
-        self.unanswered -= usize::from(!e.heard);
-        debug_assert!(e.ended, "a transfer closes only after it reported its end");
+        let answered = e.contact == Contact::Answered;
+        self.unanswered -= usize::from(!answered);
+        debug_assert!(
+            e.stage == Stage::Ended,
+            "a transfer closes only after it reported its end"
+        );
         if let Some(t) = e.timer {
             self.timers.remove(&(t, id));
         }
@@ -760,7 +779,7 @@ impl<P: Policy> Endpoint<P> {
             self.by_peer.remove(&key);
         }
         let ip = e.info.peer.ip();
-        self.admission.with(|a| a.release(ip, e.heard));
+        self.admission.with(|a| a.release(ip, answered));
         self.events.push_back(EndpointEvent::Closed { id });
     }
 
@@ -796,9 +815,13 @@ impl<P: Policy> Endpoint<P> {
             let Some(e) = self.entry_mut(id) else {
                 continue;
             };
-            if !e.heard && e.reclaim_at.is_some_and(|at| at <= now) {
+            let reclaim_due = matches!(
+                e.contact,
+                Contact::Awaited { reclaim_at: Some(at) } if at <= now
+            );
+            if reclaim_due {
+                e.contact = Contact::Awaited { reclaim_at: None };
                 e.transfer.drop_silently(now, TransferError::Unanswered);
-                e.reclaim_at = None;
             } else {
                 e.transfer.handle_timeout(now);
             }
@@ -870,11 +893,10 @@ impl<P: Policy> Endpoint<P> {
     /// this returns true then: poll for transmits and events again before waiting.
     pub fn flush_storage(&mut self, now: Instant) -> bool {
         let mut ended = false;
-        while let Some(id) = self.unflushed.pop() {
+        while let Some(id) = self.unflushed.pop_first() {
             let Some(e) = self.entry_mut(id) else {
                 continue;
             };
-            e.unflushed = false;
             let Some(storage) = &mut e.storage else {
                 continue;
             };
