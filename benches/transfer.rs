@@ -12,13 +12,13 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sim::{AllowAll, ServerSide, SimFile, client_addr, server_addr};
 use wirekit::tftp::server::{Limits, PortMode};
-use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Transfer, Windowsize};
+use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Instant, Transfer, Windowsize};
 
 const SIZE: usize = 64 << 20;
 
 /// One whole transfer; returns the bytes received.
 fn transfer(file: &SimFile, sink: &mut Vec<u8>, blksize: u16, windowsize: u16) -> usize {
-    let now = Duration::ZERO;
+    let now = Instant::ZERO;
     sink.clear();
     let mut req = ClientRequest::new(Direction::Read, "bench");
     req.blksize = Some(Blksize::new(blksize.into()).unwrap());

@@ -18,9 +18,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wirekit::tftp::server::{
-    Event, Incoming, Limits, Policy, PortMode, Refusal, Route, TransferId,
+    Endpoint, EndpointEvent, Inbound, Incoming, Limits, Policy, PortMode, Refusal, TransferId,
 };
-use wirekit::tftp::{Endpoint, ErrorCode, Storage, StorageError, Text};
+use wirekit::tftp::{self, ErrorCode, Storage, StorageError, Text};
 
 /// The files served, by name.
 pub type Files = Arc<Mutex<HashMap<Vec<u8>, Arc<[u8]>>>>;
@@ -124,22 +124,24 @@ pub async fn serve(
     let mut inbuf = vec![0u8; 65_536];
     let mut outbuf = vec![0u8; endpoint.max_datagram_len()];
     tokio::pin!(stop);
+    // The machines' clock: the time since `epoch`.
+    let clock = || tftp::Instant::from(epoch.elapsed());
     loop {
-        let now = epoch.elapsed();
+        let now = clock();
         while let Some(t) = endpoint.poll_transmit(now, &mut outbuf) {
             // A full socket buffer loses the datagram; the protocol retransmits it.
             let _ = socket.try_send_to(&outbuf[..t.len], t.destination);
         }
         while let Some(event) = endpoint.poll_event() {
             match event {
-                Event::Commit { id, mut storage } => {
+                EndpointEvent::Commit { id, mut storage } => {
                     let committed = committed.clone();
                     tokio::task::spawn_blocking(move || {
                         let _ = committed.send((id, storage.commit()));
                     });
                 }
-                Event::Ended { report, .. } => log(report.to_string()),
-                Event::Refused { peer, refusal, .. } => {
+                EndpointEvent::Ended { report, .. } => log(report.to_string()),
+                EndpointEvent::Refused { peer, refusal, .. } => {
                     log(format!("{peer} refused: {}", refusal.message))
                 }
                 _ => {}
@@ -157,13 +159,13 @@ pub async fn serve(
         tokio::select! {
             received = socket.recv_from(&mut inbuf) => {
                 let (n, source) = received?;
-                let incoming = Incoming { route: Route::Listener(0), source, local: None };
-                if let Some(t) = endpoint.handle(epoch.elapsed(), incoming, &inbuf[..n], &mut outbuf) {
+                let incoming = Incoming::new(Inbound::Listener(0), source, None);
+                if let Some(t) = endpoint.handle(clock(), incoming, &inbuf[..n], &mut outbuf) {
                     let _ = socket.try_send_to(&outbuf[..t.len], t.destination);
                 }
             }
-            Some((id, result)) = commits.recv() => endpoint.committed(epoch.elapsed(), id, result),
-            () = tokio::time::sleep_until(epoch + deadline) => endpoint.handle_timeout(epoch.elapsed()),
+            Some((id, result)) = commits.recv() => endpoint.committed(clock(), id, result),
+            () = tokio::time::sleep_until(epoch + deadline.since_epoch()) => endpoint.handle_timeout(clock()),
             () = &mut stop => return Ok(()),
         }
     }

@@ -10,7 +10,7 @@
 //!
 //! - [`tftp`]: the TFTP packet codec (RFC 1350 with the options of RFC 2347, 2348, 2349 and
 //!   7440), netascii, and the machines: [`tftp::Transfer`] for one transfer, either side, and
-//!   [`tftp::Endpoint`] for a whole server: every transfer, admission through your
+//!   [`tftp::server::Endpoint`] for a whole server: every transfer, admission through your
 //!   [`tftp::server::Policy`], limits, repeated requests, refusals.
 //! - [`frame`]: length-prefixed framing for byte streams such as TCP, with a streaming decoder.
 //! - [`net`] (feature `std`): the drivers: a TFTP server ([`net::Server`]) and client
@@ -85,42 +85,44 @@
 //! use std::net::{SocketAddr, UdpSocket};
 //! use std::time::Instant;
 //!
-//! use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Event, Transfer, Windowsize};
+//! use wirekit::tftp::{self, Blksize, ClientRequest, Config, Direction, Transfer, TransferEvent};
+//! use wirekit::tftp::Windowsize;
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let server: SocketAddr = "192.0.2.10:69".parse()?;
 //!     let socket = UdpSocket::bind("0.0.0.0:0")?;
-//!     // The machine's time is a Duration since any epoch the driver picks.
+//!     // The machine's clock: a `tftp::Instant`, the time since any epoch the driver picks.
 //!     let epoch = Instant::now();
+//!     let clock = || tftp::Instant::from(epoch.elapsed());
 //!
 //!     let mut request = ClientRequest::new(Direction::Read, "pxelinux.0");
 //!     request.blksize = Some(Blksize::new(1468)?);
 //!     request.windowsize = Some(Windowsize::new(16)?);
 //!     request.tsize = Some(0);
-//!     let mut transfer = Transfer::client(epoch.elapsed(), server, &request, Config::default())?;
+//!     let mut transfer = Transfer::client(clock(), server, &request, Config::default())?;
 //!
 //!     let mut file = Vec::new(); // `Storage`: received DATA is appended here.
 //!     let mut out = vec![0u8; transfer.max_datagram_len().max(65_536)];
 //!     let mut incoming = vec![0u8; 65_536];
 //!     let (stats, result) = loop {
 //!         // 1. Send what the machine wants sent (the RRQ, ACKs, ERRORs).
-//!         while let Some(t) = transfer.poll_transmit(epoch.elapsed(), &mut file, &mut out) {
+//!         while let Some(t) = transfer.poll_transmit(clock(), &mut file, &mut out) {
 //!             socket.send_to(&out[..t.len], t.destination)?;
 //!         }
 //!         // 2. Handle its events; the transfer's end is one of them. (A receiver may dally
 //!         //    a while after it, to re-ACK a repeated final block; a client in a hurry,
 //!         //    like this one, need not.)
-//!         if let Some(Event::Finished { stats, result }) = transfer.poll_event() {
+//!         if let Some(TransferEvent::Finished { stats, result }) = transfer.poll_event() {
 //!             break (stats, result);
 //!         }
 //!         // 3. The ACK is out: a storage that gathers blocks writes them now. (A `Vec`
 //!         //    gathers nothing; a failed write would leave an ERROR to send first.)
-//!         if transfer.flush_storage(epoch.elapsed(), &mut file) {
+//!         if transfer.flush_storage(clock(), &mut file) {
 //!             continue;
 //!         }
 //!         // 4. Wait for a datagram, but no longer than the machine's next deadline.
 //!         let Some(deadline) = transfer.poll_timeout() else { continue };
-//!         let now = epoch.elapsed();
+//!         let now = clock();
 //!         if deadline <= now {
 //!             transfer.handle_timeout(now);
 //!             continue;
@@ -129,10 +131,10 @@
 //!         match socket.recv_from(&mut incoming) {
 //!             // Any source: the machine answers strangers with ERROR 5 itself.
 //!             Ok((n, from)) => {
-//!                 transfer.handle_datagram(epoch.elapsed(), from, &incoming[..n], &mut file)
+//!                 transfer.handle_datagram(clock(), from, &incoming[..n], &mut file)
 //!             }
 //!             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-//!                 transfer.handle_timeout(epoch.elapsed())
+//!                 transfer.handle_timeout(clock())
 //!             }
 //!             Err(e) => return Err(e.into()),
 //!         }
@@ -146,7 +148,7 @@
 //!
 //! # A server over a blocking `UdpSocket`
 //!
-//! A [`tftp::Endpoint`] is a whole server. Your [`tftp::server::Policy`] says who may read
+//! A [`tftp::server::Endpoint`] is a whole server. Your [`tftp::server::Policy`] says who may read
 //! or write what, and hands out the [`tftp::Storage`] each transfer uses. In single-port
 //! mode every transfer talks through the one socket, so one socket is the whole driver
 //! ([`net::Server`] runs the same endpoint on `mio`, with a port per transfer or a single
@@ -158,8 +160,10 @@
 //! use std::net::{SocketAddr, UdpSocket};
 //! use std::time::Instant;
 //!
-//! use wirekit::tftp::server::{Event, Incoming, Limits, Policy, PortMode, Refusal, Route};
-//! use wirekit::tftp::{Endpoint, ErrorCode, Storage, Text};
+//! use wirekit::tftp::server::{
+//!     Endpoint, EndpointEvent, Inbound, Incoming, Limits, Policy, PortMode, Refusal,
+//! };
+//! use wirekit::tftp::{self, ErrorCode, Storage, Text};
 //!
 //! /// Files served from memory; uploads are accepted into memory too.
 //! struct Memory(HashMap<Vec<u8>, Vec<u8>>);
@@ -182,31 +186,32 @@
 //!     let files = HashMap::from([(b"hello.txt".to_vec(), b"hello, world\n".to_vec())]);
 //!     let mut server = Endpoint::new(Memory(files), Limits::default(), PortMode::Single);
 //!     let epoch = Instant::now();
+//!     let clock = || tftp::Instant::from(epoch.elapsed());
 //!     let (mut inbuf, mut outbuf) = (vec![0u8; 65_536], vec![0u8; server.max_datagram_len()]);
 //!     loop {
 //!         // 1. Send everything due, then act on the events.
-//!         while let Some(t) = server.poll_transmit(epoch.elapsed(), &mut outbuf) {
+//!         while let Some(t) = server.poll_transmit(clock(), &mut outbuf) {
 //!             socket.send_to(&outbuf[..t.len], t.destination)?;
 //!         }
 //!         while let Some(event) = server.poll_event() {
 //!             match event {
 //!                 // An upload is complete: put it in place, then say how that went.
-//!                 Event::Commit { id, mut storage } => {
+//!                 EndpointEvent::Commit { id, mut storage } => {
 //!                     let result = storage.commit();
-//!                     server.committed(epoch.elapsed(), id, result);
+//!                     server.committed(clock(), id, result);
 //!                 }
-//!                 Event::Ended { report, .. } => eprintln!("{report}"),
+//!                 EndpointEvent::Ended { report, .. } => eprintln!("{report}"),
 //!                 _ => {}
 //!             }
 //!         }
 //!         // 2. Uploads write what they gathered, now that their ACKs are out; a write
 //!         //    that failed leaves its ERROR to send first.
-//!         if server.flush_storage(epoch.elapsed()) {
+//!         if server.flush_storage(clock()) {
 //!             continue;
 //!         }
 //!         // 3. Wait for a datagram until the next deadline, and hand it over.
-//!         let now = epoch.elapsed();
-//!         let wait = server.poll_timeout().map(|d| d.saturating_sub(now));
+//!         let now = clock();
+//!         let wait = server.poll_timeout().map(|deadline| deadline - now);
 //!         if wait.is_some_and(|w| w.is_zero()) {
 //!             server.handle_timeout(now);
 //!             continue;
@@ -214,14 +219,14 @@
 //!         socket.set_read_timeout(wait)?;
 //!         match socket.recv_from(&mut inbuf) {
 //!             Ok((n, source)) => {
-//!                 let incoming = Incoming { route: Route::Listener(0), source, local: None };
+//!                 let incoming = Incoming::new(Inbound::Listener(0), source, None);
 //!                 // A refusal comes back at once, written into `outbuf`.
-//!                 if let Some(t) = server.handle(epoch.elapsed(), incoming, &inbuf[..n], &mut outbuf) {
+//!                 if let Some(t) = server.handle(clock(), incoming, &inbuf[..n], &mut outbuf) {
 //!                     socket.send_to(&outbuf[..t.len], t.destination)?;
 //!                 }
 //!             }
 //!             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-//!                 server.handle_timeout(epoch.elapsed());
+//!                 server.handle_timeout(clock());
 //!             }
 //!             Err(e) => return Err(e),
 //!         }

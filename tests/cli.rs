@@ -362,7 +362,10 @@ fn serve_help_says_how_long_a_silent_client_holds_its_transfer() {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let patience = wirekit::tftp::Limits::default().config.patience().as_secs();
+    let patience = wirekit::tftp::server::Limits::default()
+        .config
+        .patience()
+        .as_secs();
     assert!(
         help.contains(&format!(
             "holds its transfer for {patience} s with the defaults"

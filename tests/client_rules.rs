@@ -6,18 +6,17 @@
 mod sim;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use sim::{
     ServerSide, ack, client_addr, data, drain_client, error_code, ms, rule_config, server_addr,
     transfer_addr,
 };
 use wirekit::tftp::{
-    Blksize, ClientRequest, Direction, ErrorCode, Event, Mode, Options, Packet, Stats, Storage,
-    StorageError, Transfer, TransferError, Windowsize,
+    Blksize, ClientRequest, Direction, ErrorCode, Instant, Mode, Options, Packet, Stats, Storage,
+    StorageError, Transfer, TransferError, TransferEvent, Windowsize,
 };
 
-const T0: Duration = Duration::ZERO;
+const T0: Instant = Instant::ZERO;
 
 fn oack(options: Options<'_>) -> Vec<u8> {
     Packet::Oack(options).to_vec().unwrap()
@@ -45,7 +44,7 @@ fn download(blksize: Option<u64>, max_size: Option<u64>, f: &mut Vec<u8>) -> Tra
 /// Everything the client wants to send now.
 fn drain<S: Storage + ?Sized>(
     t: &mut Transfer,
-    now: Duration,
+    now: Instant,
     storage: &mut S,
 ) -> Vec<(SocketAddr, Vec<u8>)> {
     drain_client(t, now, storage, 1000)
@@ -55,7 +54,7 @@ fn drain<S: Storage + ?Sized>(
 fn finished(t: &mut Transfer) -> Option<Result<Stats, TransferError>> {
     let mut r = None;
     while let Some(e) = t.poll_event() {
-        if let Event::Finished { stats, result } = e {
+        if let TransferEvent::Finished { stats, result } = e {
             assert!(r.is_none(), "two Finished events");
             r = Some(result.map(|()| stats));
         }
@@ -66,7 +65,7 @@ fn finished(t: &mut Transfer) -> Option<Result<Stats, TransferError>> {
 /// The ERROR code of a datagram, or a panic naming what it was.
 /// The client sent exactly one ERROR, with `code`, to the server's transfer port, and is
 /// closed: no timer, nothing more to send.
-fn assert_refused(c: &mut Transfer, now: Duration, f: &mut Vec<u8>, code: ErrorCode) {
+fn assert_refused(c: &mut Transfer, now: Instant, f: &mut Vec<u8>, code: ErrorCode) {
     let out = drain(c, now, f);
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].0, transfer_addr(), "to the server's transfer port");

@@ -5,12 +5,10 @@
 
 mod sim;
 
-use std::time::Duration;
-
 use sim::{ServerSide, client_addr};
-use wirekit::tftp::{Blksize, Options, Packet, Request, Text};
+use wirekit::tftp::{Blksize, Instant, Options, Packet, Request, Text};
 
-const T0: Duration = Duration::ZERO;
+const T0: Instant = Instant::ZERO;
 
 /// An octet RRQ for `f` asking for `blksize` and `tsize 0` when given.
 fn rrq(blksize: Option<u64>, tsize: bool) -> Vec<u8> {

@@ -18,8 +18,8 @@ use std::time::Duration;
 use common::files::{TempDir, random_bytes as content};
 use common::server::{OurServer, config_with};
 use sim::{ServerSide, client_addr};
-use wirekit::tftp::Config;
 use wirekit::tftp::server::PortMode;
+use wirekit::tftp::{Config, Instant};
 
 const FILE_LEN: usize = 1000;
 
@@ -47,8 +47,8 @@ fn data_1_at_512(file: &[u8]) -> Vec<u8> {
 /// Admits `datagram` with default limits and returns the server and its first datagram.
 fn first_answer(datagram: &[u8], file: &[u8]) -> (ServerSide, Vec<u8>) {
     let mut server = ServerSide::serving(file.to_vec());
-    server.request(Duration::ZERO, client_addr(), datagram);
-    let sent = server.drain(Duration::ZERO);
+    server.request(Instant::ZERO, client_addr(), datagram);
+    let sent = server.drain(Instant::ZERO);
     let (to, answer) = sent.into_iter().next().expect("a first answer");
     assert_eq!(to, client_addr());
     (server, answer)
@@ -73,7 +73,7 @@ fn out_of_range_options_are_left_out_or_lowered() {
         // No timeout was negotiated: the retransmission timer runs at our default.
         assert_eq!(
             t.poll_timeout(),
-            Some(Config::default().timeout),
+            Some(Instant::ZERO + Config::default().timeout),
             "RRQ {name} {value}"
         );
         let (_, answer) = first_answer(&request(2, &[(name, value)]), &file);

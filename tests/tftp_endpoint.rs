@@ -14,14 +14,14 @@ use sim::{
 };
 use wirekit::tftp::server::{Limits, PortMode};
 use wirekit::tftp::{
-    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Options, Packet, Request,
-    StorageError, Text, Timeout, Transfer, TransferError, Windowsize,
+    Blksize, ClientRequest, Config, Direction, ErrorCode, Instant, Mode, Options, Packet, Request,
+    StorageError, Text, Timeout, Transfer, TransferError, TransferEvent, Windowsize,
 };
 
-const T0: Duration = Duration::ZERO;
+const T0: Instant = Instant::ZERO;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
+fn secs(n: u64) -> Instant {
+    Instant::from_secs(n)
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -354,7 +354,7 @@ fn an_unanswered_transfer_is_dropped_at_unanswered_timeout_whatever_timeout_it_a
     // doubling to 8 s.
     let mut lim = Limits::default();
     lim.max_unanswered_per_address = 2;
-    assert_eq!(lim.unanswered_timeout, secs(10));
+    assert_eq!(lim.unanswered_timeout, Duration::from_secs(10));
     let mut s = ServerSide::new(AllowAll::serving(file(5000)), lim, PortMode::PerTransfer);
     let (a, b, c) = (
         addr("10.0.0.1:5000"),
@@ -374,7 +374,7 @@ fn an_unanswered_transfer_is_dropped_at_unanswered_timeout_whatever_timeout_it_a
         (2, 1),
         "two unanswered per address"
     );
-    let mut sent: Vec<(Duration, Datagram)> = s
+    let mut sent: Vec<(Instant, Datagram)> = s
         .drain_sent(T0)
         .into_iter()
         .filter(|d| d.to != c)
@@ -399,7 +399,7 @@ fn an_unanswered_transfer_is_dropped_at_unanswered_timeout_whatever_timeout_it_a
         s.handle_timeout(d);
         sent.extend(s.drain_sent(d).into_iter().map(|x| (d, x)));
     }
-    let times = |peer| -> Vec<Duration> {
+    let times = |peer| -> Vec<Instant> {
         sent.iter()
             .filter(|(_, d)| d.to == peer)
             .map(|(t, _)| *t)
@@ -413,7 +413,7 @@ fn an_unanswered_transfer_is_dropped_at_unanswered_timeout_whatever_timeout_it_a
     assert_eq!(ended.len(), 2);
     for (_, report) in &ended {
         assert_eq!(report.result, Err(TransferError::Unanswered), "{report}");
-        assert_eq!(report.stats.duration, secs(10));
+        assert_eq!(report.stats.duration, Duration::from_secs(10));
     }
     let retransmissions: Vec<u64> = ended.iter().map(|(_, r)| r.stats.retransmissions).collect();
     assert_eq!(retransmissions, [0, 3]);
@@ -514,7 +514,7 @@ fn hog(ports: PortMode) {
     // The normal client got its file.
     let mut result = None;
     while let Some(e) = client.poll_event() {
-        if let Event::Finished { result: r, .. } = e {
+        if let TransferEvent::Finished { result: r, .. } = e {
             result = Some(r);
         }
     }
@@ -589,7 +589,7 @@ fn ended_reports_carry_true_stats_on_failure() {
     // Round trips of 1 ms were measured: the first retransmissions come after tens of
     // milliseconds and do not count against the 4 retries, which then run as before.
     assert!(report.stats.retransmissions > 4);
-    assert!(report.stats.duration >= ms(3) + secs(1 + 2 + 4 + 4 + 4));
+    assert!(report.stats.duration >= Duration::from_secs(1 + 2 + 4 + 4 + 4));
     assert!(report.to_string().contains("24 bytes"), "{report}");
 
     // A write whose client goes silent after two blocks.
@@ -673,7 +673,7 @@ fn non_request_datagrams_on_the_listener_get_no_answer_and_a_malformed_request_g
 }
 
 #[test]
-fn shutdown_refuses_new_requests_and_abort_all_ends_the_running_ones_with_an_error() {
+fn close_refuses_new_requests_and_cuts_the_running_ones_when_the_grace_runs_out() {
     let mut s = ServerSide::new(
         AllowAll::serving(file(2000)),
         rule_limits(),
@@ -682,36 +682,73 @@ fn shutdown_refuses_new_requests_and_abort_all_ends_the_running_ones_with_an_err
     let (a, b) = (addr("10.0.0.1:5000"), addr("10.0.0.3:5000"));
     s.request(T0, a, &rrq("f"));
     s.drain(T0);
-    s.endpoint.shutdown();
+    s.endpoint.close(ms(1), Duration::from_millis(100));
+    assert!(s.endpoint.is_closing() && !s.endpoint.is_drained());
+    // The grace's end is a deadline of the endpoint's own, before the transfer's (200 ms).
+    assert_eq!(s.poll_timeout(), Some(ms(101)));
     s.request(ms(1), b, &rrq("f"));
     assert_eq!(s.len(), 1);
     let (peer, _, refusal) = s.refused.pop().expect("refused");
     assert_eq!((peer, refusal.code), (b, ErrorCode::NotDefined));
-    assert!(
-        refusal.message.contains("shutting down"),
-        "{}",
-        refusal.message
-    );
+    assert_eq!(refusal.message, "server shutting down");
     s.drain(ms(1));
     // The running transfer goes on...
     s.feed(ms(2), a, &ack(1));
     assert!(is_data(&s.drain(ms(2))[0].1, 2));
-    // ...until everything is aborted: its client is told, and it ends with that reason.
-    // (Called on the endpoint itself: the adapter's `drain` collects what follows.)
-    s.endpoint
-        .abort_all(ms(3), ErrorCode::NotDefined, "server stopped");
-    let out = s.drain(ms(3));
+    // ...and a later close cannot put the end off.
+    s.endpoint.close(ms(3), Duration::from_secs(60));
+    assert_eq!(s.poll_timeout(), Some(ms(101)));
+    // Nothing is cut before the deadline...
+    s.handle_timeout(ms(100));
+    assert_eq!((s.endpoint.cut(), s.len()), (0, 1));
+    // ...and at it, the client is told, and the transfer ends with that reason.
+    s.handle_timeout(ms(101));
+    let out = s.drain(ms(101));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, a);
     assert_eq!(error_code(&out[0].1), ErrorCode::NotDefined);
     let ended = s.take_ended();
     assert_eq!(ended.len(), 1);
     assert!(
-        matches!(&ended[0].1.result, Err(TransferError::Aborted { message, .. }) if message == "server stopped"),
+        matches!(&ended[0].1.result, Err(TransferError::Aborted { message, .. }) if message == "server shutting down"),
         "{:?}",
         ended[0].1.result
     );
+    assert_eq!(s.endpoint.cut(), 1);
+    assert!(s.endpoint.is_drained());
     assert!(s.is_empty());
+}
+
+#[test]
+fn close_with_no_grace_cuts_at_once_but_leaves_a_commit_to_finish() {
+    let mut s = ServerSide::new(AllowAll::serving(file(10)), rule_limits(), PortMode::Single);
+    let (up, down) = (addr("10.0.0.1:5000"), addr("10.0.0.2:5000"));
+    s.auto_commit = false;
+    s.request(T0, up, &request(Direction::Write, "up", Ask::default()));
+    s.drain(T0);
+    s.feed(ms(1), up, &data(1, b"short"));
+    s.drain(ms(1));
+    assert_eq!(s.endpoint.committing(), 1, "the upload is in its commit");
+    s.request(ms(1), down, &rrq("f"));
+    s.drain(ms(1));
+    s.endpoint.close(ms(2), Duration::ZERO);
+    s.handle_timeout(ms(2));
+    let out = s.drain(ms(2));
+    assert_eq!(out.len(), 1, "only the download is cut: {out:?}");
+    assert_eq!(
+        (out[0].0, error_code(&out[0].1)),
+        (down, ErrorCode::NotDefined)
+    );
+    assert_eq!(s.endpoint.cut(), 1);
+    assert!(!s.endpoint.is_drained(), "the commit is waited for");
+    let (id, _) = s.commits.pop().expect("a commit was handed out");
+    s.committed(ms(3), id, Ok(()));
+    assert_eq!(
+        s.drain(ms(3)),
+        [(up, ack(1))],
+        "the uploader hears it was stored"
+    );
+    assert!(s.endpoint.is_drained());
 }
 
 #[test]

@@ -6,13 +6,15 @@ mod sim;
 use std::time::Duration;
 
 use sim::{ServerSide, client_addr, server_addr, transfer_addr};
-use wirekit::tftp::{Blksize, ClientRequest, Config, Direction, Event, Transfer, Windowsize};
+use wirekit::tftp::{
+    Blksize, ClientRequest, Config, Direction, Instant, Transfer, TransferEvent, Windowsize,
+};
 
 fn run(direction: Direction, file: Vec<u8>, blksize: u16, windowsize: u16) -> Vec<u8> {
     let mut req = ClientRequest::new(direction, "f");
     req.blksize = Some(Blksize::new(blksize.into()).unwrap());
     req.windowsize = Some(Windowsize::new(windowsize.into()).unwrap());
-    let mut now = Duration::ZERO;
+    let mut now = Instant::ZERO;
     let mut client = Transfer::client(now, server_addr(), &req, Config::default()).unwrap();
     let mut client_store = match direction {
         Direction::Read => Vec::new(),
@@ -50,7 +52,7 @@ fn run(direction: Direction, file: Vec<u8>, blksize: u16, windowsize: u16) -> Ve
     }
     let mut finished = 0;
     while let Some(e) = client.poll_event() {
-        if let Event::Finished { result, .. } = e {
+        if let TransferEvent::Finished { result, .. } = e {
             result.unwrap();
             finished += 1;
         }

@@ -27,7 +27,7 @@ mod support;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use wirekit::tftp::{
-    Blksize, ClientRequest, Config, Direction, Event, Storage, StorageError, Transfer,
+    self, Blksize, ClientRequest, Config, Direction, Storage, StorageError, Transfer, TransferEvent,
 };
 
 const BLKSIZE: u64 = 1468;
@@ -52,7 +52,7 @@ struct Client<'a> {
     socket: UdpSocket,
     transfer: Transfer,
     check: Check<'a>,
-    deadline: Option<Duration>,
+    deadline: Option<tftp::Instant>,
     done: Option<bool>,
 }
 
@@ -146,8 +146,13 @@ fn storm(server: SocketAddr, file: &[u8], clients: usize) -> usize {
             poll.registry()
                 .register(&mut socket, Token(i), Interest::READABLE)
                 .expect("register");
-            let transfer = Transfer::client(epoch.elapsed(), server, &request, config)
-                .expect("a valid request");
+            let transfer = Transfer::client(
+                tftp::Instant::from(epoch.elapsed()),
+                server,
+                &request,
+                config,
+            )
+            .expect("a valid request");
             let check = Check {
                 expected: file,
                 offset: 0,
@@ -162,20 +167,20 @@ fn storm(server: SocketAddr, file: &[u8], clients: usize) -> usize {
             }
         })
         .collect();
-    let mut timers: BTreeSet<(Duration, usize)> = BTreeSet::new();
+    let mut timers: BTreeSet<(tftp::Instant, usize)> = BTreeSet::new();
     let mut buf = vec![0u8; 65_536];
     let mut events = Events::with_capacity(1024);
     let mut running = clients;
     let mut touched: Vec<usize> = (0..clients).collect();
     loop {
-        let now = epoch.elapsed();
+        let now = tftp::Instant::from(epoch.elapsed());
         for &i in &touched {
             let c = &mut all[i];
             while let Some(t) = c.transfer.poll_transmit(now, &mut c.check, &mut buf) {
                 let _ = c.socket.send_to(&buf[..t.len], t.destination);
             }
             while let Some(e) = c.transfer.poll_event() {
-                if let Event::Finished { result, .. } = e {
+                if let TransferEvent::Finished { result, .. } = e {
                     c.done = Some(result.is_ok() && !c.check.wrong && c.check.offset == file.len());
                     running -= 1;
                 }
@@ -199,9 +204,9 @@ fn storm(server: SocketAddr, file: &[u8], clients: usize) -> usize {
         if running == 0 {
             break;
         }
-        let timeout = timers.first().map(|&(d, _)| d.saturating_sub(now));
+        let timeout = timers.first().map(|&(d, _)| d - now);
         poll.poll(&mut events, timeout).expect("poll");
-        let now = epoch.elapsed();
+        let now = tftp::Instant::from(epoch.elapsed());
         for event in events.iter() {
             let i = event.token().0;
             let c = &mut all[i];

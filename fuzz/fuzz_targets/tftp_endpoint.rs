@@ -17,10 +17,11 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use wirekit::tftp::server::{
-    Event, Incoming, Limits, Policy, PortMode, Refusal, Route, TransferId, Transmit,
+    Endpoint, EndpointEvent, Inbound, Incoming, Limits, Outgoing, Policy, PortMode, Refusal,
+    TransferId,
 };
-use wirekit::tftp::{
-    Blksize, Endpoint, ErrorCode, Mode, Options, Packet, Request, Storage, StorageError, Text,
+use wirekit::tftp::{Instant, 
+    Blksize, ErrorCode, Mode, Options, Packet, Request, Storage, StorageError, Text,
     Timeout, Windowsize,
 };
 
@@ -143,7 +144,7 @@ fn peer(n: u8) -> SocketAddr {
 struct Harness {
     endpoint: Endpoint<Files>,
     limits: Limits,
-    now: Duration,
+    now: Instant,
     buf: Vec<u8>,
     /// The latest transfer each peer started, and the next DATA block it would send.
     transfers: BTreeMap<SocketAddr, (TransferId, u16)>,
@@ -155,14 +156,10 @@ struct Harness {
 impl Harness {
     fn incoming(&self, from: SocketAddr, on_transfer: bool) -> Incoming {
         let route = match self.transfers.get(&from) {
-            Some(&(id, _)) if on_transfer => Route::Transfer(id),
-            _ => Route::Listener(0),
+            Some(&(id, _)) if on_transfer => Inbound::Transfer(id),
+            _ => Inbound::Listener(0),
         };
-        Incoming {
-            route,
-            source: from,
-            local: None,
-        }
+        Incoming::new(route, from, None)
     }
 
     fn feed(&mut self, incoming: Incoming, datagram: &[u8]) {
@@ -195,18 +192,18 @@ impl Harness {
         self.buf = buf;
         while let Some(e) = self.endpoint.poll_event() {
             match e {
-                Event::Started { id, info } => {
+                EndpointEvent::Started { id, info } => {
                     self.transfers.insert(info.peer, (id, 1));
                 }
-                Event::Commit { id, storage } => {
+                EndpointEvent::Commit { id, storage } => {
                     assert!(!storage.broken, "DATA stored out of order");
                     self.commits.push((id, storage));
                 }
-                Event::Ended { id, .. } => {
+                EndpointEvent::Ended { id, .. } => {
                     assert!(self.ended.insert(id), "two Ended for {id}");
                     assert!(!self.closed.contains(&id), "Ended after Closed");
                 }
-                Event::Closed { id } => {
+                EndpointEvent::Closed { id } => {
                     assert!(self.ended.contains(&id), "Closed before Ended");
                     assert!(self.closed.insert(id), "two Closed for {id}");
                 }
@@ -219,7 +216,7 @@ impl Harness {
     }
 }
 
-fn check_transmit(t: &Transmit, buf: &[u8]) {
+fn check_transmit(t: &Outgoing, buf: &[u8]) {
     assert!(t.len <= buf.len());
     assert!(Packet::parse(&buf[..t.len]).is_ok(), "the endpoint sent junk");
 }
@@ -278,7 +275,7 @@ fuzz_target!(|input: Input<'_>| {
         buf: vec![0; endpoint.max_datagram_len()],
         endpoint,
         limits,
-        now: Duration::ZERO,
+        now: Instant::ZERO,
         transfers: BTreeMap::new(),
         commits: Vec::new(),
         ended: BTreeSet::new(),

@@ -25,8 +25,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use sim::{AllowAll, ServerSide, SimFile, client_addr, server_addr, transfer_addr};
 use wirekit::tftp::server::{Limits, PortMode, TransferId};
-use wirekit::tftp::{
-    Blksize, ClientRequest, Config, Direction, Event, Mode, Options, Packet, Request, Text,
+use wirekit::tftp::{Instant, 
+    Blksize, ClientRequest, Config, Direction, TransferEvent, Mode, Options, Packet, Request, Text,
     Timeout, Transfer, TransferError, Windowsize,
 };
 
@@ -110,7 +110,7 @@ struct Harness {
     /// Single-port mode: the stranger sent something that looks like a request, so the
     /// server may rightly answer it with more than ERRORs.
     stranger_asked: bool,
-    now: Duration,
+    now: Instant,
     /// True when this machine receives DATA.
     receiving: bool,
     netascii: bool,
@@ -270,13 +270,13 @@ impl Harness {
                     events += 1;
                     assert!(events <= 4, "event flood");
                     match e {
-                        Event::Negotiated(n) => {
+                        TransferEvent::Negotiated(n) => {
                             self.blksize = Some(usize::from(n.blksize));
                             if self.receiving && !self.netascii {
                                 self.announced = n.tsize;
                             }
                         }
-                        Event::Finished { result: Ok(()), .. } if self.receiving => {
+                        TransferEvent::Finished { result: Ok(()), .. } if self.receiving => {
                             self.done = true;
                             if let Some(a) = self.announced {
                                 assert_eq!(store.len() as u64, a, "ended off the announced tsize");
@@ -426,7 +426,7 @@ fuzz_target!(|input: Input<'_>| {
         max_timeout: Duration::from_secs(4),
         retries: 3,
     };
-    let now = Duration::ZERO;
+    let now = Instant::ZERO;
     let mut max_size = None;
     let (m, peer, receiving, blksize, netascii) = match input.side {
         Side::Client => {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use wirekit::net::{self, ClientOptions, Server, ServerConfig};
-use wirekit::tftp::{Blksize, Config, Limits, Stats, Timeout, Windowsize};
+use wirekit::tftp::server::Limits;
+use wirekit::tftp::{Blksize, Config, Stats, Timeout, Windowsize};
 
 // Beside the program rather than in src/bin/, where cargo would take it for a program.
 #[cfg(unix)]

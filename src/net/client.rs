@@ -183,8 +183,13 @@ fn run<S: Storage + ?Sized>(
     });
     let socket = super::socket::bind(local, false)?;
     let epoch = Instant::now();
-    let mut transfer = Transfer::client(epoch.elapsed(), server, request, opts.config)
-        .map_err(ClientError::Request)?;
+    let mut transfer = Transfer::client(
+        crate::tftp::Instant::from(epoch.elapsed()),
+        server,
+        request,
+        opts.config,
+    )
+    .map_err(ClientError::Request)?;
     let mut hooks = ClientHooks { total, progress };
     let cancel = opts.cancel.as_ref().map(|c| &*c.0);
     let result = drive(&mut transfer, socket, storage, epoch, &mut hooks, cancel);

@@ -11,7 +11,9 @@ use mio::{Events, Interest, Token};
 
 use super::precise_poll::PrecisePoll;
 use super::udp::{GSO_BYTES, RecvBuffers, Udp, transient};
-use crate::tftp::{ErrorCode, Event, Negotiated, Stats, Storage, Transfer, TransferError};
+use crate::tftp::{
+    self, ErrorCode, Negotiated, Stats, Storage, Transfer, TransferError, TransferEvent,
+};
 
 /// How often a cancellable transfer looks at its flag while it waits for a datagram.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
@@ -49,7 +51,7 @@ pub(crate) fn drive<S: Storage + ?Sized>(
     let mut tx = vec![0u8; transfer.max_datagram_len().max(GSO_BYTES).max(65_536 + 4)];
     let mut rx = RecvBuffers::new();
     loop {
-        let now = epoch.elapsed();
+        let now = tftp::Instant::from(epoch.elapsed());
         if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
             transfer.abort(now, ErrorCode::NotDefined, "cancelled by the user");
         }
@@ -67,8 +69,8 @@ pub(crate) fn drive<S: Storage + ?Sized>(
         }
         while let Some(event) = transfer.poll_event() {
             match event {
-                Event::Negotiated(n) => hooks.negotiated(&n),
-                Event::Finished { stats, result } => return Ok(result.map(|()| stats)),
+                TransferEvent::Negotiated(n) => hooks.negotiated(&n),
+                TransferEvent::Finished { stats, result } => return Ok(result.map(|()| stats)),
                 _ => {}
             }
         }
@@ -80,7 +82,7 @@ pub(crate) fn drive<S: Storage + ?Sized>(
         let deadline = transfer
             .poll_timeout()
             .expect("a client transfer keeps a timer until it reports its end");
-        let now = epoch.elapsed();
+        let now = tftp::Instant::from(epoch.elapsed());
         if deadline <= now {
             transfer.handle_timeout(now);
             continue;
@@ -107,7 +109,7 @@ pub(crate) fn drive<S: Storage + ?Sized>(
                 Err(e) if transient(&e) => continue,
                 Err(e) => return Err(e),
             }
-            let now = epoch.elapsed();
+            let now = tftp::Instant::from(epoch.elapsed());
             for (source, _, datagram) in rx.datagrams() {
                 transfer.handle_datagram(now, source, datagram, storage);
             }
@@ -115,6 +117,6 @@ pub(crate) fn drive<S: Storage + ?Sized>(
                 break;
             }
         }
-        transfer.handle_timeout(epoch.elapsed());
+        transfer.handle_timeout(tftp::Instant::from(epoch.elapsed()));
     }
 }

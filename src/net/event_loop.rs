@@ -19,8 +19,10 @@ use super::metrics::LoopMetrics;
 use super::precise_poll::PrecisePoll;
 use super::socket::bind_transfer;
 use super::udp::{GSO_BYTES, RecvBuffers, Udp, transient};
-use crate::tftp::server::{Endpoint, Event, Incoming, Limits, Policy, Route, TransferId, Transmit};
-use crate::tftp::{ErrorCode, Packet, StorageError};
+use crate::tftp::server::{
+    Endpoint, EndpointEvent, Inbound, Incoming, Limits, Outbound, Outgoing, Policy, TransferId,
+};
+use crate::tftp::{self, ErrorCode, Packet, StorageError};
 
 /// Wakes the loop for a stop request or a finished commit.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -123,8 +125,7 @@ where
             rx: Some(RecvBuffers::new()),
             tx,
             gso_segments,
-            grace_end: None,
-            cut: None,
+            cutting: false,
             metrics,
         }
         .run(&committer)
@@ -144,11 +145,8 @@ struct EventLoop<P: Policy> {
     tx: Vec<u8>,
     /// Datagrams one send may carry (1 where the kernel has no UDP GSO).
     gso_segments: usize,
-    /// Set when a stop was asked for: the end of the grace period.
-    grace_end: Option<Duration>,
-    /// Set once running transfers were cut: how many. Uploads in their commit are not cut,
-    /// and the loop waits for them.
-    cut: Option<usize>,
+    /// The cut was asked for and passed on to the endpoint.
+    cutting: bool,
     metrics: Option<LoopMetrics>,
 }
 
@@ -157,8 +155,8 @@ where
     P: Policy + Send,
     P::Storage: Send + 'static,
 {
-    fn now(&self) -> Duration {
-        self.epoch.elapsed()
+    fn now(&self) -> tftp::Instant {
+        tftp::Instant::from(self.epoch.elapsed())
     }
 
     fn run(mut self, committer: &Committer<P::Storage>) -> io::Result<usize> {
@@ -168,6 +166,7 @@ where
             for (id, result) in committer.finished() {
                 self.endpoint.committed(now, id, result);
             }
+            self.close_if_asked(now);
             if self.endpoint.poll_timeout().is_some_and(|at| at <= now) {
                 // A loop that woke late (a busy machine) may find the answer it waited for
                 // already queued: read it before a timer takes its silence for a loss.
@@ -180,16 +179,13 @@ where
             if self.endpoint.flush_storage(now) {
                 self.flush(now, committer);
             }
-            if let Some(cut) = self.stopped(now, committer) {
-                return Ok(cut);
+            // Done once stopped and nothing is left running: the rest was cut when the
+            // grace ran out, or at once when the cut was asked for. The server logs the
+            // total cut of all its loops once.
+            if self.endpoint.is_drained() {
+                return Ok(self.endpoint.cut());
             }
-            // Once transfers are cut, only commits are waited for, and they wake the loop.
-            let grace_end = self.grace_end.filter(|_| self.cut.is_none());
-            let wake_at = match (self.endpoint.poll_timeout(), grace_end) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let timeout = wake_at.map(|at| at.saturating_sub(now));
+            let timeout = self.endpoint.poll_timeout().map(|at| at - now);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -218,7 +214,7 @@ where
     }
 
     /// Sends what the endpoint has to send and carries out its events.
-    fn flush(&mut self, now: Duration, committer: &Committer<P::Storage>) {
+    fn flush(&mut self, now: tftp::Instant, committer: &Committer<P::Storage>) {
         // Before anything goes out: a client that got its answer may read the gauges next,
         // and must find what its own datagram changed.
         self.count_unanswered();
@@ -248,12 +244,12 @@ where
 
     fn on_event(
         &mut self,
-        now: Duration,
-        event: Event<P::Storage>,
+        now: tftp::Instant,
+        event: EndpointEvent<P::Storage>,
         committer: &Committer<P::Storage>,
     ) {
         match event {
-            Event::Refused {
+            EndpointEvent::Refused {
                 peer,
                 filename,
                 served,
@@ -266,16 +262,19 @@ where
                 refusal: &refusal,
                 cause,
             }),
-            Event::Commit { id, storage } => {
+            EndpointEvent::Commit { id, storage } => {
                 // Only a loop winding down has no committer left.
                 let refused = committer.submit(id, storage).is_err();
                 if refused {
-                    let gone = StorageError::new(ErrorCode::NotDefined, "server shutting down");
+                    let gone = StorageError::new(
+                        ErrorCode::NotDefined,
+                        "the server stopped before the upload was stored",
+                    );
                     self.endpoint.committed(now, id, Err(gone));
                 }
             }
-            Event::Ended { report, .. } => self.shared.log(&LogEvent::Transfer(&report)),
-            Event::Ignored {
+            EndpointEvent::Ended { report, .. } => self.shared.log(&LogEvent::Transfer(&report)),
+            EndpointEvent::Ignored {
                 peer,
                 filename,
                 why,
@@ -284,7 +283,7 @@ where
                 filename,
                 why,
             }),
-            Event::Closed { id } => {
+            EndpointEvent::Closed { id } => {
                 if let Some(mut s) = self.transfers.remove(&id) {
                     self.by_token.remove(&s.token);
                     let _ = self.poll.registry().deregister(s.udp.source());
@@ -294,40 +293,26 @@ where
         }
     }
 
-    /// `Some(cut)` when the loop is done: stopped, and every transfer finished or, `cut`
-    /// of them, cut (sent an ERROR, their uploads dropped). An upload whose commit is under
-    /// way is not cut: its client hears what happened on disk. The server logs the total of
-    /// all its loops once.
-    fn stopped(&mut self, now: Duration, committer: &Committer<P::Storage>) -> Option<usize> {
+    /// Passes a stop request on to the endpoint, whose grace deadline then shows in its
+    /// `poll_timeout`; a cut request brings that deadline to now.
+    fn close_if_asked(&mut self, now: tftp::Instant) {
         if !self.shared.stop_requested() {
-            return None;
+            return;
         }
-        let grace_end = *self.grace_end.get_or_insert_with(|| {
-            self.endpoint.shutdown();
-            now + self.shared.grace
-        });
-        // Transfers that ended and only dally are not waited for, nor counted as cut.
-        if self.endpoint.running() == 0 {
-            return Some(self.cut.unwrap_or(0));
+        if !self.endpoint.is_closing() {
+            self.endpoint.close(now, self.shared.grace);
         }
-        if self.shared.cut_requested() || now >= grace_end {
-            let cut = self
-                .endpoint
-                .abort_all(now, ErrorCode::NotDefined, "server shutting down");
-            self.flush(now, committer);
-            let cut = *self.cut.insert(self.cut.unwrap_or(0) + cut);
-            if self.endpoint.committing() == 0 {
-                return Some(cut);
-            }
+        if self.shared.cut_requested() && !self.cutting {
+            self.cutting = true;
+            self.endpoint.close(now, Duration::ZERO);
         }
-        None
     }
 
     /// Reads every datagram waiting on the socket of `token` into the endpoint.
     fn read(&mut self, token: Token) {
         let route = match self.by_token.get(&token) {
-            Some(&id) => Route::Transfer(id),
-            None if token.0 < self.listeners.len() => Route::Listener(token.0),
+            Some(&id) => Inbound::Transfer(id),
+            None if token.0 < self.listeners.len() => Inbound::Listener(token.0),
             None => return,
         };
         // Out of `self` while its datagrams are handed to the endpoint.
@@ -345,11 +330,7 @@ where
             let now = self.now();
             for (source, local, datagram) in rx.datagrams() {
                 self.log_packet(false, source, datagram);
-                let incoming = Incoming {
-                    route,
-                    source,
-                    local,
-                };
+                let incoming = Incoming::new(route, source, local);
                 if let Some(t) = self.endpoint.handle(now, incoming, datagram, &mut self.tx) {
                     self.send(now, t);
                 }
@@ -361,28 +342,27 @@ where
         self.rx = Some(rx);
     }
 
-    fn udp(&self, route: Route) -> Option<&Udp> {
+    fn udp(&self, route: Inbound) -> Option<&Udp> {
         match route {
-            Route::Listener(i) => self.listeners.get(i),
-            Route::Transfer(id) => self.transfers.get(&id).map(|s| &s.udp),
-            Route::OneOff { .. } => None,
+            Inbound::Listener(i) => self.listeners.get(i),
+            Inbound::Transfer(id) => self.transfers.get(&id).map(|s| &s.udp),
         }
     }
 
     /// Sends the datagram in `tx` from the socket its route names, opening a transfer's
     /// socket on its first datagram.
-    fn send(&mut self, now: Duration, t: Transmit) {
+    fn send(&mut self, now: tftp::Instant, t: Outgoing) {
         let data = &self.tx[..t.len];
         let segment = t.segment_size.unwrap_or(t.len).max(1);
         for datagram in data.chunks(segment) {
             self.log_packet(true, t.destination, datagram);
         }
         let sent = match t.route {
-            Route::Listener(i) => match self.listeners.get(i) {
+            Outbound::Listener(i) => match self.listeners.get(i) {
                 Some(l) => l.send(t.destination, t.source, data, t.segment_size),
                 None => return,
             },
-            Route::Transfer(id) => {
+            Outbound::Transfer(id) => {
                 if !self.transfers.contains_key(&id)
                     && let Err(e) = self.open_transfer_socket(id, t.source, t.destination)
                 {
@@ -399,7 +379,7 @@ where
                     None => return,
                 }
             }
-            Route::OneOff { listener } => {
+            Outbound::OneOff { listener } => {
                 let ip = t.source.unwrap_or_else(|| unspecified(t.destination));
                 let fresh = bind_transfer(ip, self.shared.port_range.as_ref())
                     .and_then(|s| s.send_to(data, t.destination));

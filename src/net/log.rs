@@ -60,7 +60,7 @@ pub enum LogEvent<'a> {
     /// The server stopped with transfers still running, at the end of the grace period
     /// or at [`Stopper::stop_now`](super::Stopper::stop_now): they were cut (their clients
     /// were sent an ERROR, their uploads removed). Logged once, after every loop stopped.
-    Cut {
+    CutAtStop {
         /// How many, across all loops.
         transfers: usize,
     },
@@ -175,7 +175,7 @@ impl LogEvent<'_> {
                 packet = summary.as_str(),
                 "{self}"
             ),
-            LogEvent::Cut { transfers } => {
+            LogEvent::CutAtStop { transfers } => {
                 tracing::warn!(event = "cut", transfers = *transfers as u64, "{self}")
             }
             LogEvent::Error(e) => tracing::error!(event = "error", error = %e, "{self}"),
@@ -224,7 +224,7 @@ impl std::fmt::Display for LogEvent<'_> {
                 let arrow = if *sent { "->" } else { "<-" };
                 write!(f, "{arrow} {peer} {summary}")
             }
-            LogEvent::Cut { transfers } => write!(
+            LogEvent::CutAtStop { transfers } => write!(
                 f,
                 "stopped: cut {transfers} running transfer(s), sending their clients an ERROR"
             ),
@@ -294,7 +294,7 @@ mod tests {
             "192.0.2.7:1234 ignored: too many unanswered transfers from this address"
         );
         assert_eq!(
-            LogEvent::Cut { transfers: 2 }.to_string(),
+            LogEvent::CutAtStop { transfers: 2 }.to_string(),
             "stopped: cut 2 running transfer(s), sending their clients an ERROR"
         );
     }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::tftp::server::{Event, RefusalCause};
+use crate::tftp::server::{EndpointEvent, RefusalCause};
 use crate::tftp::{Direction, ErrorCode, TransferError};
 
 /// The outcomes a transfer's end is counted under: `ok`, each
@@ -237,16 +237,16 @@ impl fmt::Debug for Gauges {
 }
 
 impl LoopMetrics {
-    /// Counts `event`, as [`Endpoint::poll_event`](crate::tftp::Endpoint::poll_event)
+    /// Counts `event`, as [`Endpoint::poll_event`](crate::tftp::server::Endpoint::poll_event)
     /// gave it: call it for every event, before acting on it.
-    pub fn record<S>(&mut self, event: &Event<S>) {
+    pub fn record<S>(&mut self, event: &EndpointEvent<S>) {
         let c = &self.counters;
         match event {
-            Event::Started { info, .. } => {
+            EndpointEvent::Started { info, .. } => {
                 add(&c.started[direction_index(info.direction)], 1);
                 add(&self.gauges.running, 1);
             }
-            Event::Ended { id, report } => {
+            EndpointEvent::Ended { id, report } => {
                 let d = direction_index(report.info.direction);
                 let o = index(&OUTCOMES, outcome(&report.result)).unwrap_or(OUTCOMES.len() - 1);
                 add(&c.ended[d][o], 1);
@@ -264,22 +264,22 @@ impl LoopMetrics {
                     self.gauges.commits.fetch_sub(1, Ordering::Relaxed);
                 }
             }
-            Event::Commit { id, .. } if self.committing.insert(*id) => {
+            EndpointEvent::Commit { id, .. } if self.committing.insert(*id) => {
                 add(&self.gauges.commits, 1);
             }
-            Event::Refused { refusal, cause, .. } => {
+            EndpointEvent::Refused { refusal, cause, .. } => {
                 let reason = refusal_reason(*cause, refusal.code);
                 if let Some(i) = index(&REFUSAL_REASONS, reason) {
                     add(&c.refused[i], 1);
                 }
             }
-            Event::Ignored { .. } => add(&c.ignored, 1),
+            EndpointEvent::Ignored { .. } => add(&c.ignored, 1),
             _ => {}
         }
     }
 
     /// Sets how many transfers of this loop wait for their client's first answer:
-    /// [`Endpoint::unanswered`](crate::tftp::Endpoint::unanswered), after the events.
+    /// [`Endpoint::unanswered`](crate::tftp::server::Endpoint::unanswered), after the events.
     pub fn set_unanswered(&self, transfers: usize) {
         self.gauges
             .unanswered

@@ -1,7 +1,7 @@
 //! `std::net` drivers: thin loops that run the [`crate::tftp`] machines on real sockets,
 //! files and clocks. No protocol decision lives here.
 //!
-//! - [`Server`]: event loops that drive a [`tftp::Endpoint`](crate::tftp::Endpoint) over
+//! - [`Server`]: event loops that drive a [`tftp::server::Endpoint`](crate::tftp::server::Endpoint) over
 //!   every socket, serving a directory ([`DirPolicy`]) or any other
 //!   [`Policy`](crate::tftp::server::Policy).
 //! - [`get`], [`put`], [`get_into`], [`put_from`], [`put_reader`]: the client.

@@ -620,7 +620,7 @@ where
 
     /// Serves until stopped, then lets running transfers finish within the grace period,
     /// cuts the rest (their clients are sent an ERROR, their uploads are removed), logs
-    /// [`LogEvent::Cut`] with how many, and returns.
+    /// [`LogEvent::CutAtStop`] with how many, and returns.
     pub fn run(self) -> io::Result<()> {
         let shared = Arc::new(Shared {
             requests: self.stopper.requests.clone(),
@@ -656,7 +656,7 @@ where
         }
         let transfers = result?;
         if transfers > 0 {
-            shared.log(&LogEvent::Cut { transfers });
+            shared.log(&LogEvent::CutAtStop { transfers });
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! TFTP (RFC 1350) with options (RFC 2347, 2348, 2349, 7440): the packet codec (`wire`),
 //! and the machines (`machine`): [`Transfer`] for one transfer, either side, and
-//! [`Endpoint`] for a whole server.
+//! [`server::Endpoint`] for a whole server.
 
+mod instant;
 mod machine;
 mod wire;
 
@@ -9,17 +10,18 @@ pub mod server {
     //! The server side: an [`Endpoint`] owns every transfer and asks the application's
     //! [`Policy`] about every request.
     pub use super::machine::endpoint::{
-        Admission, Endpoint, Event, Incoming, PortMode, RefusalCause, Report, Route,
-        SharedAdmission, TransferId, TransferInfo, Transmit,
+        Admission, Endpoint, EndpointEvent, Inbound, Incoming, Outbound, Outgoing, PortMode,
+        RefusalCause, Report, SharedAdmission, TransferId, TransferInfo,
     };
     #[cfg(feature = "std")]
     pub(crate) use super::machine::endpoint::{Names, direction_word};
     pub use super::machine::policy::{Limits, Policy, Refusal, Served};
 }
 
+pub use instant::Instant;
 pub use machine::{
-    ClientRequest, Config, Endpoint, Event, Limits, Negotiated, Segments, Stats, Storage,
-    StorageError, Transfer, TransferError, Transmit,
+    ClientRequest, Config, Negotiated, Segments, Stats, Storage, StorageError, Transfer,
+    TransferError, TransferEvent, Transmit,
 };
 pub use wire::netascii;
 pub use wire::{

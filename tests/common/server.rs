@@ -105,7 +105,7 @@ impl OurServer {
                     log.ignored.push(*peer);
                     format!("{peer} ignored: {why}")
                 }
-                LogEvent::Cut { transfers } => format!("cut {transfers} transfers"),
+                LogEvent::CutAtStop { transfers } => format!("cut {transfers} transfers"),
                 LogEvent::Error(e) => format!("error: {e}"),
                 other => format!("{other:?}"),
             };

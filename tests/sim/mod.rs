@@ -20,12 +20,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use wirekit::tftp::server::{
-    Endpoint, Event as ServerEvent, Incoming, Limits, Policy, PortMode, Refusal, Report, Route,
-    TransferId, TransferInfo,
+    Endpoint, EndpointEvent as ServerEvent, Inbound, Incoming, Limits, Outbound, Policy, PortMode,
+    Refusal, Report, TransferId, TransferInfo,
 };
 use wirekit::tftp::{
-    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Packet, Stats, Storage,
-    StorageError, Text, Transfer, TransferError, Windowsize,
+    Blksize, ClientRequest, Config, Direction, ErrorCode, Instant, Mode, Packet, Stats, Storage,
+    StorageError, Text, Transfer, TransferError, TransferEvent, Windowsize,
 };
 
 // The datagram builders the socket-level tests use too: one definition for both.
@@ -243,11 +243,11 @@ pub struct Record {
     /// From `Event::Started`.
     pub info: TransferInfo,
     /// When it started.
-    pub started_at: Duration,
+    pub started_at: Instant,
     /// Its own port (port-per-transfer mode), once it sent something.
     pub port: Option<SocketAddr>,
     /// When it ended, and how; set once (the adapter panics on a second `Ended`).
-    pub ended: Option<(Duration, Report)>,
+    pub ended: Option<(Instant, Report)>,
     /// `Event::Closed` came.
     pub closed: bool,
     /// Its upload was handed out for the commit.
@@ -347,19 +347,15 @@ impl ServerSide {
 
     /// A datagram from `from` arriving at the server address `to`: the request port, or a
     /// transfer's port. Datagrams to a port nobody holds are lost, as on a real host.
-    pub fn handle(&mut self, now: Duration, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+    pub fn handle(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
         let route = if to == self.listen {
-            Route::Listener(0)
+            Inbound::Listener(0)
         } else if let Some(&id) = self.by_port.get(&to) {
-            Route::Transfer(id)
+            Inbound::Transfer(id)
         } else {
             return;
         };
-        let incoming = Incoming {
-            route,
-            source: from,
-            local: Some(self.listen.ip()),
-        };
+        let incoming = Incoming::new(route, from, Some(self.listen.ip()));
         if let Some(t) = self.endpoint.handle(now, incoming, bytes, &mut self.buf) {
             let from = self.route_addr(t.route);
             assert_eq!(
@@ -377,14 +373,14 @@ impl ServerSide {
     }
 
     /// A request (or anything) on the request port.
-    pub fn request(&mut self, now: Duration, from: SocketAddr, bytes: &[u8]) {
+    pub fn request(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let to = self.listen;
         self.handle(now, from, to, bytes);
     }
 
     /// A datagram to the latest transfer: to its port, or to the request port in
     /// single-port mode (where the endpoint finds the transfer by `from`).
-    pub fn feed(&mut self, now: Duration, from: SocketAddr, bytes: &[u8]) {
+    pub fn feed(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let to = match self.ports {
             PortMode::Single => self.listen,
             _ => self
@@ -396,32 +392,32 @@ impl ServerSide {
     }
 
     /// The earliest deadline of the endpoint.
-    pub fn poll_timeout(&self) -> Option<Duration> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.endpoint.poll_timeout()
     }
 
     /// Passes the clock to the endpoint.
-    pub fn handle_timeout(&mut self, now: Duration) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
         self.pump(now);
     }
 
     /// Has the storages that received data write what they gathered.
-    pub fn flush_storage(&mut self, now: Duration) -> bool {
+    pub fn flush_storage(&mut self, now: Instant) -> bool {
         let ended = self.endpoint.flush_storage(now);
         self.pump(now);
         ended
     }
 
     /// The outcome of a commit the test held back (`auto_commit` off).
-    pub fn committed(&mut self, now: Duration, id: TransferId, result: Result<(), StorageError>) {
+    pub fn committed(&mut self, now: Instant, id: TransferId, result: Result<(), StorageError>) {
         self.commits.retain(|(c, _)| *c != id);
         self.endpoint.committed(now, id, result);
         self.pump(now);
     }
 
     /// The next datagram to send, if any.
-    pub fn poll_transmit(&mut self, now: Duration) -> Option<Sent<'_>> {
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Sent<'_>> {
         if let Some(d) = self.pending.pop_front() {
             self.buf[..d.bytes.len()].copy_from_slice(&d.bytes);
             return Some(Sent {
@@ -447,7 +443,7 @@ impl ServerSide {
     }
 
     /// Everything due now, as (destination, bytes).
-    pub fn drain(&mut self, now: Duration) -> Vec<(SocketAddr, Vec<u8>)> {
+    pub fn drain(&mut self, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
         self.drain_sent(now)
             .into_iter()
             .map(|d| (d.to, d.bytes))
@@ -455,7 +451,7 @@ impl ServerSide {
     }
 
     /// Everything due now, with the port each leaves from.
-    pub fn drain_sent(&mut self, now: Duration) -> Vec<Datagram> {
+    pub fn drain_sent(&mut self, now: Instant) -> Vec<Datagram> {
         let mut out = Vec::new();
         while let Some(s) = self.poll_transmit(now) {
             out.push(Datagram {
@@ -474,10 +470,10 @@ impl ServerSide {
     }
 
     /// The port a transmit on `route` leaves from.
-    fn route_addr(&mut self, route: Route) -> SocketAddr {
+    fn route_addr(&mut self, route: Outbound) -> SocketAddr {
         match route {
-            Route::Listener(0) => self.listen,
-            Route::Transfer(id) => {
+            Outbound::Listener(0) => self.listen,
+            Outbound::Transfer(id) => {
                 if let Some(port) = self.transfers.get(&id).and_then(|r| r.port) {
                     return port;
                 }
@@ -491,7 +487,7 @@ impl ServerSide {
                 port
             }
             // A refusal leaves from a port of its own, closed at once.
-            Route::OneOff { listener: 0 } => self.fresh_port(),
+            Outbound::OneOff { listener: 0 } => self.fresh_port(),
             other => panic!("route {other:?} of no socket"),
         }
     }
@@ -507,7 +503,7 @@ impl ServerSide {
 
     /// Takes every event the endpoint has, checks it against what came before, and
     /// commits uploads when `auto_commit` says so.
-    fn pump(&mut self, now: Duration) {
+    fn pump(&mut self, now: Instant) {
         while let Some(event) = self.endpoint.poll_event() {
             match event {
                 ServerEvent::Started { id, info } => {
@@ -602,15 +598,15 @@ pub fn rule_limits() -> Limits {
 }
 
 /// `n` milliseconds.
-pub fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
+pub fn ms(n: u64) -> Instant {
+    Instant::from_millis(n)
 }
 
 /// Everything a client machine wants to send now, as (destination, bytes); more than
 /// `runaway` datagrams fail the test.
 pub fn drain_client<S: Storage + ?Sized>(
     t: &mut Transfer,
-    now: Duration,
+    now: Instant,
     storage: &mut S,
     runaway: usize,
 ) -> Vec<(SocketAddr, Vec<u8>)> {
@@ -798,7 +794,7 @@ pub struct Outcome {
     /// Clock steps the run took (whole run).
     pub steps: u64,
     /// Virtual time at the end (whole run).
-    pub now: Duration,
+    pub now: Instant,
     /// Datagrams put on the network (whole run).
     pub datagrams: u64,
     /// Number of `Finished` events of the client, and of `Ended` events of the server's
@@ -810,7 +806,7 @@ pub struct Outcome {
 
 #[derive(PartialEq, Eq)]
 struct InFlight {
-    at: Duration,
+    at: Instant,
     seq: u64,
     from: SocketAddr,
     to: SocketAddr,
@@ -839,7 +835,7 @@ struct Net {
 }
 
 impl Net {
-    fn send(&mut self, now: Duration, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+    fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
         self.sent += 1;
         let lost = self.rng.chance(self.faults.loss);
         if self.trace {
@@ -890,7 +886,7 @@ struct SimClient {
 impl SimClient {
     fn events(&mut self) {
         while let Some(e) = self.transfer.poll_event() {
-            if let Event::Finished { stats, result } = e {
+            if let TransferEvent::Finished { stats, result } = e {
                 self.finished += 1;
                 if self.result.is_none() {
                     self.result = Some(result.map(|()| stats));
@@ -933,7 +929,7 @@ pub fn run_many(n: &Network, specs: &[ClientSpec]) -> Vec<Outcome> {
         }
         let blk = usize::from(spec.blksize.unwrap_or(512));
         max_steps += (spec.file.len() * 2 / blk + 1) as u64 * 400;
-        let transfer = Transfer::client(Duration::ZERO, server_addr(), &req, n.config).unwrap();
+        let transfer = Transfer::client(Instant::ZERO, server_addr(), &req, n.config).unwrap();
         let store = match spec.direction {
             Direction::Read => {
                 let file = SimFile::new(spec.file.clone());
@@ -967,7 +963,7 @@ pub fn run_many(n: &Network, specs: &[ClientSpec]) -> Vec<Outcome> {
         trace: std::env::var_os("SIM_TRACE").is_some(),
     };
     let mut buf = vec![0u8; 65536];
-    let mut now = Duration::ZERO;
+    let mut now = Instant::ZERO;
     let mut steps = 0u64;
     loop {
         for (c, spec) in clients.iter_mut().zip(specs) {

@@ -11,9 +11,7 @@ mod storage;
 mod transfer;
 mod transfer_error;
 
-pub use endpoint::Endpoint;
 pub use handshake::{ClientRequest, Negotiated};
-pub use policy::Limits;
 pub use retransmit::Config;
 pub use storage::{Segments, Storage, StorageError};
-pub use transfer::{Event, Stats, Transfer, TransferError, Transmit};
+pub use transfer::{Stats, Transfer, TransferError, TransferEvent, Transmit};

@@ -1,5 +1,6 @@
 //! The retransmission timer of one transfer: timeout, backoff, and when to give up.
 
+use crate::tftp::Instant;
 use core::time::Duration;
 
 /// Retransmission settings of a transfer.
@@ -75,7 +76,7 @@ pub(crate) struct Timer {
     base: Duration,
     rto: Duration,
     retries: u32,
-    deadline: Option<Duration>,
+    deadline: Option<Instant>,
     /// Round trips measured, when no timeout was negotiated: a lost window is then resent
     /// after a few round trips instead of a whole second.
     rtt: Option<Rtt>,
@@ -115,7 +116,7 @@ fn lock_step_floor(timeout: Duration) -> Duration {
 
 impl Timer {
     /// A timer armed to expire one timeout from `now`.
-    pub(crate) fn new(now: Duration, config: Config) -> Timer {
+    pub(crate) fn new(now: Instant, config: Config) -> Timer {
         Timer {
             config,
             base: config.timeout,
@@ -170,19 +171,19 @@ impl Timer {
     /// shorter than twice that (RFC 4015's response, kept simple: the late answer is the
     /// round trip to plan for), up to the lock-step floor: a network that duplicates
     /// packets fakes the sign now and then, and must not slow loss recovery for good.
-    pub(crate) fn spurious(&mut self, now: Duration, delay: Duration) {
+    pub(crate) fn spurious(&mut self, now: Instant, delay: Duration) {
         let raised = delay.saturating_mul(2).min(lock_step_floor(self.base));
         self.floor = self.floor.max(raised);
         self.rto = self.rto.max(self.fresh_rto());
         self.sent(now);
     }
 
-    pub(crate) fn deadline(&self) -> Option<Duration> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
     /// Waits until `deadline` whatever the backoff says (a dally).
-    pub(crate) fn set_deadline(&mut self, deadline: Duration) {
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
     }
 
@@ -209,7 +210,7 @@ impl Timer {
     }
 
     /// Progress was made: the next silence is judged afresh.
-    pub(crate) fn progressed(&mut self, now: Duration) {
+    pub(crate) fn progressed(&mut self, now: Instant) {
         self.retries = 0;
         self.rto = self.fresh_rto();
         self.deadline = Some(now.saturating_add(self.rto));
@@ -218,21 +219,21 @@ impl Timer {
     /// DATA went out: the peer has a whole timeout from the last burst of a window, so
     /// the pauses between bursts are not taken for its silence (a window paced over
     /// longer than the timeout was otherwise resent before its last block went out).
-    pub(crate) fn sent(&mut self, now: Duration) {
+    pub(crate) fn sent(&mut self, now: Instant) {
         if let Some(deadline) = self.deadline {
             self.deadline = Some(deadline.max(now.saturating_add(self.rto)));
         }
     }
 
     /// True once `now` has reached the deadline.
-    pub(crate) fn is_due(&self, now: Duration) -> bool {
+    pub(crate) fn is_due(&self, now: Instant) -> bool {
         self.deadline.is_some_and(|d| now >= d)
     }
 
     /// The deadline passed: retransmit with a doubled timeout, or give up. Retransmissions
     /// on a measured timeout shorter than the configured one do not count against the
     /// retries: a peer is given up after no less silence than without measurements.
-    pub(crate) fn expire(&mut self, now: Duration) -> Expiry {
+    pub(crate) fn expire(&mut self, now: Instant) -> Expiry {
         let kind = if self.rto >= self.base {
             if self.retries >= self.config.retries {
                 self.deadline = None;

@@ -11,6 +11,7 @@
 //! Time is a [`Duration`] since any fixed epoch the driver picks; the machine never reads a
 //! clock. A server's transfers are made and driven by the [`Endpoint`](super::Endpoint).
 
+use crate::tftp::Instant;
 use alloc::borrow::Cow;
 use alloc::collections::VecDeque;
 use alloc::string::ToString;
@@ -51,7 +52,7 @@ pub struct Stats {
 /// Something the application should know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum TransferEvent {
     /// The client learnt what the server agreed to (an OACK, or a plain answer meaning
     /// defaults). `tsize` gives a progress bar its total.
     Negotiated(Negotiated),
@@ -115,7 +116,7 @@ impl Side {
     }
 }
 
-/// A packet owed to the peer, other than DATA.
+/// A packet control_due to the peer, other than DATA.
 #[derive(Clone, Debug)]
 enum Control {
     /// The request (client) or OACK (server) kept in `Transfer::opening`.
@@ -157,24 +158,24 @@ pub struct Transfer {
     side: Side,
     peer: SocketAddr,
     timer: Timer,
-    start: Duration,
+    start: Instant,
     stats: Stats,
     phase: Phase,
     /// The request (client) or OACK (server), kept for retransmission until answered.
     opening: Vec<u8>,
-    owed: Option<Control>,
-    strangers: VecDeque<SocketAddr>,
-    events: VecDeque<Event>,
-    /// `Event::Finished` was emitted: there is only ever one.
+    control_due: Option<Control>,
+    unknown_senders: VecDeque<SocketAddr>,
+    events: VecDeque<TransferEvent>,
+    /// `TransferEvent::Finished` was emitted: there is only ever one.
     finished: bool,
     /// A sender that lost part of a window sends the next ones in bursts: the next burst
     /// may go at this time.
-    paused_until: Option<Duration>,
+    paused_until: Option<Instant>,
     /// A sender: when the current window's first block went out, unless part of the window
     /// was sent twice; its ACK then measures a round trip.
-    window_sent_at: Option<Duration>,
+    window_sent_at: Option<Instant>,
     /// A sender: when the current window first went out, resent or not.
-    window_opened_at: Option<Duration>,
+    window_opened_at: Option<Instant>,
     /// A sender whose timer resent a window: how its answers tell whether that was needed.
     resend_check: Option<ResendCheck>,
 }
@@ -185,13 +186,13 @@ pub struct Transfer {
 #[derive(Clone, Copy, Debug)]
 enum ResendCheck {
     /// Waiting for the first ACK after the resend of a window first sent at `sent_at`.
-    Resent { sent_at: Duration },
+    Resent { sent_at: Instant },
     /// That ACK acknowledged up to `block`, `delay` after the first sending.
     Acked { block: u16, delay: Duration },
 }
 
 impl Transfer {
-    fn new(now: Duration, side: Side, peer: SocketAddr, config: Config, phase: Phase) -> Self {
+    fn new(now: Instant, side: Side, peer: SocketAddr, config: Config, phase: Phase) -> Self {
         Transfer {
             side,
             peer,
@@ -200,8 +201,8 @@ impl Transfer {
             stats: Stats::default(),
             phase,
             opening: Vec::new(),
-            owed: None,
-            strangers: VecDeque::new(),
+            control_due: None,
+            unknown_senders: VecDeque::new(),
             events: VecDeque::new(),
             finished: false,
             paused_until: None,
@@ -217,7 +218,7 @@ impl Transfer {
     /// Fails only if the request cannot be encoded (a NUL in the filename, or over 512
     /// bytes with its options).
     pub fn client(
-        now: Duration,
+        now: Instant,
         server: SocketAddr,
         request: &ClientRequest<'_>,
         config: Config,
@@ -234,14 +235,14 @@ impl Transfer {
         };
         let mut t = Transfer::new(now, side, server, config, phase);
         t.opening = opening;
-        t.owed = Some(Control::Opening);
+        t.control_due = Some(Control::Opening);
         Ok(t)
     }
 
     /// A server transfer for an admitted request: its OACK, DATA 1 or ACK 0 is ready to
     /// send.
     pub(crate) fn server(
-        now: Duration,
+        now: Instant,
         client: SocketAddr,
         config: Config,
         direction: Direction,
@@ -270,9 +271,9 @@ impl Transfer {
         match oack {
             Some(oack) => {
                 t.opening = oack;
-                t.owed = Some(Control::Opening);
+                t.control_due = Some(Control::Opening);
             }
-            None if direction == Direction::Write => t.owed = Some(Control::Ack(0)),
+            None if direction == Direction::Write => t.control_due = Some(Control::Ack(0)),
             None => {}
         }
         t
@@ -300,7 +301,9 @@ impl Transfer {
 
     /// True when the transfer has nothing more to send or wait for.
     pub fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed) && self.owed.is_none() && self.strangers.is_empty()
+        matches!(self.phase, Phase::Closed)
+            && self.control_due.is_none()
+            && self.unknown_senders.is_empty()
     }
 
     /// True while a server's upload waits for [`finish_upload`](Self::finish_upload).
@@ -330,7 +333,7 @@ impl Transfer {
     /// (from 50 µs). A driver whose timer rounds up to whole milliseconds (tokio's, or
     /// epoll's timeout) still works: its bursts only go out further apart, and slower.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Duration> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         match (self.timer.deadline(), self.paused_until) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -339,7 +342,7 @@ impl Transfer {
 
     /// The next event, if any. Call it until `None` after each `handle_*`.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<TransferEvent> {
         self.events.pop_front()
     }
 
@@ -356,14 +359,15 @@ impl Transfer {
         }
     }
 
-    fn finish(&mut self, now: Duration, result: Result<(), TransferError>) {
+    fn finish(&mut self, now: Instant, result: Result<(), TransferError>) {
         if self.finished {
             return;
         }
         self.finished = true;
-        self.stats.duration = now.saturating_sub(self.start);
+        self.stats.duration = now.duration_since(self.start);
         let stats = self.stats;
-        self.events.push_back(Event::Finished { stats, result });
+        self.events
+            .push_back(TransferEvent::Finished { stats, result });
         if !matches!(self.phase, Phase::Dallying { .. }) {
             self.close();
         }
@@ -377,23 +381,23 @@ impl Transfer {
         self.paused_until = None;
     }
 
-    /// Ends the transfer with an ERROR to the peer in place of anything still owed.
+    /// Ends the transfer with an ERROR to the peer in place of anything still control_due.
     fn fail(
         &mut self,
-        now: Duration,
+        now: Instant,
         code: ErrorCode,
         message: Cow<'static, str>,
         why: TransferError,
     ) {
-        self.owed = Some(Control::Error(code, message));
+        self.control_due = Some(Control::Error(code, message));
         self.close();
         self.finish(now, Err(why));
     }
 
     /// Ends the transfer from the application's side: the peer is sent an ERROR with this
-    /// code and message in place of anything still owed, and, unless the transfer already
+    /// code and message in place of anything still control_due, and, unless the transfer already
     /// reported its end, `Finished` follows with [`TransferError::Aborted`].
-    pub fn abort(&mut self, now: Duration, code: ErrorCode, message: impl Into<Cow<'static, str>>) {
+    pub fn abort(&mut self, now: Instant, code: ErrorCode, message: impl Into<Cow<'static, str>>) {
         if self.finished {
             // Its outcome is settled: stop dallying, but send nothing that contradicts it.
             return self.close();
@@ -408,23 +412,23 @@ impl Transfer {
 
     /// Ends the transfer without a word to the peer: a server dropping a transfer whose
     /// client never answered, or one its client replaced with a new request.
-    pub(crate) fn drop_silently(&mut self, now: Duration, why: TransferError) {
-        self.owed = None;
-        self.strangers.clear();
+    pub(crate) fn drop_silently(&mut self, now: Instant, why: TransferError) {
+        self.control_due = None;
+        self.unknown_senders.clear();
         self.close();
         self.finish(now, Err(why));
     }
 
-    /// A server's upload after [`Event::UploadComplete`]: the application's commit
+    /// A server's upload after [`TransferEvent::UploadComplete`]: the application's commit
     /// succeeded (the final ACK goes out, then the transfer dallies) or failed (the client
     /// is sent the error's ERROR in place of the final ACK).
-    pub fn finish_upload(&mut self, now: Duration, result: Result<(), StorageError>) {
+    pub fn finish_upload(&mut self, now: Instant, result: Result<(), StorageError>) {
         let Phase::Committing { last } = self.phase else {
             return;
         };
         match result {
             Ok(()) => {
-                self.owed = Some(Control::Ack(last));
+                self.control_due = Some(Control::Ack(last));
                 self.phase = Phase::Dallying { last };
                 self.timer
                     .set_deadline(now.saturating_add(self.dally_time()));
@@ -440,7 +444,7 @@ impl Transfer {
     /// the peer sends on. A failure ends the transfer as a failed write does: the peer is
     /// sent the error's ERROR, and `Finished` follows with [`TransferError::Storage`]. Returns
     /// true then: poll for them before waiting.
-    pub fn flush_storage<S: Storage + ?Sized>(&mut self, now: Duration, storage: &mut S) -> bool {
+    pub fn flush_storage<S: Storage + ?Sized>(&mut self, now: Instant, storage: &mut S) -> bool {
         if self.finished || !matches!(self.phase, Phase::Receiving(_)) {
             return false;
         }
@@ -453,19 +457,19 @@ impl Transfer {
         }
     }
 
-    fn refuse_size(&mut self, now: Duration, refusal: SizeRefusal) {
+    fn refuse_size(&mut self, now: Instant, refusal: SizeRefusal) {
         let message = Cow::Borrowed(refusal.message);
         self.fail(now, refusal.code, message, refusal.why);
     }
 
-    fn fail_storage(&mut self, now: Duration, e: StorageError) {
+    fn fail_storage(&mut self, now: Instant, e: StorageError) {
         let (code, message) = (e.code, e.message.clone());
         self.fail(now, code, message, TransferError::Storage(e));
     }
 
     /// Handles the deadline from [`poll_timeout`](Self::poll_timeout): retransmits with
     /// backoff, or gives up with [`TransferError::Timeout`]. Calling it early does nothing.
-    pub fn handle_timeout(&mut self, now: Duration) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         if !self.timer.is_due(now) {
             return;
         }
@@ -482,7 +486,7 @@ impl Transfer {
             Expiry::Retransmit(Kind::Early) => self.stats.early_timeouts += 1,
             Expiry::Retransmit(Kind::Retry) => self.stats.retries += 1,
         }
-        let owed = match &mut self.phase {
+        let control_due = match &mut self.phase {
             Phase::Requesting { .. } | Phase::AwaitingAck0(_) => Control::Opening,
             Phase::Receiving(r) if r.received() == 0 && !self.opening.is_empty() => {
                 Control::Opening
@@ -499,7 +503,7 @@ impl Transfer {
             }
             Phase::Committing { .. } | Phase::Dallying { .. } | Phase::Closed => return,
         };
-        self.owed = Some(owed);
+        self.control_due = Some(control_due);
         self.stats.retransmissions += 1;
     }
 
@@ -510,7 +514,7 @@ impl Transfer {
     /// (unless they are ERRORs themselves) and leave the transfer untouched.
     pub fn handle_datagram<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         source: SocketAddr,
         datagram: &[u8],
         storage: &mut S,
@@ -569,8 +573,8 @@ impl Transfer {
     }
 
     fn stranger(&mut self, source: SocketAddr) {
-        if self.strangers.len() < MAX_STRANGERS {
-            self.strangers.push_back(source);
+        if self.unknown_senders.len() < MAX_STRANGERS {
+            self.unknown_senders.push_back(source);
         }
     }
 
@@ -584,7 +588,7 @@ impl Transfer {
         }
     }
 
-    fn on_peer_error(&mut self, now: Duration, code: ErrorCode, message: Text<'_>) {
+    fn on_peer_error(&mut self, now: Instant, code: ErrorCode, message: Text<'_>) {
         self.side.answered();
         if matches!(self.phase, Phase::Dallying { .. }) {
             return self.close();
@@ -603,7 +607,7 @@ impl Transfer {
 
     fn on_first_answer<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         source: SocketAddr,
         packet: Packet<'_>,
         storage: &mut S,
@@ -646,13 +650,13 @@ impl Transfer {
             self.timer.set_base(t);
         }
         self.timer.progressed(now);
-        self.events.push_back(Event::Negotiated(negotiated));
+        self.events.push_back(TransferEvent::Negotiated(negotiated));
         let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
         match direction {
             Direction::Read => {
                 self.phase = Phase::Receiving(Receiver::new(blksize, windowsize, netascii));
                 if let Packet::Oack(_) = packet {
-                    self.owed = Some(Control::Ack(0));
+                    self.control_due = Some(Control::Ack(0));
                 } else {
                     self.on_packet(now, packet, storage);
                 }
@@ -668,7 +672,7 @@ impl Transfer {
 
     fn on_packet<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         packet: Packet<'_>,
         storage: &mut S,
     ) {
@@ -696,13 +700,13 @@ impl Transfer {
                     self.resend_check = match self.resend_check {
                         Some(ResendCheck::Resent { sent_at }) => Some(ResendCheck::Acked {
                             block,
-                            delay: now.saturating_sub(sent_at),
+                            delay: now.duration_since(sent_at),
                         }),
                         _ => None,
                     };
                     self.window_opened_at = None;
                     if let Some(sent) = self.window_sent_at.take() {
-                        self.timer.sample(now.saturating_sub(sent));
+                        self.timer.sample(now.duration_since(sent));
                     }
                     // Counted as they are acknowledged, so a transfer that fails later
                     // still reports the blocks it delivered.
@@ -742,7 +746,7 @@ impl Transfer {
                     DataOutcome::Wait => {}
                     DataOutcome::InOrder => self.timer.progressed(now),
                     DataOutcome::Ack(b) => {
-                        self.owed = Some(Control::Ack(b));
+                        self.control_due = Some(Control::Ack(b));
                         self.timer.progressed(now);
                     }
                     DataOutcome::Final(last) => self.on_final_block(now, last),
@@ -750,7 +754,7 @@ impl Transfer {
             }
             (Phase::Dallying { last }, Packet::Data { block, .. }) if block == *last => {
                 // The sender missed our final ACK: answer, and stay for its next try.
-                self.owed = Some(Control::Ack(block));
+                self.control_due = Some(Control::Ack(block));
                 let until = now.saturating_add(self.dally_time());
                 self.timer.set_deadline(until);
             }
@@ -758,7 +762,7 @@ impl Transfer {
             (Phase::Receiving(r), Packet::Oack(_))
                 if matches!(self.side, Side::Client { .. }) && r.received() == 0 =>
             {
-                self.owed = Some(Control::Ack(0));
+                self.control_due = Some(Control::Ack(0));
             }
             // Anything else from the peer (a duplicate request, a stray OACK, a repeated
             // final DATA while the upload is committed) is ignored.
@@ -766,15 +770,15 @@ impl Transfer {
         }
     }
 
-    fn on_final_block(&mut self, now: Duration, last: u16) {
+    fn on_final_block(&mut self, now: Instant, last: u16) {
         match self.side {
             Side::Server { .. } => {
                 self.phase = Phase::Committing { last };
                 self.timer.stop();
-                self.events.push_back(Event::UploadComplete);
+                self.events.push_back(TransferEvent::UploadComplete);
             }
             Side::Client { .. } => {
-                self.owed = Some(Control::Ack(last));
+                self.control_due = Some(Control::Ack(last));
                 self.phase = Phase::Dallying { last };
                 self.timer
                     .set_deadline(now.saturating_add(self.dally_time()));
@@ -791,7 +795,7 @@ impl Transfer {
     #[must_use]
     pub fn poll_transmit<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         storage: &mut S,
         buf: &mut [u8],
     ) -> Option<Transmit> {
@@ -804,7 +808,7 @@ impl Transfer {
     #[must_use]
     pub fn poll_transmit_batch<S: Storage + ?Sized>(
         &mut self,
-        now: Duration,
+        now: Instant,
         storage: &mut S,
         buf: &mut [u8],
         max_segments: usize,
@@ -812,19 +816,19 @@ impl Transfer {
         let needed = self.max_datagram_len();
         if buf.len() < needed {
             if !self.finished {
-                self.owed = None;
+                self.control_due = None;
                 self.close();
                 self.finish(now, Err(TransferError::BufferTooSmall { needed }));
             }
             return None;
         }
-        if let Some(to) = self.strangers.pop_front() {
+        if let Some(to) = self.unknown_senders.pop_front() {
             let code = ErrorCode::UnknownTransferId;
             let message = Text::from(code.description());
             let len = encode_infallible(&Packet::Error { code, message }, buf);
             return Some(Transmit::one(to, len));
         }
-        if let Some(c) = self.owed.take() {
+        if let Some(c) = self.control_due.take() {
             let len = match c {
                 Control::Opening => {
                     let len = self.opening.len();

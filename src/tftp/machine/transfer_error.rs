@@ -8,7 +8,7 @@ use super::storage::StorageError;
 use crate::tftp::wire::{ErrorCode, ParseError};
 
 #[cfg(doc)]
-use super::{ClientRequest, Limits, Transfer};
+use super::{ClientRequest, Transfer, policy::Limits};
 
 /// How a transfer failed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,18 +3,19 @@
 //! It owns every transfer and makes every decision a server makes: admission through the
 //! application's [`Policy`], repeated requests, the limits per client address and in total,
 //! strangers and refusals. A driver only moves datagrams, reads the clock, opens sockets
-//! where a [`Route`] asks for one, and commits uploads.
+//! where a [`Inbound`] asks for one, and commits uploads.
 //!
 //! The calls, in the order a driver makes them:
 //!
-//! - [`Endpoint::handle`] for every datagram received, saying on which [`Route`] it came; a
+//! - [`Endpoint::handle`] for every datagram received, saying on which [`Inbound`] it came; a
 //!   refusal it answers at once is written into the caller's buffer and returned;
 //! - [`Endpoint::handle_timeout`] when the deadline from [`Endpoint::poll_timeout`] passes;
-//! - [`Endpoint::committed`] when an upload the endpoint handed out in [`Event::Commit`]
+//! - [`Endpoint::committed`] when an upload the endpoint handed out in [`EndpointEvent::Commit`]
 //!   was put in place (or failed to be);
 //! - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
 //!   and [`Endpoint::poll_event`] until `None`.
 
+use crate::tftp::Instant;
 use alloc::borrow::Cow;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::{String, ToString};
@@ -30,10 +31,10 @@ mod report;
 mod route;
 
 pub use admission::{Admission, SharedAdmission};
-pub use report::{Event, RefusalCause, Report, TransferInfo};
+pub use report::{EndpointEvent, RefusalCause, Report, TransferInfo};
 #[cfg(feature = "std")]
 pub(crate) use report::{Names, direction_word};
-pub use route::{Incoming, PortMode, Route, TransferId, Transmit};
+pub use route::{Inbound, Incoming, Outbound, Outgoing, PortMode, TransferId};
 
 use admission::Over;
 
@@ -45,9 +46,9 @@ use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Pa
 
 /// A storage for the moments a transfer has none: after an upload was handed out for its
 /// commit. The machines call it only to fail.
-struct Handed;
+struct StorageInCommit;
 
-impl Storage for Handed {}
+impl Storage for StorageInCommit {}
 
 struct Entry<S> {
     transfer: Transfer,
@@ -56,18 +57,31 @@ struct Entry<S> {
     listener: usize,
     /// The request's bytes, to recognise a repeat of it.
     request: Vec<u8>,
-    /// The client has sent something to the transfer: it has our answer.
-    heard: bool,
-    /// While not heard: when the transfer is dropped.
-    reclaim_at: Option<Duration>,
+    contact: Contact,
     /// The deadline registered in `Endpoint::timers`.
-    timer: Option<Duration>,
-    /// In `Endpoint::ready`.
+    timer: Option<Instant>,
+    /// In `Endpoint::ready`, which is a queue (transfers send in turn) and so cannot tell
+    /// membership itself.
     queued: bool,
-    /// In `Endpoint::unflushed`.
-    unflushed: bool,
-    /// `Event::Ended` was emitted.
-    ended: bool,
+    stage: Stage,
+}
+
+/// Whether the client answered what the transfer sent first: until it does, the request
+/// may have been forged, and the transfer counts against the unanswered limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contact {
+    /// Not yet; the transfer is dropped without a word at `reclaim_at` (`None` once it
+    /// was).
+    Awaited { reclaim_at: Option<Instant> },
+    Answered,
+}
+
+/// Whether the transfer reported its end ([`EndpointEvent::Ended`]); an ended transfer
+/// may still dally a while before it is freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Running,
+    Ended,
 }
 
 struct Slot<S> {
@@ -103,10 +117,10 @@ impl Held {
 ///
 /// The calls, in the order a driver makes them:
 ///
-/// - [`Endpoint::handle`] for every datagram received, saying on which [`Route`] it came; a
+/// - [`Endpoint::handle`] for every datagram received, saying on which [`Inbound`] it came; a
 ///   refusal it answers at once is written into the caller's buffer and returned;
 /// - [`Endpoint::handle_timeout`] when the deadline from [`Endpoint::poll_timeout`] passes;
-/// - [`Endpoint::committed`] when an upload the endpoint handed out in [`Event::Commit`]
+/// - [`Endpoint::committed`] when an upload the endpoint handed out in [`EndpointEvent::Commit`]
 ///   was put in place (or failed to be);
 /// - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
 ///   and [`Endpoint::poll_event`] until `None`;
@@ -127,16 +141,34 @@ pub struct Endpoint<P: Policy> {
     /// repeated request is recognised, and how single-port datagrams find their transfer.
     by_peer: BTreeMap<(usize, SocketAddr), TransferId>,
     admission: Held,
-    timers: BTreeSet<(Duration, TransferId)>,
+    timers: BTreeSet<(Instant, TransferId)>,
     /// Transfers that may have something to send, in turn.
     ready: VecDeque<TransferId>,
     /// Uploads whose storage was given data since `flush_storage` last ran.
-    unflushed: Vec<TransferId>,
-    events: VecDeque<Event<P::Storage>>,
+    unflushed: BTreeSet<TransferId>,
+    events: VecDeque<EndpointEvent<P::Storage>>,
     /// Scratch for `handle_timeout`.
     due: Vec<TransferId>,
-    accepting: bool,
+    closing: Closing,
 }
+
+/// Where the endpoint is in a graceful stop ([`Endpoint::close`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closing {
+    Open,
+    /// New requests are refused; the running transfers have until `deadline`.
+    Draining {
+        deadline: Instant,
+    },
+    /// The deadline passed: `cut` transfers were ended with an ERROR.
+    Cut {
+        cut: usize,
+    },
+}
+
+/// What a client is told of a graceful stop: a request refused while closing, or a
+/// transfer cut when the grace ran out.
+const SHUTTING_DOWN: &str = "server shutting down";
 
 impl<P: Policy> fmt::Debug for Endpoint<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,12 +176,12 @@ impl<P: Policy> fmt::Debug for Endpoint<P> {
             .field("ports", &self.ports)
             .field("limits", &self.limits)
             .field("transfers", &self.live)
-            .field("accepting", &self.accepting)
+            .field("closing", &self.closing)
             .finish_non_exhaustive()
     }
 }
 
-/// A refusal on its way to the client and into [`Event::Refused`].
+/// A refusal on its way to the client and into [`EndpointEvent::Refused`].
 struct Refused {
     refusal: Refusal,
     served: Served,
@@ -188,10 +220,10 @@ impl<P: Policy> Endpoint<P> {
             admission: Held::Own(Admission::new()),
             timers: BTreeSet::new(),
             ready: VecDeque::new(),
-            unflushed: Vec::new(),
+            unflushed: BTreeSet::new(),
             events: VecDeque::new(),
             due: Vec::new(),
-            accepting: true,
+            closing: Closing::Open,
         }
     }
 
@@ -236,14 +268,14 @@ impl<P: Policy> Endpoint<P> {
         self.live == 0
     }
 
-    /// Transfers that have not reported their end ([`Event::Ended`]): what a graceful stop
+    /// Transfers that have not reported their end ([`EndpointEvent::Ended`]): what a graceful stop
     /// waits for. A transfer that ended and only dallies, to re-ACK a repeated final
     /// block, is not counted.
     pub fn running(&self) -> usize {
         self.slots
             .iter()
             .filter_map(|s| s.entry.as_ref())
-            .filter(|e| !e.ended)
+            .filter(|e| e.stage == Stage::Running)
             .count()
     }
 
@@ -259,18 +291,51 @@ impl<P: Policy> Endpoint<P> {
         (DATA_HEADER_LEN + usize::from(self.limits.max_blksize.get())).max(MIN_BUF)
     }
 
-    /// Stops admitting transfers: later requests are refused with "server shutting down".
-    /// Running transfers go on.
-    pub fn shutdown(&mut self) {
-        self.accepting = false;
+    /// Starts a graceful stop: later requests are refused with ERROR 0 "server shutting
+    /// down", and the running transfers have `grace` to end. When it runs out (at the
+    /// [`handle_timeout`](Self::handle_timeout) its deadline in
+    /// [`poll_timeout`](Self::poll_timeout) asks for), the transfers still running are cut:
+    /// their clients are sent the same ERROR, and uploads not committed are dropped with
+    /// their storage. An upload handed out in [`EndpointEvent::Commit`] is left to its
+    /// commit, whose outcome its client hears at [`committed`](Self::committed).
+    ///
+    /// Called again, it can only bring the deadline forward: `close(now, Duration::ZERO)`
+    /// cuts at the next `handle_timeout` (a second Ctrl-C). The driver stops once
+    /// [`is_drained`](Self::is_drained).
+    pub fn close(&mut self, now: Instant, grace: Duration) {
+        let deadline = now.saturating_add(grace);
+        match self.closing {
+            Closing::Draining { deadline: d } if d <= deadline => {}
+            Closing::Open | Closing::Draining { .. } => {
+                self.closing = Closing::Draining { deadline };
+            }
+            Closing::Cut { .. } => {}
+        }
     }
 
-    /// Ends every running transfer with an ERROR to its client (a transfer that already
-    /// ended only stops dallying). Uploads not committed are dropped with their storage;
-    /// an upload handed out in [`Event::Commit`] is left to its commit, whose outcome its
-    /// client hears at [`committed`](Self::committed) (see [`committing`](Self::committing)).
-    /// Returns how many transfers were cut: those that had not yet ended.
-    pub fn abort_all(&mut self, now: Duration, code: ErrorCode, message: &'static str) -> usize {
+    /// [`close`](Self::close) was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing != Closing::Open
+    }
+
+    /// Closing, and nothing left to wait for: every transfer ended (a transfer that only
+    /// dallies is not waited for) and every commit reported.
+    pub fn is_drained(&self) -> bool {
+        self.is_closing() && self.running() == 0
+    }
+
+    /// How many transfers the end of the grace cut; zero until then.
+    pub fn cut(&self) -> usize {
+        match self.closing {
+            Closing::Cut { cut } => cut,
+            _ => 0,
+        }
+    }
+
+    /// Ends every running transfer but those committing with ERROR 0 "server shutting
+    /// down"; a transfer that already ended only stops dallying. Returns how many had not
+    /// ended.
+    fn cut_running(&mut self, now: Instant) -> usize {
         let ids: Vec<TransferId> = self.ids().collect();
         let mut cut = 0;
         for id in ids {
@@ -279,16 +344,16 @@ impl<P: Policy> Endpoint<P> {
                     continue;
                 }
                 cut += usize::from(!e.transfer.is_finished());
-                e.transfer.abort(now, code, message);
+                e.transfer.abort(now, ErrorCode::NotDefined, SHUTTING_DOWN);
                 e.storage = None;
             }
             self.enqueue(id);
-            self.settle(now, id);
+            self.sync_transfer(now, id);
         }
         cut
     }
 
-    /// Uploads handed out in [`Event::Commit`] whose outcome [`committed`](Self::committed)
+    /// Uploads handed out in [`EndpointEvent::Commit`] whose outcome [`committed`](Self::committed)
     /// has not yet told: a driver that stops waits for them.
     pub fn committing(&self) -> usize {
         self.slots
@@ -328,27 +393,27 @@ impl<P: Policy> Endpoint<P> {
     /// their source, if it has one.
     pub fn handle(
         &mut self,
-        now: Duration,
+        now: Instant,
         incoming: Incoming,
         datagram: &[u8],
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         match incoming.route {
-            Route::Transfer(id) => self.deliver(now, id, incoming.source, datagram),
-            Route::Listener(listener) if is_request(datagram) => {
+            Inbound::Transfer(id) => self.deliver(now, id, incoming.source, datagram),
+            Inbound::Listener(listener) if is_request(datagram) => {
                 return self.on_request(now, listener, &incoming, datagram, buf);
             }
-            Route::Listener(listener) if self.ports == PortMode::Single => {
+            Inbound::Listener(listener) if self.ports == PortMode::Single => {
                 if let Some(&id) = self.by_peer.get(&(listener, incoming.source)) {
                     self.deliver(now, id, incoming.source, datagram);
                 }
             }
-            Route::Listener(_) | Route::OneOff { .. } => {}
+            Inbound::Listener(_) => {}
         }
         None
     }
 
-    fn deliver(&mut self, now: Duration, id: TransferId, source: SocketAddr, datagram: &[u8]) {
+    fn deliver(&mut self, now: Instant, id: TransferId, source: SocketAddr, datagram: &[u8]) {
         let Some(e) = self.entry_mut(id) else { return };
         let stored = match &mut e.storage {
             Some(s) => {
@@ -357,40 +422,38 @@ impl<P: Policy> Endpoint<P> {
             }
             None => {
                 e.transfer
-                    .handle_datagram(now, source, datagram, &mut Handed);
+                    .handle_datagram(now, source, datagram, &mut StorageInCommit);
                 false
             }
         };
         // Only uploads write: a download's ACKs leave nothing to flush.
-        let unflushed = stored && e.info.direction == Direction::Write && !e.unflushed;
-        e.unflushed |= unflushed;
+        let unflushed = stored && e.info.direction == Direction::Write;
         // Only the answer the transfer waits for counts: any datagram from the client's
         // port would otherwise lift the guard against forged requests.
-        let first_answer = !e.heard && e.transfer.is_answered();
+        let first_answer = e.contact != Contact::Answered && e.transfer.is_answered();
         if first_answer {
-            e.heard = true;
-            e.reclaim_at = None;
+            e.contact = Contact::Answered;
         }
         let ip = e.info.peer.ip();
         if unflushed {
-            self.unflushed.push(id);
+            self.unflushed.insert(id);
         }
         if first_answer {
             self.unanswered -= 1;
             self.admission.with(|a| a.answered(ip));
         }
         self.enqueue(id);
-        self.settle(now, id);
+        self.sync_transfer(now, id);
     }
 
     fn on_request(
         &mut self,
-        now: Duration,
+        now: Instant,
         listener: usize,
         incoming: &Incoming,
         datagram: &[u8],
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         let peer = incoming.source;
         if let Some(&id) = self.by_peer.get(&(listener, peer)) {
             if self.is_repeat(id, datagram) {
@@ -402,7 +465,7 @@ impl<P: Policy> Endpoint<P> {
                 if let Some(e) = self.entry_mut(id) {
                     e.transfer.drop_silently(now, TransferError::Abandoned);
                 }
-                self.settle(now, id);
+                self.sync_transfer(now, id);
             }
         }
         let (request, direction) = match Packet::parse(datagram) {
@@ -428,7 +491,7 @@ impl<P: Policy> Endpoint<P> {
             Err(Over::Unanswered) => {
                 // No answer at all: a forged flood reflects nothing, and a real client
                 // asks again once its earlier transfers answered.
-                self.events.push_back(Event::Ignored {
+                self.events.push_back(EndpointEvent::Ignored {
                     peer,
                     filename,
                     why: "too many unanswered transfers from this address",
@@ -461,17 +524,17 @@ impl<P: Policy> Endpoint<P> {
             info: info.clone(),
             listener,
             request: datagram.to_vec(),
-            heard: false,
-            reclaim_at: Some(now.saturating_add(self.limits.unanswered_timeout)),
+            contact: Contact::Awaited {
+                reclaim_at: Some(now.saturating_add(self.limits.unanswered_timeout)),
+            },
             timer: None,
             queued: false,
-            unflushed: false,
-            ended: false,
+            stage: Stage::Running,
         });
         self.by_peer.insert((listener, peer), id);
-        self.events.push_back(Event::Started { id, info });
+        self.events.push_back(EndpointEvent::Started { id, info });
         self.enqueue(id);
-        self.settle(now, id);
+        self.sync_transfer(now, id);
         None
     }
 
@@ -483,14 +546,14 @@ impl<P: Policy> Endpoint<P> {
         self.entry(id).is_some_and(|e| {
             !e.transfer.is_finished()
                 && e.request == datagram
-                && (self.ports == PortMode::Single || !e.heard)
+                && (self.ports == PortMode::Single || e.contact != Contact::Answered)
         })
     }
 
     /// What refuses a request before any limit is counted.
     fn check_request(&self, request: &Request<'_>) -> Result<(), Refused> {
-        if !self.accepting {
-            let refusal = Refusal::new(ErrorCode::NotDefined, "server shutting down");
+        if self.is_closing() {
+            let refusal = Refusal::new(ErrorCode::NotDefined, SHUTTING_DOWN);
             return Err(Refused::new(refusal, RefusalCause::ShuttingDown));
         }
         if request.mode == Mode::Mail {
@@ -503,7 +566,7 @@ impl<P: Policy> Endpoint<P> {
     /// Asks the policy, negotiates, and builds the transfer.
     fn open(
         &mut self,
-        now: Duration,
+        now: Instant,
         peer: SocketAddr,
         local: Option<IpAddr>,
         request: &Request<'_>,
@@ -580,7 +643,7 @@ impl<P: Policy> Endpoint<P> {
         refused: Refused,
         filename: Option<String>,
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         if buf.len() < MIN_BUF {
             return None;
         }
@@ -590,7 +653,7 @@ impl<P: Policy> Endpoint<P> {
             cause,
         } = refused;
         let len = encode_error(refusal.code, &refusal.message, buf);
-        self.events.push_back(Event::Refused {
+        self.events.push_back(EndpointEvent::Refused {
             peer: incoming.source,
             filename,
             served,
@@ -598,10 +661,10 @@ impl<P: Policy> Endpoint<P> {
             cause,
         });
         let route = match self.ports {
-            PortMode::Single => Route::Listener(listener),
-            PortMode::PerTransfer => Route::OneOff { listener },
+            PortMode::Single => Outbound::Listener(listener),
+            PortMode::PerTransfer => Outbound::OneOff { listener },
         };
-        Some(Transmit {
+        Some(Outgoing {
             route,
             destination: incoming.source,
             source: incoming.local,
@@ -612,7 +675,7 @@ impl<P: Policy> Endpoint<P> {
 
     fn insert(&mut self, entry: Entry<P::Storage>) -> TransferId {
         self.live += 1;
-        self.unanswered += usize::from(!entry.heard);
+        self.unanswered += usize::from(entry.contact != Contact::Answered);
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.entry = Some(entry);
@@ -643,7 +706,7 @@ impl<P: Policy> Endpoint<P> {
 
     /// After anything happened to a transfer: turn its events into the endpoint's, keep
     /// its deadline registered, and free it once it is closed.
-    fn settle(&mut self, now: Duration, id: TransferId) {
+    fn sync_transfer(&mut self, now: Instant, id: TransferId) {
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
         };
@@ -653,21 +716,21 @@ impl<P: Policy> Endpoint<P> {
         let Some(e) = slot.entry.as_mut() else { return };
         while let Some(event) = e.transfer.poll_event() {
             match event {
-                transfer::Event::UploadComplete => match e.storage.take() {
-                    Some(storage) => self.events.push_back(Event::Commit { id, storage }),
+                transfer::TransferEvent::UploadComplete => match e.storage.take() {
+                    Some(storage) => self.events.push_back(EndpointEvent::Commit { id, storage }),
                     None => {
                         let lost = StorageError::new(ErrorCode::NotDefined, "upload storage lost");
                         e.transfer.finish_upload(now, Err(lost));
                     }
                 },
-                transfer::Event::Finished { stats, result } => {
-                    e.ended = true;
+                transfer::TransferEvent::Finished { stats, result } => {
+                    e.stage = Stage::Ended;
                     let report = Report {
                         info: e.info.clone(),
                         stats,
                         result,
                     };
-                    self.events.push_back(Event::Ended { id, report });
+                    self.events.push_back(EndpointEvent::Ended { id, report });
                 }
                 _ => {}
             }
@@ -675,7 +738,11 @@ impl<P: Policy> Endpoint<P> {
         if e.transfer.is_closed() {
             return self.free(id);
         }
-        let wanted = match (e.transfer.poll_timeout(), e.reclaim_at) {
+        let reclaim_at = match e.contact {
+            Contact::Awaited { reclaim_at } => reclaim_at,
+            Contact::Answered => None,
+        };
+        let wanted = match (e.transfer.poll_timeout(), reclaim_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -698,8 +765,12 @@ impl<P: Policy> Endpoint<P> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
-        self.unanswered -= usize::from(!e.heard);
-        debug_assert!(e.ended, "a transfer closes only after it reported its end");
+        let answered = e.contact == Contact::Answered;
+        self.unanswered -= usize::from(!answered);
+        debug_assert!(
+            e.stage == Stage::Ended,
+            "a transfer closes only after it reported its end"
+        );
         if let Some(t) = e.timer {
             self.timers.remove(&(t, id));
         }
@@ -708,20 +779,31 @@ impl<P: Policy> Endpoint<P> {
             self.by_peer.remove(&key);
         }
         let ip = e.info.peer.ip();
-        self.admission.with(|a| a.release(ip, e.heard));
-        self.events.push_back(Event::Closed { id });
+        self.admission.with(|a| a.release(ip, answered));
+        self.events.push_back(EndpointEvent::Closed { id });
     }
 
-    /// The earliest deadline of all transfers, at which
+    /// The earliest deadline, of all transfers and of a graceful stop's grace, at which
     /// [`handle_timeout`](Self::handle_timeout) must be called.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Duration> {
-        self.timers.first().map(|&(at, _)| at)
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let transfers = self.timers.first().map(|&(at, _)| at);
+        match self.closing {
+            Closing::Draining { deadline } => Some(transfers.map_or(deadline, |t| t.min(deadline))),
+            _ => transfers,
+        }
     }
 
-    /// Handles every deadline that has passed: retransmissions, transfers given up, and
-    /// transfers whose client never answered, which are dropped without a word.
-    pub fn handle_timeout(&mut self, now: Duration) {
+    /// Handles every deadline that has passed: retransmissions, transfers given up,
+    /// transfers whose client never answered, which are dropped without a word, and the end
+    /// of a graceful stop's grace.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Closing::Draining { deadline } = self.closing
+            && deadline <= now
+        {
+            let cut = self.cut_running(now);
+            self.closing = Closing::Cut { cut };
+        }
         let mut due = core::mem::take(&mut self.due);
         due.extend(
             self.timers
@@ -733,14 +815,18 @@ impl<P: Policy> Endpoint<P> {
             let Some(e) = self.entry_mut(id) else {
                 continue;
             };
-            if !e.heard && e.reclaim_at.is_some_and(|at| at <= now) {
+            let reclaim_due = matches!(
+                e.contact,
+                Contact::Awaited { reclaim_at: Some(at) } if at <= now
+            );
+            if reclaim_due {
+                e.contact = Contact::Awaited { reclaim_at: None };
                 e.transfer.drop_silently(now, TransferError::Unanswered);
-                e.reclaim_at = None;
             } else {
                 e.transfer.handle_timeout(now);
             }
             self.enqueue(id);
-            self.settle(now, id);
+            self.sync_transfer(now, id);
         }
         due.clear();
         self.due = due;
@@ -750,7 +836,7 @@ impl<P: Policy> Endpoint<P> {
     /// [`max_datagram_len`](Self::max_datagram_len) bytes) and says where it goes, or
     /// returns `None` when nothing is due. A transfer's window goes out in one run.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Duration, buf: &mut [u8]) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Outgoing> {
         self.poll_transmit_batch(now, buf, 1)
     }
 
@@ -760,10 +846,10 @@ impl<P: Policy> Endpoint<P> {
     #[must_use]
     pub fn poll_transmit_batch(
         &mut self,
-        now: Duration,
+        now: Instant,
         buf: &mut [u8],
         max_segments: usize,
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         while let Some(&id) = self.ready.front() {
             let ports = self.ports;
             let Some(e) = self.entry_mut(id) else {
@@ -772,28 +858,29 @@ impl<P: Policy> Endpoint<P> {
             };
             let sent = match &mut e.storage {
                 Some(s) => e.transfer.poll_transmit_batch(now, s, buf, max_segments),
-                None => e
-                    .transfer
-                    .poll_transmit_batch(now, &mut Handed, buf, max_segments),
+                None => {
+                    e.transfer
+                        .poll_transmit_batch(now, &mut StorageInCommit, buf, max_segments)
+                }
             };
             let Some(t) = sent else {
                 e.queued = false;
                 self.ready.pop_front();
-                self.settle(now, id);
+                self.sync_transfer(now, id);
                 continue;
             };
             let route = match ports {
-                PortMode::Single => Route::Listener(e.listener),
-                PortMode::PerTransfer => Route::Transfer(id),
+                PortMode::Single => Outbound::Listener(e.listener),
+                PortMode::PerTransfer => Outbound::Transfer(id),
             };
-            let transmit = Transmit {
+            let transmit = Outgoing {
                 route,
                 destination: t.destination,
                 source: e.info.local,
                 len: t.len,
                 segment_size: t.segment_size,
             };
-            self.settle(now, id);
+            self.sync_transfer(now, id);
             return Some(transmit);
         }
         None
@@ -804,20 +891,19 @@ impl<P: Policy> Endpoint<P> {
     /// [`poll_transmit`](Self::poll_transmit) gave is sent and before waiting, so uploads
     /// reach their files after their ACKs went out. A storage that fails ends its transfer;
     /// this returns true then: poll for transmits and events again before waiting.
-    pub fn flush_storage(&mut self, now: Duration) -> bool {
+    pub fn flush_storage(&mut self, now: Instant) -> bool {
         let mut ended = false;
-        while let Some(id) = self.unflushed.pop() {
+        while let Some(id) = self.unflushed.pop_first() {
             let Some(e) = self.entry_mut(id) else {
                 continue;
             };
-            e.unflushed = false;
             let Some(storage) = &mut e.storage else {
                 continue;
             };
             if e.transfer.flush_storage(now, storage) {
                 ended = true;
                 self.enqueue(id);
-                self.settle(now, id);
+                self.sync_transfer(now, id);
             }
         }
         ended
@@ -826,28 +912,28 @@ impl<P: Policy> Endpoint<P> {
     /// The next event, if any. Call it until `None` after each `handle_*` and
     /// `poll_transmit`.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event<P::Storage>> {
+    pub fn poll_event(&mut self) -> Option<EndpointEvent<P::Storage>> {
         self.events.pop_front()
     }
 
-    /// The outcome of an upload's commit ([`Event::Commit`]): on success the client is sent
+    /// The outcome of an upload's commit ([`EndpointEvent::Commit`]): on success the client is sent
     /// the final ACK, otherwise the error's ERROR. An id that is gone is ignored.
-    pub fn committed(&mut self, now: Duration, id: TransferId, result: Result<(), StorageError>) {
+    pub fn committed(&mut self, now: Instant, id: TransferId, result: Result<(), StorageError>) {
         let Some(e) = self.entry_mut(id) else { return };
         e.transfer.finish_upload(now, result);
         self.enqueue(id);
-        self.settle(now, id);
+        self.sync_transfer(now, id);
     }
 
-    /// The driver could not open a socket for a transfer's [`Route::Transfer`] (no
+    /// The driver could not open a socket for a transfer's [`Outbound::Transfer`] (no
     /// descriptor, or every port of its range taken). The transfer ends, and the client is
     /// told from the request socket instead: its ERROR is written into `buf` and returned.
     pub fn port_unavailable(
         &mut self,
-        now: Duration,
+        now: Instant,
         id: TransferId,
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Outgoing> {
         let message = "server busy: no transfer port free, try again later";
         let e = self.entry_mut(id)?;
         let (listener, peer, local) = (e.listener, e.info.peer, e.info.local);
@@ -857,12 +943,12 @@ impl<P: Policy> Endpoint<P> {
         };
         e.transfer.drop_silently(now, why);
         e.storage = None;
-        self.settle(now, id);
+        self.sync_transfer(now, id);
         if buf.len() < MIN_BUF {
             return None;
         }
-        Some(Transmit {
-            route: Route::Listener(listener),
+        Some(Outgoing {
+            route: Outbound::Listener(listener),
             destination: peer,
             source: local,
             len: encode_error(ErrorCode::NotDefined, message, buf),

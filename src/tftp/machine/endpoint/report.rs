@@ -12,7 +12,7 @@ use crate::tftp::machine::transfer::{Stats, TransferError};
 use crate::tftp::wire::{Direction, Mode, OptionName, Options};
 
 #[cfg(doc)]
-use super::{Endpoint, Route};
+use super::{Endpoint, Outbound};
 #[cfg(doc)]
 use crate::tftp::Storage;
 #[cfg(doc)]
@@ -229,7 +229,7 @@ impl RefusalCause {
 /// Something the driver or the application should know or do.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Event<S> {
+pub enum EndpointEvent<S> {
     /// A request was admitted and its transfer started.
     Started {
         /// The transfer.
@@ -277,7 +277,7 @@ pub enum Event<S> {
         /// What happened.
         report: Report,
     },
-    /// The transfer is gone: close its socket ([`Route::Transfer`]).
+    /// The transfer is gone: close its socket ([`Outbound::Transfer`]).
     Closed {
         /// The transfer.
         id: TransferId,

@@ -4,7 +4,7 @@ use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
 #[cfg(doc)]
-use super::{Endpoint, Event};
+use super::{Endpoint, EndpointEvent};
 
 /// A transfer of an [`Endpoint`]. Ids are not reused while the endpoint lives long enough
 /// for a stale one to matter: a slot's generation changes each time it is freed.
@@ -34,21 +34,31 @@ pub enum PortMode {
     Single,
 }
 
-/// Which socket a datagram arrived on, or is to leave from.
+/// Which socket a datagram arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Route {
+pub enum Inbound {
     /// A request socket; the number is the driver's own, e.g. the index of its listen
     /// address.
     Listener(usize),
+    /// A transfer's own socket ([`PortMode::PerTransfer`]), the one its
+    /// [`Outbound::Transfer`] asked the driver to open.
+    Transfer(TransferId),
+}
+
+/// Which socket a datagram is to leave from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Outbound {
+    /// A request socket, the one the request came in on ([`PortMode::Single`]).
+    Listener(usize),
     /// The transfer's own socket ([`PortMode::PerTransfer`]). The driver opens it on the
-    /// first datagram of the transfer, bound to [`Transmit::source`] (or to the listener's
-    /// address when that is `None`), and closes it on [`Event::Closed`]. When no socket can
-    /// be had, it calls [`Endpoint::port_unavailable`].
+    /// first datagram of the transfer, bound to [`Outgoing::source`] (or to the listener's
+    /// address when that is `None`), and closes it on [`EndpointEvent::Closed`]. When no
+    /// socket can be had, it calls [`Endpoint::port_unavailable`].
     Transfer(TransferId),
     /// A refusal in [`PortMode::PerTransfer`]: sent from a fresh port bound to
-    /// [`Transmit::source`] and closed at once, as the transfer that was not started would
-    /// have; from the request socket `listener` when no port can be had. Only ever in a
-    /// [`Transmit`].
+    /// [`Outgoing::source`] and closed at once, as the transfer that was not started would
+    /// have; from the request socket `listener` when no port can be had.
     OneOff {
         /// The request socket it answers.
         listener: usize,
@@ -57,14 +67,26 @@ pub enum Route {
 
 /// A datagram that arrived, as the driver saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Incoming {
     /// The socket it came in on.
-    pub route: Route,
+    pub route: Inbound,
     /// Who sent it.
     pub source: SocketAddr,
     /// The local address it was sent to, when the socket knows it (`IP_PKTINFO` on a
     /// wildcard socket). Answers leave from this address, as PXE firmware expects.
     pub local: Option<IpAddr>,
+}
+
+impl Incoming {
+    /// A datagram from `source` on `route`, sent to `local` when the socket knows it.
+    pub fn new(route: Inbound, source: SocketAddr, local: Option<IpAddr>) -> Incoming {
+        Incoming {
+            route,
+            source,
+            local,
+        }
+    }
 }
 
 /// What the endpoint put in the caller's buffer: one datagram, or with
@@ -73,9 +95,9 @@ pub struct Incoming {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
 #[non_exhaustive]
-pub struct Transmit {
+pub struct Outgoing {
     /// The socket to send it from.
-    pub route: Route,
+    pub route: Outbound,
     /// Where to send it.
     pub destination: SocketAddr,
     /// The local address to send it from: the one the request was sent to.
