@@ -35,8 +35,8 @@ use smoltcp::iface::{SocketSet, SocketStorage};
 use smoltcp::socket::udp;
 use smoltcp_utils::{NET_USAGE, Net, NetOptions, Outbox, delay, machine_time, ring};
 use wirekit::tftp::{
-    Blksize, ClientRequest, Config, DATA_HEADER_LEN, Direction, Event, Mode, Stats, Storage,
-    Transfer, TransferError, Windowsize,
+    Blksize, ClientRequest, Config, DATA_HEADER_LEN, Direction, Mode, Stats, Storage, Transfer,
+    TransferError, TransferEvent, Windowsize,
 };
 
 const USAGE: &str = "usage: smoltcp_client [OPTIONS] SERVER:PORT get REMOTE [LOCAL]
@@ -151,7 +151,7 @@ pub fn run(args: &Args) -> Result<Stats, Box<dyn Error>> {
                 &request,
                 &mut file,
                 |event, file| {
-                    if let Event::Negotiated(n) = event
+                    if let TransferEvent::Negotiated(n) = event
                         && let Some(size) = n.tsize
                     {
                         // Not enough memory shows when a block is stored: ERROR 3 to the server.
@@ -199,7 +199,7 @@ pub fn transfer<S: Storage + ?Sized>(
     server: SocketAddr,
     request: &ClientRequest<'_>,
     storage: &mut S,
-    mut on_event: impl FnMut(&Event, &mut S),
+    mut on_event: impl FnMut(&TransferEvent, &mut S),
 ) -> Result<Stats, Box<dyn Error>> {
     let blksize = request.blksize.map_or(512, Blksize::get).max(512);
     let windowsize = usize::from(request.windowsize.map_or(1, Windowsize::get));
@@ -242,7 +242,7 @@ pub fn transfer<S: Storage + ?Sized>(
         });
         while let Some(event) = transfer.poll_event() {
             on_event(&event, storage);
-            if let Event::Finished { stats, result } = event {
+            if let TransferEvent::Finished { stats, result } = event {
                 finished = Some((stats, result));
             }
         }

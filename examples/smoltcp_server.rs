@@ -34,10 +34,10 @@ use std::rc::Rc;
 use smoltcp::iface::{SocketSet, SocketStorage};
 use smoltcp::socket::udp;
 use smoltcp_utils::{NET_USAGE, Net, NetOptions, Outbox, delay, machine_time, ring};
-use wirekit::tftp::server::{Event, Incoming, Limits, Policy, PortMode, Refusal, Route};
-use wirekit::tftp::{
-    Blksize, DATA_HEADER_LEN, Endpoint, ErrorCode, Storage, StorageError, Text, Windowsize,
+use wirekit::tftp::server::{
+    Endpoint, EndpointEvent, Inbound, Incoming, Limits, Policy, PortMode, Refusal,
 };
+use wirekit::tftp::{Blksize, DATA_HEADER_LEN, ErrorCode, Storage, StorageError, Text, Windowsize};
 
 const USAGE: &str = "usage: smoltcp_server [OPTIONS] [FILE...]
   --port N               the request port [69]";
@@ -207,11 +207,7 @@ pub fn run(
         server.flush_storage(now);
         let socket = sockets.get_mut::<udp::Socket>(handle);
         while let Ok((datagram, meta)) = socket.recv() {
-            let incoming = Incoming {
-                route: Route::Listener(0),
-                source: meta.endpoint.into(),
-                local: None,
-            };
+            let incoming = Incoming::new(Inbound::Listener(0), meta.endpoint.into(), None);
             // A refusal comes back at once. The ring full, it is lost as on the wire,
             // and the client asks again.
             if let Some(t) = server.handle(now, incoming, datagram, &mut refusal)
@@ -235,7 +231,7 @@ pub fn run(
                 // In memory, the commit is the upload joining the table; a store with an
                 // fsync or a flash erase would do it off the loop and call `committed`
                 // when done.
-                Event::Commit { id, storage } => {
+                EndpointEvent::Commit { id, storage } => {
                     if let MemoryFile::Write { name, data } = storage {
                         log(format!(
                             "stored \"{}\" ({} bytes)",
@@ -246,8 +242,10 @@ pub fn run(
                     }
                     server.committed(now, id, Ok(()));
                 }
-                Event::Ended { report, .. } => log(report.to_string()),
-                Event::Refused { peer, refusal, .. } => log(format!("{peer} refused: {refusal}")),
+                EndpointEvent::Ended { report, .. } => log(report.to_string()),
+                EndpointEvent::Refused { peer, refusal, .. } => {
+                    log(format!("{peer} refused: {refusal}"))
+                }
                 _ => {}
             }
         }

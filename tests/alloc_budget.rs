@@ -19,14 +19,13 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
-use std::time::Duration;
 
 use wirekit::tftp::server::{
-    Endpoint, Event as ServerEvent, Incoming, Limits, Policy, PortMode, Refusal, Route,
+    Endpoint, EndpointEvent, Inbound, Incoming, Limits, Outbound, Policy, PortMode, Refusal,
 };
 use wirekit::tftp::{
-    Blksize, ClientRequest, Config, Direction, ErrorCode, Event, Mode, Storage, StorageError, Text,
-    Transfer, Windowsize,
+    Blksize, ClientRequest, Config, Direction, ErrorCode, Instant, Mode, Storage, StorageError,
+    Text, Transfer, TransferEvent, Windowsize,
 };
 
 // ------------------------------------------------------------------------- the counter
@@ -239,8 +238,8 @@ fn run(case: Case) -> Budget {
     let (mut cbuf, mut sbuf, mut refusal) = (vec![0u8; 65_536], vec![0u8; 65_536], vec![0u8; 516]);
     let mut limits = Limits::default();
     limits.max_windowsize = Windowsize::MAX;
-    let mut now = Duration::ZERO;
-    let mut transfer_route: Option<Route> = None;
+    let mut now = Instant::ZERO;
+    let mut transfer_route: Option<Inbound> = None;
     let (mut client_done, mut server_done) = (None, None);
     let mut marks: Vec<(Counts, u64)> = Vec::with_capacity(4);
     let mut sent = 0u64;
@@ -275,14 +274,10 @@ fn run(case: Case) -> Budget {
             }
             let route = match (t.destination, transfer_route) {
                 (SERVER_TRANSFER, Some(route)) => route,
-                (SERVER, _) => Route::Listener(0),
+                (SERVER, _) => Inbound::Listener(0),
                 (other, _) => panic!("the client sent to {other}"),
             };
-            let incoming = Incoming {
-                route,
-                source: CLIENT,
-                local: None,
-            };
+            let incoming = Incoming::new(route, CLIENT, None);
             let answer = on(Side::Server, || {
                 server.handle(now, incoming, &cbuf[..t.len], &mut refusal)
             });
@@ -296,11 +291,11 @@ fn run(case: Case) -> Budget {
             }
             assert_eq!(t.destination, CLIENT);
             let from = match t.route {
-                Route::Listener(_) => SERVER,
-                route => {
-                    transfer_route = Some(route);
+                Outbound::Transfer(id) => {
+                    transfer_route = Some(Inbound::Transfer(id));
                     SERVER_TRANSFER
                 }
+                _ => SERVER,
             };
             on(Side::Client, || {
                 client.handle_datagram(now, from, &sbuf[..t.len], &mut client_storage)
@@ -309,18 +304,18 @@ fn run(case: Case) -> Budget {
         on(Side::Server, || {
             while let Some(event) = server.poll_event() {
                 match event {
-                    ServerEvent::Commit { id, mut storage } => {
+                    EndpointEvent::Commit { id, mut storage } => {
                         let result = storage.commit();
                         server.committed(now, id, result);
                     }
-                    ServerEvent::Ended { report, .. } => server_done = Some(report.result),
+                    EndpointEvent::Ended { report, .. } => server_done = Some(report.result),
                     _ => {}
                 }
             }
         });
         on(Side::Client, || {
             while let Some(event) = client.poll_event() {
-                if let Event::Finished { result, .. } = event {
+                if let TransferEvent::Finished { result, .. } = event {
                     client_done = Some(result);
                 }
             }
@@ -354,7 +349,7 @@ fn run(case: Case) -> Budget {
             on(Side::Client, || client.handle_timeout(now));
             on(Side::Server, || server.handle_timeout(now));
         }
-        assert!(now < Duration::from_secs(600), "{case:?} stalled");
+        assert!(now < Instant::from_secs(600), "{case:?} stalled");
     }
     let end = counts();
     assert_eq!(client_done, Some(Ok(())), "{case:?}: the client's outcome");
@@ -536,32 +531,24 @@ fn heap_per_transfer_of_a_busy_server() {
             .collect();
         let rrq = {
             let mut asking =
-                Transfer::client(Duration::ZERO, SERVER, &request, Config::default()).unwrap();
+                Transfer::client(Instant::ZERO, SERVER, &request, Config::default()).unwrap();
             let t = asking
-                .poll_transmit(Duration::ZERO, &mut Vec::new(), &mut buf)
+                .poll_transmit(Instant::ZERO, &mut Vec::new(), &mut buf)
                 .unwrap();
             buf[..t.len].to_vec()
         };
         let mut refusal = vec![0u8; 516];
-        let now = Duration::from_millis(1);
+        let now = Instant::from_millis(1);
         let before = counts();
         on(Side::Server, || {
             for &source in &clients {
-                let incoming = Incoming {
-                    route: Route::Listener(0),
-                    source,
-                    local: None,
-                };
+                let incoming = Incoming::new(Inbound::Listener(0), source, None);
                 assert!(server.handle(now, incoming, &rrq, &mut refusal).is_none());
             }
             while server.poll_transmit(now, &mut buf).is_some() {}
             // Each client takes the OACK with ACK 0: every transfer sends its first window.
             for &source in &clients {
-                let incoming = Incoming {
-                    route: Route::Listener(0),
-                    source,
-                    local: None,
-                };
+                let incoming = Incoming::new(Inbound::Listener(0), source, None);
                 assert!(
                     server
                         .handle(now, incoming, &[0, 4, 0, 0], &mut refusal)

@@ -4,16 +4,15 @@
 //! and a smoltcp UDP socket (the [`Outbox`]).
 #![allow(dead_code)] // each example uses most of it, not all
 
-use std::io;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
-
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{FaultInjector, Medium, TunTapInterface};
 use smoltcp::socket::udp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr, IpEndpoint};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use wirekit::tftp;
 
 /// smoltcp's example options, and what they mean here.
 #[derive(Clone, Debug)]
@@ -182,8 +181,8 @@ impl Clock {
 }
 
 /// smoltcp's instant as the machines' time: the same microseconds since the same zero.
-pub fn machine_time(t: Instant) -> Duration {
-    Duration::from_micros(u64::try_from(t.total_micros()).unwrap_or(0))
+pub fn machine_time(t: Instant) -> tftp::Instant {
+    tftp::Instant::from_micros(u64::try_from(t.total_micros()).unwrap_or(0))
 }
 
 /// How long the driver may sleep: until smoltcp's next deadline (a datagram queued, an
@@ -192,10 +191,10 @@ pub fn delay(
     iface: &mut Interface,
     sockets: &SocketSet<'_>,
     now: Instant,
-    deadline: Option<Duration>,
+    deadline: Option<tftp::Instant>,
 ) -> Option<smoltcp::time::Duration> {
     let machine = deadline.map(|d| {
-        let left = d.saturating_sub(machine_time(now));
+        let left = d.duration_since(machine_time(now));
         smoltcp::time::Duration::from_micros(u64::try_from(left.as_micros()).unwrap_or(u64::MAX))
     });
     match (iface.poll_delay(now, sockets), machine) {
