@@ -233,6 +233,41 @@
 //!     }
 //! }
 //! ```
+//!
+//! # On another network stack, and what allocates
+//!
+//! The same loops run on any stack that moves datagrams: `examples/smoltcp_client.rs` and
+//! `examples/smoltcp_server.rs` run them on smoltcp over a TAP device, with the core alone
+//! (its `Instant` is the machines' clock: `tftp::Instant::from_micros(t.total_micros())`),
+//! and the README's "On another network stack" shows that loop in full.
+//!
+//! The core needs an allocator, at the edges of a transfer, never for a block: a client
+//! [`tftp::Transfer`] and a server [`tftp::server::Endpoint`] allocate nothing between a
+//! transfer's first blocks and its end, in octet and netascii, lock-step and windowed, and
+//! through loss (`tests/alloc_budget.rs` counts it with a counting global allocator, and
+//! measures the heap each side holds).
+//!
+//! - [`tftp::Packet::parse`] allocates only for a request or an OACK that carries options it
+//!   does not know (kept, borrowed, in [`tftp::Options::unknown`]); [`tftp::Packet::encode`]
+//!   and [`tftp::write_data_header`] never allocate, and [`tftp::Packet::to_vec`] returns a
+//!   new `Vec`. The [`tftp::netascii`] coders allocate nothing.
+//! - A [`tftp::Transfer`] allocates its opening packet when it is made (a client's request,
+//!   a server's OACK, kept for retransmission; a client frees its request once answered), its
+//!   event queue at the first event, a queue of at most 8 ERROR 5 answers to strangers when
+//!   one writes, a peer's ERROR message ([`tftp::TransferError::Peer`]), and, sending in
+//!   netascii, one block of scratch and the start of each block of a window. It holds about
+//!   0.4 KB while it runs (2.6 KB sending netascii at blksize 1468 and windowsize 16),
+//!   besides its own `size_of` (0.7 KB) wherever the driver keeps it.
+//! - A [`tftp::server::Endpoint`] allocates for each request: the transfer's slot (its table
+//!   grows, and keeps its size), a copy of the request (to recognise a repeat), its
+//!   [`tftp::server::TransferInfo`] (names as `String`s), its OACK and its entries in the
+//!   timer and routing tables; a refusal, its message; each event, the report it carries.
+//!   About 1.6 KB per running transfer (3.9 KB in netascii at blksize 1468).
+//! - A [`tftp::Storage`] is yours: `Vec<u8>` grows as it receives (reserve the size an OACK
+//!   announced, [`tftp::TransferEvent::Negotiated`], to grow it once), and `&[u8]` allocates
+//!   nothing.
+//! - A [`frame::Decoder`] allocates nothing until a frame arrives split across inputs, and
+//!   then gathers that one frame, never more than the maximum frame length.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
