@@ -201,6 +201,7 @@ pub fn transfer<S: Storage + ?Sized>(
     storage: &mut S,
     mut on_event: impl FnMut(&TransferEvent, &mut S),
 ) -> Result<Stats, Box<dyn Error>> {
+    // At least 512: a server that ignores the options sends RFC 1350's 512-byte blocks.
     let blksize = request.blksize.map_or(512, Blksize::get).max(512);
     let windowsize = usize::from(request.windowsize.map_or(1, Windowsize::get));
     let max_datagram = DATA_HEADER_LEN + usize::from(blksize);

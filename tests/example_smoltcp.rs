@@ -92,7 +92,12 @@ impl Lab {
         static RUN: AtomicUsize = AtomicUsize::new(0);
         let (pid, n) = (std::process::id(), RUN.fetch_add(1, Ordering::Relaxed));
         let ns = format!("{NS_PREFIX}{pid}-{n}");
-        run(ip_cmd().args(["netns", "add", &ns])).success("ip netns add");
+        // Root without the capabilities (a container's) cannot: a privilege missing.
+        let made = run(ip_cmd().args(["netns", "add", &ns]));
+        if !made.status.success() {
+            missing("ip netns add", &format!("fails: {}", made.stderr.trim()));
+            return None;
+        }
         // From here on the guard removes what was made, whatever fails next.
         let lab = Lab {
             ns,
@@ -101,7 +106,13 @@ impl Lab {
             _alone: alone,
         };
         lab.ip("link set lo up");
-        lab.ip(&format!("tuntap add name {} mode tap", lab.tap));
+        let tap = run(ip_cmd().args([
+            "-n", &lab.ns, "tuntap", "add", "name", &lab.tap, "mode", "tap",
+        ]));
+        if !tap.status.success() {
+            missing("ip tuntap add", &format!("fails: {}", tap.stderr.trim()));
+            return None;
+        }
         lab.ip(&format!("link set {} up", lab.tap));
         lab.ip(&format!("addr add {HOST}/24 dev {}", lab.tap));
         Some(lab)

@@ -72,7 +72,9 @@ struct Entry<S> {
 enum Contact {
     /// Not yet; the transfer is dropped without a word at `reclaim_at` (`None` once it
     /// was).
-    Awaited { reclaim_at: Option<Instant> },
+    Awaited {
+        reclaim_at: Option<Instant>,
+    },
     Answered,
 }
 
