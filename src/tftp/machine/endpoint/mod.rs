@@ -47,7 +47,21 @@ use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Pa
 /// commit. The machines call it only to fail.
 struct Handed;
 
-impl Storage for Handed {}
+impl Storage for Handed {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(StorageError::new(
+            ErrorCode::AccessViolation,
+            "storage is not readable",
+        ))
+    }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Err(StorageError::new(
+            ErrorCode::AccessViolation,
+            "storage is not writable",
+        ))
+    }
+}
 
 struct Entry<S> {
     transfer: Transfer,
