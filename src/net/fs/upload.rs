@@ -206,6 +206,10 @@ impl Drop for Upload {
 }
 
 impl Storage for Upload {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(StorageError::write_only())
+    }
+
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.written += data.len() as u64;
         if let Some(max) = self.max_size.filter(|&m| self.written > m) {

@@ -44,11 +44,27 @@ use super::storage::{Storage, StorageError};
 use super::transfer::{self, Transfer, TransferError, encode_error};
 use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Packet, Request};
 
-/// A storage for the moments a transfer has none: after an upload was handed out for its
-/// commit. The machines call it only to fail.
+/// Stands in for an upload's storage while the application commits it. A transfer in its
+/// commit neither reads nor writes (a repeated final DATA is only re-ACKed), so a call here
+/// is a bug of the machine's: loud in debug builds, an ERROR to the client in release.
 struct StorageInCommit;
 
-impl Storage for StorageInCommit {}
+impl StorageInCommit {
+    fn misuse() -> StorageError {
+        debug_assert!(false, "an upload's storage was used during its commit");
+        StorageError::new(ErrorCode::NotDefined, "internal error")
+    }
+}
+
+impl Storage for StorageInCommit {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(Self::misuse())
+    }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Err(Self::misuse())
+    }
+}
 
 struct Entry<S> {
     transfer: Transfer,
@@ -72,7 +88,9 @@ struct Entry<S> {
 enum Contact {
     /// Not yet; the transfer is dropped without a word at `reclaim_at` (`None` once it
     /// was).
-    Awaited { reclaim_at: Option<Instant> },
+    Awaited {
+        reclaim_at: Option<Instant>,
+    },
     Answered,
 }
 
