@@ -24,7 +24,7 @@ pub const OUTCOMES: [&str; 13] = [
     "storage",
     "aborted",
     "abandoned",
-    "buffer_too_small",
+    "internal",
     "other",
 ];
 

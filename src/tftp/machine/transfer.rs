@@ -22,7 +22,7 @@ use core::time::Duration;
 use super::handshake::{Asked, ClientRequest, Negotiated, SizeRefusal, SizeRules, check_oack};
 use super::receiver::{DataOutcome, Receiver};
 use super::retransmit::{Config, Expiry, Kind, Timer};
-use super::sender::{AckOutcome, Sender};
+use super::sender::{AckOutcome, SendError, Sender};
 use super::storage::{Storage, StorageError};
 pub use super::transfer_error::TransferError;
 use crate::tftp::wire::{DATA_HEADER_LEN, Direction, EncodeError, ErrorCode, Opcode, Packet, Text};
@@ -467,6 +467,18 @@ impl Transfer {
         self.fail(now, code, message, TransferError::Storage(e));
     }
 
+    /// A rule of the machine's own broke (see [`TransferError::Internal`]).
+    fn fail_internal(&mut self, now: Instant, what: &'static str) {
+        debug_assert!(false, "wirekit bug: {what}");
+        let message = Cow::Borrowed("internal error");
+        self.fail(
+            now,
+            ErrorCode::NotDefined,
+            message,
+            TransferError::Internal(what),
+        );
+    }
+
     /// Handles the deadline from [`poll_timeout`](Self::poll_timeout): retransmits with
     /// backoff, or gives up with [`TransferError::Timeout`]. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -790,8 +802,13 @@ impl Transfer {
     /// Puts the next datagram to send into `buf` and says where it goes, or returns `None`
     /// when nothing is due. Call it until `None` after each `handle_*` call and at start.
     ///
-    /// DATA is read from `storage` straight into `buf`. `buf` must hold at least
-    /// [`max_datagram_len`](Self::max_datagram_len) bytes.
+    /// DATA is read from `storage` straight into `buf`.
+    ///
+    /// # Panics
+    ///
+    /// When `buf` is shorter than [`max_datagram_len`](Self::max_datagram_len): a caller's
+    /// bug, reported at once rather than as a transfer that fails without a word to its
+    /// peer.
     #[must_use]
     pub fn poll_transmit<S: Storage + ?Sized>(
         &mut self,
@@ -814,14 +831,11 @@ impl Transfer {
         max_segments: usize,
     ) -> Option<Transmit> {
         let needed = self.max_datagram_len();
-        if buf.len() < needed {
-            if !self.finished {
-                self.control_due = None;
-                self.close();
-                self.finish(now, Err(TransferError::BufferTooSmall { needed }));
-            }
-            return None;
-        }
+        assert!(
+            buf.len() >= needed,
+            "Transfer::poll_transmit: a buffer of {} bytes, below max_datagram_len() = {needed}",
+            buf.len()
+        );
         if let Some(to) = self.unknown_senders.pop_front() {
             let code = ErrorCode::UnknownTransferId;
             let message = Text::from(code.description());
@@ -874,8 +888,12 @@ impl Transfer {
                     segment_size: (blocks.count > 1).then_some(DATA_HEADER_LEN + s.blksize()),
                 })
             }
-            Err(e) => {
+            Err(SendError::Storage(e)) => {
                 self.fail_storage(now, e);
+                self.poll_transmit(now, storage, buf)
+            }
+            Err(SendError::Internal(what)) => {
+                self.fail_internal(now, what);
                 self.poll_transmit(now, storage, buf)
             }
         }

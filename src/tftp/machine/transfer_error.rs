@@ -68,12 +68,10 @@ pub enum TransferError {
     /// The client sent a new request from the same address and port before this transfer
     /// ended (single-port server): it gave this one up.
     Abandoned,
-    /// The buffer given to [`Transfer::poll_transmit`] is smaller than
-    /// [`Transfer::max_datagram_len`].
-    BufferTooSmall {
-        /// Bytes needed.
-        needed: usize,
-    },
+    /// A rule of the machine's own broke: a bug in wirekit, not in the peer, the storage
+    /// or the application. The peer was sent ERROR 0 "internal error"; debug builds panic
+    /// at the spot instead, so tests and fuzzing find it.
+    Internal(&'static str),
 }
 
 impl TransferError {
@@ -99,7 +97,7 @@ impl TransferError {
             TransferError::Storage(_) => "storage",
             TransferError::Aborted { .. } => "aborted",
             TransferError::Abandoned => "abandoned",
-            TransferError::BufferTooSmall { .. } => "buffer_too_small",
+            TransferError::Internal(_) => "internal",
         }
     }
 }
@@ -160,9 +158,7 @@ impl fmt::Display for TransferError {
                 write!(f, "aborted with ERROR {}: {message}", code.as_u16())
             }
             TransferError::Abandoned => f.write_str("abandoned: the client sent a new request"),
-            TransferError::BufferTooSmall { needed } => {
-                write!(f, "transmit buffer too small: need {needed} bytes")
-            }
+            TransferError::Internal(what) => write!(f, "internal error (a bug): {what}"),
         }
     }
 }

@@ -219,6 +219,15 @@ impl Refused {
 /// The smallest buffer [`Endpoint::handle`] needs to write a refusal into.
 const MIN_BUF: usize = 516;
 
+/// A buffer too small for what it must hold is the caller's bug, reported at once.
+fn assert_buffer(buf: &[u8], needed: usize) {
+    assert!(
+        buf.len() >= needed,
+        "Endpoint: a buffer of {} bytes, below the {needed} it must hold",
+        buf.len()
+    );
+}
+
 fn is_request(datagram: &[u8]) -> bool {
     matches!(datagram, [0, 1 | 2, ..])
 }
@@ -271,7 +280,8 @@ impl<P: Policy> Endpoint<P> {
     }
 
     /// Puts `limits` in force for the requests that follow; running transfers keep what
-    /// they negotiated.
+    /// they negotiated. A larger `max_blksize` raises
+    /// [`max_datagram_len`](Self::max_datagram_len): size the transmit buffer again.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }
@@ -409,6 +419,10 @@ impl<P: Policy> Endpoint<P> {
     /// Datagrams on a request socket that are not requests get no answer, so the server
     /// cannot be used to reflect traffic; in [`PortMode::Single`] they go to the transfer of
     /// their source, if it has one.
+    ///
+    /// # Panics
+    ///
+    /// When `buf` is shorter than 516 bytes (a caller's bug, reported at once).
     pub fn handle(
         &mut self,
         now: Instant,
@@ -416,6 +430,7 @@ impl<P: Policy> Endpoint<P> {
         datagram: &[u8],
         buf: &mut [u8],
     ) -> Option<Outgoing> {
+        assert_buffer(buf, MIN_BUF);
         match incoming.route {
             Inbound::Transfer(id) => self.deliver(now, id, incoming.source, datagram),
             Inbound::Listener(listener) if is_request(datagram) => {
@@ -662,9 +677,6 @@ impl<P: Policy> Endpoint<P> {
         filename: Option<String>,
         buf: &mut [u8],
     ) -> Option<Outgoing> {
-        if buf.len() < MIN_BUF {
-            return None;
-        }
         let Refused {
             refusal,
             served,
@@ -850,9 +862,13 @@ impl<P: Policy> Endpoint<P> {
         self.due = due;
     }
 
-    /// Puts the next datagram to send into `buf` (at least
-    /// [`max_datagram_len`](Self::max_datagram_len) bytes) and says where it goes, or
-    /// returns `None` when nothing is due. A transfer's window goes out in one run.
+    /// Puts the next datagram to send into `buf` and says where it goes, or returns `None`
+    /// when nothing is due. A transfer's window goes out in one run.
+    ///
+    /// # Panics
+    ///
+    /// When `buf` is shorter than [`max_datagram_len`](Self::max_datagram_len), the
+    /// caller's bug, reported at once rather than as transfers that fail without a word.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Outgoing> {
         self.poll_transmit_batch(now, buf, 1)
@@ -868,6 +884,7 @@ impl<P: Policy> Endpoint<P> {
         buf: &mut [u8],
         max_segments: usize,
     ) -> Option<Outgoing> {
+        assert_buffer(buf, self.max_datagram_len());
         while let Some(&id) = self.ready.front() {
             let ports = self.ports;
             let Some(e) = self.entry_mut(id) else {
@@ -945,13 +962,15 @@ impl<P: Policy> Endpoint<P> {
 
     /// The driver could not open a socket for a transfer's [`Outbound::Transfer`] (no
     /// descriptor, or every port of its range taken). The transfer ends, and the client is
-    /// told from the request socket instead: its ERROR is written into `buf` and returned.
+    /// told from the request socket instead: its ERROR is written into `buf` (at least 516
+    /// bytes, or this panics) and returned.
     pub fn port_unavailable(
         &mut self,
         now: Instant,
         id: TransferId,
         buf: &mut [u8],
     ) -> Option<Outgoing> {
+        assert_buffer(buf, MIN_BUF);
         let message = "server busy: no transfer port free, try again later";
         let e = self.entry_mut(id)?;
         let (listener, peer, local) = (e.listener, e.info.peer, e.info.local);
@@ -962,9 +981,6 @@ impl<P: Policy> Endpoint<P> {
         e.transfer.drop_silently(now, why);
         e.storage = None;
         self.sync_transfer(now, id);
-        if buf.len() < MIN_BUF {
-            return None;
-        }
         Some(Outgoing {
             route: Outbound::Listener(listener),
             destination: peer,
