@@ -12,6 +12,7 @@ use crate::tftp::wire::{
 
 /// The parameters a transfer runs with after negotiation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// Data bytes per DATA packet.
     pub blksize: u16,

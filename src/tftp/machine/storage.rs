@@ -13,6 +13,7 @@ use crate::tftp::wire::ErrorCode;
 /// The transfer that meets it sends the peer an ERROR with this code and message, and
 /// ends with [`TransferError::Storage`](super::TransferError::Storage).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StorageError {
     /// The code sent to the peer: [`ErrorCode::DiskFull`] for a full disk or an exceeded
     /// size limit, [`ErrorCode::NotDefined`] for other failures.

@@ -29,6 +29,7 @@ use crate::tftp::wire::{DATA_HEADER_LEN, Direction, EncodeError, ErrorCode, Opco
 
 /// Counters of a transfer, true also when it failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// File bytes stored or sent (before netascii expansion).
     pub bytes: u64,

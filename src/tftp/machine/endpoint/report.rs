@@ -45,6 +45,7 @@ pub struct TransferInfo {
 
 /// How a transfer ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// The request.
     pub info: TransferInfo,
