@@ -105,13 +105,14 @@ enum Side {
     /// holds the server's bytes to.
     Client { locked: bool, size: SizeRules },
     /// A server holds its final ACK of an upload until the application committed it.
-    /// `answered` once the client sent what the transfer waited for.
-    Server { answered: bool },
+    /// `answered` once the client sent what the transfer waited for. `size`: what an
+    /// upload holds the client's bytes to (no rules for a read).
+    Server { answered: bool, size: SizeRules },
 }
 
 impl Side {
     fn answered(&mut self) {
-        if let Side::Server { answered } = self {
+        if let Side::Server { answered, .. } = self {
             *answered = true;
         }
     }
@@ -241,7 +242,8 @@ impl Transfer {
     }
 
     /// A server transfer for an admitted request: its OACK, DATA 1 or ACK 0 is ready to
-    /// send.
+    /// send. `size`: the rules an upload is held to.
+    #[allow(clippy::too_many_arguments)] // each is one fact of the admitted request
     pub(crate) fn server(
         now: Instant,
         client: SocketAddr,
@@ -250,6 +252,7 @@ impl Transfer {
         negotiated: &Negotiated,
         oack: Option<Vec<u8>>,
         netascii: bool,
+        size: SizeRules,
     ) -> Transfer {
         let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
         let phase = match (direction, oack.is_some()) {
@@ -260,7 +263,10 @@ impl Transfer {
             (Direction::Read, false) => Phase::Sending(Sender::new(blksize, windowsize, netascii)),
             (Direction::Write, _) => Phase::Receiving(Receiver::new(blksize, windowsize, netascii)),
         };
-        let side = Side::Server { answered: false };
+        let side = Side::Server {
+            answered: false,
+            size,
+        };
         let mut t = Transfer::new(now, side, client, config, phase);
         if direction == Direction::Read && windowsize > 1 {
             t.timer.windowed();
@@ -323,7 +329,11 @@ impl Transfer {
     pub fn is_answered(&self) -> bool {
         !matches!(
             self.side,
-            Side::Client { locked: false, .. } | Side::Server { answered: false }
+            Side::Client { locked: false, .. }
+                | Side::Server {
+                    answered: false,
+                    ..
+                }
         )
     }
 
@@ -459,8 +469,7 @@ impl Transfer {
     }
 
     fn refuse_size(&mut self, now: Instant, refusal: SizeRefusal) {
-        let message = Cow::Borrowed(refusal.message);
-        self.fail(now, refusal.code, message, refusal.why);
+        self.fail(now, refusal.code, refusal.message, refusal.why);
     }
 
     fn fail_storage(&mut self, now: Instant, e: StorageError) {
@@ -733,9 +742,9 @@ impl Transfer {
                 }
             },
             (Phase::Receiving(r), Packet::Data { block, data }) => {
-                // A download's next block is judged against the size rules before it is
-                // stored.
-                if let Side::Client { size, .. } = &self.side
+                // The next block is judged against the size rules before it is stored,
+                // on either side.
+                if let Side::Client { size, .. } | Side::Server { size, .. } = &self.side
                     && r.is_next(block)
                     && data.len() <= r.blksize()
                 {

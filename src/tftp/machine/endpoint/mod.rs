@@ -38,7 +38,7 @@ pub use route::{Inbound, Incoming, Outbound, Outgoing, PortMode, TransferId};
 
 use admission::Over;
 
-use super::handshake::negotiate;
+use super::handshake::{SizeRules, negotiate};
 use super::policy::{Limits, Policy, Refusal, Served};
 use super::storage::{Storage, StorageError};
 use super::transfer::{self, Transfer, TransferError, encode_error};
@@ -606,10 +606,16 @@ impl<P: Policy> Endpoint<P> {
         direction: Direction,
     ) -> Result<(Transfer, P::Storage, TransferInfo), Refused> {
         let mut served = Served::new();
+        let netascii = request.mode == Mode::Netascii;
+        let mut size_rules = SizeRules::default();
         let opened = match direction {
             Direction::Read => self.policy.read_served(peer, request.filename, &mut served),
             Direction::Write => {
                 let tsize = request.options.tsize;
+                // Before `write`: an upload refused for its size opens no storage.
+                let limit = self.policy.upload_limit(peer, request.filename);
+                size_rules = SizeRules::upload(limit, tsize, netascii)
+                    .map_err(|refusal| Refused::new(refusal, RefusalCause::Policy))?;
                 self.policy
                     .write_served(peer, request.filename, tsize, &mut served)
                     .map(|storage| (storage, None))
@@ -624,7 +630,6 @@ impl<P: Policy> Endpoint<P> {
                 });
             }
         };
-        let netascii = request.mode == Mode::Netascii;
         let (negotiated, oack) =
             match negotiate(&request.options, &self.limits, direction, size, netascii) {
                 Ok(answer) => answer,
@@ -647,6 +652,7 @@ impl<P: Policy> Endpoint<P> {
             &negotiated,
             oack,
             netascii,
+            size_rules,
         );
         let o = &request.options;
         let info = TransferInfo {

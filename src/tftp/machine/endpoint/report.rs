@@ -194,8 +194,9 @@ impl fmt::Display for Names<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RefusalCause {
-    /// The [`Policy`](crate::tftp::server::Policy) refused it; the refusal's code says
-    /// how (file not found, access violation, ...).
+    /// The [`Policy`](crate::tftp::server::Policy) refused it, or the upload announced
+    /// a size over its [`upload_limit`](crate::tftp::server::Policy::upload_limit) (ERROR
+    /// 3); the refusal's code says how (file not found, access violation, ...).
     Policy,
     /// [`Limits::max_transfers`] transfers were running.
     Busy,
