@@ -9,7 +9,8 @@
 //! - the transfer is over when [`Transfer::is_closed`] is true.
 //!
 //! Time is a [`Duration`] since any fixed epoch the driver picks; the machine never reads a
-//! clock. A server's transfers are made and driven by the [`Endpoint`](super::Endpoint).
+//! clock. A server's transfers are made and driven by the
+//! [`Endpoint`](super::endpoint::Endpoint).
 
 use crate::tftp::Instant;
 use alloc::borrow::Cow;
@@ -154,7 +155,7 @@ enum Phase {
 const MAX_STRANGERS: usize = 8;
 
 /// One TFTP transfer. A client builds it with [`Transfer::client`]; a server's come from
-/// its [`Endpoint`](super::Endpoint).
+/// its [`Endpoint`](super::endpoint::Endpoint).
 #[derive(Debug)]
 pub struct Transfer {
     side: Side,
