@@ -13,7 +13,8 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::thread;
 
-use wirekit::frame::{Framed, Settings};
+use wirekit::frame::Settings;
+use wirekit::net::Framed;
 
 const USAGE: &str = "usage: chat listen ADDR | chat connect ADDR
   listen:  waits on ADDR (port 0 picks one) for the other peer

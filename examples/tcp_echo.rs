@@ -14,7 +14,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::thread;
 
-use wirekit::frame::{Framed, Settings};
+use wirekit::frame::Settings;
+use wirekit::net::Framed;
 
 const USAGE: &str = "usage: tcp_echo server ADDR | tcp_echo client ADDR
   server: listens on ADDR (port 0 picks one) and echoes every frame, a thread per client

@@ -46,19 +46,16 @@ pub enum MemoryFile {
 
 impl Storage for MemoryFile {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
-        let MemoryFile::Read(file) = self else {
-            return Err(StorageError::new(ErrorCode::NotDefined, "not readable"));
-        };
-        let start = usize::try_from(offset).map_or(file.len(), |o| o.min(file.len()));
-        let n = (file.len() - start).min(buf.len());
-        buf[..n].copy_from_slice(&file[start..start + n]);
-        Ok(n)
+        match self {
+            MemoryFile::Read(file) => file.read_at(offset, buf),
+            MemoryFile::Write { .. } => Err(StorageError::write_only()),
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         match self {
             MemoryFile::Write { data, .. } => data.write(bytes),
-            MemoryFile::Read(_) => Err(StorageError::new(ErrorCode::NotDefined, "not writable")),
+            MemoryFile::Read(_) => Err(StorageError::read_only()),
         }
     }
 

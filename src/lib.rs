@@ -15,11 +15,13 @@
 //! - [`frame`]: length-prefixed framing for byte streams such as TCP, with a streaming decoder.
 //! - [`net`] (feature `std`): the drivers: a TFTP server ([`net::Server`]) and client
 //!   ([`net::get`], [`net::put`]) over `std::net` sockets and files, and framed streams over
-//!   any `Read + Write` ([`frame::Framed`]).
+//!   any `Read + Write` ([`net::Framed`]).
 //!
-//! The core (wire and machines) is `#![no_std]` + `alloc`; build it with
-//! `--no-default-features`. Feature `cli` builds the `wirekit` program, `tokio` adds a
-//! tokio-util codec for [`frame`], `prometheus` the Prometheus text format of
+//! The core ([`tftp`] and [`frame`]: codecs and machines) is `#![no_std]` + `alloc` and
+//! uses nothing from `std` whatever the features: everything that does is a driver, in
+//! [`net`]. Build the core alone with `--no-default-features`. Feature `cli` builds the
+//! `wirekit` program, `tokio` adds a tokio-util codec for [`frame`] ([`net::FrameCodec`])
+//! and [`tftp::Storage`] for `Bytes`, `prometheus` the Prometheus text format of
 //! [`net::Metrics`], and `arbitrary` adds `Arbitrary` derives for fuzzing.
 //!
 //! # Parsing and encoding a packet
@@ -158,32 +160,55 @@
 //! use std::collections::HashMap;
 //! use std::io::ErrorKind;
 //! use std::net::{SocketAddr, UdpSocket};
+//! use std::sync::Arc;
 //! use std::time::Instant;
 //!
 //! use wirekit::tftp::server::{
 //!     Endpoint, EndpointEvent, Inbound, Incoming, Limits, Policy, PortMode, Refusal,
 //! };
-//! use wirekit::tftp::{self, ErrorCode, Storage, Text};
+//! use wirekit::tftp::{self, ErrorCode, Storage, StorageError, Text};
 //!
 //! /// Files served from memory; uploads are accepted into memory too.
-//! struct Memory(HashMap<Vec<u8>, Vec<u8>>);
+//! struct Memory(HashMap<Vec<u8>, Arc<[u8]>>);
+//!
+//! /// A transfer's file: one being sent shares the map's bytes (a clone of the `Arc` is a
+//! /// reference count, not a copy of the file), one being received grows.
+//! enum File {
+//!     Sent(Arc<[u8]>),
+//!     Received(Vec<u8>),
+//! }
+//!
+//! impl Storage for File {
+//!     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+//!         match self {
+//!             File::Sent(bytes) => bytes.read_at(offset, buf),
+//!             File::Received(_) => Err(StorageError::write_only()),
+//!         }
+//!     }
+//!     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+//!         match self {
+//!             File::Sent(_) => Err(StorageError::read_only()),
+//!             File::Received(bytes) => bytes.write(data),
+//!         }
+//!     }
+//! }
 //!
 //! impl Policy for Memory {
-//!     type Storage = Vec<u8>;
-//!     fn read(&mut self, _: SocketAddr, name: Text<'_>) -> Result<(Vec<u8>, Option<u64>), Refusal> {
+//!     type Storage = File;
+//!     fn read(&mut self, _: SocketAddr, name: Text<'_>) -> Result<(File, Option<u64>), Refusal> {
 //!         let file = self.0.get(name.as_bytes()).ok_or_else(|| {
 //!             Refusal::new(ErrorCode::FileNotFound, ErrorCode::FileNotFound.description())
 //!         })?;
-//!         Ok((file.clone(), Some(file.len() as u64)))
+//!         Ok((File::Sent(Arc::clone(file)), Some(file.len() as u64)))
 //!     }
-//!     fn write(&mut self, _: SocketAddr, _: Text<'_>, _: Option<u64>) -> Result<Vec<u8>, Refusal> {
-//!         Ok(Vec::new())
+//!     fn write(&mut self, _: SocketAddr, _: Text<'_>, _: Option<u64>) -> Result<File, Refusal> {
+//!         Ok(File::Received(Vec::new()))
 //!     }
 //! }
 //!
 //! fn main() -> std::io::Result<()> {
 //!     let socket = UdpSocket::bind("127.0.0.1:6969")?;
-//!     let files = HashMap::from([(b"hello.txt".to_vec(), b"hello, world\n".to_vec())]);
+//!     let files = HashMap::from([(b"hello.txt".to_vec(), Arc::from(&b"hello, world\n"[..]))]);
 //!     let mut server = Endpoint::new(Memory(files), Limits::default(), PortMode::Single);
 //!     let epoch = Instant::now();
 //!     let clock = || tftp::Instant::from(epoch.elapsed());

@@ -26,6 +26,10 @@ struct Held {
 }
 
 impl Storage for Held {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(StorageError::write_only())
+    }
+
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.gathered.extend_from_slice(data);
         Ok(())

@@ -11,10 +11,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use proptest::prelude::*;
 use tokio_util::codec::{Decoder as _, LengthDelimitedCodec};
-use wirekit::frame::{
-    DecodeError, Decoded, Decoder, EncodeError, Framed, FramedReader, FramedWriter, Needed,
-    Settings, SettingsError,
-};
+use wirekit::frame::{DecodeError, Decoded, Decoder, EncodeError, Needed, Settings, SettingsError};
+use wirekit::net::{Framed, FramedReader, FramedWriter};
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(5));
 
@@ -400,7 +398,7 @@ fn unix_stream_framed() {
 #[cfg(feature = "tokio")]
 fn tokio_codec_decodes_and_encodes() {
     use tokio_util::codec::{Decoder as _, Encoder as _};
-    use wirekit::frame::FrameCodec;
+    use wirekit::net::FrameCodec;
 
     let s = Settings::builder()
         .length_field_length(2)

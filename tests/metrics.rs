@@ -289,6 +289,10 @@ struct SlowCommits {
 struct Slow(SlowCommits);
 
 impl Storage for Slow {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(StorageError::write_only())
+    }
+
     fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
         Ok(())
     }

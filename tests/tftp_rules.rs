@@ -1248,7 +1248,7 @@ fn stats_count_bytes_blocks_retransmissions_and_virtual_time() {
 }
 
 #[test]
-fn finished_is_reported_once_even_if_the_buffer_is_too_small_while_dallying() {
+fn a_transmit_buffer_below_max_datagram_len_is_the_callers_bug_reported_at_once() {
     let mut got = Vec::new();
     let mut c = Transfer::client(
         T0,
@@ -1257,18 +1257,18 @@ fn finished_is_reported_once_even_if_the_buffer_is_too_small_while_dallying() {
         rule_config(),
     )
     .unwrap();
-    drain(&mut c, T0, &mut got);
-    c.handle_datagram(at(1), transfer_addr(), &data(1, b"x"), &mut got);
     let mut small = [0u8; 8];
-    let _ = c.poll_transmit(at(1), &mut got, &mut small);
-    let mut n = 0;
-    while let Some(e) = c.poll_event() {
-        if let TransferEvent::Finished { result, .. } = e {
-            assert!(result.is_ok());
-            n += 1;
-        }
-    }
-    assert_eq!(n, 1);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = c.poll_transmit(T0, &mut got, &mut small);
+    }));
+    let message = caught.expect_err("a short buffer panics");
+    let text = message
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(text.contains("max_datagram_len"), "{text}");
+    // The transfer did not end for it: with a right-sized buffer its request goes out.
+    assert!(c.poll_event().is_none());
+    assert_eq!(drain(&mut c, T0, &mut got).len(), 1, "the RRQ");
 }
 
 #[test]

@@ -40,6 +40,10 @@ struct Check<'a> {
 }
 
 impl Storage for Check<'_> {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(StorageError::write_only())
+    }
+
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         let end = self.offset + data.len();
         self.wrong |= self.expected.get(self.offset..end) != Some(data);

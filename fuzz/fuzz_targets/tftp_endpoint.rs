@@ -52,6 +52,8 @@ enum Op<'a> {
     Deadline,
     /// The oldest pending commit finishes, well or badly.
     Commit { ok: bool },
+    /// A graceful stop begins (or is brought forward), with this much grace.
+    Close { grace_ms: u16 },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -349,6 +351,12 @@ fuzz_target!(|input: Input<'_>| {
                     h.drain();
                 }
             }
+            Op::Close { grace_ms } => {
+                h.endpoint
+                    .close(h.now, Duration::from_millis(grace_ms.into()));
+                h.endpoint.handle_timeout(h.now);
+                h.drain();
+            }
         }
     }
     // Without input, commits answered and timeouts alone bring the endpoint to rest.
@@ -367,5 +375,8 @@ fuzz_target!(|input: Input<'_>| {
         h.drain();
     }
     assert!(h.endpoint.is_empty(), "transfers left after every deadline");
+    if h.endpoint.is_closing() {
+        assert!(h.endpoint.is_drained(), "a closed endpoint at rest is drained");
+    }
     assert_eq!(h.ended, h.closed);
 });

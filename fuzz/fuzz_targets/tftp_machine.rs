@@ -421,11 +421,7 @@ fuzz_target!(|input: Input<'_>| {
     let file: Vec<u8> = (0..usize::from(input.file_len % 4096))
         .map(|i| (i as u8).wrapping_mul(31) ^ (i >> 8) as u8)
         .collect();
-    let config = Config {
-        timeout: Duration::from_secs(1),
-        max_timeout: Duration::from_secs(4),
-        retries: 3,
-    };
+    let config = Config::new(Duration::from_secs(1), Duration::from_secs(4), 3);
     let now = Instant::ZERO;
     let mut max_size = None;
     let (m, peer, receiving, blksize, netascii) = match input.side {

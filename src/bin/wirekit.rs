@@ -311,10 +311,8 @@ fn each_address<T>(
 }
 
 fn client_options(a: &TransferArgs) -> Result<ClientOptions, String> {
-    let mut config = Config {
-        retries: a.retries,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.retries = a.retries;
     if let Some(t) = a.timeout {
         config.timeout = Duration::from_secs(t.into());
     }

@@ -12,10 +12,13 @@
 //!   header.
 //! - [`Decoder`] is the sans-IO streaming decoder: bytes in, in any split, whole frames out,
 //!   borrowed from the input whenever a frame is whole inside it.
-//! - With the `std` feature, [`FramedReader`], [`FramedWriter`] and [`Framed`] run it over any
-//!   `Read`/`Write` (a `TcpStream`, a `UnixStream`).
-//! - With the `tokio` feature, [`FrameCodec`] is a tokio-util `Decoder` and `Encoder` for the
-//!   same settings.
+//!
+//! This module is sans-IO and `no_std`. Its drivers are in [`net`](crate::net): with the
+//! `std` feature, [`net::Framed`](crate::net::Framed), [`net::FramedReader`](crate::net::FramedReader)
+//! and [`net::FramedWriter`](crate::net::FramedWriter) run it over any `Read`/`Write` (a
+//! `TcpStream`, a `UnixStream`); with the `tokio` feature,
+//! [`net::FrameCodec`](crate::net::FrameCodec) is a tokio-util `Decoder` and `Encoder` for the
+//! same settings.
 //!
 //! # Example
 //!
@@ -51,21 +54,16 @@
 mod decoder;
 mod encode;
 mod error;
-#[cfg(feature = "std")]
-mod framed;
 mod header;
 mod settings;
-#[cfg(feature = "tokio")]
-mod tokio_codec;
 
+// The one step of decoding that a driver with its own read buffer needs (`net::FramedReader`).
+#[cfg(feature = "std")]
+pub(crate) use decoder::Step;
 pub use decoder::{Decoded, Decoder, Feed};
 pub use error::{DecodeError, EncodeError};
-#[cfg(feature = "std")]
-pub use framed::{Framed, FramedReader, FramedWriter};
 pub use header::{Header, Needed, ParsedHeader, leb128, leb128_len, length_value};
 pub use settings::{
     DEFAULT_MAX_FRAME_LENGTH, Endian, LengthField, MAX_VARINT_LEN, Settings, SettingsBuilder,
     SettingsError,
 };
-#[cfg(feature = "tokio")]
-pub use tokio_codec::FrameCodec;

@@ -604,6 +604,10 @@ impl<R: Read> Storage for Stream<R> {
         }
         Ok(n)
     }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Err(StorageError::read_only())
+    }
 }
 
 /// A local file's error, saying what was done to which path.

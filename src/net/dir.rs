@@ -18,8 +18,9 @@ pub struct UploadRules {
     pub allow_create: bool,
     /// Let uploads replace existing files (otherwise ERROR 6).
     pub allow_overwrite: bool,
-    /// Refuse uploads larger than this (ERROR 3), by their tsize up front and by their
-    /// bytes as they arrive.
+    /// The most bytes an upload may hold: the policy's
+    /// [`upload_limit`](Policy::upload_limit), which the endpoint holds uploads to (ERROR
+    /// 3, by their tsize up front and by their bytes as they arrive).
     pub max_size: Option<u64>,
 }
 
@@ -138,6 +139,15 @@ impl Policy for DirPolicy {
         self.write_served(peer, filename, tsize, &mut Served::new())
     }
 
+    /// One limit for the whole directory, whatever the name. None while uploads are off,
+    /// so that a client is told that rather than that its file is too large.
+    fn upload_limit(&mut self, _peer: SocketAddr, _filename: Text<'_>) -> Option<u64> {
+        let rules = self.uploads;
+        (rules.allow_create || rules.allow_overwrite)
+            .then_some(rules.max_size)
+            .flatten()
+    }
+
     fn read_served(
         &mut self,
         peer: SocketAddr,
@@ -153,7 +163,7 @@ impl Policy for DirPolicy {
         &mut self,
         peer: SocketAddr,
         filename: Text<'_>,
-        tsize: Option<u64>,
+        _tsize: Option<u64>,
         served: &mut Served,
     ) -> Result<DirFile, Refusal> {
         let rules = self.uploads;
@@ -163,21 +173,10 @@ impl Policy for DirPolicy {
                 "uploads are disabled",
             ));
         }
-        if let (Some(max), Some(size)) = (rules.max_size, tsize)
-            && size > max
-        {
-            return Err(Refusal::new(
-                ErrorCode::DiskFull,
-                format!("upload of {size} bytes exceeds the {max}-byte limit"),
-            ));
-        }
         let name = self.remapped(peer, filename, Direction::Write, served)?;
-        let upload = self.root.create_upload(
-            Text::new(&name),
-            rules.allow_overwrite,
-            rules.max_size,
-            tsize,
-        )?;
+        let upload = self
+            .root
+            .create_upload(Text::new(&name), rules.allow_overwrite)?;
         if !rules.allow_create && !upload.replaces_existing() {
             return Err(Refusal::new(
                 ErrorCode::AccessViolation,

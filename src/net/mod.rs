@@ -1,5 +1,5 @@
-//! `std::net` drivers: thin loops that run the [`crate::tftp`] machines on real sockets,
-//! files and clocks. No protocol decision lives here.
+//! The drivers: thin code that runs the sans-IO [`crate::tftp`] machines and [`crate::frame`]
+//! codec on real sockets, streams, files and clocks. No protocol decision lives here.
 //!
 //! - [`Server`]: event loops that drive a [`tftp::server::Endpoint`](crate::tftp::server::Endpoint) over
 //!   every socket, serving a directory ([`DirPolicy`]) or any other
@@ -8,6 +8,12 @@
 //! - [`Metrics`]: what a server did, in numbers, for an application to read or (feature
 //!   `prometheus`) to serve to Prometheus; [`LogEvent`]: what it reports as it runs,
 //!   through `tracing` with structured fields.
+//! - [`Framed`], [`FramedReader`], [`FramedWriter`]: length-prefixed frames over any
+//!   `Read`/`Write` (a `TcpStream`, a `UnixStream`); with the `tokio` feature, [`FrameCodec`]
+//!   is the same framing as a tokio-util `Decoder` and `Encoder`.
+//! - [`Storage`](crate::tftp::Storage) for the std types a transfer reads from or writes to:
+//!   a `File` (one `preadv` per window on Unix), a `BufWriter`, and (feature `tokio`) shared
+//!   `bytes::Bytes`.
 //! - Running as a service (Unix): [`User`] and [`Server::drop_privileges`] to give up root
 //!   after binding; [`systemd`] for socket activation and readiness notification, with
 //!   [`Server::from_sockets`].
@@ -18,6 +24,9 @@ mod descriptors;
 mod dir;
 mod drive;
 mod event_loop;
+#[cfg(feature = "tokio")]
+mod frame_codec;
+mod framed;
 mod fs;
 mod log;
 pub mod metrics;
@@ -28,6 +37,7 @@ mod read_ahead;
 mod remap;
 mod server;
 mod socket;
+mod storage;
 #[cfg(unix)]
 pub mod systemd;
 mod udp;
@@ -38,6 +48,9 @@ pub use client::{
 };
 pub use descriptors::raise_descriptor_limit;
 pub use dir::{DirFile, DirPolicy, UploadRules};
+#[cfg(feature = "tokio")]
+pub use frame_codec::FrameCodec;
+pub use framed::{Framed, FramedReader, FramedWriter};
 pub use fs::{Root, RootOptions, Upload};
 pub use log::LogEvent;
 pub use metrics::{LoopMetrics, Metrics, MetricsSnapshot};

@@ -76,4 +76,8 @@ impl Storage for ReadAhead {
         }
         layout.read_each(self, offset, buf)
     }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Err(StorageError::read_only())
+    }
 }

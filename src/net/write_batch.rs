@@ -46,7 +46,12 @@ impl BatchedFile {
     }
 }
 
+/// Write-only: what is gathered is not in the file yet, so a read would miss it.
 impl Storage for BatchedFile {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(StorageError::write_only())
+    }
+
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         if self.pending.len() + data.len() > self.batch {
             self.flush()?;

@@ -133,7 +133,7 @@ pub struct Upload {
 
 /// A policy that lets everyone read and write. A read gets `files[name]`, else `default`,
 /// else ERROR 1; its size is the file's length. Each write gets a fresh [`SimFile`], kept
-/// in `uploads`.
+/// in `uploads`, and is held to `upload_limit`.
 #[derive(Debug, Default)]
 pub struct AllowAll {
     /// Files by name.
@@ -142,6 +142,8 @@ pub struct AllowAll {
     pub default: Option<SimFile>,
     /// Every upload granted, in order.
     pub uploads: Vec<Upload>,
+    /// What [`Policy::upload_limit`] answers, for every client and name.
+    pub upload_limit: Option<u64>,
 }
 
 impl AllowAll {
@@ -176,6 +178,10 @@ impl Policy for AllowAll {
             Some(f) => Ok((f.clone(), Some(f.len() as u64))),
             None => Err(Refusal::new(ErrorCode::FileNotFound, "no such file")),
         }
+    }
+
+    fn upload_limit(&mut self, _: SocketAddr, _: Text<'_>) -> Option<u64> {
+        self.upload_limit
     }
 
     fn write(

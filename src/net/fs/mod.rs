@@ -247,16 +247,10 @@ impl Root {
     /// [`Upload::commit`] puts it in place, removed if dropped before.
     ///
     /// `overwrite` lets it replace an existing regular file (otherwise ERROR 6), which
-    /// keeps its owner, group and permission bits. `max_size` stops it when it grows past
-    /// that many bytes (ERROR 3). `announced_size` is the client's tsize: more bytes than
-    /// that end the upload at once, fewer make [`Upload::commit`] fail.
-    pub fn create_upload(
-        &self,
-        name: Text<'_>,
-        overwrite: bool,
-        max_size: Option<u64>,
-        announced_size: Option<u64>,
-    ) -> Result<Upload, Refusal> {
+    /// keeps its owner, group and permission bits. It stores what it is given: the size
+    /// rules (a limit, the client's tsize) are the endpoint's, which holds the transfer to
+    /// them before a block reaches the upload.
+    pub fn create_upload(&self, name: Text<'_>, overwrite: bool) -> Result<Upload, Refusal> {
         let path = self.relative_path(name)?;
         let (parent, file_name) = match (path.parent(), path.file_name()) {
             (Some(p), Some(f)) => (p, PathBuf::from(f)),
@@ -285,8 +279,6 @@ impl Root {
         }
         let plan = UploadPlan {
             overwrite,
-            max_size,
-            announced_size,
             options: self.options,
         };
         Upload::start(dir, file_name, existing.as_ref(), plan)

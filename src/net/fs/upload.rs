@@ -20,8 +20,6 @@ const NAME_TRIES: usize = 8;
 /// What [`Root::create_upload`](super::Root::create_upload) settled for an upload.
 pub(super) struct UploadPlan {
     pub(super) overwrite: bool,
-    pub(super) max_size: Option<u64>,
-    pub(super) announced_size: Option<u64>,
     pub(super) options: RootOptions,
 }
 
@@ -40,7 +38,9 @@ enum Temp {
 }
 
 /// A file being received, put in place by [`commit`](Upload::commit) and removed if
-/// dropped before.
+/// dropped before. It stores what it is given: whether the bytes are as many as the
+/// client announced, and within the limit, is for the transfer to judge (the server's
+/// endpoint holds uploads to those rules before a block gets here).
 ///
 /// Until then its bytes are in a file without a name (Linux `O_TMPFILE`), or, where the
 /// system or file system has none, under a random hidden name ending in `.wirekit-part`
@@ -58,9 +58,6 @@ pub struct Upload {
     temp: Temp,
     overwrite: bool,
     existed: bool,
-    max_size: Option<u64>,
-    announced_size: Option<u64>,
-    written: u64,
     options: RootOptions,
 }
 
@@ -83,9 +80,6 @@ impl Upload {
             temp,
             overwrite: plan.overwrite,
             existed: existing.is_some(),
-            max_size: plan.max_size,
-            announced_size: plan.announced_size,
-            written: 0,
             options: plan.options,
         };
         if let Some(file) = upload.file.as_ref().map(BatchedFile::get_ref) {
@@ -111,32 +105,15 @@ impl Upload {
         self.existed
     }
 
-    /// Bytes received so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     /// Flushes the file to disk and puts it in place under the target name, atomically.
     ///
-    /// Fails, leaving nothing behind once the upload is dropped, when fewer bytes
-    /// arrived than the client announced (tsize), when overwriting is off and a file of
-    /// the target's name appeared meanwhile (`AlreadyExists`), or when the file to
-    /// replace has become one the root refuses to replace. A replaced file's owner, group
+    /// Fails, leaving nothing behind once the upload is dropped, when overwriting is off
+    /// and a file of the target's name appeared meanwhile (`AlreadyExists`), or when the
+    /// file to replace has become one the root refuses to replace. A replaced file's owner, group
     /// and permission bits, as they are now, carry over to the new one.
     pub fn commit(&mut self) -> io::Result<()> {
         if matches!(self.temp, Temp::Placed) {
             return Err(io::Error::other("upload already committed"));
-        }
-        if let Some(announced) = self.announced_size
-            && self.written != announced
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "upload size differs from its tsize: received {} bytes, announced {announced}",
-                    self.written
-                ),
-            ));
         }
         let file = match &mut self.file {
             Some(f) => f.flushed().map_err(|e| {
@@ -206,22 +183,11 @@ impl Drop for Upload {
 }
 
 impl Storage for Upload {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(StorageError::write_only())
+    }
+
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        self.written += data.len() as u64;
-        if let Some(max) = self.max_size.filter(|&m| self.written > m) {
-            return Err(StorageError::new(
-                ErrorCode::DiskFull,
-                format!("upload exceeds the {max}-byte limit"),
-            ));
-        }
-        if let Some(announced) = self.announced_size.filter(|&a| self.written > a) {
-            return Err(StorageError::new(
-                ErrorCode::NotDefined,
-                format!(
-                    "upload size differs from its tsize: more than the {announced} bytes announced"
-                ),
-            ));
-        }
         match &mut self.file {
             Some(f) => f.write(data),
             None => Err(StorageError::new(
@@ -431,9 +397,6 @@ mod tests {
             temp,
             overwrite,
             existed: false,
-            max_size: None,
-            announced_size: None,
-            written: 0,
             options: RootOptions::default(),
         }
     }
@@ -479,28 +442,5 @@ mod tests {
     fn upload_is_send() {
         fn send<T: Send>() {}
         send::<Upload>();
-    }
-
-    #[test]
-    fn short_upload_is_not_committed() {
-        let (path, dir) = scratch("short");
-        let mut u = named_upload(&dir, "c.bin", false);
-        u.announced_size = Some(10);
-        u.write(b"12345").unwrap();
-        let e = u.commit().unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert!(
-            e.to_string().contains("received 5 bytes, announced 10"),
-            "{e}"
-        );
-        drop(u);
-        assert!(names(&path).is_empty());
-        // More than announced fails at the write that goes past it.
-        let mut u = named_upload(&dir, "c.bin", false);
-        u.announced_size = Some(3);
-        assert!(u.write(b"12345").is_err());
-        drop(u);
-        assert!(names(&path).is_empty());
-        std::fs::remove_dir_all(&path).unwrap();
     }
 }

@@ -1,9 +1,10 @@
 //! The opening of a transfer, the only part where client and server differ: what the
 //! client asks for and how it judges the server's answer, and how the server negotiates.
 
+use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use super::policy::Limits;
+use super::policy::{Limits, Refusal};
 use super::transfer_error::TransferError;
 use crate::tftp::wire::{
     Blksize, Direction, EncodeError, ErrorCode, Mode, Options, OutOfRange, Packet, Request, Text,
@@ -12,6 +13,7 @@ use crate::tftp::wire::{
 
 /// The parameters a transfer runs with after negotiation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// Data bytes per DATA packet.
     pub blksize: u16,
@@ -112,21 +114,26 @@ impl<'a> ClientRequest<'a> {
     }
 }
 
-/// What a downloading client holds the server's bytes to: its own limit and, in octet
-/// mode, the size the server announced. The one owner of the client's size rules.
+/// What a receiver holds the sender's bytes to: a limit and, in octet mode, the size the
+/// sender announced (tsize). The one owner of the size rules of both sides: a client's
+/// download ([`ClientRequest::max_size`] and the server's OACK), and a server's upload
+/// ([`Policy::upload_limit`](super::policy::Policy::upload_limit) and the client's WRQ).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SizeRules {
-    /// [`ClientRequest::max_size`] of a read.
+    /// [`ClientRequest::max_size`] of a read, or the policy's limit of an upload.
     limit: Option<u64>,
-    /// The tsize of the server's OACK (octet mode only).
+    /// The tsize the sender announced (octet mode only).
     announced: Option<u64>,
+    /// A server taking an upload: its ERRORs name the upload and its numbers, as an
+    /// operator's client shows them.
+    upload: bool,
 }
 
-/// A download whose size breaks the rules: the ERROR to send the server, and why.
+/// A transfer whose size breaks the rules: the ERROR to send the peer, and why.
 #[derive(Debug)]
 pub(crate) struct SizeRefusal {
     pub(crate) code: ErrorCode,
-    pub(crate) message: &'static str,
+    pub(crate) message: Cow<'static, str>,
     pub(crate) why: TransferError,
 }
 
@@ -139,7 +146,32 @@ impl SizeRules {
                 Direction::Write => None,
             },
             announced: None,
+            upload: false,
         }
+    }
+
+    /// The rules of an upload a server is asked for: the policy's `limit`, and the
+    /// client's `tsize`. An announce over the limit is refused here, at the request, so
+    /// that no storage is opened for it (ERROR 3, RFC 2349: a file too large for the
+    /// server). tsize is held only in octet mode; in netascii it is ill-defined.
+    pub(crate) fn upload(
+        limit: Option<u64>,
+        tsize: Option<u64>,
+        netascii: bool,
+    ) -> Result<SizeRules, Refusal> {
+        if let (Some(limit), Some(size)) = (limit, tsize)
+            && size > limit
+        {
+            return Err(Refusal::new(
+                ErrorCode::DiskFull,
+                alloc::format!("upload of {size} bytes exceeds the {limit}-byte limit"),
+            ));
+        }
+        Ok(SizeRules {
+            limit,
+            announced: tsize.filter(|_| !netascii),
+            upload: true,
+        })
     }
 
     /// The server's answer settled `tsize`: in octet mode it is the size to hold the
@@ -156,7 +188,7 @@ impl SizeRules {
         if let Some(limit) = self.limit.filter(|&l| size > l) {
             return Err(SizeRefusal {
                 code: ErrorCode::OptionNegotiation,
-                message: "file larger than the client's size limit",
+                message: Cow::Borrowed("file larger than the client's size limit"),
                 why: TransferError::TooLarge {
                     limit,
                     announced: Some(size),
@@ -170,13 +202,25 @@ impl SizeRules {
     /// Judges the next block in order before it is stored: `before` bytes received so far
     /// (on the wire: the file's bytes in octet mode), `len` in this block, `last` when it
     /// ends the transfer.
+    ///
+    /// More than announced is ERROR 3 (the announce was the allocation the sender asked
+    /// for, and it is exceeded); fewer, ERROR 0, as no code fits better. RFC 2349 names
+    /// only ERROR 3, for a size too large to take; tftp-hpa's server never checks a WRQ's
+    /// tsize against the bytes, so there is no practice to follow beyond it.
     pub(crate) fn check_block(&self, before: u64, len: u64, last: bool) -> Result<(), SizeRefusal> {
         let after = before.saturating_add(len);
         if let Some(announced) = self.announced {
             if after > announced {
                 return Err(SizeRefusal {
                     code: ErrorCode::DiskFull,
-                    message: "more data than the announced tsize",
+                    message: if self.upload {
+                        Cow::Owned(alloc::format!(
+                            "upload size differs from its tsize: more than the {announced} \
+                             bytes announced"
+                        ))
+                    } else {
+                        Cow::Borrowed("more data than the announced tsize")
+                    },
                     why: TransferError::SizeMismatch {
                         announced,
                         received: after,
@@ -186,7 +230,14 @@ impl SizeRules {
             if last && after < announced {
                 return Err(SizeRefusal {
                     code: ErrorCode::NotDefined,
-                    message: "less data than the announced tsize",
+                    message: if self.upload {
+                        Cow::Owned(alloc::format!(
+                            "upload size differs from its tsize: received {after} bytes, \
+                             announced {announced}"
+                        ))
+                    } else {
+                        Cow::Borrowed("less data than the announced tsize")
+                    },
                     why: TransferError::SizeMismatch {
                         announced,
                         received: after,
@@ -197,7 +248,11 @@ impl SizeRules {
         if let Some(limit) = self.limit.filter(|&l| after > l) {
             return Err(SizeRefusal {
                 code: ErrorCode::DiskFull,
-                message: "file larger than the client's size limit",
+                message: if self.upload {
+                    Cow::Owned(alloc::format!("upload exceeds the {limit}-byte limit"))
+                } else {
+                    Cow::Borrowed("file larger than the client's size limit")
+                },
                 why: TransferError::TooLarge {
                     limit,
                     announced: None,

@@ -118,12 +118,43 @@ pub trait Policy {
 
     /// May `peer` write `filename`, announcing `tsize` bytes if it said? The storage to
     /// receive into; [`Storage::commit`] puts it in place once every block arrived.
+    ///
+    /// The storage only stores: the endpoint holds the upload to its size rules (see
+    /// [`upload_limit`](Self::upload_limit)), so a block that breaks them never reaches
+    /// [`Storage::write`], and an upload that breaks them is never committed.
     fn write(
         &mut self,
         peer: SocketAddr,
         filename: Text<'_>,
         tsize: Option<u64>,
     ) -> Result<Self::Storage, Refusal>;
+
+    /// The most bytes `peer` may upload as `filename`, or `None` for no limit (the
+    /// default). The endpoint asks it before [`write_served`](Self::write_served) and
+    /// holds the upload to it:
+    ///
+    /// - a request whose `tsize` announces more is refused with ERROR 3 before `write` is
+    ///   asked, so no storage is opened for it (in any mode: an announce over the limit
+    ///   promises too much even where netascii makes it approximate);
+    /// - an upload that passes it without having announced its size ends with ERROR 3 at
+    ///   the block that passes it, none of that block stored, and
+    ///   [`TransferError::TooLarge`](super::TransferError::TooLarge). Bytes are counted
+    ///   as they arrive on the wire: in netascii, where a line end takes two, the file
+    ///   stored stays within the limit too.
+    ///
+    /// Whatever the limit, an upload in octet mode that announced its size must send
+    /// exactly that many bytes (RFC 2349 `tsize`), or it ends with
+    /// [`TransferError::SizeMismatch`](super::TransferError::SizeMismatch) and is not
+    /// committed: more bytes are refused with ERROR 3 at the block that passes the size
+    /// (the announce was the allocation asked for), none of it stored; fewer get ERROR 0
+    /// in place of the final ACK. tsize is ill-defined in netascii, where it is not held.
+    ///
+    /// A limit that depends on the name is asked with the name requested; a policy that
+    /// serves it under another (see [`Served`]) maps it here as well.
+    fn upload_limit(&mut self, peer: SocketAddr, filename: Text<'_>) -> Option<u64> {
+        let _ = (peer, filename);
+        None
+    }
 
     /// [`read`](Self::read), also telling in `served` which file answers the request,
     /// whether it is granted or refused (a refusal of a rewritten name is best logged with

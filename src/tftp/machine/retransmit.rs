@@ -5,6 +5,7 @@ use core::time::Duration;
 
 /// Retransmission settings of a transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// First retransmission timeout; a negotiated `timeout` option replaces it.
     pub timeout: Duration,

@@ -263,7 +263,7 @@ impl Sender {
         storage: &mut S,
         buf: &mut [u8],
         max: usize,
-    ) -> Result<Blocks, StorageError> {
+    ) -> Result<Blocks, SendError> {
         let first = self.next;
         let (len, count, consumed) = match &mut self.encoding {
             Encoding::Octet => {
@@ -280,13 +280,21 @@ impl Sender {
                 };
                 let read =
                     storage.read_segments_at((first - 1) * self.blksize as u64, buf, layout)?;
+                if read > count * self.blksize {
+                    return Err(SendError::Storage(StorageError::new(
+                        crate::tftp::wire::ErrorCode::NotDefined,
+                        "storage read more bytes than asked for",
+                    )));
+                }
                 let full = read / self.blksize;
                 // A short block, empty if need be, ends the file.
                 let count = if full < count { full + 1 } else { count };
                 for i in 0..count {
-                    let slot = buf.get_mut(i * seg..).unwrap_or_default();
+                    let slot = buf.get_mut(i * seg..).ok_or(SendError::Internal(
+                        "a window's blocks outgrew the buffer they were read into",
+                    ))?;
                     write_data_header(slot, (first + i as u64) as u16)
-                        .map_err(|_| internal("transmit buffer too small"))?;
+                        .map_err(|_| SendError::Internal("no room for a DATA header"))?;
                 }
                 let last_len = read - (count - 1) * self.blksize;
                 (
@@ -303,15 +311,23 @@ impl Sender {
                     .get(usize::try_from(first - self.acked - 1).unwrap_or(usize::MAX))
                     .copied()
                 else {
-                    return Err(internal("netascii checkpoint missing"));
+                    return Err(SendError::Internal(
+                        "no netascii checkpoint for the block to send",
+                    ));
                 };
                 let payload = buf
                     .get_mut(DATA_HEADER_LEN..DATA_HEADER_LEN + self.blksize)
-                    .ok_or_else(|| internal("transmit buffer smaller than blksize + 4"))?;
+                    .ok_or(SendError::Internal("a buffer below blksize + 4 bytes"))?;
                 let raw = storage.read_at(start.offset, scratch)?;
+                // A storage that claims more than it was given is not trusted with the rest.
+                let read = scratch.get(..raw).ok_or_else(|| {
+                    SendError::Storage(StorageError::new(
+                        crate::tftp::wire::ErrorCode::NotDefined,
+                        "storage read more bytes than asked for",
+                    ))
+                })?;
                 let mut enc = NetasciiEncoder::resume(start.pending);
-                let (consumed, written) =
-                    enc.encode(scratch.get(..raw).unwrap_or_default(), payload);
+                let (consumed, written) = enc.encode(read, payload);
                 if first > self.sent_high && written == self.blksize {
                     checkpoints.push_back(Checkpoint {
                         block: first + 1,
@@ -320,7 +336,7 @@ impl Sender {
                     });
                 }
                 write_data_header(buf, first as u16)
-                    .map_err(|_| internal("transmit buffer too small"))?;
+                    .map_err(|_| SendError::Internal("no room for a DATA header"))?;
                 (DATA_HEADER_LEN + written, 1, consumed as u64)
             }
         };
@@ -348,6 +364,17 @@ impl Sender {
     }
 }
 
-fn internal(message: &'static str) -> StorageError {
-    StorageError::new(crate::tftp::wire::ErrorCode::NotDefined, message)
+/// Why the next blocks could not be sent.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The storage failed to read.
+    Storage(StorageError),
+    /// A rule of the sender's own broke: a bug.
+    Internal(&'static str),
+}
+
+impl From<StorageError> for SendError {
+    fn from(e: StorageError) -> SendError {
+        SendError::Storage(e)
+    }
 }

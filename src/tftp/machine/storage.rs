@@ -1,6 +1,8 @@
 //! Where a transfer's file bytes come from and go to.
 
 use alloc::borrow::Cow;
+#[cfg(target_has_atomic = "ptr")]
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -11,6 +13,7 @@ use crate::tftp::wire::ErrorCode;
 /// The transfer that meets it sends the peer an ERROR with this code and message, and
 /// ends with [`TransferError::Storage`](super::TransferError::Storage).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StorageError {
     /// The code sent to the peer: [`ErrorCode::DiskFull`] for a full disk or an exceeded
     /// size limit, [`ErrorCode::NotDefined`] for other failures.
@@ -27,6 +30,18 @@ impl StorageError {
             message: message.into(),
         }
     }
+
+    /// What a storage that only sends answers [`Storage::write`] with: an
+    /// [`ErrorCode::AccessViolation`], "file is read-only".
+    pub fn read_only() -> Self {
+        StorageError::new(ErrorCode::AccessViolation, "file is read-only")
+    }
+
+    /// What a storage that only receives answers [`Storage::read_at`] with: an
+    /// [`ErrorCode::AccessViolation`], "file is write-only".
+    pub fn write_only() -> Self {
+        StorageError::new(ErrorCode::AccessViolation, "file is write-only")
+    }
 }
 
 impl fmt::Display for StorageError {
@@ -40,20 +55,20 @@ impl core::error::Error for StorageError {}
 /// The file a transfer reads from (when sending DATA) or appends to (when receiving).
 ///
 /// A sending transfer calls only [`read_at`](Storage::read_at), a receiving one only
-/// [`write`](Storage::write); the other keeps its default, which fails. The machines call
-/// these from [`Transfer::poll_transmit`](super::Transfer::poll_transmit) and
+/// [`write`](Storage::write). Both are required all the same, so that every storage says
+/// what it does with the direction it does not serve (a file to send answers `write` with
+/// [`StorageError::read_only`]) and a storage that forgot one does not compile. The machines
+/// call these from [`Transfer::poll_transmit`](super::Transfer::poll_transmit) and
 /// [`Transfer::handle_datagram`](super::Transfer::handle_datagram), straight into and out
 /// of the packet buffers, so file bytes are never copied through the machine.
+///
+/// In-memory files are storages already: `Vec<u8>` both ways, and, to send, `&[u8]` and
+/// `Arc<[u8]>` (and `bytes::Bytes` with the `tokio` feature), which every transfer of one
+/// file can share without a copy.
 pub trait Storage {
     /// Fills `buf` with the bytes at `offset`, returning how many were read. Fewer than
     /// `buf.len()` means the end of the file. A retransmission reads the same offset again.
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
-        let _ = (offset, buf);
-        Err(StorageError::new(
-            ErrorCode::AccessViolation,
-            "storage is not readable",
-        ))
-    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError>;
 
     /// Reads the bytes from `offset` on into the runs of `layout` in `buf`, one run after
     /// the other, and returns how many were read; fewer than the runs hold means the end of
@@ -69,13 +84,7 @@ pub trait Storage {
     }
 
     /// Appends `data`, which arrives in order and exactly once.
-    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        let _ = data;
-        Err(StorageError::new(
-            ErrorCode::AccessViolation,
-            "storage is not writable",
-        ))
-    }
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
 
     /// Writes what [`write`](Storage::write) gathered and has not written yet. Drivers call
     /// it through [`Transfer::flush_storage`](super::Transfer::flush_storage) once they have
@@ -166,6 +175,8 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
 }
 
+/// Copies the bytes of `src` at `offset` into `buf`: a read of an in-memory file, which costs
+/// what it hands out and nothing more (an offset past the end reads nothing).
 fn read_slice(src: &[u8], offset: u64, buf: &mut [u8]) -> usize {
     let start = usize::try_from(offset).map_or(src.len(), |o| o.min(src.len()));
     let src = src.get(start..).unwrap_or_default();
@@ -176,17 +187,39 @@ fn read_slice(src: &[u8], offset: u64, buf: &mut [u8]) -> usize {
     n
 }
 
-/// An in-memory file to send.
+/// An in-memory file to send; read-only.
 impl Storage for [u8] {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
         Ok(read_slice(self, offset, buf))
     }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Err(StorageError::read_only())
+    }
 }
 
-/// An in-memory file to send.
+/// An in-memory file to send, borrowed (a `&'static [u8]` from `include_bytes!`, say);
+/// read-only.
 impl Storage for &[u8] {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
         Ok(read_slice(self, offset, buf))
+    }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Err(StorageError::read_only())
+    }
+}
+
+/// An in-memory file shared by every transfer that sends it: a server hands each transfer
+/// a clone of the `Arc` (a reference count, not a copy of the file); read-only.
+#[cfg(target_has_atomic = "ptr")]
+impl Storage for Arc<[u8]> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        Ok(read_slice(self, offset, buf))
+    }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Err(StorageError::read_only())
     }
 }
 
@@ -204,110 +237,106 @@ impl Storage for Vec<u8> {
     }
 }
 
-#[cfg(feature = "std")]
-mod std_impls {
-    use super::{ErrorCode, Segments, Storage, StorageError};
-    use std::io::{self, Write};
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-    impl From<io::Error> for StorageError {
-        fn from(e: io::Error) -> Self {
-            let code = match e.kind() {
-                io::ErrorKind::StorageFull
-                | io::ErrorKind::QuotaExceeded
-                | io::ErrorKind::FileTooLarge => ErrorCode::DiskFull,
-                io::ErrorKind::PermissionDenied => ErrorCode::AccessViolation,
-                io::ErrorKind::NotFound => ErrorCode::FileNotFound,
-                io::ErrorKind::AlreadyExists => ErrorCode::FileExists,
-                _ => ErrorCode::NotDefined,
-            };
-            StorageError::new(code, std::string::ToString::to_string(&e))
-        }
+    /// 1000 bytes, none equal to its neighbour, so a read from the wrong offset shows.
+    fn file() -> Vec<u8> {
+        (0..1000u32).map(|i| (i % 251) as u8).collect()
     }
 
-    /// A file on disk: read at offsets when sending, appended to when receiving.
-    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-    impl Storage for std::fs::File {
-        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
-            let mut filled = 0;
-            while filled < buf.len() {
-                let rest = buf.get_mut(filled..).unwrap_or_default();
-                match positioned_read(self, offset + filled as u64, rest) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Ok(filled)
-        }
+    /// Reads `storage` (holding `file()`) the ways a sender does: whole blocks, the short
+    /// last block, the offset at the end (an empty last DATA), past the end, the largest
+    /// offset; then a window through `read_segments_at`.
+    fn reads_like_the_file<S: Storage + ?Sized>(storage: &mut S) {
+        let file = file();
+        let mut block = [0u8; 512];
+        assert_eq!(storage.read_at(0, &mut block), Ok(512));
+        assert_eq!(block[..], file[..512]);
+        assert_eq!(storage.read_at(512, &mut block), Ok(488));
+        assert_eq!(block[..488], file[512..]);
+        assert_eq!(storage.read_at(7, &mut block[..3]), Ok(3));
+        assert_eq!(block[..3], file[7..10]);
+        assert_eq!(storage.read_at(1000, &mut block), Ok(0));
+        assert_eq!(storage.read_at(1001, &mut block), Ok(0));
+        assert_eq!(storage.read_at(u64::MAX, &mut block), Ok(0));
+        assert_eq!(storage.read_at(0, &mut []), Ok(0));
 
-        /// One `preadv` for the whole window; run by run after a short read, which only the
-        /// end of the file (or a signal) causes.
-        #[cfg(unix)]
-        fn read_segments_at(
-            &mut self,
-            offset: u64,
-            buf: &mut [u8],
-            layout: Segments,
-        ) -> Result<usize, StorageError> {
-            let mut runs: alloc::vec::Vec<io::IoSliceMut<'_>> =
-                layout.runs(buf).map(io::IoSliceMut::new).collect();
-            let wanted: usize = runs.iter().map(|r| r.len()).sum();
-            let got = loop {
-                match rustix::io::preadv(&*self, &mut runs, offset) {
-                    Ok(n) => break n,
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(io::Error::from(e).into()),
-                }
-            };
-            drop(runs);
-            if got == wanted || got == 0 {
-                return Ok(got);
-            }
-            layout.read_each(self, offset, buf)
-        }
-
-        fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-            self.write_all(data).map_err(Into::into)
-        }
-
-        fn commit(&mut self) -> Result<(), StorageError> {
-            self.sync_all().map_err(Into::into)
-        }
+        // Three runs of 400 bytes behind 4-byte headers: the third is cut by the end.
+        let layout = Segments {
+            start: 4,
+            len: 400,
+            stride: 404,
+            count: 3,
+        };
+        let mut window = [0xAAu8; 3 * 404];
+        assert_eq!(storage.read_segments_at(0, &mut window, layout), Ok(1000));
+        assert_eq!(window[4..404], file[..400]);
+        assert_eq!(window[408..808], file[400..800]);
+        assert_eq!(window[812..1012], file[800..]);
+        assert_eq!(window[..4], [0xAA; 4], "a header was overwritten");
+        assert_eq!(window[404..408], [0xAA; 4], "a header was overwritten");
     }
 
-    /// A file or stream behind a buffer: received blocks reach it in batches, one write
-    /// for many small blocks (a block as large as the buffer goes straight through).
-    /// `flush` and `commit` flush it.
-    impl<W: io::Write> Storage for io::BufWriter<W> {
-        fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-            io::Write::write_all(self, data).map_err(Into::into)
-        }
-
-        fn flush(&mut self) -> Result<(), StorageError> {
-            io::Write::flush(self).map_err(Into::into)
-        }
-
-        fn commit(&mut self) -> Result<(), StorageError> {
-            Storage::flush(self)
-        }
+    fn refuses_writes<S: Storage + ?Sized>(storage: &mut S) {
+        let e = storage.write(b"more").unwrap_err();
+        assert_eq!(e, StorageError::read_only());
+        assert_eq!(e.code, ErrorCode::AccessViolation);
     }
 
-    #[cfg(unix)]
-    fn positioned_read(f: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        std::os::unix::fs::FileExt::read_at(f, buf, offset)
+    #[test]
+    fn a_slice_reads_at_offsets_and_refuses_writes() {
+        let mut file = file();
+        reads_like_the_file::<[u8]>(&mut file[..]);
+        refuses_writes::<[u8]>(&mut file[..]);
+        assert_eq!(file, self::file(), "a refused write changed the file");
     }
 
-    #[cfg(windows)]
-    fn positioned_read(f: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        std::os::windows::fs::FileExt::seek_read(f, buf, offset)
+    #[test]
+    fn a_borrowed_slice_reads_at_offsets_and_refuses_writes() {
+        let file = file();
+        let mut borrowed: &[u8] = &file;
+        reads_like_the_file(&mut borrowed);
+        refuses_writes(&mut borrowed);
+        // Reading is positioned: the slice is not advanced like a cursor.
+        assert_eq!(borrowed.len(), 1000);
+        static IMAGE: &[u8] = b"firmware";
+        let mut image = IMAGE;
+        let mut buf = [0u8; 4];
+        assert_eq!(image.read_at(4, &mut buf), Ok(4));
+        assert_eq!(&buf, b"ware");
     }
 
-    #[cfg(not(any(unix, windows)))]
-    fn positioned_read(mut f: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        use std::io::{Read, Seek, SeekFrom};
-        f.seek(SeekFrom::Start(offset))?;
-        f.read(buf)
+    #[cfg(target_has_atomic = "ptr")]
+    #[test]
+    fn a_shared_file_reads_at_offsets_and_refuses_writes() {
+        let shared: Arc<[u8]> = Arc::from(file());
+        let mut one = Arc::clone(&shared);
+        let mut two = Arc::clone(&shared);
+        reads_like_the_file(&mut one);
+        reads_like_the_file(&mut two);
+        refuses_writes(&mut one);
+        // Every transfer's storage is the one allocation.
+        assert!(Arc::ptr_eq(&one, &shared) && Arc::ptr_eq(&two, &shared));
+    }
+
+    #[test]
+    fn a_vec_reads_at_offsets_and_appends() {
+        let mut vec = file();
+        reads_like_the_file(&mut vec);
+        let mut upload = Vec::new();
+        upload.write(&file()[..600]).unwrap();
+        upload.write(&file()[600..]).unwrap();
+        reads_like_the_file(&mut upload);
+    }
+
+    #[test]
+    fn a_mutable_reference_forwards_every_call() {
+        let mut vec = file();
+        reads_like_the_file(&mut &mut vec);
+        let mut sink = Vec::new();
+        Storage::write(&mut &mut sink, b"abc").unwrap();
+        assert_eq!(sink, b"abc");
     }
 }

@@ -9,7 +9,8 @@
 //! - the transfer is over when [`Transfer::is_closed`] is true.
 //!
 //! Time is a [`Duration`] since any fixed epoch the driver picks; the machine never reads a
-//! clock. A server's transfers are made and driven by the [`Endpoint`](super::Endpoint).
+//! clock. A server's transfers are made and driven by the
+//! [`Endpoint`](super::endpoint::Endpoint).
 
 use crate::tftp::Instant;
 use alloc::borrow::Cow;
@@ -22,13 +23,14 @@ use core::time::Duration;
 use super::handshake::{Asked, ClientRequest, Negotiated, SizeRefusal, SizeRules, check_oack};
 use super::receiver::{DataOutcome, Receiver};
 use super::retransmit::{Config, Expiry, Kind, Timer};
-use super::sender::{AckOutcome, Sender};
+use super::sender::{AckOutcome, SendError, Sender};
 use super::storage::{Storage, StorageError};
 pub use super::transfer_error::TransferError;
 use crate::tftp::wire::{DATA_HEADER_LEN, Direction, EncodeError, ErrorCode, Opcode, Packet, Text};
 
 /// Counters of a transfer, true also when it failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// File bytes stored or sent (before netascii expansion).
     pub bytes: u64,
@@ -104,13 +106,14 @@ enum Side {
     /// holds the server's bytes to.
     Client { locked: bool, size: SizeRules },
     /// A server holds its final ACK of an upload until the application committed it.
-    /// `answered` once the client sent what the transfer waited for.
-    Server { answered: bool },
+    /// `answered` once the client sent what the transfer waited for. `size`: what an
+    /// upload holds the client's bytes to (no rules for a read).
+    Server { answered: bool, size: SizeRules },
 }
 
 impl Side {
     fn answered(&mut self) {
-        if let Side::Server { answered } = self {
+        if let Side::Server { answered, .. } = self {
             *answered = true;
         }
     }
@@ -152,7 +155,7 @@ enum Phase {
 const MAX_STRANGERS: usize = 8;
 
 /// One TFTP transfer. A client builds it with [`Transfer::client`]; a server's come from
-/// its [`Endpoint`](super::Endpoint).
+/// its [`Endpoint`](super::endpoint::Endpoint).
 #[derive(Debug)]
 pub struct Transfer {
     side: Side,
@@ -240,7 +243,8 @@ impl Transfer {
     }
 
     /// A server transfer for an admitted request: its OACK, DATA 1 or ACK 0 is ready to
-    /// send.
+    /// send. `size`: the rules an upload is held to.
+    #[allow(clippy::too_many_arguments)] // each is one fact of the admitted request
     pub(crate) fn server(
         now: Instant,
         client: SocketAddr,
@@ -249,6 +253,7 @@ impl Transfer {
         negotiated: &Negotiated,
         oack: Option<Vec<u8>>,
         netascii: bool,
+        size: SizeRules,
     ) -> Transfer {
         let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
         let phase = match (direction, oack.is_some()) {
@@ -259,7 +264,10 @@ impl Transfer {
             (Direction::Read, false) => Phase::Sending(Sender::new(blksize, windowsize, netascii)),
             (Direction::Write, _) => Phase::Receiving(Receiver::new(blksize, windowsize, netascii)),
         };
-        let side = Side::Server { answered: false };
+        let side = Side::Server {
+            answered: false,
+            size,
+        };
         let mut t = Transfer::new(now, side, client, config, phase);
         if direction == Direction::Read && windowsize > 1 {
             t.timer.windowed();
@@ -322,7 +330,11 @@ impl Transfer {
     pub fn is_answered(&self) -> bool {
         !matches!(
             self.side,
-            Side::Client { locked: false, .. } | Side::Server { answered: false }
+            Side::Client { locked: false, .. }
+                | Side::Server {
+                    answered: false,
+                    ..
+                }
         )
     }
 
@@ -458,13 +470,24 @@ impl Transfer {
     }
 
     fn refuse_size(&mut self, now: Instant, refusal: SizeRefusal) {
-        let message = Cow::Borrowed(refusal.message);
-        self.fail(now, refusal.code, message, refusal.why);
+        self.fail(now, refusal.code, refusal.message, refusal.why);
     }
 
     fn fail_storage(&mut self, now: Instant, e: StorageError) {
         let (code, message) = (e.code, e.message.clone());
         self.fail(now, code, message, TransferError::Storage(e));
+    }
+
+    /// A rule of the machine's own broke (see [`TransferError::Internal`]).
+    fn fail_internal(&mut self, now: Instant, what: &'static str) {
+        debug_assert!(false, "wirekit bug: {what}");
+        let message = Cow::Borrowed("internal error");
+        self.fail(
+            now,
+            ErrorCode::NotDefined,
+            message,
+            TransferError::Internal(what),
+        );
     }
 
     /// Handles the deadline from [`poll_timeout`](Self::poll_timeout): retransmits with
@@ -720,9 +743,9 @@ impl Transfer {
                 }
             },
             (Phase::Receiving(r), Packet::Data { block, data }) => {
-                // A download's next block is judged against the size rules before it is
-                // stored.
-                if let Side::Client { size, .. } = &self.side
+                // The next block is judged against the size rules before it is stored,
+                // on either side.
+                if let Side::Client { size, .. } | Side::Server { size, .. } = &self.side
                     && r.is_next(block)
                     && data.len() <= r.blksize()
                 {
@@ -790,8 +813,13 @@ impl Transfer {
     /// Puts the next datagram to send into `buf` and says where it goes, or returns `None`
     /// when nothing is due. Call it until `None` after each `handle_*` call and at start.
     ///
-    /// DATA is read from `storage` straight into `buf`. `buf` must hold at least
-    /// [`max_datagram_len`](Self::max_datagram_len) bytes.
+    /// DATA is read from `storage` straight into `buf`.
+    ///
+    /// # Panics
+    ///
+    /// When `buf` is shorter than [`max_datagram_len`](Self::max_datagram_len): a caller's
+    /// bug, reported at once rather than as a transfer that fails without a word to its
+    /// peer.
     #[must_use]
     pub fn poll_transmit<S: Storage + ?Sized>(
         &mut self,
@@ -814,14 +842,11 @@ impl Transfer {
         max_segments: usize,
     ) -> Option<Transmit> {
         let needed = self.max_datagram_len();
-        if buf.len() < needed {
-            if !self.finished {
-                self.control_due = None;
-                self.close();
-                self.finish(now, Err(TransferError::BufferTooSmall { needed }));
-            }
-            return None;
-        }
+        assert!(
+            buf.len() >= needed,
+            "Transfer::poll_transmit: a buffer of {} bytes, below max_datagram_len() = {needed}",
+            buf.len()
+        );
         if let Some(to) = self.unknown_senders.pop_front() {
             let code = ErrorCode::UnknownTransferId;
             let message = Text::from(code.description());
@@ -874,8 +899,12 @@ impl Transfer {
                     segment_size: (blocks.count > 1).then_some(DATA_HEADER_LEN + s.blksize()),
                 })
             }
-            Err(e) => {
+            Err(SendError::Storage(e)) => {
                 self.fail_storage(now, e);
+                self.poll_transmit(now, storage, buf)
+            }
+            Err(SendError::Internal(what)) => {
+                self.fail_internal(now, what);
                 self.poll_transmit(now, storage, buf)
             }
         }

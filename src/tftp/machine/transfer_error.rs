@@ -8,7 +8,10 @@ use super::storage::StorageError;
 use crate::tftp::wire::{ErrorCode, ParseError};
 
 #[cfg(doc)]
-use super::{ClientRequest, Transfer, policy::Limits};
+use super::{
+    ClientRequest, Transfer,
+    policy::{Limits, Policy},
+};
 
 /// How a transfer failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,7 +23,7 @@ pub enum TransferError {
         retries: u32,
     },
     /// The client never answered the server's first packet, and the server reclaimed the
-    /// transfer (see [`Limits::unanswered_timeout`](super::Limits::unanswered_timeout)).
+    /// transfer (see [`Limits::unanswered_timeout`]).
     Unanswered,
     /// The peer sent an ERROR packet.
     Peer {
@@ -36,23 +39,32 @@ pub enum TransferError {
     BadOack(&'static str),
     /// The server's first answer was an OACK that does not parse; we sent ERROR 8.
     MalformedOack(ParseError),
-    /// A download in octet mode did not match the size the server's OACK announced
-    /// ([`ClientRequest::tsize`]): more bytes came (we sent ERROR 3 and stored none of
-    /// the block that passed it), or the transfer ended with fewer (we sent ERROR 0 in
-    /// place of the final ACK, and stored none of the final block).
+    /// A transfer in octet mode did not match the size its sender announced (RFC 2349
+    /// `tsize`): a download, the size of the server's OACK ([`ClientRequest::tsize`]); an
+    /// upload to a server, the size of the client's WRQ (see [`Policy::upload_limit`]).
+    /// More bytes came (the receiver sent ERROR 3 and stored none of the block that
+    /// passed the size), or the transfer ended with fewer (the receiver sent ERROR 0 in
+    /// place of the final ACK, and stored none of the final block). A server commits
+    /// neither.
     SizeMismatch {
         /// The size announced.
         announced: u64,
         /// The bytes received, up to and including the block that broke the rule.
         received: u64,
     },
-    /// A download passed the client's limit ([`ClientRequest::max_size`]): the server
-    /// announced a larger size (we refused its OACK with ERROR 8), or sent more bytes (we
-    /// sent ERROR 3 and stored none of the block that passed it).
+    /// A transfer passed the receiver's size limit. A download, the client's
+    /// ([`ClientRequest::max_size`]): the server announced a larger size (the client
+    /// refused its OACK with ERROR 8), or sent more bytes (the client sent ERROR 3 and
+    /// stored none of the block that passed the limit). An upload to a server, the
+    /// policy's ([`Policy::upload_limit`]): the client sent more bytes without having
+    /// announced its size (the server sent ERROR 3, stored none of the block that passed
+    /// the limit, and committed nothing). An upload that announces a size over the limit
+    /// never starts: it is refused at its request.
     TooLarge {
         /// The limit.
         limit: u64,
-        /// The size the server announced, when that is what was refused.
+        /// The size the sender announced, when that is what was refused (a download's
+        /// OACK).
         announced: Option<u64>,
     },
     /// The application's storage failed; the peer was sent an ERROR.
@@ -68,12 +80,10 @@ pub enum TransferError {
     /// The client sent a new request from the same address and port before this transfer
     /// ended (single-port server): it gave this one up.
     Abandoned,
-    /// The buffer given to [`Transfer::poll_transmit`] is smaller than
-    /// [`Transfer::max_datagram_len`].
-    BufferTooSmall {
-        /// Bytes needed.
-        needed: usize,
-    },
+    /// A rule of the machine's own broke: a bug in wirekit, not in the peer, the storage
+    /// or the application. The peer was sent ERROR 0 "internal error"; debug builds panic
+    /// at the spot instead, so tests and fuzzing find it.
+    Internal(&'static str),
 }
 
 impl TransferError {
@@ -99,7 +109,7 @@ impl TransferError {
             TransferError::Storage(_) => "storage",
             TransferError::Aborted { .. } => "aborted",
             TransferError::Abandoned => "abandoned",
-            TransferError::BufferTooSmall { .. } => "buffer_too_small",
+            TransferError::Internal(_) => "internal",
         }
     }
 }
@@ -134,14 +144,14 @@ impl fmt::Display for TransferError {
                 received,
             } if received > announced => write!(
                 f,
-                "the server sent more than the {announced} bytes it announced (tsize)"
+                "the peer sent more than the {announced} bytes it announced (tsize)"
             ),
             TransferError::SizeMismatch {
                 announced,
                 received,
             } => write!(
                 f,
-                "the transfer ended after {received} of the {announced} bytes the server \
+                "the transfer ended after {received} of the {announced} bytes the peer \
                  announced (tsize)"
             ),
             TransferError::TooLarge {
@@ -160,9 +170,7 @@ impl fmt::Display for TransferError {
                 write!(f, "aborted with ERROR {}: {message}", code.as_u16())
             }
             TransferError::Abandoned => f.write_str("abandoned: the client sent a new request"),
-            TransferError::BufferTooSmall { needed } => {
-                write!(f, "transmit buffer too small: need {needed} bytes")
-            }
+            TransferError::Internal(what) => write!(f, "internal error (a bug): {what}"),
         }
     }
 }

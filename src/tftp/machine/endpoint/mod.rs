@@ -38,17 +38,33 @@ pub use route::{Inbound, Incoming, Outbound, Outgoing, PortMode, TransferId};
 
 use admission::Over;
 
-use super::handshake::negotiate;
+use super::handshake::{SizeRules, negotiate};
 use super::policy::{Limits, Policy, Refusal, Served};
 use super::storage::{Storage, StorageError};
 use super::transfer::{self, Transfer, TransferError, encode_error};
 use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Packet, Request};
 
-/// A storage for the moments a transfer has none: after an upload was handed out for its
-/// commit. The machines call it only to fail.
+/// Stands in for an upload's storage while the application commits it. A transfer in its
+/// commit neither reads nor writes (a repeated final DATA is only re-ACKed), so a call here
+/// is a bug of the machine's: loud in debug builds, an ERROR to the client in release.
 struct StorageInCommit;
 
-impl Storage for StorageInCommit {}
+impl StorageInCommit {
+    fn misuse() -> StorageError {
+        debug_assert!(false, "an upload's storage was used during its commit");
+        StorageError::new(ErrorCode::NotDefined, "internal error")
+    }
+}
+
+impl Storage for StorageInCommit {
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> Result<usize, StorageError> {
+        Err(Self::misuse())
+    }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), StorageError> {
+        Err(Self::misuse())
+    }
+}
 
 struct Entry<S> {
     transfer: Transfer,
@@ -203,6 +219,15 @@ impl Refused {
 /// The smallest buffer [`Endpoint::handle`] needs to write a refusal into.
 const MIN_BUF: usize = 516;
 
+/// A buffer too small for what it must hold is the caller's bug, reported at once.
+fn assert_buffer(buf: &[u8], needed: usize) {
+    assert!(
+        buf.len() >= needed,
+        "Endpoint: a buffer of {} bytes, below the {needed} it must hold",
+        buf.len()
+    );
+}
+
 fn is_request(datagram: &[u8]) -> bool {
     matches!(datagram, [0, 1 | 2, ..])
 }
@@ -255,7 +280,8 @@ impl<P: Policy> Endpoint<P> {
     }
 
     /// Puts `limits` in force for the requests that follow; running transfers keep what
-    /// they negotiated.
+    /// they negotiated. A larger `max_blksize` raises
+    /// [`max_datagram_len`](Self::max_datagram_len): size the transmit buffer again.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }
@@ -393,6 +419,10 @@ impl<P: Policy> Endpoint<P> {
     /// Datagrams on a request socket that are not requests get no answer, so the server
     /// cannot be used to reflect traffic; in [`PortMode::Single`] they go to the transfer of
     /// their source, if it has one.
+    ///
+    /// # Panics
+    ///
+    /// When `buf` is shorter than 516 bytes (a caller's bug, reported at once).
     pub fn handle(
         &mut self,
         now: Instant,
@@ -400,6 +430,7 @@ impl<P: Policy> Endpoint<P> {
         datagram: &[u8],
         buf: &mut [u8],
     ) -> Option<Outgoing> {
+        assert_buffer(buf, MIN_BUF);
         match incoming.route {
             Inbound::Transfer(id) => self.deliver(now, id, incoming.source, datagram),
             Inbound::Listener(listener) if is_request(datagram) => {
@@ -575,10 +606,16 @@ impl<P: Policy> Endpoint<P> {
         direction: Direction,
     ) -> Result<(Transfer, P::Storage, TransferInfo), Refused> {
         let mut served = Served::new();
+        let netascii = request.mode == Mode::Netascii;
+        let mut size_rules = SizeRules::default();
         let opened = match direction {
             Direction::Read => self.policy.read_served(peer, request.filename, &mut served),
             Direction::Write => {
                 let tsize = request.options.tsize;
+                // Before `write`: an upload refused for its size opens no storage.
+                let limit = self.policy.upload_limit(peer, request.filename);
+                size_rules = SizeRules::upload(limit, tsize, netascii)
+                    .map_err(|refusal| Refused::new(refusal, RefusalCause::Policy))?;
                 self.policy
                     .write_served(peer, request.filename, tsize, &mut served)
                     .map(|storage| (storage, None))
@@ -593,7 +630,6 @@ impl<P: Policy> Endpoint<P> {
                 });
             }
         };
-        let netascii = request.mode == Mode::Netascii;
         let (negotiated, oack) =
             match negotiate(&request.options, &self.limits, direction, size, netascii) {
                 Ok(answer) => answer,
@@ -616,6 +652,7 @@ impl<P: Policy> Endpoint<P> {
             &negotiated,
             oack,
             netascii,
+            size_rules,
         );
         let o = &request.options;
         let info = TransferInfo {
@@ -646,9 +683,6 @@ impl<P: Policy> Endpoint<P> {
         filename: Option<String>,
         buf: &mut [u8],
     ) -> Option<Outgoing> {
-        if buf.len() < MIN_BUF {
-            return None;
-        }
         let Refused {
             refusal,
             served,
@@ -834,9 +868,13 @@ impl<P: Policy> Endpoint<P> {
         self.due = due;
     }
 
-    /// Puts the next datagram to send into `buf` (at least
-    /// [`max_datagram_len`](Self::max_datagram_len) bytes) and says where it goes, or
-    /// returns `None` when nothing is due. A transfer's window goes out in one run.
+    /// Puts the next datagram to send into `buf` and says where it goes, or returns `None`
+    /// when nothing is due. A transfer's window goes out in one run.
+    ///
+    /// # Panics
+    ///
+    /// When `buf` is shorter than [`max_datagram_len`](Self::max_datagram_len), the
+    /// caller's bug, reported at once rather than as transfers that fail without a word.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Outgoing> {
         self.poll_transmit_batch(now, buf, 1)
@@ -852,6 +890,7 @@ impl<P: Policy> Endpoint<P> {
         buf: &mut [u8],
         max_segments: usize,
     ) -> Option<Outgoing> {
+        assert_buffer(buf, self.max_datagram_len());
         while let Some(&id) = self.ready.front() {
             let ports = self.ports;
             let Some(e) = self.entry_mut(id) else {
@@ -929,13 +968,15 @@ impl<P: Policy> Endpoint<P> {
 
     /// The driver could not open a socket for a transfer's [`Outbound::Transfer`] (no
     /// descriptor, or every port of its range taken). The transfer ends, and the client is
-    /// told from the request socket instead: its ERROR is written into `buf` and returned.
+    /// told from the request socket instead: its ERROR is written into `buf` (at least 516
+    /// bytes, or this panics) and returned.
     pub fn port_unavailable(
         &mut self,
         now: Instant,
         id: TransferId,
         buf: &mut [u8],
     ) -> Option<Outgoing> {
+        assert_buffer(buf, MIN_BUF);
         let message = "server busy: no transfer port free, try again later";
         let e = self.entry_mut(id)?;
         let (listener, peer, local) = (e.listener, e.info.peer, e.info.local);
@@ -946,9 +987,6 @@ impl<P: Policy> Endpoint<P> {
         e.transfer.drop_silently(now, why);
         e.storage = None;
         self.sync_transfer(now, id);
-        if buf.len() < MIN_BUF {
-            return None;
-        }
         Some(Outgoing {
             route: Outbound::Listener(listener),
             destination: peer,

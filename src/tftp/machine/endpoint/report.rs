@@ -45,6 +45,7 @@ pub struct TransferInfo {
 
 /// How a transfer ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// The request.
     pub info: TransferInfo,
@@ -193,14 +194,15 @@ impl fmt::Display for Names<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RefusalCause {
-    /// The [`Policy`](crate::tftp::server::Policy) refused it; the refusal's code says
-    /// how (file not found, access violation, ...).
+    /// The [`Policy`](crate::tftp::server::Policy) refused it, or the upload announced
+    /// a size over its [`upload_limit`](crate::tftp::server::Policy::upload_limit) (ERROR
+    /// 3); the refusal's code says how (file not found, access violation, ...).
     Policy,
     /// [`Limits::max_transfers`] transfers were running.
     Busy,
     /// The client's address held [`Limits::max_per_address`] transfers.
     PerAddress,
-    /// The server was stopping ([`Endpoint::shutdown`]).
+    /// The server was stopping ([`Endpoint::close`]).
     ShuttingDown,
     /// The request did not parse.
     Malformed,

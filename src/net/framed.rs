@@ -1,12 +1,10 @@
-//! Blocking framed streams over `std::io::Read`/`Write` (feature `std`).
+//! Blocking framed streams over `std::io::Read`/`Write`: the std driver of the sans-IO
+//! [`frame::Decoder`](crate::frame::Decoder).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
-use std::vec::Vec;
 
-use super::decoder::{Decoder, Step};
-use super::error::{DecodeError, EncodeError};
-use super::settings::Settings;
+use crate::frame::{DecodeError, Decoder, EncodeError, Settings, Step};
 
 /// Size of the read buffer of [`FramedReader::new`].
 const DEFAULT_READ_BUFFER: usize = 16 * 1024;
@@ -31,7 +29,6 @@ fn encode_error(e: EncodeError) -> io::Error {
 /// for instance) are returned and the partial frame is kept, so the call can be repeated.
 /// A decoding error is returned by every later call: close the stream.
 #[derive(Debug)]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct FramedReader<R> {
     inner: R,
     decoder: Decoder,
@@ -167,7 +164,6 @@ fn write_frame<W: Write>(
 /// [`EncodeError`] as its source, and nothing is written. An I/O error in the middle of a
 /// frame leaves the stream corrupt: close it.
 #[derive(Debug)]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct FramedWriter<W> {
     inner: W,
     settings: Settings,
@@ -227,7 +223,8 @@ impl<W> FramedWriter<W> {
 ///
 /// ```no_run
 /// use std::net::TcpStream;
-/// use wirekit::frame::{Framed, Settings};
+/// use wirekit::frame::Settings;
+/// use wirekit::net::Framed;
 ///
 /// let mut stream = Framed::new(TcpStream::connect("127.0.0.1:7000")?, Settings::default());
 /// stream.send(b"ping")?;
@@ -238,7 +235,6 @@ impl<W> FramedWriter<W> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub struct Framed<S> {
     reader: FramedReader<S>,
     header: Vec<u8>,

@@ -1,18 +1,17 @@
-//! tokio-util `Decoder` and `Encoder` for the frame settings (feature `tokio`).
+//! tokio-util `Decoder` and `Encoder` for the frame settings (feature `tokio`): the tokio
+//! driver of the sans-IO [`frame`](crate::frame) codec.
 
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::error::DecodeError;
-use super::header::ParsedHeader;
-use super::settings::Settings;
+use crate::frame::{DecodeError, ParsedHeader, Settings};
 
 /// A tokio-util codec for [`Settings`]: a drop-in for `LengthDelimitedCodec` with
 /// `FramedRead`, `FramedWrite` and `Framed`.
 ///
 /// Frames decode to `BytesMut`; `Bytes`, `BytesMut` and `&[u8]` encode. Errors are
-/// `io::Error`s with the [`DecodeError`] or [`EncodeError`](super::EncodeError) as their
+/// `io::Error`s with the [`DecodeError`] or [`EncodeError`](crate::frame::EncodeError) as their
 /// source: `UnexpectedEof` for a stream cut inside a frame, `InvalidData` for a bad length on
 /// input, `InvalidInput` for a frame too large to send. After a decoding error every later call
 /// fails the same way.
@@ -24,7 +23,8 @@ use super::settings::Settings;
 /// ```
 /// use bytes::BytesMut;
 /// use tokio_util::codec::{Decoder, Encoder};
-/// use wirekit::frame::{FrameCodec, Settings};
+/// use wirekit::frame::Settings;
+/// use wirekit::net::FrameCodec;
 ///
 /// let mut codec = FrameCodec::new(Settings::builder().varint().build()?);
 /// let mut buf = BytesMut::new();
