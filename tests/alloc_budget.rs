@@ -507,7 +507,7 @@ fn heap_held_per_transfer() {
     );
     // The README's figures, with room: a change that takes them past these is worth a look.
     assert!(worst[0] <= 4 * 1024, "client holds {} B", worst[0]);
-    assert!(worst[1] <= 12 * 1024, "server holds {} B", worst[1]);
+    assert!(worst[1] <= 8 * 1024, "server holds {} B", worst[1]);
 }
 
 /// What each further transfer costs a server that runs many: 64 downloads under way at
@@ -564,8 +564,9 @@ fn heap_per_transfer_of_a_busy_server() {
             "heap: a server running 64 {mode:?} downloads holds {held} B, {} B each",
             held / 64
         );
+        // The README's figures (1.6 KB, 3.9 KB in netascii), with room.
         assert!(
-            held / 64 <= 4 * 1024,
+            held / 64 <= 6 * 1024,
             "{mode:?}: {} B per transfer",
             held / 64
         );
