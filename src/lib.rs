@@ -54,14 +54,14 @@
 //! [`tftp::Storage`]) are the client:
 //!
 //! ```
-//! use wirekit::net::{ClientOptions, Server, ServerConfig, get_into};
+//! use wirekit::net::{ClientOptions, DirConfig, Server, ServerConfig, get_into};
 //!
 //! # let dir = std::env::temp_dir().join(format!("wirekit-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! std::fs::write(dir.join("hello.txt"), "hello, world\n")?;
 //! // A read-only server of `dir` on a free loopback port, on its own thread.
-//! let config = ServerConfig::new(&dir, vec!["127.0.0.1:0".parse()?]);
-//! let server = Server::bind(config)?.spawn()?;
+//! let config = ServerConfig::new(vec!["127.0.0.1:0".parse()?]);
+//! let server = Server::bind(config, DirConfig::new(&dir))?.spawn()?;
 //!
 //! let mut opts = ClientOptions::default();
 //! opts.tsize = true;

@@ -18,6 +18,7 @@ use common::files::{TempDir, list, part_files, random_bytes};
 use common::packets::{ack, data};
 use common::server::{OurServer, config};
 use common::wait::wait_until;
+use wirekit::net::DirConfig;
 use wirekit::tftp::server::PortMode;
 
 /// A server played by hand: a request port, and the transfer port it answers from.
@@ -178,7 +179,7 @@ fn get_max_size_refuses_a_larger_file_up_front_and_takes_one_of_its_size() {
     let dir = TempDir::new("cli-client-max");
     let file = random_bytes(3000, 7);
     fs::write(root.join("f.bin"), &file).unwrap();
-    let server = OurServer::start(config(&root, PortMode::PerTransfer));
+    let server = OurServer::start(config(PortMode::PerTransfer), DirConfig::new(root.path()));
     let addr = server.addr;
     let addr = addr.to_string();
 

@@ -14,12 +14,13 @@ use common::files::{TempDir, random_bytes};
 use common::packets::NobodyListens;
 use common::peers::find_program;
 use common::server::{OurServer, config};
+use wirekit::net::DirConfig;
 use wirekit::tftp::server::PortMode;
 
 fn serving(name: &str, bytes: &[u8]) -> (TempDir, OurServer) {
     let root = TempDir::new("ux-root");
     fs::write(root.join(name), bytes).unwrap();
-    let server = OurServer::start(config(&root, PortMode::PerTransfer));
+    let server = OurServer::start(config(PortMode::PerTransfer), DirConfig::new(root.path()));
     (root, server)
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::cli::{BIN, Serving, assert_ok, wirekit};
 use common::files::{TempDir, random_bytes};
 use common::peers::{Output, find_program, ipv6_loopback, is_root, run_for};
-use common::server::{OurServer, config};
+use common::server::{OurServer, config, uploads_to};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, TransferError};
 
@@ -360,11 +360,7 @@ fn put_refuses_a_local_file_it_cannot_send_before_any_request() {
 #[test]
 fn a_read_failing_mid_upload_is_not_told_to_the_server() {
     let root = TempDir::new("op-put-eio");
-    let server = OurServer::start({
-        let mut c = config(&root, PortMode::PerTransfer);
-        c.allow_create = true;
-        c
-    });
+    let server = OurServer::start(config(PortMode::PerTransfer), uploads_to(&root));
     let out = wirekit(
         &root,
         &["put", &server.addr.to_string(), "/proc/self/mem", "mem.bin"],

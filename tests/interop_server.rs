@@ -34,7 +34,7 @@ fn ipv6_localhost() -> SocketAddr {
 
 /// Our server on `listen`, uploads allowed, with OACKs in its log.
 fn verbose(root: &Path, listen: SocketAddr, ports: PortMode) -> OurServer {
-    OurServer::open_with(root, listen, ports, |c| c.verbose = true)
+    OurServer::open_with(root, listen, ports, |c, _| c.verbose = true)
 }
 
 /// Writes one random file per size into `root`, named `f<size>.bin`; returns them.
@@ -177,8 +177,8 @@ fn curl_sees_our_errors(ports: PortMode) {
     let local = TempDir::new("curl-err-local");
     fs::write(root.join("exists.bin"), b"old").unwrap();
     fs::write(local.join("new.bin"), b"new").unwrap();
-    let server = OurServer::open_with(&root, localhost(), ports, |c| {
-        c.allow_overwrite = false;
+    let server = OurServer::open_with(&root, localhost(), ports, |_, dir| {
+        dir.uploads.allow_overwrite = false;
     });
     let missing = run(Command::new(&curl)
         .args(["-sS", "-o"])
@@ -201,9 +201,9 @@ fn curl_sees_our_errors(ports: PortMode) {
     );
     drop(server);
 
-    let read_only = OurServer::open_with(&root, localhost(), ports, |c| {
-        c.allow_create = false;
-        c.allow_overwrite = false;
+    let read_only = OurServer::open_with(&root, localhost(), ports, |_, dir| {
+        dir.uploads.allow_create = false;
+        dir.uploads.allow_overwrite = false;
     });
     let denied = run(Command::new(&curl)
         .args(["-sS", "-T"])

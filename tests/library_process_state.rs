@@ -7,7 +7,7 @@ mod common;
 
 use common::files::TempDir;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-use wirekit::net::{Server, ServerConfig, raise_descriptor_limit};
+use wirekit::net::{DirConfig, Server, ServerConfig, raise_descriptor_limit};
 
 #[test]
 fn binding_a_server_leaves_the_descriptor_limit_alone() {
@@ -26,8 +26,8 @@ fn binding_a_server_leaves_the_descriptor_limit_alone() {
     )
     .unwrap();
     let root = TempDir::new("process-state");
-    let config = ServerConfig::new(root.path(), vec!["127.0.0.1:0".parse().unwrap()]);
-    let server = Server::bind(config).unwrap();
+    let config = ServerConfig::new(vec!["127.0.0.1:0".parse().unwrap()]);
+    let server = Server::bind(config, DirConfig::new(root.path())).unwrap();
     assert_eq!(getrlimit(Resource::Nofile).current, Some(lowered));
     drop(server);
     assert_eq!(raise_descriptor_limit(), Some(hard));

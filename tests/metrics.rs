@@ -18,7 +18,7 @@ use common::cli::Serving;
 use common::files::{TempDir, random_bytes};
 use common::packets::{RawClient, ack, client_ip, data, rrq, wrq};
 use common::wait::wait_for;
-use wirekit::net::{ClientOptions, Metrics, Server, ServerConfig, get_into, put_from};
+use wirekit::net::{ClientOptions, DirConfig, Metrics, Server, ServerConfig, get_into, put_from};
 use wirekit::tftp::server::{Policy, Refusal};
 use wirekit::tftp::{Direction, ErrorCode, Packet, Storage, StorageError, Text};
 
@@ -247,9 +247,9 @@ fn a_library_user_reads_the_same_numbers() {
     let root = TempDir::new("metrics-lib");
     fs::write(root.join("f.bin"), random_bytes(1200, 3)).unwrap();
     let metrics = Metrics::new();
-    let mut config = ServerConfig::new(&*root, vec!["127.0.0.1:0".parse().unwrap()]);
+    let mut config = ServerConfig::new(vec!["127.0.0.1:0".parse().unwrap()]);
     config.threads = 2;
-    let server = Server::bind(config)
+    let server = Server::bind(config, DirConfig::new(root.path()))
         .unwrap()
         .with_metrics(&metrics)
         .spawn()
@@ -258,9 +258,14 @@ fn a_library_user_reads_the_same_numbers() {
     get(addr, "f.bin").unwrap();
     get(addr, "f.bin").unwrap();
     assert!(get(addr, "nope").is_err());
+    // A loop sends its datagrams before it counts their events: the client may hold the
+    // ERROR before the refusal is counted.
     wait_for(
         Duration::from_secs(10),
-        || metrics.snapshot().ended(Direction::Read) == 2,
+        || {
+            let now = metrics.snapshot();
+            now.ended(Direction::Read) == 2 && now.refused_total() == 1
+        },
         || format!("{:?}", metrics.snapshot()),
     );
     let now = metrics.snapshot();
@@ -332,7 +337,7 @@ fn a_slow_commit_is_pending_until_it_is_done() {
         started,
         release: Arc::new(Mutex::new(release)),
     };
-    let mut config = ServerConfig::new("/nonexistent", vec!["127.0.0.1:0".parse().unwrap()]);
+    let mut config = ServerConfig::new(vec!["127.0.0.1:0".parse().unwrap()]);
     config.threads = 1;
     let metrics = Metrics::new();
     let server = Server::bind_with_policy(config, policy)

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::files::{TempDir, random_bytes};
 use common::in_both_port_modes;
-use common::server::{OurServer, config, fast_config};
-use wirekit::net::{ClientOptions, get, get_into, put};
+use common::server::{OurServer, config, fast_config, uploads_to};
+use wirekit::net::{ClientOptions, DirConfig, get, get_into, put};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Blksize, Windowsize};
 
@@ -20,12 +20,11 @@ fn get_and_put_round_trip(ports: PortMode) {
     let local = TempDir::new("basic-local");
     let data = random_bytes(300_000, 0x1234_5678);
     fs::write(root.join("file.bin"), &data).unwrap();
-    let mut config = config(&root, ports);
-    config.allow_create = true;
+    let mut config = config(ports);
     // Short timers, so that stopping the server does not wait out the dally of the last
     // upload for long.
     config.limits.config = fast_config(100, 400, 5);
-    let server = OurServer::start(config);
+    let server = OurServer::start(config, uploads_to(&root));
     let addr = server.addr;
 
     for (blksize, windowsize) in [(None, None), (Some(1468), Some(16)), (Some(65464), Some(4))] {
@@ -60,7 +59,7 @@ fn get_and_put_round_trip(ports: PortMode) {
 fn the_client_sends_from_the_local_address_it_is_given() {
     let root = TempDir::new("basic-local-addr");
     fs::write(root.join("f"), b"hello").unwrap();
-    let server = OurServer::start(config(&root, PortMode::PerTransfer));
+    let server = OurServer::start(config(PortMode::PerTransfer), DirConfig::new(root.path()));
     let local: SocketAddr = "127.0.0.7:0".parse().unwrap();
     let mut opts = ClientOptions::default();
     opts.local_addr = Some(local);
@@ -83,7 +82,7 @@ fn a_download_to_a_fifo_goes_through_it_and_leaves_it_in_place() {
     let local = TempDir::new("fifo-local");
     let data = random_bytes(200_000, 0x0f1f_0f1f);
     fs::write(root.join("file.bin"), &data).unwrap();
-    let server = OurServer::start(config(&root, PortMode::PerTransfer));
+    let server = OurServer::start(config(PortMode::PerTransfer), DirConfig::new(root.path()));
     let fifo = local.join("pipe");
     rustix::fs::mknodat(
         rustix::fs::CWD,

@@ -18,6 +18,7 @@ use std::time::Duration;
 use common::files::{TempDir, random_bytes as content};
 use common::server::{OurServer, config_with};
 use sim::{ServerSide, client_addr};
+use wirekit::net::DirConfig;
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Config, Instant};
 
@@ -94,7 +95,10 @@ fn blksize_7_over_a_socket_is_served_at_512() {
     let root = TempDir::new("option-ranges");
     let file = content(FILE_LEN, 7);
     fs::write(root.join("f.bin"), &file).unwrap();
-    let server = OurServer::start(config_with(&root, PortMode::PerTransfer, Config::default()));
+    let server = OurServer::start(
+        config_with(PortMode::PerTransfer, Config::default()),
+        DirConfig::new(root.path()),
+    );
     let addr = server.addr;
 
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();

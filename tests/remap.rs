@@ -371,20 +371,21 @@ fn bad_rule_files_name_their_line() {
     ));
 }
 
-/// The library's server takes the rules in its config.
+/// The library's directory server takes the rules in its config.
 #[test]
-fn server_config_runs_the_rules() {
-    use wirekit::net::{ClientOptions, Server, ServerConfig, get_into};
+fn dir_config_runs_the_rules() {
+    use wirekit::net::{ClientOptions, DirConfig, Server, ServerConfig, get_into};
 
     let root = std::env::temp_dir().join(format!("wirekit-remap-lib-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("127.0.0.1")).unwrap();
     std::fs::write(root.join("127.0.0.1/boot.img"), b"per client").unwrap();
-    let mut config = ServerConfig::new(&root, vec!["127.0.0.1:0".parse().unwrap()]);
-    config.remap = Some(rules(r"r ^/?(.*)$ \i/\1"));
-    config.strict_names = true;
+    let mut dir = DirConfig::new(&root);
+    dir.remap = Some(rules(r"r ^/?(.*)$ \i/\1"));
+    dir.root_options.strict_names = true;
+    let mut config = ServerConfig::new(vec!["127.0.0.1:0".parse().unwrap()]);
     config.threads = 1;
-    let server = Server::bind(config).unwrap().spawn().unwrap();
+    let server = Server::bind(config, dir).unwrap().spawn().unwrap();
     let mut got = Vec::new();
     get_into(
         server.local_addrs()[0],

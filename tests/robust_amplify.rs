@@ -11,6 +11,7 @@ use common::files::{TempDir, random_bytes};
 use common::in_both_port_modes;
 use common::packets::{RawClient, ReservedPorts, ack, rrq};
 use common::server::{OurServer, config_with, fast_config};
+use wirekit::net::DirConfig;
 use wirekit::tftp::Packet;
 use wirekit::tftp::server::PortMode;
 
@@ -60,11 +61,10 @@ fn silent_source_amplification_is_bounded(ports: PortMode) {
     let root = TempDir::new("amplify");
     fs::write(root.join("file.bin"), random_bytes(1 << 20, 61)).unwrap();
     let retries = 3u64;
-    let server = OurServer::start(config_with(
-        &root,
-        ports,
-        fast_config(50, 100, retries as u32),
-    ));
+    let server = OurServer::start(
+        config_with(ports, fast_config(50, 100, retries as u32)),
+        DirConfig::new(root.path()),
+    );
     let n = 8u64;
     // Plain request, never answered: DATA 1 and its retransmissions.
     let (data, other, late) = silent_victim(&server, &rrq("file.bin", &[]), false);
@@ -156,11 +156,11 @@ fn blind_ack_amplification_by_port_mode() {
         (PortMode::PerTransfer, Some(4u16)),
         (PortMode::PerTransfer, None),
     ] {
-        let mut config = config_with(&root, mode, fast_config(50, 100, 3));
+        let mut config = config_with(mode, fast_config(50, 100, 3));
         // Reserved below the ephemeral range, released just before the server starts.
         let reserved = range.map(|n| ReservedPorts::new(n).release());
         config.port_range = reserved.clone();
-        let server = OurServer::start(config);
+        let server = OurServer::start(config, DirConfig::new(root.path()));
         let ports: Vec<u16> = match (mode, reserved) {
             (PortMode::Single, _) => vec![server.addr.port()],
             (_, Some(range)) => range.collect(),

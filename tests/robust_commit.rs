@@ -95,7 +95,7 @@ fn a_cut_during_a_commit_finishes_it_and_tells_the_client_so() {
         started,
         release: Arc::new(Mutex::new(release)),
     };
-    let mut config = ServerConfig::new(root.path(), vec!["127.0.0.1:0".parse().unwrap()]);
+    let mut config = ServerConfig::new(vec!["127.0.0.1:0".parse().unwrap()]);
     config.threads = 1;
     config.grace = Duration::from_secs(30);
     let reports = Arc::new(Mutex::new(Vec::new()));

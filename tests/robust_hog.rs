@@ -19,7 +19,7 @@ use common::in_both_port_modes;
 use common::packets::{RawClient, client_ip, rrq};
 use common::server::{OurServer, config};
 use common::wait::wait_for;
-use wirekit::net::ClientOptions;
+use wirekit::net::{ClientOptions, DirConfig};
 use wirekit::tftp::server::{Limits, PortMode};
 use wirekit::tftp::{ErrorCode, Packet, Timeout, TransferError};
 
@@ -55,12 +55,12 @@ in_both_port_modes!(
 fn junk_from_a_forged_requester_does_not_make_its_transfer_answered(ports: PortMode) {
     let root = TempDir::new("hog-junk");
     fs::write(root.join("f"), random_bytes(100_000, 1)).unwrap();
-    let mut config = config(&root, ports);
+    let mut config = config(ports);
     config.limits.max_transfers = 8;
     config.limits.unanswered_timeout = UNANSWERED_TIMEOUT;
     // Retries that would hold a transfer taken for answered for half a minute.
     config.limits.config = wirekit::tftp::Config::default();
-    let server = OurServer::start(config);
+    let server = OurServer::start(config, DirConfig::new(root.path()));
     let addr = server.addr;
     for i in 0..8 {
         let forger = RawClient::on(client_ip(10 + i));
@@ -92,12 +92,12 @@ fn a_hog_is_capped_and_reclaimed_and_keeps_no_one_out(ports: PortMode) {
     for i in 0..REQUESTS {
         fs::write(root.join(format!("f{i}")), random_bytes(600, i as u64)).unwrap();
     }
-    let mut config = config(&root, ports);
+    let mut config = config(ports);
     config.limits.unanswered_timeout = UNANSWERED_TIMEOUT;
     // Grant the 255 s the hog asks for: only the reclaim can end its transfers in time.
     config.limits.max_timeout = Timeout::new(255).unwrap();
     let limits: Limits = config.limits;
-    let server = OurServer::start(config);
+    let server = OurServer::start(config, DirConfig::new(root.path()));
     let addr = server.addr;
 
     let hog = RawClient::on(client_ip(0));

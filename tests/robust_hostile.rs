@@ -15,7 +15,7 @@ use common::packets::{RawClient, ack, rrq};
 use common::proc::{ThreadSpan, fd_count, proc_status, wait_for_server_threads};
 use common::server::{OurServer, PORT_MODES, config_with, fast_config};
 use common::wait::wait_until;
-use wirekit::net::{ClientOptions, get_into};
+use wirekit::net::{ClientOptions, DirConfig, get_into};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Blksize, ErrorCode, Packet, Text, TransferError, Windowsize};
 
@@ -129,10 +129,11 @@ fn hostile_packets(ports: PortMode) {
     let root = TempDir::new("hostile");
     let data = random_bytes(1 << 20, 51);
     fs::write(root.join("file.bin"), &data).unwrap();
-    let mut config = config_with(&root, ports, fast_config(100, 400, 10));
-    config.allow_create = true;
+    let mut config = config_with(ports, fast_config(100, 400, 10));
+    let mut dir = DirConfig::new(root.path());
+    dir.uploads.allow_create = true;
     config.threads = LOOPS;
-    let server = OurServer::start(config);
+    let server = OurServer::start(config, dir);
     let addr = server.addr;
     // One thread per event loop and a commit thread for each, once they have started.
     let threads = 2 * LOOPS;

@@ -16,7 +16,7 @@ use common::packets::client_ip;
 use common::proc::{ThreadSpan, fd_count, proc_status, wait_for_server_threads};
 use common::server::{OurServer, PORT_MODES, config_with, fast_config};
 use common::wait::wait_until;
-use wirekit::net::ClientOptions;
+use wirekit::net::{ClientOptions, DirConfig};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Blksize, TransferError, Windowsize};
 
@@ -35,12 +35,12 @@ fn boot_storm_500_clients() {
 }
 
 fn boot_storm(root: &TempDir, data: &[u8], ports: PortMode) {
-    let mut config = config_with(root, ports, fast_config(200, 1000, 10));
+    let mut config = config_with(ports, fast_config(200, 1000, 10));
     // The loops count against one cap together, however unevenly the kernel spreads
     // clients over them.
     config.limits.max_transfers = CLIENTS;
     config.threads = LOOPS;
-    let server = OurServer::start(config);
+    let server = OurServer::start(config, DirConfig::new(root.path()));
     let addr = server.addr;
     let threads = 2 * LOOPS;
     wait_for_server_threads(threads);

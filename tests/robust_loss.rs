@@ -16,8 +16,8 @@ use common::files::{TempDir, list, part_files, random_bytes};
 use common::in_both_port_modes;
 use common::peers::{curl, peer, run_for};
 use common::relay::Relay;
-use common::server::{OurServer, config_with, fast_config};
-use wirekit::net::{ClientError, ClientOptions, get, put, put_reader};
+use common::server::{OurServer, config_with, fast_config, uploads_to};
+use wirekit::net::{ClientError, ClientOptions, DirConfig, get, put, put_reader};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{Blksize, Config, Timeout, TransferError, Windowsize};
 
@@ -54,13 +54,14 @@ fn setup_with(name: &str, size: usize, seed: u64, retrans: Config, ports: PortMo
     let local = TempDir::new(&format!("{name}-local"));
     let data = random_bytes(size, seed);
     fs::write(root.join("file.bin"), &data).unwrap();
-    let mut config = config_with(&root, ports, retrans);
+    let mut config = config_with(ports, retrans);
     // curl asks for `timeout 6`; granting it would make every loss cost 6 s. Asks above
     // 1 s are left out of the OACK, so our short retransmission timeout stays in force.
     config.limits.max_timeout = Timeout::new(1).unwrap();
-    config.allow_create = true;
-    config.allow_overwrite = true;
-    let server = OurServer::start(config);
+    let mut dir = DirConfig::new(root.path());
+    dir.uploads.allow_create = true;
+    dir.uploads.allow_overwrite = true;
+    let server = OurServer::start(config, dir);
     Setup {
         server,
         root,
@@ -296,9 +297,10 @@ fn total_loss_after_request_both_time_out(ports: PortMode) {
     let local = TempDir::new("mute-local");
     fs::write(root.join("file.bin"), random_bytes(200_000, 16)).unwrap();
     let before = list(&root);
-    let mut config = config_with(&root, ports, fast_config(30, 60, 3));
-    config.allow_create = true;
-    let server = OurServer::start(config);
+    let server = OurServer::start(
+        config_with(ports, fast_config(30, 60, 3)),
+        uploads_to(&root),
+    );
     let relay = Relay::sparing_requests(server.addr, Faults::black_hole(), 1);
     let o = opts(1468, 16, fast_config(30, 60, 4));
     let e = get(

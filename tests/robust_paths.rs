@@ -11,6 +11,7 @@ use common::files::{TempDir, list_tree};
 use common::in_both_port_modes;
 use common::packets::{RawClient, ack, request};
 use common::server::{OurServer, config_with, fast_config};
+use wirekit::net::DirConfig;
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet};
 
@@ -92,9 +93,9 @@ fn reads_outside_the_root_are_refused(ports: PortMode) {
     let before = snapshot(&l.base);
     // Strict names: absolute and backslash names are refused outright (without it they
     // are read as relative to the root: tests/firmware_names.rs).
-    let mut config = config_with(&l.root, ports, fast_config(200, 400, 2));
-    config.strict_names = true;
-    let server = OurServer::start(config);
+    let mut dir = DirConfig::new(&l.root);
+    dir.root_options.strict_names = true;
+    let server = OurServer::start(config_with(ports, fast_config(200, 400, 2)), dir);
     let addr = server.addr;
     // The inside file is served, so refusals below are about the names.
     let client = RawClient::new(addr);
@@ -121,11 +122,11 @@ fn uploads_outside_the_root_are_refused(ports: PortMode) {
     let before = snapshot(&l.base);
     let parent = l.base.parent().unwrap().to_path_buf();
     let parent_secret_before = fs::read(parent.join("secret")).ok();
-    let mut config = config_with(&l.root, ports, fast_config(200, 400, 2));
-    config.allow_create = true;
-    config.allow_overwrite = true;
-    config.strict_names = true;
-    let server = OurServer::start(config);
+    let mut dir = DirConfig::new(&l.root);
+    dir.uploads.allow_create = true;
+    dir.uploads.allow_overwrite = true;
+    dir.root_options.strict_names = true;
+    let server = OurServer::start(config_with(ports, fast_config(200, 400, 2)), dir);
     for (what, name) in attacks() {
         let code = answer_code(server.addr, &request(2, &name, "octet", &[]));
         assert_eq!(code, ErrorCode::AccessViolation, "write {what}");

@@ -15,20 +15,21 @@ use std::time::Duration;
 use common::files::{TempDir, list, part_files, random_bytes};
 use common::packets::{data, rrq, wrq};
 use common::peers::require_peers;
-use common::server::{OurServer, config_with, fast_config};
-use wirekit::net::{ClientOptions, ServerConfig, get_into, put_from};
+use common::server::{OurServer, config_with, fast_config, uploads_to};
+use wirekit::net::{ClientOptions, DirConfig, ServerConfig, get_into, put_from};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet};
 
-/// Serves with `config` (a port per transfer: the storage layer is the same in both modes).
-fn spawn(config: ServerConfig) -> (OurServer, SocketAddr) {
-    let server = OurServer::start(config);
+/// Serves `dir` with `config`.
+fn spawn(config: ServerConfig, dir: DirConfig) -> (OurServer, SocketAddr) {
+    let server = OurServer::start(config, dir);
     let addr = server.addr;
     (server, addr)
 }
 
-fn server_config(root: &Path, retransmission: wirekit::tftp::Config) -> ServerConfig {
-    config_with(root, PortMode::PerTransfer, retransmission)
+/// A port per transfer: the storage layer is the same in both modes.
+fn server_config(retransmission: wirekit::tftp::Config) -> ServerConfig {
+    config_with(PortMode::PerTransfer, retransmission)
 }
 
 fn content(n: usize, seed: u32) -> Vec<u8> {
@@ -143,10 +144,10 @@ fn fifo_is_refused_and_the_next_client_is_served() {
             .unwrap()
             .success()
     );
-    let mut config = server_config(&root, fast_config(100, 200, 2));
-    config.allow_create = true;
-    config.allow_overwrite = true;
-    let (server, addr) = spawn(config);
+    let mut dir = DirConfig::new(root.path());
+    dir.uploads.allow_create = true;
+    dir.uploads.allow_overwrite = true;
+    let (server, addr) = spawn(server_config(fast_config(100, 200, 2)), dir);
 
     let s = client();
     s.send_to(&rrq("pipe", &[]), addr).unwrap();
@@ -191,10 +192,10 @@ fn fifo_is_refused_and_the_next_client_is_served() {
 #[test]
 fn upload_in_progress_cannot_be_seen_read_or_replaced() {
     let root = TempDir::new("st-hidden");
-    let mut config = server_config(&root, fast_config(200, 800, 5));
-    config.allow_create = true;
-    config.allow_overwrite = true;
-    let (server, addr) = spawn(config);
+    let mut dir = DirConfig::new(root.path());
+    dir.uploads.allow_create = true;
+    dir.uploads.allow_overwrite = true;
+    let (server, addr) = spawn(server_config(fast_config(200, 800, 5)), dir);
 
     let (victim, ack0, tid) = ask(addr, &wrq("victim.bin", &[]));
     assert_eq!(Packet::parse(&ack0).unwrap(), Packet::Ack { block: 0 });
@@ -245,9 +246,7 @@ fn upload_in_progress_cannot_be_seen_read_or_replaced() {
 #[test]
 fn names_created_in_advance_do_not_make_uploads_fail() {
     let root = TempDir::new("st-squat");
-    let mut config = server_config(&root, fast_config(100, 400, 5));
-    config.allow_create = true;
-    let (server, addr) = spawn(config);
+    let (server, addr) = spawn(server_config(fast_config(100, 400, 5)), uploads_to(&root));
     // What a local user could have guessed: the temporary names of earlier versions.
     for n in 0..1000 {
         let name = format!(".up.bin.{}-{n}.wirekit-part", std::process::id());
@@ -292,7 +291,10 @@ fn leftovers_of_a_killed_server_are_swept_at_start() {
     let link = root.join(".11111111111111111111111111111111.wirekit-part");
     std::os::unix::fs::symlink(base.join("outside"), &link).unwrap();
 
-    let (server, _addr) = spawn(server_config(&root, fast_config(100, 200, 2)));
+    let (server, _addr) = spawn(
+        server_config(fast_config(100, 200, 2)),
+        DirConfig::new(&root),
+    );
     for p in &stale {
         assert!(!p.exists(), "{} was not swept", p.display());
     }
@@ -326,11 +328,11 @@ fn replaced_file_keeps_owner_and_mode_and_new_files_get_the_create_mode() {
     fs::write(&tool, b"old tool").unwrap();
     fs::set_permissions(&tool, fs::Permissions::from_mode(0o4755)).unwrap();
 
-    let mut config = server_config(&root, fast_config(100, 400, 5));
-    config.allow_create = true;
-    config.allow_overwrite = true;
-    config.create_mode = Some(0o640);
-    let (server, addr) = spawn(config);
+    let mut dir = DirConfig::new(root.path());
+    dir.uploads.allow_create = true;
+    dir.uploads.allow_overwrite = true;
+    dir.root_options.create_mode = Some(0o640);
+    let (server, addr) = spawn(server_config(fast_config(100, 400, 5)), dir);
 
     // A device config backed up over TFTP stays private and its owner's.
     let backup = content(5000, 11);
@@ -351,9 +353,7 @@ fn replaced_file_keeps_owner_and_mode_and_new_files_get_the_create_mode() {
 #[test]
 fn new_files_default_to_666_less_the_umask() {
     let root = TempDir::new("st-umask");
-    let mut config = server_config(&root, fast_config(100, 400, 5));
-    config.allow_create = true;
-    let (server, addr) = spawn(config);
+    let (server, addr) = spawn(server_config(fast_config(100, 400, 5)), uploads_to(&root));
     put(addr, "plain.bin", b"plain").unwrap();
     assert_eq!(mode(&root.join("plain.bin")), 0o666 & !umask());
     server.stop().unwrap();
@@ -364,10 +364,10 @@ fn long_names_upload_and_directory_names_are_refused() {
     let root = TempDir::new("st-names");
     fs::create_dir(root.join("dir")).unwrap();
     fs::write(root.join("file.bin"), b"file").unwrap();
-    let mut config = server_config(&root, fast_config(100, 400, 5));
-    config.allow_create = true;
-    config.allow_overwrite = true;
-    let (server, addr) = spawn(config);
+    let mut dir = DirConfig::new(root.path());
+    dir.uploads.allow_create = true;
+    dir.uploads.allow_overwrite = true;
+    let (server, addr) = spawn(server_config(fast_config(100, 400, 5)), dir);
 
     // Any name the file system takes can be uploaded, up to its 255-byte limit.
     for name in [format!("{}.bin", "a".repeat(236)), "b".repeat(255)] {
@@ -402,9 +402,7 @@ fn long_names_upload_and_directory_names_are_refused() {
 #[test]
 fn upload_that_differs_from_its_tsize_is_not_stored() {
     let root = TempDir::new("st-tsize");
-    let mut config = server_config(&root, fast_config(100, 400, 3));
-    config.allow_create = true;
-    let (server, addr) = spawn(config);
+    let (server, addr) = spawn(server_config(fast_config(100, 400, 3)), uploads_to(&root));
     // Fewer bytes than announced: ERROR 0 in place of the final ACK. More: ERROR 3, the
     // allocation the client announced is exceeded.
     for (name, announced, sent, code) in [
@@ -463,11 +461,11 @@ fn hard_links_and_foreign_files_are_refused_only_when_asked() {
     }
 
     let serve = |refuse_linked: bool, owned_only: bool| {
-        let mut config = server_config(&root, fast_config(100, 400, 5));
-        config.allow_overwrite = true;
-        config.refuse_linked = refuse_linked;
-        config.owned_only = owned_only;
-        spawn(config)
+        let mut dir = DirConfig::new(&root);
+        dir.uploads.allow_overwrite = true;
+        dir.root_options.refuse_linked = refuse_linked;
+        dir.root_options.owned_only = owned_only;
+        spawn(server_config(fast_config(100, 400, 5)), dir)
     };
 
     // Off (the default): served like any file.

@@ -13,9 +13,9 @@ use common::in_both_port_modes;
 use common::packets::{RawClient, ack, data, wrq};
 use common::peers::require_peers;
 use common::proc::open_file_sizes_under;
-use common::server::{OurServer, config_with, fast_config};
+use common::server::{OurServer, config_with, fast_config, uploads_to};
 use common::wait::{wait_for, wait_until};
-use wirekit::net::{ClientError, ClientOptions, put_from};
+use wirekit::net::{ClientError, ClientOptions, DirConfig, put_from};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet, TransferError};
 
@@ -50,7 +50,10 @@ in_both_port_modes!(
 
 fn writes_disabled_refused(ports: PortMode) {
     let root = TempDir::new("wr-disabled");
-    let server = OurServer::start(config_with(&root, ports, fast_config(100, 200, 2)));
+    let server = OurServer::start(
+        config_with(ports, fast_config(100, 200, 2)),
+        DirConfig::new(root.path()),
+    );
     let addr = server.addr;
     let (answer, _) = RawClient::new(addr).ask(&wrq("new.bin", &[]), addr);
     assert!(matches!(
@@ -78,9 +81,10 @@ fn writes_disabled_refused(ports: PortMode) {
 fn existing_file_without_overwrite_refused(ports: PortMode) {
     let root = TempDir::new("wr-exists");
     fs::write(root.join("keep.bin"), b"original").unwrap();
-    let mut config = config_with(&root, ports, fast_config(100, 200, 2));
-    config.allow_create = true;
-    let server = OurServer::start(config);
+    let server = OurServer::start(
+        config_with(ports, fast_config(100, 200, 2)),
+        uploads_to(&root),
+    );
     let mut data = random_bytes(5000, 3);
     let e = put_from(
         server.addr,
@@ -99,9 +103,10 @@ fn existing_file_without_overwrite_refused(ports: PortMode) {
 
 fn stalled_upload_leaves_nothing(ports: PortMode) {
     let root = TempDir::new("wr-stall");
-    let mut config = config_with(&root, ports, fast_config(30, 60, 3));
-    config.allow_create = true;
-    let server = OurServer::start(config);
+    let server = OurServer::start(
+        config_with(ports, fast_config(30, 60, 3)),
+        uploads_to(&root),
+    );
     let s = RawClient::new(server.addr);
     let (ack0, tid) = s.ask(&wrq("stall.bin", &[]), server.addr);
     assert_eq!(Packet::parse(&ack0).unwrap(), Packet::Ack { block: 0 });
@@ -141,10 +146,10 @@ fn stalled_upload_leaves_nothing(ports: PortMode) {
 
 fn concurrent_uploads_of_one_name_never_mix(ports: PortMode) {
     let root = TempDir::new("wr-race");
-    let mut config = config_with(&root, ports, fast_config(100, 400, 5));
-    config.allow_create = true;
-    config.allow_overwrite = true;
-    let server = OurServer::start(config);
+    let mut dir = DirConfig::new(root.path());
+    dir.uploads.allow_create = true;
+    dir.uploads.allow_overwrite = true;
+    let server = OurServer::start(config_with(ports, fast_config(100, 400, 5)), dir);
     let addr = server.addr;
     let a = random_bytes(1 << 20, 21);
     let b = random_bytes(1 << 20, 22);
@@ -197,9 +202,10 @@ fn full_disk_reports_error_3_and_leaves_nothing(ports: PortMode) {
         }
     }
     let _guard = Unmount(&mnt);
-    let mut config = config_with(&mnt, ports, fast_config(100, 400, 5));
-    config.allow_create = true;
-    let server = OurServer::start(config);
+    let server = OurServer::start(
+        config_with(ports, fast_config(100, 400, 5)),
+        uploads_to(&mnt),
+    );
     let mut data = random_bytes(2 << 20, 31);
     let mut opts = quick();
     opts.tsize = false;
@@ -223,10 +229,10 @@ fn full_disk_reports_error_3_and_leaves_nothing(ports: PortMode) {
 
 fn upload_size_limit(ports: PortMode) {
     let root = TempDir::new("wr-limit");
-    let mut config = config_with(&root, ports, fast_config(100, 400, 5));
-    config.allow_create = true;
-    config.max_upload_size = Some(100_000);
-    let server = OurServer::start(config);
+    let mut dir = DirConfig::new(root.path());
+    dir.uploads.allow_create = true;
+    dir.uploads.max_size = Some(100_000);
+    let server = OurServer::start(config_with(ports, fast_config(100, 400, 5)), dir);
     let addr = server.addr;
     let mut data = random_bytes(200_000, 41);
     // Announced by tsize: refused up front.
@@ -262,9 +268,10 @@ fn upload_size_limit(ports: PortMode) {
 /// client never believes it was stored, and the first file stays as it was.
 fn second_of_two_racing_new_uploads_is_refused_at_the_end(ports: PortMode) {
     let root = TempDir::new("wr-race-new");
-    let mut config = config_with(&root, ports, fast_config(100, 400, 3));
-    config.allow_create = true;
-    let server = OurServer::start(config);
+    let server = OurServer::start(
+        config_with(ports, fast_config(100, 400, 3)),
+        uploads_to(&root),
+    );
     let open = |name: &str| {
         let s = RawClient::new(server.addr);
         let (ack0, tid) = s.ask(&wrq(name, &[]), server.addr);
@@ -301,9 +308,10 @@ fn second_of_two_racing_new_uploads_is_refused_at_the_end(ports: PortMode) {
 fn acknowledged_blocks_reach_the_file_before_the_upload_ends(ports: PortMode) {
     let root = TempDir::new("wr-flushed");
     // Timers that outlast the wait below: the upload must still be running when it fails.
-    let mut config = config_with(&root, ports, fast_config(500, 2000, 5));
-    config.allow_create = true;
-    let server = OurServer::start(config);
+    let server = OurServer::start(
+        config_with(ports, fast_config(500, 2000, 5)),
+        uploads_to(&root),
+    );
     let s = RawClient::new(server.addr);
     let (ack0, tid) = s.ask(&wrq("flushed.bin", &[]), server.addr);
     assert_eq!(Packet::parse(&ack0).unwrap(), Packet::Ack { block: 0 });

@@ -13,7 +13,7 @@ use common::in_both_port_modes;
 use common::packets::{HeldPort, RawClient, ReservedPorts, error, rrq};
 use common::server::{OurServer, config, config_on};
 use common::wait::wait_for;
-use wirekit::net::{ClientOptions, get_into};
+use wirekit::net::{ClientOptions, DirConfig, get_into};
 use wirekit::tftp::server::PortMode;
 use wirekit::tftp::{ErrorCode, Packet};
 
@@ -26,11 +26,11 @@ in_both_port_modes!(
 fn requests_beyond_the_transfer_cap_get_an_error(ports: PortMode) {
     let root = TempDir::new("cap");
     fs::write(root.join("f"), vec![1u8; 4096]).unwrap();
-    let mut config = config(&root, ports);
+    let mut config = config(ports);
     config.limits.max_transfers = 2;
     // The unanswered transfers are cut when the test ends instead of running out their retries.
     config.grace = Duration::from_millis(100);
-    let server = OurServer::start(config);
+    let server = OurServer::start(config, DirConfig::new(root.path()));
     let addr = server.addr;
     // Two transfers that we never acknowledge hold both slots.
     let a = RawClient::new(addr);
@@ -95,12 +95,12 @@ fn answer_from(ip: std::net::IpAddr, addr: SocketAddr) -> Result<(), String> {
 fn limits_hold_for_the_whole_process_whatever_the_number_of_loops(ports: PortMode) {
     let root = TempDir::new("loops");
     fs::write(root.join("f"), vec![1u8; 4096]).unwrap();
-    let mut config = config(&root, ports);
+    let mut config = config(ports);
     config.threads = 8;
     config.limits.max_per_address = 3;
     config.limits.max_transfers = 12;
     config.grace = Duration::from_millis(100);
-    let server = OurServer::start(config);
+    let server = OurServer::start(config, DirConfig::new(root.path()));
     let addr = server.addr;
     let one = common::packets::client_ip(1);
     // Clients of one address: three are served, whatever loop took them, the rest refused.
@@ -128,11 +128,11 @@ fn limits_hold_for_the_whole_process_whatever_the_number_of_loops(ports: PortMod
 fn transfer_ports_come_from_the_configured_range() {
     let root = TempDir::new("range");
     fs::write(root.join("f"), b"x").unwrap();
-    let mut config = config(&root, PortMode::PerTransfer);
+    let mut config = config(PortMode::PerTransfer);
     let range = ReservedPorts::new(21).release();
     config.port_range = Some(range.clone());
     config.grace = Duration::from_millis(100);
-    let server = OurServer::start(config);
+    let server = OurServer::start(config, DirConfig::new(root.path()));
     for _ in 0..5 {
         let client = RawClient::new(server.addr);
         let (answer, from) = client.ask(&rrq("f", &[]), server.addr);
@@ -161,11 +161,11 @@ fn a_full_port_range_refuses_from_the_request_port() {
     // served, and the setup starts over with another range, a bounded number of times.
     let (server, holders) = (0..5)
         .find_map(|_| {
-            let mut config = config(&root, PortMode::PerTransfer);
+            let mut config = config(PortMode::PerTransfer);
             let range = ReservedPorts::new(2).release();
             config.port_range = Some(range.clone());
             config.grace = Duration::from_millis(100);
-            let server = OurServer::start(config);
+            let server = OurServer::start(config, DirConfig::new(root.path()));
             let addr = server.addr;
             let mut holders: Vec<(RawClient, SocketAddr)> = Vec::new();
             for _ in 0..2 {
@@ -231,10 +231,10 @@ fn ipv4_and_ipv6_listeners_side_by_side(ports: PortMode) {
             let port = HeldPort::new().release();
             let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
-            let mut config = config_on(&root, v4, ports);
+            let mut config = config_on(v4, ports);
             config.listen.push(v6);
             config.grace = Duration::from_millis(100);
-            match OurServer::try_start(config) {
+            match OurServer::try_start(config, DirConfig::new(root.path())) {
                 Ok(server) => Some(server),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => None,
                 Err(e) => panic!("bind {v4} and {v6}: {e}"),
@@ -283,13 +283,13 @@ fn ipv4_and_ipv6_listeners_side_by_side(ports: PortMode) {
 #[test]
 fn a_port_in_use_by_another_server_is_refused() {
     let root = TempDir::new("port-in-use");
-    let mut first = config(&root, PortMode::PerTransfer);
+    let mut first = config(PortMode::PerTransfer);
     first.threads = 2;
-    let server = OurServer::start(first);
-    let mut second = config(&root, PortMode::PerTransfer);
+    let server = OurServer::start(first, DirConfig::new(root.path()));
+    let mut second = config(PortMode::PerTransfer);
     second.threads = 2;
     second.listen = vec![server.addr];
-    let e = OurServer::try_start(second)
+    let e = OurServer::try_start(second, DirConfig::new(root.path()))
         .err()
         .expect("the port is taken");
     assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
@@ -313,11 +313,11 @@ fn two_servers_started_at_once_on_one_port_never_both_get_it() {
             let tries: Vec<_> = (0..2)
                 .map(|_| {
                     s.spawn(|| {
-                        let mut c = config(&root, PortMode::PerTransfer);
+                        let mut c = config(PortMode::PerTransfer);
                         c.threads = 4;
                         c.listen = vec![listen];
                         barrier.wait();
-                        wirekit::net::Server::bind(c)
+                        wirekit::net::Server::bind(c, DirConfig::new(root.path()))
                     })
                 })
                 .collect();

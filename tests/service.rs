@@ -22,7 +22,8 @@ use common::cli::{BIN, Serving, signal};
 use common::files::{TempDir, random_bytes};
 use common::peers::run_quietly;
 use common::wait::wait_until;
-use wirekit::net::{self, ClientOptions, Server, ServerConfig, User};
+use wirekit::net::{self, ClientOptions, DirConfig, Server, ServerConfig, User};
+use wirekit::tftp::server::PortMode;
 
 /// How long anything here may take before the test fails.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -361,8 +362,12 @@ fn from_sockets_serves_a_socket_bound_elsewhere() {
     fs::write(root.join("a.txt"), b"bound elsewhere\n").unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
-    let server = Server::from_sockets(ServerConfig::new(root.path(), Vec::new()), vec![socket])
-        .expect("a server on the socket");
+    let server = Server::from_sockets(
+        ServerConfig::default(),
+        DirConfig::new(root.path()),
+        vec![socket],
+    )
+    .expect("a server on the socket");
     assert_eq!(server.local_addrs(), [addr]);
     let running = server.spawn().unwrap();
     assert_eq!(
@@ -375,7 +380,11 @@ fn from_sockets_serves_a_socket_bound_elsewhere() {
 #[test]
 fn from_sockets_takes_a_dual_stack_ipv6_socket_in_single_port_mode_only() {
     let root = TempDir::new("from-sockets-v6");
-    let refused = Server::from_sockets(ServerConfig::new(root.path(), Vec::new()), Vec::new());
+    let refused = Server::from_sockets(
+        ServerConfig::default(),
+        DirConfig::new(root.path()),
+        Vec::new(),
+    );
     assert!(refused.is_err());
 
     use socket2::{Domain, Protocol, Socket, Type};
@@ -390,7 +399,8 @@ fn from_sockets_takes_a_dual_stack_ipv6_socket_in_single_port_mode_only() {
     }
     let port = socket.local_addr().unwrap().as_socket().unwrap().port();
     let err = Server::from_sockets(
-        ServerConfig::new(root.path(), Vec::new()),
+        ServerConfig::default(),
+        DirConfig::new(root.path()),
         vec![socket.try_clone().unwrap().into()],
     )
     .expect_err("a dual-stack socket is refused");
@@ -398,9 +408,9 @@ fn from_sockets_takes_a_dual_stack_ipv6_socket_in_single_port_mode_only() {
 
     // In single-port mode the request socket answers IPv4 clients itself.
     fs::write(root.join("a.txt"), b"dual\n").unwrap();
-    let mut config = ServerConfig::new(root.path(), Vec::new());
-    config.single_port = true;
-    let running = Server::from_sockets(config, vec![socket.into()])
+    let mut config = ServerConfig::default();
+    config.port_mode = PortMode::Single;
+    let running = Server::from_sockets(config, DirConfig::new(root.path()), vec![socket.into()])
         .expect("single-port mode takes a dual-stack socket")
         .spawn()
         .unwrap();

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use wirekit::net::{self, ClientOptions, Server, ServerConfig};
-use wirekit::tftp::server::Limits;
+use wirekit::net::{self, ClientOptions, DirConfig, Server, ServerConfig};
+use wirekit::tftp::server::{Limits, PortMode};
 use wirekit::tftp::{Blksize, Config, Stats, Timeout, Windowsize};
 
 // Beside the program rather than in src/bin/, where cargo would take it for a program.
@@ -560,21 +560,26 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     } else {
         addrs::listen_addresses(&a.listen)?
     };
-    let mut config = ServerConfig::new(&a.dir, listen);
-    config.allow_create = a.allow_create;
-    config.allow_overwrite = a.allow_overwrite;
-    config.max_upload_size = a.max_upload_size;
-    config.create_mode = a.create_mode;
-    config.refuse_linked = a.refuse_linked;
-    config.owned_only = a.owned_only;
-    config.strict_names = a.strict_names;
+    let mut dir = DirConfig::new(&a.dir);
+    dir.uploads.allow_create = a.allow_create;
+    dir.uploads.allow_overwrite = a.allow_overwrite;
+    dir.uploads.max_size = a.max_upload_size;
+    dir.root_options.create_mode = a.create_mode;
+    dir.root_options.refuse_linked = a.refuse_linked;
+    dir.root_options.owned_only = a.owned_only;
+    dir.root_options.strict_names = a.strict_names;
     if let Some(path) = &a.remap {
-        config.remap = Some(
+        dir.remap = Some(
             net::Remap::load(path).map_err(|e| format!("remap file {}: {e}", path.display()))?,
         );
     }
+    let mut config = ServerConfig::new(listen);
     config.port_range = a.port_range.map(|(a, b)| a..=b);
-    config.single_port = a.single_port;
+    config.port_mode = if a.single_port {
+        PortMode::Single
+    } else {
+        PortMode::PerTransfer
+    };
     config.threads = a.threads;
     config.grace = Duration::from_secs(a.grace);
     config.verbose = a.verbose;
@@ -593,7 +598,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             config.listen.clear();
         }
         #[cfg(unix)]
-        return check(&config, user.as_ref(), &a);
+        return check(&config, &dir, user.as_ref(), &a);
         #[cfg(not(unix))]
         return Err("--check is not supported on this system".into());
     }
@@ -602,9 +607,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     // A transfer holds a descriptor or two: take every one the hard limit allows.
     net::raise_descriptor_limit();
     let server = if activated {
-        Server::from_sockets(config, passed)
+        Server::from_sockets(config, dir, passed)
     } else {
-        Server::bind(config)
+        Server::bind(config, dir)
     };
     #[allow(unused_mut)]
     let mut server = server.map_err(|e| e.to_string())?;
@@ -711,8 +716,14 @@ fn uploads(a: &ServeArgs) -> &'static str {
 /// `serve --check`: what would keep the server from starting, as an error; else what it
 /// would serve, and what it would warn about, on standard output.
 #[cfg(unix)]
-fn check(config: &ServerConfig, user: Option<&net::User>, a: &ServeArgs) -> Result<(), String> {
-    let warnings = config.check(user).map_err(|e| e.to_string())?;
+fn check(
+    config: &ServerConfig,
+    dir: &DirConfig,
+    user: Option<&net::User>,
+    a: &ServeArgs,
+) -> Result<(), String> {
+    config.check(user).map_err(|e| e.to_string())?;
+    let warnings = dir.check(user).map_err(|e| e.to_string())?;
     let on = if a.systemd {
         "the sockets the service manager passes".to_string()
     } else {
@@ -723,7 +734,7 @@ fn check(config: &ServerConfig, user: Option<&net::User>, a: &ServeArgs) -> Resu
     for w in warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    let remap = config
+    let remap = dir
         .remap
         .as_ref()
         .map_or_else(String::new, |r| format!(", {} remap rules", r.len()));

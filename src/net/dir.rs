@@ -1,10 +1,14 @@
 //! The server's default policy: serve a directory, read-only unless told otherwise.
 
 use std::borrow::Cow;
+use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::fs::{Root, Upload, check_name};
+use super::fs::{Root, RootOptions, Upload, check_name};
+#[cfg(unix)]
+use super::privileges::User;
 use super::read_ahead::ReadAhead;
 use super::remap::{Remap, RemapAction};
 use crate::tftp::server::{Policy, Refusal, Served};
@@ -22,6 +26,98 @@ pub struct UploadRules {
     /// [`upload_limit`](Policy::upload_limit), which the endpoint holds uploads to (ERROR
     /// 3, by their tsize up front and by their bytes as they arrive).
     pub max_size: Option<u64>,
+}
+
+/// The directory a [`DirPolicy`] serves ([`Server::bind`](super::Server::bind)), and its
+/// rules: which uploads it accepts, which files it serves and creates how, and how
+/// requested names are rewritten. How the server around it runs is a
+/// [`ServerConfig`](super::ServerConfig)'s.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DirConfig {
+    /// The directory served.
+    pub root: PathBuf,
+    /// Which uploads are accepted: none by default.
+    pub uploads: UploadRules,
+    /// Which files are served or replaced, the permission bits of those created, and how
+    /// strictly names are read (`--create-mode`, `--refuse-linked`, `--owned-only`,
+    /// `--strict-names`).
+    pub root_options: RootOptions,
+    /// Filename remapping rules run on every requested name (`--remap`, the format of
+    /// tftp-hpa's `-m`). See [`Remap`].
+    pub remap: Option<Remap>,
+}
+
+impl DirConfig {
+    /// Serves `root` read-only, with default [`RootOptions`] and no remapping.
+    pub fn new(root: impl Into<PathBuf>) -> DirConfig {
+        DirConfig {
+            root: root.into(),
+            uploads: UploadRules::default(),
+            root_options: RootOptions::default(),
+            remap: None,
+        }
+    }
+
+    /// Looks for what would keep [`DirPolicy::open`] from opening the root, or whoever
+    /// serves it (this process, or `user` once the server switches to it) from opening
+    /// files in it, without sweeping the root or changing user: for `wirekit serve
+    /// --check`. Returns the first problem as an error, else what the server would warn
+    /// about at start (the root unlisted, uploads on but the root not writable).
+    ///
+    /// When the server will switch to `user`, the root is judged by its permission bits
+    /// for that user and its group (ACLs are not read): only the switch itself can ask
+    /// the system. Whether the switch can happen, [`ServerConfig::check`](super::ServerConfig::check)
+    /// looks at.
+    #[cfg(unix)]
+    pub fn check(&self, user: Option<&User>) -> io::Result<Vec<String>> {
+        let root = open_root(&self.root)?;
+        let uploads = self.uploads.allow_create || self.uploads.allow_overwrite;
+        let Some(user) = user.filter(|u| super::privileges::switches_to(u)) else {
+            if let Some(e) = root.unusable() {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot open files in {}: {e}", root.path().display()),
+                ));
+            }
+            return Ok(root.access_problems(uploads));
+        };
+        let meta = std::fs::metadata(root.path())?;
+        let bits = {
+            use std::os::unix::fs::MetadataExt;
+            let shift = if meta.uid() == user.uid() {
+                6
+            } else if meta.gid() == user.gid() {
+                3
+            } else {
+                0
+            };
+            (meta.mode() >> shift) & 0o7
+        };
+        let (read, write, search) = (bits & 0o4 != 0, bits & 0o2 != 0, bits & 0o1 != 0);
+        let path = root.path().display();
+        let who = format!("user {} (by the permission bits)", user.name());
+        if !search {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("cannot open files in {path} as {who}: it may not search the directory"),
+            ));
+        }
+        let mut problems = Vec::new();
+        if !read {
+            problems.push(format!("cannot read {path} as {who}"));
+        }
+        if uploads && !write {
+            problems.push(format!("cannot write {path} as {who}"));
+        }
+        Ok(problems)
+    }
+}
+
+/// Opens the served directory, saying which on failure.
+fn open_root(path: &Path) -> io::Result<Root> {
+    Root::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))
 }
 
 /// Serves the files under a [`Root`]: opening the file is the check. With [`Remap`]
@@ -42,6 +138,20 @@ impl DirPolicy {
             uploads,
             remap: None,
         }
+    }
+
+    /// Opens the root `config` names, sweeping the leftovers of uploads an earlier run was
+    /// cut short in, and serves it by `config`'s rules.
+    pub fn open(config: &DirConfig) -> io::Result<DirPolicy> {
+        let root = open_root(&config.root)?.with_options(config.root_options);
+        // Leftovers of uploads cut short by a crash of an earlier run; before any privilege
+        // drop, with the rights that wrote them.
+        root.sweep();
+        let policy = DirPolicy::new(root, config.uploads);
+        Ok(match config.remap.clone() {
+            Some(rules) => policy.with_remap(rules),
+            None => policy,
+        })
     }
 
     /// Runs `rules` on every requested name before it is checked and opened.

@@ -108,12 +108,14 @@ fn direction_index(d: Direction) -> usize {
 /// a transfer ends.
 ///
 /// ```no_run
-/// use wirekit::net::{Metrics, Server, ServerConfig};
+/// use wirekit::net::{DirConfig, Metrics, Server, ServerConfig};
 /// use wirekit::tftp::Direction;
 ///
 /// let metrics = Metrics::new();
-/// let config = ServerConfig::new("/srv/tftp", vec!["127.0.0.1:6969".parse()?]);
-/// let server = Server::bind(config)?.with_metrics(&metrics).spawn()?;
+/// let config = ServerConfig::new(vec!["127.0.0.1:6969".parse()?]);
+/// let server = Server::bind(config, DirConfig::new("/srv/tftp"))?
+///     .with_metrics(&metrics)
+///     .spawn()?;
 /// // ... later, from any thread:
 /// let now = metrics.snapshot();
 /// println!("{} reads, {} running", now.started(Direction::Read), now.running());

@@ -2,8 +2,8 @@
 //! codec on real sockets, streams, files and clocks. No protocol decision lives here.
 //!
 //! - [`Server`]: event loops that drive a [`tftp::server::Endpoint`](crate::tftp::server::Endpoint) over
-//!   every socket, serving a directory ([`DirPolicy`]) or any other
-//!   [`Policy`](crate::tftp::server::Policy).
+//!   every socket, as a [`ServerConfig`] says, serving a directory ([`DirConfig`] makes
+//!   its [`DirPolicy`]) or any other [`Policy`](crate::tftp::server::Policy).
 //! - [`get`], [`put`], [`get_into`], [`put_from`], [`put_reader`]: the client.
 //! - [`Metrics`]: what a server did, in numbers, for an application to read or (feature
 //!   `prometheus`) to serve to Prometheus; [`LogEvent`]: what it reports as it runs,
@@ -47,7 +47,7 @@ pub use client::{
     Cancel, ClientError, ClientOptions, ProgressFn, get, get_into, put, put_from, put_reader,
 };
 pub use descriptors::raise_descriptor_limit;
-pub use dir::{DirFile, DirPolicy, UploadRules};
+pub use dir::{DirConfig, DirFile, DirPolicy, UploadRules};
 #[cfg(feature = "tokio")]
 pub use frame_codec::FrameCodec;
 pub use framed::{Framed, FramedReader, FramedWriter};

@@ -85,6 +85,12 @@ pub(crate) fn runs_as(user: &User) -> bool {
         && is_already(user.gid, getgid().as_raw(), getegid().as_raw())
 }
 
+/// True when running as `user` would make the process someone else: it is neither `user`
+/// already, nor root staying root.
+pub(crate) fn switches_to(user: &User) -> bool {
+    !(runs_as(user) || is_root() && user.uid == 0)
+}
+
 /// Whether the process would keep the right to bind privileged ports as `user`: only as
 /// root, or where the switch changes nothing. A switch from root to anyone else clears
 /// every capability.

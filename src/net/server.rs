@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -14,59 +14,35 @@ use std::time::Duration;
 use mio::Waker;
 
 use super::descriptors;
-use super::dir::{DirPolicy, UploadRules};
+use super::dir::{DirConfig, DirPolicy};
 use super::event_loop::{Bound, Requests, Shared};
-use super::fs::{Root, RootOptions};
 use super::log::{LogEvent, Logger};
 use super::metrics::Metrics;
 #[cfg(unix)]
-use super::privileges::User;
-use super::remap::Remap;
+use super::privileges::{User, switches_to};
 use super::socket::{PortClaim, bind, ensure_free, transfer_window_bytes, window_bytes};
 use super::udp::Udp;
 use crate::tftp::server::{Admission, Endpoint, Limits, Policy, PortMode, SharedAdmission};
 
-/// How the server runs.
+/// How a [`Server`] runs, whatever [`Policy`] it asks: where it listens, on how many
+/// event loops, within which limits, from which ports it answers, and how it stops. What
+/// the directory server of [`Server::bind`] serves is a [`DirConfig`]'s.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// The directory served (by [`Server::bind`]; a server with its own policy has none).
-    pub root: PathBuf,
     /// Request addresses, e.g. `0.0.0.0:69` and `[::]:69` (not used by
     /// [`Server::from_sockets`], which is given its sockets).
     pub listen: Vec<SocketAddr>,
-    /// Accept uploads of new files.
-    pub allow_create: bool,
-    /// Let uploads replace existing files (otherwise ERROR 6).
-    pub allow_overwrite: bool,
-    /// Refuse uploads larger than this (ERROR 3), by their tsize up front and by their
-    /// bytes as they arrive.
-    pub max_upload_size: Option<u64>,
-    /// Permission bits of files uploads create, set exactly (`--create-mode`); `None`:
-    /// `0o666` less the umask. Replaced files keep their own. See
-    /// [`RootOptions::create_mode`].
-    pub create_mode: Option<u32>,
-    /// Refuse to serve or replace files with more than one hard link (`--refuse-linked`).
-    /// See [`RootOptions::refuse_linked`].
-    pub refuse_linked: bool,
-    /// Refuse to serve or replace files not owned by the server's user (`--owned-only`).
-    /// See [`RootOptions::owned_only`].
-    pub owned_only: bool,
-    /// Refuse names with a backslash or a leading `/` (`--strict-names`), instead of
-    /// reading them as firmware means them. See [`RootOptions::strict_names`].
-    pub strict_names: bool,
-    /// Filename remapping rules run on every requested name (`--remap`, the format of
-    /// tftp-hpa's `-m`). See [`Remap`].
-    pub remap: Option<Remap>,
     /// Bounds on negotiation, on transfers in total and per client address, and the
     /// retransmission settings. `max_transfers` is shared out among the loops, and lowered
     /// to what the process's file descriptors allow.
     pub limits: Limits,
-    /// Answer every transfer from the request port ([`PortMode::Single`]), for clients
-    /// behind NAT, in containers or behind a load balancer; otherwise each transfer gets a
-    /// port of its own (RFC 1350).
-    pub single_port: bool,
-    /// Take transfer ports from this range (for firewalls) instead of any free port.
+    /// Whether each transfer gets a port of its own (RFC 1350, the default), or every
+    /// transfer answers from the request port ([`PortMode::Single`]), for clients behind
+    /// NAT, in containers or behind a load balancer.
+    pub port_mode: PortMode,
+    /// With [`PortMode::PerTransfer`], take transfer ports from this range (for
+    /// firewalls) instead of any free port.
     pub port_range: Option<RangeInclusive<u16>>,
     /// Event loops, each on its own thread with its own request socket on every listen
     /// address (the kernel keeps each client on one loop); 0 means one per core.
@@ -78,22 +54,21 @@ pub struct ServerConfig {
     pub verbose: bool,
 }
 
+impl Default for ServerConfig {
+    /// [`ServerConfig::new`] with no listen address: for [`Server::from_sockets`].
+    fn default() -> Self {
+        ServerConfig::new(Vec::new())
+    }
+}
+
 impl ServerConfig {
-    /// Serves `root` read-only on `listen`, with default limits.
-    pub fn new(root: impl Into<PathBuf>, listen: Vec<SocketAddr>) -> Self {
+    /// Listens on `listen` with default limits, a port per transfer, one event loop per
+    /// core and a grace of 10 s.
+    pub fn new(listen: Vec<SocketAddr>) -> Self {
         ServerConfig {
-            root: root.into(),
             listen,
-            allow_create: false,
-            allow_overwrite: false,
-            max_upload_size: None,
-            create_mode: None,
-            refuse_linked: false,
-            owned_only: false,
-            strict_names: false,
-            remap: None,
             limits: Limits::default(),
-            single_port: false,
+            port_mode: PortMode::PerTransfer,
             port_range: None,
             threads: 0,
             grace: Duration::from_secs(10),
@@ -101,25 +76,19 @@ impl ServerConfig {
         }
     }
 
-    /// Looks for what would keep [`Server::bind`] (and then
-    /// [`drop_privileges`](Server::drop_privileges) to `user`) from starting, without
-    /// binding a request port, sweeping the root or changing user: for `wirekit serve
-    /// --check`, before a restart. Returns the first problem as an error, else what the
-    /// server would warn about at start (the root unlisted, uploads on but the root not
-    /// writable).
+    /// Looks for what would keep a server with this config from binding (and then from
+    /// [`drop_privileges`](Server::drop_privileges) to `user`), without binding a
+    /// request port or changing user: for `wirekit serve --check`, before a restart.
+    /// Returns the first problem as an error. What the directory server would find in its
+    /// root, [`DirConfig::check`] looks for.
     ///
     /// Looked at: each listen address is one of this host's (bound on a free port, not
     /// its own: the server being checked may hold that), and its port one this process may
-    /// bind; the transfer ports the server, and then `user`, may bind; the root opens,
-    /// and whoever serves it may open files in it. When the server will switch to
-    /// `user`, the root is judged by its permission bits for that user and its group
-    /// (ACLs are not read): only the switch itself can ask the system. A port that
-    /// another program holds is not looked at.
+    /// bind; this process may become `user`; the transfer ports the server, and then
+    /// `user`, may bind. A port that another program holds is not looked at.
     #[cfg(unix)]
-    pub fn check(&self, user: Option<&User>) -> io::Result<Vec<String>> {
-        use super::privileges::{
-            is_root, may_bind_privileged_ports, runs_as, unprivileged_port_start,
-        };
+    pub fn check(&self, user: Option<&User>) -> io::Result<()> {
+        use super::privileges::{is_root, may_bind_privileged_ports, unprivileged_port_start};
         let lowest = unprivileged_port_start();
         for &addr in &self.listen {
             let cannot =
@@ -141,11 +110,7 @@ impl ServerConfig {
                 )));
             }
         }
-        // The user to judge the root for, where the server will become someone else (not
-        // when it is that user already, nor root staying root).
-        let stays = |u: &User| runs_as(u) || is_root() && u.uid() == 0;
-        let switching = user.filter(|u| !stays(u));
-        if let Some(user) = switching
+        if let Some(user) = user.filter(|u| switches_to(u))
             && !is_root()
         {
             return Err(io::Error::new(
@@ -156,52 +121,13 @@ impl ServerConfig {
                 ),
             ));
         }
-        if !self.single_port {
+        if self.port_mode == PortMode::PerTransfer {
             check_port_range_here(self.port_range.as_ref())?;
             if let Some(user) = user {
                 check_port_range_as(self.port_range.as_ref(), user)?;
             }
         }
-        let root = open_root(&self.root)?;
-        let uploads = self.allow_create || self.allow_overwrite;
-        let Some(user) = switching else {
-            if let Some(e) = root.unusable() {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("cannot open files in {}: {e}", root.path().display()),
-                ));
-            }
-            return Ok(root.access_problems(uploads));
-        };
-        let meta = std::fs::metadata(root.path())?;
-        let bits = {
-            use std::os::unix::fs::MetadataExt;
-            let shift = if meta.uid() == user.uid() {
-                6
-            } else if meta.gid() == user.gid() {
-                3
-            } else {
-                0
-            };
-            (meta.mode() >> shift) & 0o7
-        };
-        let (read, write, search) = (bits & 0o4 != 0, bits & 0o2 != 0, bits & 0o1 != 0);
-        let path = root.path().display();
-        let who = format!("user {} (by the permission bits)", user.name());
-        if !search {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("cannot open files in {path} as {who}: it may not search the directory"),
-            ));
-        }
-        let mut problems = Vec::new();
-        if !read {
-            problems.push(format!("cannot read {path} as {who}"));
-        }
-        if uploads && !write {
-            problems.push(format!("cannot write {path} as {who}"));
-        }
-        Ok(problems)
+        Ok(())
     }
 }
 
@@ -277,36 +203,6 @@ impl<P: Policy> fmt::Debug for Server<P> {
     }
 }
 
-/// Opens the root (sweeping leftovers of uploads an earlier run was cut short in) and
-/// makes the directory policy `config` asks for.
-fn dir_policy(config: &ServerConfig) -> io::Result<DirPolicy> {
-    let root = open_root(&config.root)?.with_options(RootOptions {
-        create_mode: config.create_mode,
-        refuse_linked: config.refuse_linked,
-        owned_only: config.owned_only,
-        strict_names: config.strict_names,
-    });
-    // Leftovers of uploads cut short by a crash of an earlier run; before any privilege
-    // drop, with the rights that wrote them.
-    root.sweep();
-    let uploads = UploadRules {
-        allow_create: config.allow_create,
-        allow_overwrite: config.allow_overwrite,
-        max_size: config.max_upload_size,
-    };
-    let policy = DirPolicy::new(root, uploads);
-    Ok(match config.remap.clone() {
-        Some(rules) => policy.with_remap(rules),
-        None => policy,
-    })
-}
-
-/// Opens the served directory, saying which on failure.
-fn open_root(path: &Path) -> io::Result<Root> {
-    Root::open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))
-}
-
 /// Refuses transfer ports that a server privileged as `privileged` says could not bind:
 /// each transfer would fail with "permission denied" and its client be told the server is
 /// busy. `who` says who would lack the right.
@@ -374,15 +270,17 @@ fn window_cap(ports: PortMode, listener: &UdpSocket) -> Option<u32> {
 }
 
 impl Server<DirPolicy> {
-    /// Opens the root and binds every listen address.
-    pub fn bind(config: ServerConfig) -> io::Result<Server<DirPolicy>> {
-        let policy = dir_policy(&config)?;
+    /// Opens the directory `dir` names (see [`DirPolicy::open`]) and binds every listen
+    /// address to serve it.
+    pub fn bind(config: ServerConfig, dir: DirConfig) -> io::Result<Server<DirPolicy>> {
+        let policy = DirPolicy::open(&dir)?;
         Server::bind_with_policy(config, policy)
     }
 
-    /// Opens the root and serves it on request sockets bound elsewhere: passed by a
-    /// service manager ([`systemd::listen_sockets`](super::systemd::listen_sockets)) or
-    /// by a parent that bound them. `config.listen` and `config.threads` are not used:
+    /// Opens the directory `dir` names (see [`DirPolicy::open`]) and serves it on request
+    /// sockets bound elsewhere: passed by a service manager
+    /// ([`systemd::listen_sockets`](super::systemd::listen_sockets)) or by a parent that
+    /// bound them. `config.listen` and `config.threads` are not used:
     /// the sockets are served by one event loop. More loops would need more sockets on
     /// the same addresses: a copy (`dup`) of a socket shares its queue, and so would hand
     /// one client's datagrams to different loops, and a socket of our own would join the
@@ -394,14 +292,15 @@ impl Server<DirPolicy> {
     /// `SendBuffer=`); asking again without privileges could only shrink them.
     ///
     /// An IPv6 socket must be IPv6-only, unless in [single-port
-    /// mode](ServerConfig::single_port): transfer sockets are IPv6-only, so they cannot
+    /// mode](PortMode::Single): transfer sockets are IPv6-only, so they cannot
     /// answer the mapped IPv4 addresses a dual-stack socket hands out. Pass an IPv4 socket
     /// beside it instead.
     pub fn from_sockets(
         config: ServerConfig,
+        dir: DirConfig,
         sockets: Vec<UdpSocket>,
     ) -> io::Result<Server<DirPolicy>> {
-        let policy = dir_policy(&config)?;
+        let policy = DirPolicy::open(&dir)?;
         Server::from_sockets_with_policy(config, policy, sockets)
     }
 
@@ -417,9 +316,15 @@ where
     P::Storage: Send + 'static,
 {
     /// Binds every listen address for a server that asks `policy` (a clone per loop) about
-    /// every request. The root and upload fields of `config` belong to the directory
-    /// policy of [`Server::bind`] and are not used here.
+    /// every request.
     pub fn bind_with_policy(config: ServerConfig, policy: P) -> io::Result<Server<P>> {
+        // A server with no request socket would run, hearing nothing, until stopped.
+        if config.listen.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no address to listen on",
+            ));
+        }
         let threads = match config.threads {
             0 => thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -457,8 +362,8 @@ where
     }
 
     /// A server on request sockets bound elsewhere, for a server that asks `policy`
-    /// about every request: see [`Server::from_sockets`]. The root and upload fields of
-    /// `config` are not used here, nor are `listen` and `threads`.
+    /// about every request: see [`Server::from_sockets`]. `config.listen` and
+    /// `config.threads` are not used.
     pub fn from_sockets_with_policy(
         config: ServerConfig,
         policy: P,
@@ -477,7 +382,7 @@ where
             // every IPv6 socket of this server, cannot answer. In single-port mode the
             // request socket answers them itself, and can.
             let dual_stack = addr.is_ipv6() && !socket2::SockRef::from(socket).only_v6()?;
-            if dual_stack && !config.single_port {
+            if dual_stack && config.port_mode == PortMode::PerTransfer {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
@@ -498,11 +403,7 @@ where
         policy: P,
         sets: Vec<Vec<UdpSocket>>,
     ) -> io::Result<Server<P>> {
-        let ports = if config.single_port {
-            PortMode::Single
-        } else {
-            PortMode::PerTransfer
-        };
+        let ports = config.port_mode;
         #[cfg(unix)]
         if ports == PortMode::PerTransfer {
             check_port_range_here(config.port_range.as_ref())?;

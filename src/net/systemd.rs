@@ -4,12 +4,12 @@
 //! spoken here without linking libsystemd; any service manager that speaks them works.
 //!
 //! ```no_run
-//! use wirekit::net::{Server, ServerConfig, systemd};
+//! use wirekit::net::{DirConfig, Server, ServerConfig, systemd};
 //!
 //! // First thing in the program, before anything else opens a descriptor.
 //! let passed = systemd::listen_sockets()?;
 //! let sockets = passed.into_iter().map(|s| s.socket).collect();
-//! let server = Server::from_sockets(ServerConfig::new("/srv/tftp", Vec::new()), sockets)?;
+//! let server = Server::from_sockets(ServerConfig::default(), DirConfig::new("/srv/tftp"), sockets)?;
 //! systemd::notify("READY=1")?;
 //! server.run()?;
 //! # Ok::<(), std::io::Error>(())

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use wirekit::net::{LogEvent, RunningServer, Server, ServerConfig};
+use wirekit::net::{DirConfig, LogEvent, RunningServer, Server, ServerConfig};
 use wirekit::tftp::Config;
 use wirekit::tftp::server::{PortMode, Refusal, Report};
 
@@ -26,25 +26,32 @@ pub fn fast_config(timeout_ms: u64, max_ms: u64, retries: u32) -> Config {
     )
 }
 
-/// Serves `root`, read-only, on a port 0 of `listen`'s address, answering in `ports`
-/// mode, with a grace of 2 s on stop.
-pub fn config_on(root: &Path, listen: SocketAddr, ports: PortMode) -> ServerConfig {
-    let mut c = ServerConfig::new(root, vec![listen]);
-    c.single_port = ports == PortMode::Single;
+/// A server on `listen` (port 0 in the tests), answering in `ports` mode, with a grace of
+/// 2 s on stop.
+pub fn config_on(listen: SocketAddr, ports: PortMode) -> ServerConfig {
+    let mut c = ServerConfig::new(vec![listen]);
+    c.port_mode = ports;
     c.grace = Duration::from_secs(2);
     c
 }
 
 /// [`config_on`] 127.0.0.1:0.
-pub fn config(root: &Path, ports: PortMode) -> ServerConfig {
-    config_on(root, "127.0.0.1:0".parse().unwrap(), ports)
+pub fn config(ports: PortMode) -> ServerConfig {
+    config_on("127.0.0.1:0".parse().unwrap(), ports)
 }
 
 /// [`config`] with these retransmission settings.
-pub fn config_with(root: &Path, ports: PortMode, retransmission: Config) -> ServerConfig {
-    let mut c = config(root, ports);
+pub fn config_with(ports: PortMode, retransmission: Config) -> ServerConfig {
+    let mut c = config(ports);
     c.limits.config = retransmission;
     c
+}
+
+/// Serves `root` with uploads of new files allowed (not over existing ones).
+pub fn uploads_to(root: &Path) -> DirConfig {
+    let mut dir = DirConfig::new(root);
+    dir.uploads.allow_create = true;
+    dir
 }
 
 /// What the server reported so far.
@@ -71,18 +78,18 @@ pub struct OurServer {
 }
 
 impl OurServer {
-    /// Binds and starts a server with `config`.
-    pub fn start(config: ServerConfig) -> OurServer {
-        OurServer::try_start(config).expect("bind our server")
+    /// Binds and starts a server with `config`, serving `dir`.
+    pub fn start(config: ServerConfig, dir: DirConfig) -> OurServer {
+        OurServer::try_start(config, dir).expect("bind our server")
     }
 
-    /// Binds and starts a server with `config`, or says why it cannot bind.
-    pub fn try_start(config: ServerConfig) -> io::Result<OurServer> {
+    /// Binds and starts a server with `config`, serving `dir`, or says why it cannot bind.
+    pub fn try_start(config: ServerConfig, dir: DirConfig) -> io::Result<OurServer> {
         // As the program does: storms of hundreds of transfers need more than 1024.
         wirekit::net::raise_descriptor_limit();
         let log = Arc::new(Mutex::new(Log::default()));
         let sink = log.clone();
-        let server = Server::bind(config)?.with_logger(move |e: &LogEvent<'_>| {
+        let server = Server::bind(config, dir)?.with_logger(move |e: &LogEvent<'_>| {
             let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
             let line = match e {
                 LogEvent::Packet { summary, .. } if summary.starts_with("OACK") => summary.clone(),
@@ -126,22 +133,23 @@ impl OurServer {
     /// client abandoned (curl leaves silently after refusing an OACK): a grace of zero
     /// cuts them at once rather than waiting for them.
     pub fn open(root: &Path, listen: SocketAddr, ports: PortMode) -> OurServer {
-        OurServer::open_with(root, listen, ports, |_| {})
+        OurServer::open_with(root, listen, ports, |_, _| {})
     }
 
-    /// Like [`OurServer::open`], with the config adjusted by `tweak` first.
+    /// Like [`OurServer::open`], with the configs adjusted by `tweak` first.
     pub fn open_with(
         root: &Path,
         listen: SocketAddr,
         ports: PortMode,
-        tweak: impl FnOnce(&mut ServerConfig),
+        tweak: impl FnOnce(&mut ServerConfig, &mut DirConfig),
     ) -> OurServer {
-        let mut config = config_on(root, listen, ports);
-        config.allow_create = true;
-        config.allow_overwrite = true;
+        let mut config = config_on(listen, ports);
         config.grace = Duration::ZERO;
-        tweak(&mut config);
-        OurServer::start(config)
+        let mut dir = DirConfig::new(root);
+        dir.uploads.allow_create = true;
+        dir.uploads.allow_overwrite = true;
+        tweak(&mut config, &mut dir);
+        OurServer::start(config, dir)
     }
 
     /// Every bound request address.
