@@ -163,6 +163,7 @@ pub struct UnknownOption<'a> {
 /// outside its RFC range. When a known option appears twice, the first one counts and the
 /// rest are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Options<'a> {
     /// `blksize`.
     pub blksize: Option<Result<Blksize, OutOfRange>>,
@@ -177,6 +178,45 @@ pub struct Options<'a> {
 }
 
 impl<'a> Options<'a> {
+    /// These options with `blksize` asked for (or answered).
+    ///
+    /// ```
+    /// use wirekit::tftp::{Blksize, Options, Windowsize};
+    ///
+    /// let options = Options::default()
+    ///     .with_blksize(Blksize::new(1468)?)
+    ///     .with_windowsize(Windowsize::new(16)?)
+    ///     .with_tsize(0);
+    /// assert_eq!(options.tsize, Some(0));
+    /// # Ok::<(), wirekit::tftp::OutOfRange>(())
+    /// ```
+    #[must_use]
+    pub fn with_blksize(mut self, blksize: Blksize) -> Self {
+        self.blksize = Some(Ok(blksize));
+        self
+    }
+
+    /// These options with `timeout` (seconds).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Timeout) -> Self {
+        self.timeout = Some(Ok(timeout));
+        self
+    }
+
+    /// These options with `tsize`: 0 in a read request, the size elsewhere.
+    #[must_use]
+    pub fn with_tsize(mut self, tsize: u64) -> Self {
+        self.tsize = Some(tsize);
+        self
+    }
+
+    /// These options with `windowsize`.
+    #[must_use]
+    pub fn with_windowsize(mut self, windowsize: Windowsize) -> Self {
+        self.windowsize = Some(Ok(windowsize));
+        self
+    }
+
     /// True when no option at all is present.
     pub fn is_empty(&self) -> bool {
         self.blksize.is_none()
