@@ -98,7 +98,7 @@
 //!     let mut request = ClientRequest::new(Direction::Read, "pxelinux.0");
 //!     request.blksize = Some(Blksize::new(1468)?);
 //!     request.windowsize = Some(Windowsize::new(16)?);
-//!     request.tsize = Some(0);
+//!     request.tsize = true; // ask for the size: `tsize 0` on the wire
 //!     let mut transfer = Transfer::client(clock(), server, &request, Config::default())?;
 //!
 //!     let mut file = Vec::new(); // `Storage`: received DATA is appended here.
@@ -109,9 +109,9 @@
 //!         while let Some(t) = transfer.poll_transmit(clock(), &mut file, &mut out) {
 //!             socket.send_to(&out[..t.len], t.destination)?;
 //!         }
-//!         // 2. Handle its events; the transfer's end is one of them. (A receiver may dally
-//!         //    a while after it, to re-ACK a repeated final block; a client in a hurry,
-//!         //    like this one, need not.)
+//!         // 2. Handle its events; the transfer's end is one of them, and the final ACK
+//!         //    went out in 1. (A request with `dally` set stays a while after this, to
+//!         //    re-ACK a repeated final block: drive it on until `is_closed()`.)
 //!         if let Some(TransferEvent::Finished { stats, result }) = transfer.poll_event() {
 //!             break (stats, result);
 //!         }

@@ -869,7 +869,7 @@ fn uefi_tsize_probe_is_a_clean_end() {
 fn client_with(ask_blksize: Option<u64>, ask_tsize: bool, direction: Direction) -> Transfer {
     let mut req = ClientRequest::new(direction, "f");
     req.blksize = ask_blksize.map(|b| Blksize::new(b).unwrap());
-    req.tsize = ask_tsize.then_some(0);
+    req.tsize = ask_tsize;
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let first = drain(&mut c, T0, &mut Vec::new());
     assert_eq!(first.len(), 1);
@@ -1250,13 +1250,9 @@ fn stats_count_bytes_blocks_retransmissions_and_virtual_time() {
 #[test]
 fn finished_is_reported_once_even_if_the_buffer_is_too_small_while_dallying() {
     let mut got = Vec::new();
-    let mut c = Transfer::client(
-        T0,
-        server_addr(),
-        &ClientRequest::new(Direction::Read, "f"),
-        rule_config(),
-    )
-    .unwrap();
+    let mut req = ClientRequest::new(Direction::Read, "f");
+    req.dally = true;
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut got);
     c.handle_datagram(at(1), transfer_addr(), &data(1, b"x"), &mut got);
     let mut small = [0u8; 8];

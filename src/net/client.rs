@@ -70,8 +70,8 @@ pub struct ClientOptions {
     pub windowsize: Option<Windowsize>,
     /// Ask the server to use this retransmission timeout (and use it here).
     pub timeout: Option<Timeout>,
-    /// Ask for (get) or announce (put) the transfer size. A download is then held to the
-    /// size the server announces (octet mode): see [`ClientRequest::tsize`].
+    /// Ask for (get) or announce (put) the transfer size, in octet mode. A download is then
+    /// held to the size the server announces: see [`ClientRequest::tsize`].
     pub tsize: bool,
     /// Get: the most bytes to accept, refused up front when the server announces more
     /// and stopped with ERROR 3 when the bytes pass it; see [`ClientRequest::max_size`].
@@ -207,11 +207,13 @@ fn run<S: Storage + ?Sized>(
     }
 }
 
+/// The request for what the user asked; the protocol's rules (which tsize, when to leave
+/// it out) are the request's.
 fn request<'a>(
     direction: Direction,
     remote: &'a str,
     opts: &ClientOptions,
-    tsize: Option<u64>,
+    size: Option<u64>,
 ) -> ClientRequest<'a> {
     let mut r = ClientRequest::new(direction, Text::from(remote));
     r.mode = if opts.netascii {
@@ -223,12 +225,8 @@ fn request<'a>(
     r.windowsize = opts.windowsize;
     r.timeout = opts.timeout;
     r.max_size = opts.max_size;
-    // tsize is ill-defined in netascii, where sizes change on the wire.
-    r.tsize = if opts.tsize && !opts.netascii {
-        tsize
-    } else {
-        None
-    };
+    r.tsize = opts.tsize;
+    r.size = size;
     r
 }
 
@@ -242,7 +240,7 @@ pub fn get_into<S: Storage + ?Sized>(
 ) -> Result<Stats, ClientError> {
     run(
         server,
-        &request(Direction::Read, remote, opts, Some(0)),
+        &request(Direction::Read, remote, opts, None),
         storage,
         opts,
         None,

@@ -61,8 +61,8 @@ pub enum TransferEvent {
     /// client never hears "stored" for a file that was not.
     UploadComplete,
     /// The transfer ended, with its counters. A receiver may still dally a while after
-    /// this to re-ACK a repeated final block; keep driving it until
-    /// [`Transfer::is_closed`].
+    /// this to re-ACK a repeated final block (a server's always, a client's when
+    /// [`ClientRequest::dally`] asks); keep driving it until [`Transfer::is_closed`].
     Finished {
         /// Counters up to the end, also when it failed.
         stats: Stats,
@@ -101,8 +101,12 @@ impl Transmit {
 enum Side {
     /// `locked` once the server's transfer port is known from its first answer; before,
     /// answers are taken from any port of the server's address. `size`: what a download
-    /// holds the server's bytes to.
-    Client { locked: bool, size: SizeRules },
+    /// holds the server's bytes to. `dally`: [`ClientRequest::dally`].
+    Client {
+        locked: bool,
+        size: SizeRules,
+        dally: bool,
+    },
     /// A server holds its final ACK of an upload until the application committed it.
     /// `answered` once the client sent what the transfer waited for.
     Server { answered: bool },
@@ -232,6 +236,7 @@ impl Transfer {
         let side = Side::Client {
             locked: false,
             size: SizeRules::new(request),
+            dally: request.dally,
         };
         let mut t = Transfer::new(now, side, server, config, phase);
         t.opening = opening;
@@ -350,8 +355,8 @@ impl Transfer {
     /// sender retransmits its final DATA after its timeout, with backoff up to the maximum
     /// timeout. A server, whose client reports success only on the final ACK, waits twice
     /// the maximum timeout so that one lost retransmission does not end the dally; a
-    /// client, whose user waits on it, twice the base timeout (a lost final ACK then costs
-    /// the server a log line, not the file).
+    /// client that was asked to dally, whose user waits on it, twice the base timeout (a
+    /// lost final ACK then costs the server a log line, not the file).
     fn dally_time(&self) -> Duration {
         match self.side {
             Side::Client { .. } => self.timer.base().saturating_mul(2).min(self.timer.max()),
@@ -641,7 +646,7 @@ impl Transfer {
             }
         };
         if let (Direction::Read, Side::Client { size, .. }) = (direction, &mut self.side)
-            && let Err(refusal) = size.negotiated(negotiated.tsize, netascii)
+            && let Err(refusal) = size.negotiated(negotiated.tsize)
         {
             return self.refuse_size(now, refusal);
         }
@@ -777,11 +782,14 @@ impl Transfer {
                 self.timer.stop();
                 self.events.push_back(TransferEvent::UploadComplete);
             }
-            Side::Client { .. } => {
+            Side::Client { dally, .. } => {
                 self.control_due = Some(Control::Ack(last));
-                self.phase = Phase::Dallying { last };
-                self.timer
-                    .set_deadline(now.saturating_add(self.dally_time()));
+                if dally {
+                    self.phase = Phase::Dallying { last };
+                    self.timer
+                        .set_deadline(now.saturating_add(self.dally_time()));
+                }
+                // Without a dally, the transfer closes once the final ACK is out.
                 self.finish(now, Ok(()));
             }
         }
