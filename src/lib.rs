@@ -61,8 +61,8 @@
 //! let config = ServerConfig::new(&dir, vec!["127.0.0.1:0".parse()?]);
 //! let server = Server::bind(config)?.spawn()?;
 //!
-//! let mut opts = ClientOptions::default();
-//! opts.tsize = true;
+//! // Asks for 1468-byte blocks, windows of 16 and the size, as the `wirekit` program does.
+//! let opts = ClientOptions::default();
 //! let mut file = Vec::new();
 //! get_into(server.local_addrs()[0], "hello.txt", &mut file, &opts, &mut |_, _| {})?;
 //! assert_eq!(file, b"hello, world\n");
