@@ -298,7 +298,9 @@ pub struct MetricsSnapshot {
     timeouts: [u64; TIMEOUT_KINDS.len()],
     refused: [u64; REFUSAL_REASONS.len()],
     /// Requests dropped without an answer, their address holding as many unanswered
-    /// transfers as [`Limits::max_unanswered_per_address`](crate::tftp::Limits) allows.
+    /// transfers as [`Limits::max_unanswered_per_address`] allows.
+    ///
+    /// [`Limits::max_unanswered_per_address`]: crate::tftp::server::Limits::max_unanswered_per_address
     pub ignored: u64,
     /// What each loop holds now, in the order the loops were attached.
     pub loops: Vec<LoopSnapshot>,

@@ -156,7 +156,7 @@ enum Phase {
 const MAX_STRANGERS: usize = 8;
 
 /// One TFTP transfer. A client builds it with [`Transfer::client`]; a server's come from
-/// its [`Endpoint`](super::Endpoint).
+/// its [`Endpoint`](crate::tftp::server::Endpoint).
 #[derive(Debug)]
 pub struct Transfer {
     side: Side,

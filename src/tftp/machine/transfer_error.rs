@@ -20,7 +20,7 @@ pub enum TransferError {
         retries: u32,
     },
     /// The client never answered the server's first packet, and the server reclaimed the
-    /// transfer (see [`Limits::unanswered_timeout`](super::Limits::unanswered_timeout)).
+    /// transfer (see [`Limits::unanswered_timeout`](crate::tftp::server::Limits::unanswered_timeout)).
     Unanswered,
     /// The peer sent an ERROR packet.
     Peer {

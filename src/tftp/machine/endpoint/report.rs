@@ -200,7 +200,7 @@ pub enum RefusalCause {
     Busy,
     /// The client's address held [`Limits::max_per_address`] transfers.
     PerAddress,
-    /// The server was stopping ([`Endpoint::shutdown`]).
+    /// The server was stopping ([`Endpoint::close`](super::Endpoint::close)).
     ShuttingDown,
     /// The request did not parse.
     Malformed,
