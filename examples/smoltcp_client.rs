@@ -142,7 +142,7 @@ pub fn run(args: &Args) -> Result<Stats, Box<dyn Error>> {
     match args.direction {
         Direction::Read => {
             // tsize: the server says how large the file is, and the memory is taken once.
-            request.tsize = Some(0);
+            request.tsize = true;
             let mut file = Vec::new();
             let stats = transfer(
                 &mut net,
@@ -164,10 +164,10 @@ pub fn run(args: &Args) -> Result<Stats, Box<dyn Error>> {
         }
         Direction::Write => {
             let file = std::fs::read(&args.local)?;
-            // In octet mode the server may check the size, and refuse what it cannot hold.
-            if args.mode == Mode::Octet {
-                request.tsize = Some(file.len() as u64);
-            }
+            // The server may check the size, and refuse what it cannot hold (the machine
+            // announces it in octet mode only, where the size on the wire is the file's).
+            request.tsize = true;
+            request.size = Some(file.len() as u64);
             let mut source = file.as_slice();
             Ok(transfer(
                 &mut net,

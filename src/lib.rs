@@ -63,8 +63,8 @@
 //! let config = ServerConfig::new(vec!["127.0.0.1:0".parse()?]);
 //! let server = Server::bind(config, DirConfig::new(&dir))?.spawn()?;
 //!
-//! let mut opts = ClientOptions::default();
-//! opts.tsize = true;
+//! // Asks for 1468-byte blocks, windows of 16 and the size, as the `wirekit` program does.
+//! let opts = ClientOptions::default();
 //! let mut file = Vec::new();
 //! get_into(server.local_addrs()[0], "hello.txt", &mut file, &opts, &mut |_, _| {})?;
 //! assert_eq!(file, b"hello, world\n");
@@ -100,7 +100,7 @@
 //!     let mut request = ClientRequest::new(Direction::Read, "pxelinux.0");
 //!     request.blksize = Some(Blksize::new(1468)?);
 //!     request.windowsize = Some(Windowsize::new(16)?);
-//!     request.tsize = Some(0);
+//!     request.tsize = true; // ask for the size: `tsize 0` on the wire
 //!     let mut transfer = Transfer::client(clock(), server, &request, Config::default())?;
 //!
 //!     let mut file = Vec::new(); // `Storage`: received DATA is appended here.
@@ -111,9 +111,9 @@
 //!         while let Some(t) = transfer.poll_transmit(clock(), &mut file, &mut out) {
 //!             socket.send_to(&out[..t.len], t.destination)?;
 //!         }
-//!         // 2. Handle its events; the transfer's end is one of them. (A receiver may dally
-//!         //    a while after it, to re-ACK a repeated final block; a client in a hurry,
-//!         //    like this one, need not.)
+//!         // 2. Handle its events; the transfer's end is one of them, and the final ACK
+//!         //    went out in 1. (A request with `dally` set stays a while after this, to
+//!         //    re-ACK a repeated final block: drive it on until `is_closed()`.)
 //!         if let Some(TransferEvent::Finished { stats, result }) = transfer.poll_event() {
 //!             break (stats, result);
 //!         }

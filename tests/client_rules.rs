@@ -1,7 +1,8 @@
-//! The client's rules on what a server sends it, one named test each, driving a client
-//! `Transfer` with crafted datagrams on a virtual clock: the size the server announced
-//! (tsize) and the client's own limit (`max_size`) hold a download, and an OACK that does
-//! not parse is refused at once.
+//! The client's rules, one named test each, driving a client `Transfer` with crafted
+//! datagrams on a virtual clock: which tsize a request carries, the size the server
+//! announced (tsize) and the client's own limit (`max_size`) hold a download, an OACK that
+//! does not parse is refused at once, and a download ends at its final ACK unless asked
+//! to dally.
 
 mod sim;
 
@@ -23,16 +24,17 @@ fn oack(options: Options<'_>) -> Vec<u8> {
 }
 
 fn oack_tsize(tsize: u64) -> Vec<u8> {
-    oack(Options {
-        tsize: Some(tsize),
-        ..Options::default()
+    oack({
+        let mut options = Options::default();
+        options.tsize = Some(tsize);
+        options
     })
 }
 
 /// A download asking for tsize (and, given, a block size and a limit), its request sent.
 fn download(blksize: Option<u64>, max_size: Option<u64>, f: &mut Vec<u8>) -> Transfer {
     let mut req = ClientRequest::new(Direction::Read, "f");
-    req.tsize = Some(0);
+    req.tsize = true;
     req.blksize = blksize.map(|b| Blksize::new(b).unwrap());
     req.max_size = max_size;
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
@@ -133,10 +135,11 @@ fn more_data_than_announced_in_a_later_block_stops_there() {
 fn endless_data_after_a_tsize_stops_at_the_announced_size() {
     let mut f = Vec::new();
     let mut c = download(Some(8), None, &mut f);
-    let o = oack(Options {
-        blksize: Some(Blksize::new(8)),
-        tsize: Some(40),
-        ..Options::default()
+    let o = oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(8));
+        options.tsize = Some(40);
+        options
     });
     c.handle_datagram(ms(1), transfer_addr(), &o, &mut f);
     drain(&mut c, ms(1), &mut f);
@@ -205,16 +208,17 @@ fn a_file_of_exactly_the_announced_size_downloads() {
 fn repeated_and_out_of_order_blocks_do_not_count_against_the_size() {
     let mut f = Vec::new();
     let mut req = ClientRequest::new(Direction::Read, "f");
-    req.tsize = Some(0);
+    req.tsize = true;
     req.blksize = Some(Blksize::new(8).unwrap());
     req.windowsize = Some(Windowsize::new(4).unwrap());
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut f);
-    let o = oack(Options {
-        blksize: Some(Blksize::new(8)),
-        windowsize: Some(Windowsize::new(4)),
-        tsize: Some(20),
-        ..Options::default()
+    let o = oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(8));
+        options.windowsize = Some(Windowsize::new(4));
+        options.tsize = Some(20);
+        options
     });
     c.handle_datagram(ms(1), transfer_addr(), &o, &mut f);
     drain(&mut c, ms(1), &mut f);
@@ -234,18 +238,22 @@ fn repeated_and_out_of_order_blocks_do_not_count_against_the_size() {
 }
 
 #[test]
-fn netascii_downloads_are_not_held_to_tsize() {
+fn netascii_downloads_neither_ask_for_tsize_nor_are_held_to_one() {
     // tsize is ill-defined in netascii: line ends change size on the wire.
     let mut f = Vec::new();
     let mut req = ClientRequest::new(Direction::Read, "f");
     req.mode = Mode::Netascii;
-    req.tsize = Some(0);
+    req.tsize = true;
+    req.blksize = Some(Blksize::new(1024).unwrap());
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
-    drain(&mut c, T0, &mut f);
-    c.handle_datagram(ms(1), transfer_addr(), &oack_tsize(3), &mut f);
-    drain(&mut c, ms(1), &mut f);
-    c.handle_datagram(ms(2), transfer_addr(), &data(1, b"a\r\nb\r\nc"), &mut f);
-    assert_eq!(drain(&mut c, ms(2), &mut f), [(transfer_addr(), ack(1))]);
+    let sent = drain(&mut c, T0, &mut f);
+    let asked = request_options(&sent[0].1);
+    assert_eq!(
+        (asked.tsize, asked.blksize),
+        (None, Some(Ok(Blksize::new(1024).unwrap())))
+    );
+    c.handle_datagram(ms(1), transfer_addr(), &data(1, b"a\r\nb\r\nc"), &mut f);
+    assert_eq!(drain(&mut c, ms(1), &mut f), [(transfer_addr(), ack(1))]);
     assert!(finished(&mut c).unwrap().is_ok());
     assert_eq!(f, b"a\nb\nc");
 }
@@ -336,9 +344,10 @@ fn the_limit_counts_netascii_bytes_on_the_wire() {
     req.max_size = Some(10);
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut f);
-    let o = oack(Options {
-        blksize: Some(Blksize::new(8)),
-        ..Options::default()
+    let o = oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(8));
+        options
     });
     c.handle_datagram(ms(1), transfer_addr(), &o, &mut f);
     drain(&mut c, ms(1), &mut f);
@@ -379,7 +388,7 @@ fn against_the_endpoint(
 ) -> (Result<Stats, TransferError>, Vec<u8>) {
     let mut s = ServerSide::serving(file);
     let mut req = ClientRequest::new(Direction::Read, "f");
-    req.tsize = Some(0);
+    req.tsize = true;
     req.max_size = max_size;
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let mut got = Vec::new();
@@ -423,6 +432,175 @@ fn against_a_real_server_the_limit_admits_a_file_of_its_size_and_refuses_one_mor
         }
     );
     assert!(got.is_empty());
+}
+
+// --- Which tsize a request carries ---------------------------------------------------------
+
+/// The options of a request datagram.
+fn request_options(datagram: &[u8]) -> Options<'_> {
+    match Packet::parse(datagram).unwrap() {
+        Packet::Rrq(r) | Packet::Wrq(r) => r.options,
+        p => panic!("not a request: {p:?}"),
+    }
+}
+
+/// The tsize of the request a client with `req` sends first.
+fn tsize_sent(req: &ClientRequest<'_>) -> Option<u64> {
+    let mut c = Transfer::client(T0, server_addr(), req, rule_config()).unwrap();
+    let sent = drain(&mut c, T0, &mut Vec::new());
+    request_options(&sent[0].1).tsize
+}
+
+#[test]
+fn a_read_asks_for_tsize_with_0_and_a_write_announces_its_known_size() {
+    let mut read = ClientRequest::new(Direction::Read, "f");
+    read.tsize = true;
+    assert_eq!(tsize_sent(&read), Some(0), "RFC 2349: a read asks with 0");
+    // A size given to a read is not sent: the server is the one that knows it.
+    read.size = Some(5000);
+    assert_eq!(tsize_sent(&read), Some(0));
+
+    let mut write = ClientRequest::new(Direction::Write, "f");
+    write.tsize = true;
+    write.size = Some(5000);
+    assert_eq!(tsize_sent(&write), Some(5000));
+    // Not known (a stream): nothing is announced, rather than a 0 a server would hold
+    // the upload to.
+    write.size = None;
+    assert_eq!(tsize_sent(&write), None);
+
+    // Not asked: neither sends one.
+    write.size = Some(5000);
+    write.tsize = false;
+    read.tsize = false;
+    assert_eq!((tsize_sent(&read), tsize_sent(&write)), (None, None));
+}
+
+#[test]
+fn netascii_uploads_do_not_announce_their_size() {
+    // The file's size is not the bytes on the wire, where each line end takes two.
+    let mut write = ClientRequest::new(Direction::Write, "f");
+    write.mode = Mode::Netascii;
+    write.tsize = true;
+    write.size = Some(5000);
+    assert_eq!(tsize_sent(&write), None);
+}
+
+#[test]
+fn an_unasked_tsize_in_a_netascii_oack_is_refused_as_any_unasked_option() {
+    let mut f = Vec::new();
+    let mut req = ClientRequest::new(Direction::Read, "f");
+    req.mode = Mode::Netascii;
+    req.tsize = true;
+    req.blksize = Some(Blksize::new(1024).unwrap());
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
+    drain(&mut c, T0, &mut f);
+    let o = oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(1024));
+        options.tsize = Some(3);
+        options
+    });
+    c.handle_datagram(ms(1), transfer_addr(), &o, &mut f);
+    assert_refused(&mut c, ms(1), &mut f, ErrorCode::OptionNegotiation);
+    assert!(matches!(
+        finished(&mut c).unwrap(),
+        Err(TransferError::BadOack(_))
+    ));
+}
+
+// --- How a download ends ----------------------------------------------------------------------
+
+/// A download of 515 bytes in 512-byte blocks (the server ignored the options), up to
+/// the final block's arrival at 2 ms: its final ACK is due.
+fn download_to_its_final_block(dally: bool, f: &mut Vec<u8>) -> Transfer {
+    let mut req = ClientRequest::new(Direction::Read, "f");
+    req.dally = dally;
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
+    drain(&mut c, T0, f);
+    c.handle_datagram(ms(1), transfer_addr(), &data(1, &block(512, 1)), f);
+    assert_eq!(drain(&mut c, ms(1), f), [(transfer_addr(), ack(1))]);
+    c.handle_datagram(ms(2), transfer_addr(), &data(2, &block(3, 2)), f);
+    c
+}
+
+#[test]
+fn a_download_closes_once_its_final_ack_is_out() {
+    let mut f = Vec::new();
+    let mut c = download_to_its_final_block(false, &mut f);
+    assert_eq!(finished(&mut c).unwrap().unwrap().bytes, 515);
+    assert!(!c.is_closed(), "the final ACK is still to send");
+    assert_eq!(drain(&mut c, ms(2), &mut f), [(transfer_addr(), ack(2))]);
+    assert!(c.is_closed(), "no dally unless asked");
+    assert_eq!(c.poll_timeout(), None);
+    // A repeated final DATA finds the transfer gone (on sockets: its port closed).
+    c.handle_datagram(ms(1002), transfer_addr(), &data(2, &block(3, 2)), &mut f);
+    assert!(drain(&mut c, ms(1002), &mut f).is_empty());
+    assert_eq!(f.len(), 515);
+}
+
+#[test]
+fn a_download_asked_to_dally_re_acks_a_repeated_final_data_then_ends_by_itself() {
+    let mut f = Vec::new();
+    let mut c = download_to_its_final_block(true, &mut f);
+    // The file is complete and said so at once; the dally is only for the server's sake.
+    assert_eq!(finished(&mut c).unwrap().unwrap().bytes, 515);
+    assert_eq!(drain(&mut c, ms(2), &mut f), [(transfer_addr(), ack(2))]);
+    assert!(!c.is_closed(), "dallying");
+    // Twice the (1 s) timeout: long enough to hear the server repeat after its own.
+    let end = c.poll_timeout().unwrap();
+    assert_eq!(end, ms(2002));
+    // Our final ACK was lost; the server repeats its final DATA after its timeout.
+    c.handle_datagram(ms(1002), transfer_addr(), &data(2, &block(3, 2)), &mut f);
+    assert_eq!(drain(&mut c, ms(1002), &mut f), [(transfer_addr(), ack(2))]);
+    assert_eq!(f.len(), 515, "stored once");
+    assert!(finished(&mut c).is_none(), "one Finished only");
+    // Each repeat renews the stay; an earlier block is no repeat of the last.
+    assert_eq!(c.poll_timeout(), Some(ms(3002)));
+    c.handle_datagram(ms(1500), transfer_addr(), &data(1, &block(512, 1)), &mut f);
+    assert!(drain(&mut c, ms(1500), &mut f).is_empty());
+    assert_eq!(c.poll_timeout(), Some(ms(3002)));
+    // Then the server is quiet: the dally ends on its own, with nothing to send.
+    c.handle_timeout(ms(3001));
+    assert!(!c.is_closed(), "not before its deadline");
+    c.handle_timeout(ms(3002));
+    assert!(c.is_closed());
+    assert_eq!(c.poll_timeout(), None);
+    assert!(drain(&mut c, ms(3002), &mut f).is_empty());
+    assert!(finished(&mut c).is_none());
+}
+
+#[test]
+fn a_dallying_download_stops_at_once_when_aborted_and_sends_nothing() {
+    let mut f = Vec::new();
+    let mut c = download_to_its_final_block(true, &mut f);
+    drain(&mut c, ms(2), &mut f);
+    c.abort(ms(3), ErrorCode::NotDefined, "cancelled by the user");
+    assert!(c.is_closed(), "its outcome is settled");
+    assert!(
+        drain(&mut c, ms(3), &mut f).is_empty(),
+        "no ERROR after a success"
+    );
+    assert!(finished(&mut c).unwrap().is_ok());
+}
+
+#[test]
+fn an_upload_asked_to_dally_closes_at_its_final_ack() {
+    // Nothing to repeat: a sender is done when the server acknowledged the last block.
+    let mut file = block(100, 9);
+    let mut req = ClientRequest::new(Direction::Write, "f");
+    req.dally = true;
+    let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
+    drain(&mut c, T0, &mut file);
+    c.handle_datagram(ms(1), transfer_addr(), &ack(0), &mut file);
+    assert_eq!(
+        drain(&mut c, ms(1), &mut file),
+        [(transfer_addr(), data(1, &file))]
+    );
+    c.handle_datagram(ms(2), transfer_addr(), &ack(1), &mut file);
+    assert_eq!(finished(&mut c).unwrap().unwrap().bytes, 100);
+    assert!(c.is_closed());
+    assert_eq!(c.poll_timeout(), None);
 }
 
 // --- An OACK that does not parse ------------------------------------------------------------
@@ -473,9 +651,10 @@ fn a_malformed_oack_from_another_address_is_a_stranger() {
     assert_eq!(error_code(&out[0].1), ErrorCode::UnknownTransferId);
     assert!(finished(&mut c).is_none(), "the transfer goes on");
     // The real answer still works.
-    let o = oack(Options {
-        blksize: Some(Blksize::new(1428)),
-        ..Options::default()
+    let o = oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(1428));
+        options
     });
     c.handle_datagram(ms(2), transfer_addr(), &o, &mut f);
     assert_eq!(drain(&mut c, ms(2), &mut f), [(transfer_addr(), ack(0))]);
@@ -491,9 +670,10 @@ fn other_malformed_datagrams_from_the_server_are_still_ignored() {
         assert!(finished(&mut c).is_none());
     }
     // After the first answer, a repeated OACK that does not parse is junk too.
-    let o = oack(Options {
-        blksize: Some(Blksize::new(1428)),
-        ..Options::default()
+    let o = oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(1428));
+        options
     });
     c.handle_datagram(ms(2), transfer_addr(), &o, &mut f);
     assert_eq!(drain(&mut c, ms(2), &mut f), [(transfer_addr(), ack(0))]);
@@ -512,10 +692,11 @@ fn an_upload_closed_while_paused_between_bursts_has_no_deadline() {
     req.windowsize = Some(Windowsize::new(8).unwrap());
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut file);
-    let o = oack(Options {
-        blksize: Some(Blksize::new(8)),
-        windowsize: Some(Windowsize::new(8)),
-        ..Options::default()
+    let o = oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(8));
+        options.windowsize = Some(Windowsize::new(8));
+        options
     });
     c.handle_datagram(ms(1), transfer_addr(), &o, &mut file);
     assert_eq!(drain(&mut c, ms(1), &mut file).len(), 8, "a whole window");

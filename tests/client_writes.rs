@@ -84,7 +84,7 @@ fn download(server: SocketAddr) -> (Receiver<usize>, Sender<bool>, Outcome) {
             server,
             "f",
             &mut held,
-            &ClientOptions::default(),
+            &ClientOptions::plain(),
             &mut |_, _| {},
         );
         held.written.append(&mut held.gathered);

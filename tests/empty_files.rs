@@ -15,10 +15,11 @@ fn rrq(blksize: Option<u64>, tsize: bool) -> Vec<u8> {
     Packet::Rrq(Request {
         filename: Text::from("f"),
         mode: wirekit::tftp::Mode::Octet,
-        options: Options {
-            blksize: blksize.map(Blksize::new),
-            tsize: tsize.then_some(0),
-            ..Options::default()
+        options: {
+            let mut options = Options::default();
+            options.blksize = blksize.map(Blksize::new);
+            options.tsize = tsize.then_some(0);
+            options
         },
     })
     .to_vec()
@@ -60,9 +61,10 @@ fn empty_upload_still_echoes_its_tsize() {
     let wrq = Packet::Wrq(Request {
         filename: Text::from("f"),
         mode: wirekit::tftp::Mode::Octet,
-        options: Options {
-            tsize: Some(0),
-            ..Options::default()
+        options: {
+            let mut options = Options::default();
+            options.tsize = Some(0);
+            options
         },
     })
     .to_vec()

@@ -20,9 +20,10 @@ use wirekit::tftp::{Blksize, ErrorCode, Timeout, TransferError, Windowsize};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// Client options: the defaults, changed by `set`.
+/// Client options: a plain request (no options, 512-byte blocks in lock-step), changed by
+/// `set`.
 fn options(set: impl FnOnce(&mut ClientOptions)) -> ClientOptions {
-    let mut o = ClientOptions::default();
+    let mut o = ClientOptions::plain();
     set(&mut o);
     o
 }
@@ -31,7 +32,8 @@ fn options(set: impl FnOnce(&mut ClientOptions)) -> ClientOptions {
 fn option_sets() -> Vec<(&'static str, ClientOptions)> {
     let blk = |n| Some(Blksize::new(n).unwrap());
     vec![
-        ("no options", ClientOptions::default()),
+        ("no options", ClientOptions::plain()),
+        ("the defaults", ClientOptions::default()),
         ("tsize", options(|o| o.tsize = true)),
         ("blksize 1468", options(|o| o.blksize = blk(1468))),
         (
@@ -191,7 +193,7 @@ fn client_sees_tftpd_errors() {
         return;
     };
     for opts in [
-        ClientOptions::default(),
+        ClientOptions::plain(),
         options(|o| {
             o.tsize = true;
             o.blksize = Some(Blksize::new(1468).unwrap());

@@ -541,7 +541,7 @@ fn our_option_sets() -> Vec<(&'static str, ClientOptions)> {
     large_netascii.windowsize = Some(Windowsize::new(2).unwrap());
     large_netascii.netascii = true;
     vec![
-        ("no options", ClientOptions::default()),
+        ("no options", ClientOptions::plain()),
         ("blksize 1468 + windowsize 16 + tsize + timeout 2", windowed),
         ("blksize 65464 + windowsize 2 + netascii", large_netascii),
     ]

@@ -1036,7 +1036,7 @@ fn a_boot_storm_through_the_balancer(lab: &Lab) {
     let (name, _) = MACHINE_FILE;
     let want = lab.file(name);
     let from: Vec<usize> = (0..REPLICAS).map(|i| lab.server(i).lines().len()).collect();
-    let mut opts = ClientOptions::default();
+    let mut opts = ClientOptions::plain();
     opts.blksize = Some(Blksize::new(1468).unwrap());
     let vip = SocketAddr::new(VIP.into(), 69);
     let ready = Barrier::new(MACHINES + 1);

@@ -45,11 +45,12 @@ fn request(direction: Direction, name: &str, ask: Ask) -> Vec<u8> {
     let r = Request {
         filename: Text::from(name),
         mode: Mode::Octet,
-        options: Options {
-            blksize: ask.blksize.map(Blksize::new),
-            windowsize: ask.windowsize.map(Windowsize::new),
-            timeout: ask.timeout.map(Timeout::new),
-            ..Options::default()
+        options: {
+            let mut options = Options::default();
+            options.blksize = ask.blksize.map(Blksize::new);
+            options.windowsize = ask.windowsize.map(Windowsize::new);
+            options.timeout = ask.timeout.map(Timeout::new);
+            options
         },
     };
     match direction {
@@ -613,9 +614,10 @@ fn ended_reports_carry_true_stats_on_failure() {
 
 #[test]
 fn non_request_datagrams_on_the_listener_get_no_answer_and_a_malformed_request_gets_error_4() {
-    let oack = Packet::Oack(Options {
-        blksize: Some(Blksize::new(512)),
-        ..Options::default()
+    let oack = Packet::Oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(512));
+        options
     })
     .to_vec()
     .unwrap();

@@ -41,19 +41,21 @@ enum Owned {
 
 impl OwnedOptions {
     fn view(&self) -> Options<'_> {
-        Options {
-            blksize: self.blksize.map(Blksize::new),
-            timeout: self.timeout.map(Timeout::new),
-            tsize: self.tsize,
-            windowsize: self.windowsize.map(Windowsize::new),
-            unknown: self
+        {
+            let mut options = Options::default();
+            options.blksize = self.blksize.map(Blksize::new);
+            options.timeout = self.timeout.map(Timeout::new);
+            options.tsize = self.tsize;
+            options.windowsize = self.windowsize.map(Windowsize::new);
+            options.unknown = self
                 .unknown
                 .iter()
                 .map(|(n, v)| UnknownOption {
                     name: Text::new(n),
                     value: Text::new(v),
                 })
-                .collect(),
+                .collect();
+            options
         }
     }
 }

@@ -42,12 +42,14 @@ struct Ask {
 }
 
 fn request(direction: Direction, mode: Mode, ask: Ask) -> Vec<u8> {
-    let options = Options {
-        blksize: ask.blksize.map(Blksize::new),
-        windowsize: ask.windowsize.map(Windowsize::new),
-        timeout: ask.timeout.map(Timeout::new),
-        tsize: ask.tsize,
-        unknown: Vec::new(),
+    let options = {
+        let mut options = Options::default();
+        options.blksize = ask.blksize.map(Blksize::new);
+        options.windowsize = ask.windowsize.map(Windowsize::new);
+        options.timeout = ask.timeout.map(Timeout::new);
+        options.tsize = ask.tsize;
+        options.unknown = Vec::new();
+        options
     };
     let r = Request {
         filename: Text::from("f"),
@@ -357,10 +359,11 @@ fn windowsize_receiver_acks_window_end_and_reports_a_gap_once() {
     req.windowsize = Some(Windowsize::new(4).unwrap());
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     drain(&mut c, T0, &mut f);
-    let oack = Packet::Oack(Options {
-        blksize: Some(Blksize::new(8)),
-        windowsize: Some(Windowsize::new(4)),
-        ..Options::default()
+    let oack = Packet::Oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(8));
+        options.windowsize = Some(Windowsize::new(4));
+        options
     })
     .to_vec()
     .unwrap();
@@ -869,7 +872,7 @@ fn uefi_tsize_probe_is_a_clean_end() {
 fn client_with(ask_blksize: Option<u64>, ask_tsize: bool, direction: Direction) -> Transfer {
     let mut req = ClientRequest::new(direction, "f");
     req.blksize = ask_blksize.map(|b| Blksize::new(b).unwrap());
-    req.tsize = ask_tsize.then_some(0);
+    req.tsize = ask_tsize;
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let first = drain(&mut c, T0, &mut Vec::new());
     assert_eq!(first.len(), 1);
@@ -898,9 +901,10 @@ fn expect_error_8(c: &mut Transfer) {
 #[test]
 fn client_refuses_an_oack_with_a_larger_blksize() {
     let mut c = client_with(Some(512), false, Direction::Read);
-    let oack = Packet::Oack(Options {
-        blksize: Some(Blksize::new(1024)),
-        ..Options::default()
+    let oack = Packet::Oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(1024));
+        options
     })
     .to_vec()
     .unwrap();
@@ -911,10 +915,11 @@ fn client_refuses_an_oack_with_a_larger_blksize() {
 #[test]
 fn client_refuses_an_oack_with_an_option_it_did_not_ask() {
     let mut c = client_with(Some(512), false, Direction::Read);
-    let oack = Packet::Oack(Options {
-        blksize: Some(Blksize::new(512)),
-        tsize: Some(10),
-        ..Options::default()
+    let oack = Packet::Oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(512));
+        options.tsize = Some(10);
+        options
     })
     .to_vec()
     .unwrap();
@@ -931,10 +936,11 @@ fn client_refuses_an_oack_with_an_option_it_did_not_ask() {
 fn client_accepts_a_lowered_blksize_and_re_acks_a_repeated_oack() {
     let mut got = Vec::new();
     let mut c = client_with(Some(1468), true, Direction::Read);
-    let oack = Packet::Oack(Options {
-        blksize: Some(Blksize::new(1024)),
-        tsize: Some(3000),
-        ..Options::default()
+    let oack = Packet::Oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(1024));
+        options.tsize = Some(3000);
+        options
     })
     .to_vec()
     .unwrap();
@@ -1297,9 +1303,10 @@ fn a_sender_that_gives_up_reports_the_blocks_acknowledged() {
     let mut c = Transfer::client(T0, server_addr(), &req, rule_config()).unwrap();
     let mut src = file(100);
     drain(&mut c, T0, &mut src);
-    let oack = Packet::Oack(Options {
-        blksize: Some(Blksize::new(8)),
-        ..Options::default()
+    let oack = Packet::Oack({
+        let mut options = Options::default();
+        options.blksize = Some(Blksize::new(8));
+        options
     })
     .to_vec()
     .unwrap();

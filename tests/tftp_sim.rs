@@ -53,6 +53,7 @@ proptest! {
         win in windowsize(),
         ask_options in any::<bool>(),
         tsize in any::<bool>(),
+        dally in any::<bool>(),
         single_port in any::<bool>(),
         loss in 0u32..=300,
         dup in 0u32..=100,
@@ -70,6 +71,7 @@ proptest! {
             s.windowsize = Some(win);
         }
         s.tsize = tsize;
+        s.dally = dally;
         s.faults = Faults {
             loss,
             dup,
@@ -126,6 +128,7 @@ proptest! {
                 c.windowsize = Some(if i % 2 == 0 { 1 } else { 8 });
                 c.mode = if pick.chance(200) { Mode::Netascii } else { Mode::Octet };
                 c.tsize = pick.chance(500);
+                c.dally = pick.chance(500);
                 c
             })
             .collect();

@@ -102,16 +102,13 @@ const CURL_RRQ: &[u8] = b"\0\x01file.bin\0octet\0tsize\x000\0blksize\x00512\0tim
 
 #[test]
 fn curl_rrq() {
-    let packet = rrq(
-        b"file.bin",
-        Mode::Octet,
-        Options {
-            blksize: blksize(512),
-            timeout: timeout(6),
-            tsize: Some(0),
-            ..Options::default()
-        },
-    );
+    let packet = rrq(b"file.bin", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(512);
+        options.timeout = timeout(6);
+        options.tsize = Some(0);
+        options
+    });
     parses_then_encodes(
         CURL_RRQ,
         &packet,
@@ -138,16 +135,13 @@ fn curl_rrq_with_tftp_blksize_and_ascii() {
 fn curl_wrq_sends_the_file_size() {
     // `curl -T image.bin tftp://host/` on a 1 MiB file: tsize carries the size.
     let bytes = b"\0\x02image.bin\0octet\0tsize\x001048576\0blksize\x00512\0timeout\x006\0";
-    let packet = wrq(
-        b"image.bin",
-        Mode::Octet,
-        Options {
-            blksize: blksize(512),
-            timeout: timeout(6),
-            tsize: Some(1_048_576),
-            ..Options::default()
-        },
-    );
+    let packet = wrq(b"image.bin", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(512);
+        options.timeout = timeout(6);
+        options.tsize = Some(1_048_576);
+        options
+    });
     parses_then_encodes(
         bytes,
         &packet,
@@ -176,15 +170,12 @@ const ATFTP_RRQ: &[u8] = b"\0\x01kernel\0octet\0blksize\x001468\0windowsize\x001
 
 #[test]
 fn atftp_rrq_blksize_windowsize() {
-    let packet = rrq(
-        b"kernel",
-        Mode::Octet,
-        Options {
-            blksize: blksize(1468),
-            windowsize: windowsize(16),
-            ..Options::default()
-        },
-    );
+    let packet = rrq(b"kernel", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(1468);
+        options.windowsize = windowsize(16);
+        options
+    });
     // Already in the encoder's order: byte-exact both ways.
     exact(ATFTP_RRQ, &packet);
 }
@@ -194,30 +185,24 @@ const BUSYBOX_RRQ: &[u8] = b"\0\x01initrd.img\0octet\0blksize\x001468\0tsize\x00
 
 #[test]
 fn busybox_rrq_blksize_tsize() {
-    let packet = rrq(
-        b"initrd.img",
-        Mode::Octet,
-        Options {
-            blksize: blksize(1468),
-            tsize: Some(0),
-            ..Options::default()
-        },
-    );
+    let packet = rrq(b"initrd.img", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(1468);
+        options.tsize = Some(0);
+        options
+    });
     exact(BUSYBOX_RRQ, &packet);
 }
 
 #[test]
 fn busybox_wrq_with_size() {
     // `tftp -p -b 1024 -l log.txt host`: tsize is the local file's size.
-    let packet = wrq(
-        b"log.txt",
-        Mode::Octet,
-        Options {
-            blksize: blksize(1024),
-            tsize: Some(2_345),
-            ..Options::default()
-        },
-    );
+    let packet = wrq(b"log.txt", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(1024);
+        options.tsize = Some(2_345);
+        options
+    });
     exact(
         b"\0\x02log.txt\0octet\0blksize\x001024\0tsize\x002345\0",
         &packet,
@@ -237,11 +222,12 @@ const UEFI_ERROR_8: &[u8] = b"\0\x05\0\x08User aborted the transfer\0";
 
 #[test]
 fn uefi_pxe_size_probe_then_error_8() {
-    let options = Options {
-        blksize: blksize(1468),
-        tsize: Some(0),
-        windowsize: windowsize(4),
-        ..Options::default()
+    let options = {
+        let mut options = Options::default();
+        options.blksize = blksize(1468);
+        options.tsize = Some(0);
+        options.windowsize = windowsize(4);
+        options
     };
     parses_then_encodes(
         UEFI_RRQ,
@@ -249,11 +235,12 @@ fn uefi_pxe_size_probe_then_error_8() {
         b"\0\x01bootx64.efi\0octet\0blksize\x001468\0tsize\x000\0windowsize\x004\0",
     );
 
-    let oack = Packet::Oack(Options {
-        blksize: blksize(1468),
-        tsize: Some(987_648),
-        windowsize: windowsize(4),
-        ..Options::default()
+    let oack = Packet::Oack({
+        let mut options = Options::default();
+        options.blksize = blksize(1468);
+        options.tsize = Some(987_648);
+        options.windowsize = windowsize(4);
+        options
     });
     exact(UEFI_OACK, &oack);
 
@@ -268,14 +255,11 @@ fn uefi_pxe_size_probe_then_error_8() {
 #[test]
 fn uefi_second_rrq_without_tsize() {
     // The real download that follows: same blksize, no tsize.
-    let packet = rrq(
-        b"bootx64.efi",
-        Mode::Octet,
-        Options {
-            blksize: blksize(1468),
-            ..Options::default()
-        },
-    );
+    let packet = rrq(b"bootx64.efi", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(1468);
+        options
+    });
     exact(b"\0\x01bootx64.efi\0octet\0blksize\x001468\0", &packet);
 }
 
@@ -285,12 +269,14 @@ fn uefi_second_rrq_without_tsize() {
 
 #[test]
 fn oack_every_known_option_and_unknown_ones_in_order() {
-    let oack = Packet::Oack(Options {
-        blksize: blksize(8192),
-        timeout: timeout(3),
-        tsize: Some(u64::MAX),
-        windowsize: windowsize(65535),
-        unknown: vec![unknown("multicast", ""), unknown("x-vendor", "on")],
+    let oack = Packet::Oack({
+        let mut options = Options::default();
+        options.blksize = blksize(8192);
+        options.timeout = timeout(3);
+        options.tsize = Some(u64::MAX);
+        options.windowsize = windowsize(65535);
+        options.unknown = vec![unknown("multicast", ""), unknown("x-vendor", "on")];
+        options
     });
     exact(
         b"\0\x06blksize\x008192\0timeout\x003\0tsize\x0018446744073709551615\0windowsize\x0065535\0\
@@ -560,17 +546,15 @@ fn mode_in_mixed_case() {
 
 #[test]
 fn option_names_in_upper_case() {
-    let packet = rrq(
-        b"f",
-        Mode::Octet,
-        Options {
-            blksize: blksize(1432),
-            timeout: timeout(2),
-            tsize: Some(0),
-            windowsize: windowsize(8),
-            unknown: vec![unknown("MULTICAST", "")],
-        },
-    );
+    let packet = rrq(b"f", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(1432);
+        options.timeout = timeout(2);
+        options.tsize = Some(0);
+        options.windowsize = windowsize(8);
+        options.unknown = vec![unknown("MULTICAST", "")];
+        options
+    });
     parses_then_encodes(
         b"\0\x01f\0octet\0BLKSIZE\x001432\0TimeOut\x002\0TSIZE\x000\0WINDOWSIZE\x008\0MULTICAST\0\0",
         &packet,
@@ -580,14 +564,11 @@ fn option_names_in_upper_case() {
 
 #[test]
 fn trailing_nul_padding_after_options() {
-    let packet = rrq(
-        b"f",
-        Mode::Octet,
-        Options {
-            blksize: blksize(512),
-            ..Options::default()
-        },
-    );
+    let packet = rrq(b"f", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(512);
+        options
+    });
     parses_then_encodes(
         b"\0\x01f\0octet\0blksize\x00512\0\0\0\0",
         &packet,
@@ -602,9 +583,10 @@ fn trailing_nul_padding_after_options() {
     // And after an OACK's options.
     parses_then_encodes(
         b"\0\x06tsize\x007\0\0\0",
-        &Packet::Oack(Options {
-            tsize: Some(7),
-            ..Options::default()
+        &Packet::Oack({
+            let mut options = Options::default();
+            options.tsize = Some(7);
+            options
         }),
         b"\0\x06tsize\x007\0",
     );
@@ -612,14 +594,11 @@ fn trailing_nul_padding_after_options() {
 
 #[test]
 fn duplicate_known_option_first_wins() {
-    let packet = rrq(
-        b"f",
-        Mode::Octet,
-        Options {
-            blksize: blksize(1024),
-            ..Options::default()
-        },
-    );
+    let packet = rrq(b"f", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(1024);
+        options
+    });
     parses_then_encodes(
         b"\0\x01f\0octet\0blksize\x001024\0BLKSIZE\x00512\0",
         &packet,
@@ -694,15 +673,12 @@ fn out_of_range_values_are_kept() {
 
 #[test]
 fn numbers_with_leading_zeros() {
-    let packet = rrq(
-        b"f",
-        Mode::Octet,
-        Options {
-            blksize: blksize(512),
-            tsize: Some(0),
-            ..Options::default()
-        },
-    );
+    let packet = rrq(b"f", Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(512);
+        options.tsize = Some(0);
+        options
+    });
     parses_then_encodes(
         b"\0\x01f\0octet\0blksize\x0000512\0tsize\x00000\0",
         &packet,
@@ -910,9 +886,10 @@ fn refuses_nul_inside_strings() {
         },
         EncodeError::ContainsNul(Field::ErrorMessage),
     );
-    let with = |u| Options {
-        unknown: vec![u],
-        ..Options::default()
+    let with = |u| {
+        let mut options = Options::default();
+        options.unknown = vec![u];
+        options
     };
     encode_refused(
         &Packet::Oack(with(UnknownOption {
@@ -946,9 +923,10 @@ fn refuses_unknown_option_shadowing_a_known_one() {
         ("TimeOut", OptionName::Timeout),
         ("windowSize", OptionName::Windowsize),
     ] {
-        let options = Options {
-            unknown: vec![unknown(name, "1")],
-            ..Options::default()
+        let options = {
+            let mut options = Options::default();
+            options.unknown = vec![unknown(name, "1")];
+            options
         };
         encode_refused(
             &rrq(b"f", Mode::Octet, options.clone()),
@@ -974,14 +952,11 @@ fn request_size_limit_is_512_bytes() {
     encode_refused(&over, EncodeError::RequestTooLarge { len: 513 });
 
     // Options count towards the limit.
-    let with_options = wrq(
-        &name[..491],
-        Mode::Octet,
-        Options {
-            blksize: blksize(1468),
-            ..Options::default()
-        },
-    );
+    let with_options = wrq(&name[..491], Mode::Octet, {
+        let mut options = Options::default();
+        options.blksize = blksize(1468);
+        options
+    });
     let len = 2 + 492 + 6 + 8 + 5;
     encode_refused(&with_options, EncodeError::RequestTooLarge { len });
 

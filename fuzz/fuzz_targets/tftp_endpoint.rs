@@ -241,12 +241,13 @@ fn request(op: &Op<'_>) -> Option<Vec<u8>> {
     let request = Request {
         filename: Text::new(&name),
         mode: if netascii { Mode::Netascii } else { Mode::Octet },
-        options: Options {
-            blksize: blksize.map(Ok),
-            windowsize: windowsize.map(|w| Windowsize::new(w.into())),
-            timeout: timeout.map(|t| Timeout::new(t.into())),
-            tsize: tsize.map(u64::from),
-            unknown: Vec::new(),
+        options: {
+            let mut options = Options::default();
+            options.blksize = blksize.map(Ok);
+            options.windowsize = windowsize.map(|w| Windowsize::new(w.into()));
+            options.timeout = timeout.map(|t| Timeout::new(t.into()));
+            options.tsize = tsize.map(u64::from);
+            options
         },
     };
     let packet = if read {

@@ -67,6 +67,8 @@ struct Input<'a> {
     windowsize: Option<u8>,
     timeout: Option<Timeout>,
     tsize: bool,
+    /// Client side: dally after the final ACK of a download.
+    dally: bool,
     /// Server side: admit these bytes instead of a well-formed request.
     /// (`file_len`'s low 12 bits are the file's length; client side, its top 4 bits pick
     /// a `max_size`.)
@@ -431,7 +433,9 @@ fuzz_target!(|input: Input<'_>| {
             req.blksize = input.blksize;
             req.windowsize = windowsize;
             req.timeout = input.timeout;
-            req.tsize = input.tsize.then_some(file.len() as u64);
+            req.tsize = input.tsize;
+            req.size = Some(file.len() as u64);
+            req.dally = input.dally;
             max_size = match input.file_len >> 12 {
                 0 => None,
                 k => Some(u64::from(k - 1) * 700),
@@ -458,13 +462,11 @@ fuzz_target!(|input: Input<'_>| {
             let request = match input.raw_request {
                 Some(raw) => raw,
                 None => {
-                    let options = Options {
-                        blksize: input.blksize.map(Ok),
-                        windowsize: windowsize.map(Ok),
-                        timeout: input.timeout.map(Ok),
-                        tsize: input.tsize.then_some(0),
-                        unknown: Vec::new(),
-                    };
+                    let mut options = Options::default();
+                    options.blksize = input.blksize.map(Ok);
+                    options.windowsize = windowsize.map(Ok);
+                    options.timeout = input.timeout.map(Ok);
+                    options.tsize = input.tsize.then_some(0);
                     let r = Request {
                         filename: Text::from("f"),
                         mode,

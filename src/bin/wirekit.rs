@@ -39,10 +39,20 @@ use log_format::LogFormat;
 use log_output::LogQueue;
 use size::{parse_size, parse_size_u32};
 
-/// Asked for unless told otherwise: an Ethernet frame's worth of data per block, and a
-/// window that keeps a LAN busy. Servers that grant less, or know no windows, are followed.
-const FAST_BLKSIZE: u16 = 1468;
-const FAST_WINDOWSIZE: u16 = 16;
+/// `get` and `put` ask for what the library's client asks for by default
+/// ([`ClientOptions::default`], which says why): the flags only show and change it.
+fn default_blksize() -> u16 {
+    ClientOptions::default()
+        .blksize
+        .map_or(Blksize::DEFAULT.get(), Blksize::get)
+}
+
+/// See [`default_blksize`].
+fn default_windowsize() -> u16 {
+    ClientOptions::default()
+        .windowsize
+        .map_or(Windowsize::DEFAULT.get(), Windowsize::get)
+}
 
 /// Default listen address of `wirekit serve`: loopback on a high port, so it runs without
 /// privileges or configuration.
@@ -204,10 +214,10 @@ struct ServeArgs {
 #[derive(Args)]
 struct TransferArgs {
     /// Block size to ask for (8-65464); a server that grants less is taken at its word.
-    #[arg(long, value_name = "N", default_value_t = FAST_BLKSIZE, value_parser = clap::value_parser!(u16).range(8..=65464))]
+    #[arg(long, value_name = "N", default_value_t = default_blksize(), value_parser = clap::value_parser!(u16).range(8..=65464))]
     blksize: u16,
     /// Window size to ask for (1-65535); a server without windows answers in lock-step.
-    #[arg(long, value_name = "N", default_value_t = FAST_WINDOWSIZE, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = default_windowsize(), value_parser = clap::value_parser!(u16).range(1..))]
     windowsize: u16,
     /// Ask for no option at all: a plain RFC 1350 request, for servers that mishandle them.
     #[arg(long, conflicts_with_all = ["blksize", "windowsize", "timeout"])]
@@ -216,7 +226,7 @@ struct TransferArgs {
     #[arg(long, value_name = "S", value_parser = clap::value_parser!(u8).range(1..))]
     timeout: Option<u8>,
     /// Retransmissions before giving up.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = Config::default().retries)]
     retries: u32,
     /// Transfer as text, converting line ends (netascii).
     #[arg(long)]
@@ -320,13 +330,18 @@ fn client_options(a: &TransferArgs) -> Result<ClientOptions, String> {
     let on_signal = cancel.clone();
     ctrlc::set_handler(move || on_signal.cancel())
         .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
-    let mut opts = ClientOptions::default();
-    if !a.no_options {
+    let mut opts = if a.no_options {
+        ClientOptions::plain()
+    } else {
+        let mut opts = ClientOptions::default();
         opts.blksize = Blksize::new(a.blksize.into()).ok();
         opts.windowsize = Windowsize::new(a.windowsize.into()).ok();
         opts.timeout = a.timeout.and_then(|t| Timeout::new(t.into()).ok());
+        opts
+    };
+    if a.no_tsize {
+        opts.tsize = false;
     }
-    opts.tsize = !a.no_tsize && !a.no_options;
     opts.netascii = a.netascii;
     opts.config = config;
     opts.cancel = Some(cancel);

@@ -26,10 +26,10 @@ pub(crate) trait Progress {
     fn progress(&mut self, bytes: u64);
 }
 
-/// Runs `transfer` until it reports its end, and returns its result. The client does not
-/// dally, as tftp-hpa's and curl's do not: its file is complete either way, and a lost
-/// final ACK costs the server a retransmission and a log line. I/O errors of the socket
-/// other than ICMP-caused refusals end the loop.
+/// Runs `transfer` until it is closed, and returns the result it reported. Its end is
+/// reported to `hooks` as soon as the transfer reports it, before any dally the machine
+/// keeps ([`ClientRequest::dally`](crate::tftp::ClientRequest::dally)). I/O errors of the
+/// socket other than ICMP-caused refusals end the loop.
 ///
 /// When `cancel` is set, the transfer is aborted with an ERROR to the peer, and ends with
 /// [`TransferError::Aborted`].
@@ -50,6 +50,7 @@ pub(crate) fn drive<S: Storage + ?Sized>(
     let segments = udp.max_segments();
     let mut tx = vec![0u8; transfer.max_datagram_len().max(GSO_BYTES).max(65_536 + 4)];
     let mut rx = RecvBuffers::new();
+    let mut outcome = None;
     loop {
         let now = tftp::Instant::from(epoch.elapsed());
         if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
@@ -70,18 +71,23 @@ pub(crate) fn drive<S: Storage + ?Sized>(
         while let Some(event) = transfer.poll_event() {
             match event {
                 TransferEvent::Negotiated(n) => hooks.negotiated(&n),
-                TransferEvent::Finished { stats, result } => return Ok(result.map(|()| stats)),
+                TransferEvent::Finished { stats, result } => {
+                    outcome = Some(result.map(|()| stats));
+                }
                 _ => {}
             }
         }
         hooks.progress(transfer.progress());
+        if transfer.is_closed() {
+            return Ok(outcome.expect("a client transfer reports its end before it closes"));
+        }
         // The ACK is out: gathered blocks are written while the server sends on.
         if transfer.flush_storage(now, storage) {
             continue;
         }
         let deadline = transfer
             .poll_timeout()
-            .expect("a client transfer keeps a timer until it reports its end");
+            .expect("a client transfer keeps a timer until it is closed");
         let now = tftp::Instant::from(epoch.elapsed());
         if deadline <= now {
             transfer.handle_timeout(now);

@@ -688,6 +688,8 @@ pub struct ClientSpec {
     pub windowsize: Option<u16>,
     /// Ask tsize.
     pub tsize: bool,
+    /// A reading client dallies after its final ACK.
+    pub dally: bool,
 }
 
 impl ClientSpec {
@@ -702,6 +704,7 @@ impl ClientSpec {
             blksize: None,
             windowsize: None,
             tsize: false,
+            dally: false,
         }
     }
 }
@@ -721,6 +724,8 @@ pub struct Scenario {
     pub windowsize: Option<u16>,
     /// Ask tsize.
     pub tsize: bool,
+    /// A reading client dallies after its final ACK.
+    pub dally: bool,
     /// The network.
     pub faults: Faults,
     /// Seed of the fault generator.
@@ -744,6 +749,7 @@ impl Scenario {
             blksize: None,
             windowsize: None,
             tsize: false,
+            dally: false,
             faults: net.faults,
             seed: net.seed,
             config: net.config,
@@ -759,6 +765,7 @@ impl Scenario {
             blksize: self.blksize,
             windowsize: self.windowsize,
             tsize: self.tsize,
+            dally: self.dally,
             ..ClientSpec::new(client_addr(), "file", self.direction, self.file.clone())
         }
     }
@@ -927,12 +934,11 @@ pub fn run_many(n: &Network, specs: &[ClientSpec]) -> Vec<Outcome> {
         req.mode = spec.mode;
         req.blksize = spec.blksize.map(|b| Blksize::new(b.into()).unwrap());
         req.windowsize = spec.windowsize.map(|w| Windowsize::new(w.into()).unwrap());
-        if spec.tsize {
-            req.tsize = Some(match spec.direction {
-                Direction::Read => 0,
-                Direction::Write => spec.file.len() as u64,
-            });
+        req.tsize = spec.tsize;
+        if spec.direction == Direction::Write {
+            req.size = Some(spec.file.len() as u64);
         }
+        req.dally = spec.dally;
         let blk = usize::from(spec.blksize.unwrap_or(512));
         max_steps += (spec.file.len() * 2 / blk + 1) as u64 * 400;
         let transfer = Transfer::client(Instant::ZERO, server_addr(), &req, n.config).unwrap();

@@ -37,8 +37,8 @@ impl Default for Negotiated {
     }
 }
 
-/// What a client asks for. Options left `None` are not sent. Make one with
-/// [`ClientRequest::new`] and set the options to ask for.
+/// What a client asks for, and how it holds the server to it. Options left `None` are not
+/// sent. Make one with [`ClientRequest::new`] and set the options to ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientRequest<'a> {
@@ -54,15 +54,23 @@ pub struct ClientRequest<'a> {
     pub windowsize: Option<Windowsize>,
     /// Ask the server to use this retransmission timeout.
     pub timeout: Option<Timeout>,
-    /// Read: `Some(0)` asks the server for the file's size. Write: the size we will send.
+    /// Use the transfer size option (RFC 2349). A read asks the server for the file's size
+    /// (`tsize 0`); a write announces [`size`](Self::size), when it is known, so that a
+    /// server can refuse up front a file it has no room for.
     ///
-    /// In octet mode a download then holds the server to the size its OACK announced: a
-    /// block that would take the file past it is not stored, the server is sent ERROR 3
-    /// and the transfer fails; a transfer that ends short of it fails too (the server is
-    /// sent ERROR 0 in place of the final ACK). Both end with
-    /// [`TransferError::SizeMismatch`]. tsize is ill-defined in netascii, where it is not
-    /// enforced.
-    pub tsize: Option<u64>,
+    /// Only in octet mode: in netascii the bytes on the wire are not the file's (a line
+    /// end takes one byte in the file and two on the wire), so a size in either direction
+    /// would mislead, and the option is left out.
+    ///
+    /// A download then holds the server to the size its OACK announced: a block that would
+    /// take the file past it is not stored, the server is sent ERROR 3 and the transfer
+    /// fails; a transfer that ends short of it fails too (the server is sent ERROR 0 in
+    /// place of the final ACK). Both end with [`TransferError::SizeMismatch`].
+    pub tsize: bool,
+    /// Write: the number of bytes the upload will send, when known; announced with
+    /// [`tsize`](Self::tsize). A server may hold the upload to it, so it must be exactly
+    /// what the storage yields. Read: not used (the server tells the size).
+    pub size: Option<u64>,
     /// Read: the most file bytes to accept, so a server cannot fill the disk. An OACK
     /// announcing a larger tsize (octet mode) is refused with ERROR 8; a block that would
     /// take the download past the limit is not stored, and the server is sent ERROR 3.
@@ -70,6 +78,23 @@ pub struct ClientRequest<'a> {
     /// they arrive on the wire, where a line end takes two, so the file stored stays
     /// within the limit too. Write: not used.
     pub max_size: Option<u64>,
+    /// Read: after the final ACK, stay a while to ACK the final DATA again should the
+    /// server repeat it (it does when that ACK is lost), as RFC 1350 (section 6)
+    /// encourages; the transfer is closed ([`Transfer::is_closed`]) only afterwards.
+    /// [`TransferEvent::Finished`] still comes at the final block: the file is complete.
+    /// The stay is twice the retransmission timeout (configured or negotiated, at most the
+    /// maximum timeout), renewed by each repeat. Write: not used (a sender has nothing
+    /// to repeat).
+    ///
+    /// Off by default, as in tftp-hpa's and curl's clients: only a stay longer than the
+    /// server's own timeout (a second or more, for common servers) can catch its repeat,
+    /// and the user of a download would wait that long on every one; without it, a lost
+    /// final ACK costs the server a retransmission and a failed transfer in its log, never
+    /// the client's file. Turn it on where the server's record must be right.
+    ///
+    /// [`Transfer::is_closed`]: crate::tftp::Transfer::is_closed
+    /// [`TransferEvent::Finished`]: crate::tftp::TransferEvent::Finished
+    pub dally: bool,
 }
 
 impl<'a> ClientRequest<'a> {
@@ -82,20 +107,35 @@ impl<'a> ClientRequest<'a> {
             blksize: None,
             windowsize: None,
             timeout: None,
-            tsize: None,
+            tsize: false,
+            size: None,
             max_size: None,
+            dally: false,
+        }
+    }
+
+    /// The tsize option to send: see [`tsize`](Self::tsize).
+    fn tsize_option(&self) -> Option<u64> {
+        if !self.tsize || self.mode != Mode::Octet {
+            return None;
+        }
+        match self.direction {
+            // RFC 2349: a read request carries 0, and the server answers with the size.
+            Direction::Read => Some(0),
+            Direction::Write => self.size,
         }
     }
 
     /// The request datagram, and what it asked for (to judge the OACK by).
     pub(crate) fn encode(&self) -> Result<(Vec<u8>, Asked), EncodeError> {
+        let tsize = self.tsize_option();
         let body = Request {
             filename: self.filename,
             mode: self.mode,
             options: Options {
                 blksize: self.blksize.map(Ok),
                 timeout: self.timeout.map(Ok),
-                tsize: self.tsize,
+                tsize,
                 windowsize: self.windowsize.map(Ok),
                 unknown: Vec::new(),
             },
@@ -108,7 +148,7 @@ impl<'a> ClientRequest<'a> {
             blksize: self.blksize.map(Blksize::get),
             windowsize: self.windowsize.map(Windowsize::get),
             timeout: self.timeout.map(Timeout::get),
-            tsize: self.tsize,
+            tsize,
         };
         Ok((packet.to_vec()?, asked))
     }
@@ -157,7 +197,7 @@ impl SizeRules {
     pub(crate) fn upload(
         limit: Option<u64>,
         tsize: Option<u64>,
-        netascii: bool,
+        mode: Mode,
     ) -> Result<SizeRules, Refusal> {
         if let (Some(limit), Some(size)) = (limit, tsize)
             && size > limit
@@ -169,20 +209,16 @@ impl SizeRules {
         }
         Ok(SizeRules {
             limit,
-            announced: tsize.filter(|_| !netascii),
+            announced: tsize.filter(|_| mode != Mode::Netascii),
             upload: true,
         })
     }
 
-    /// The server's answer settled `tsize`: in octet mode it is the size to hold the
-    /// server to, and refused at once (ERROR 8, as any option the client dislikes) when it
-    /// is over the limit.
-    pub(crate) fn negotiated(
-        &mut self,
-        tsize: Option<u64>,
-        netascii: bool,
-    ) -> Result<(), SizeRefusal> {
-        let Some(size) = tsize.filter(|_| !netascii) else {
+    /// The server's answer settled `tsize` (only ever asked in octet mode): it is the size
+    /// to hold the server to, and refused at once (ERROR 8, as any option the client
+    /// dislikes) when it is over the limit.
+    pub(crate) fn negotiated(&mut self, tsize: Option<u64>) -> Result<(), SizeRefusal> {
+        let Some(size) = tsize else {
             return Ok(());
         };
         if let Some(limit) = self.limit.filter(|&l| size > l) {
@@ -321,7 +357,7 @@ pub(crate) fn negotiate(
     limits: &Limits,
     direction: Direction,
     size: Option<u64>,
-    netascii: bool,
+    mode: Mode,
 ) -> Result<(Negotiated, Option<Vec<u8>>), EncodeError> {
     let mut n = Negotiated::default();
     let mut oack = Options::default();
@@ -353,7 +389,7 @@ pub(crate) fn negotiate(
             // does. Nor for an empty file: curl takes `tsize 0` in an OACK for an error
             // and gives up, so an empty file is answered as if tsize was not asked, to
             // every client (the one empty DATA tells its size all the same).
-            Direction::Read if !netascii => size.filter(|&s| s > 0),
+            Direction::Read if mode != Mode::Netascii => size.filter(|&s| s > 0),
             Direction::Read => None,
             Direction::Write => Some(announced),
         };

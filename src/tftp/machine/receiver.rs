@@ -1,6 +1,7 @@
 //! The side that receives DATA: a server answering WRQ, or a client doing RRQ.
 
 use super::storage::{Storage, StorageError};
+use crate::tftp::wire::Mode;
 use crate::tftp::wire::netascii::NetasciiDecoder;
 
 /// What a DATA packet calls for.
@@ -31,11 +32,11 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
-    pub(crate) fn new(blksize: u16, windowsize: u16, netascii: bool) -> Receiver {
+    pub(crate) fn new(blksize: u16, windowsize: u16, mode: Mode) -> Receiver {
         Receiver {
             blksize: usize::from(blksize),
             windowsize: u64::from(windowsize),
-            netascii: netascii.then(NetasciiDecoder::new),
+            netascii: (mode == Mode::Netascii).then(NetasciiDecoder::new),
             expected: 1,
             since_ack: 0,
             gap_reported: None,

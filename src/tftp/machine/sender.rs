@@ -6,6 +6,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use super::storage::{Segments, Storage, StorageError};
+use crate::tftp::wire::Mode;
 use crate::tftp::wire::netascii::NetasciiEncoder;
 use crate::tftp::wire::{DATA_HEADER_LEN, write_data_header};
 
@@ -161,8 +162,8 @@ impl Pace {
 }
 
 impl Sender {
-    pub(crate) fn new(blksize: u16, windowsize: u16, netascii: bool) -> Sender {
-        let encoding = if netascii {
+    pub(crate) fn new(blksize: u16, windowsize: u16, mode: Mode) -> Sender {
+        let encoding = if mode == Mode::Netascii {
             Encoding::Netascii {
                 scratch: alloc::vec![0; usize::from(blksize)],
                 checkpoints: VecDeque::from([Checkpoint {

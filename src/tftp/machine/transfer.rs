@@ -26,7 +26,9 @@ use super::retransmit::{Config, Expiry, Kind, Timer};
 use super::sender::{AckOutcome, SendError, Sender};
 use super::storage::{Storage, StorageError};
 pub use super::transfer_error::TransferError;
-use crate::tftp::wire::{DATA_HEADER_LEN, Direction, EncodeError, ErrorCode, Opcode, Packet, Text};
+use crate::tftp::wire::{
+    DATA_HEADER_LEN, Direction, EncodeError, ErrorCode, Mode, Opcode, Packet, Text,
+};
 
 /// Counters of a transfer, true also when it failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,8 +65,8 @@ pub enum TransferEvent {
     /// client never hears "stored" for a file that was not.
     UploadComplete,
     /// The transfer ended, with its counters. A receiver may still dally a while after
-    /// this to re-ACK a repeated final block; keep driving it until
-    /// [`Transfer::is_closed`].
+    /// this to re-ACK a repeated final block (a server's always, a client's when
+    /// [`ClientRequest::dally`] asks); keep driving it until [`Transfer::is_closed`].
     Finished {
         /// Counters up to the end, also when it failed.
         stats: Stats,
@@ -103,8 +105,12 @@ impl Transmit {
 enum Side {
     /// `locked` once the server's transfer port is known from its first answer; before,
     /// answers are taken from any port of the server's address. `size`: what a download
-    /// holds the server's bytes to.
-    Client { locked: bool, size: SizeRules },
+    /// holds the server's bytes to. `dally`: [`ClientRequest::dally`].
+    Client {
+        locked: bool,
+        size: SizeRules,
+        dally: bool,
+    },
     /// A server holds its final ACK of an upload until the application committed it.
     /// `answered` once the client sent what the transfer waited for. `size`: what an
     /// upload holds the client's bytes to (no rules for a read).
@@ -134,7 +140,7 @@ enum Phase {
     Requesting {
         direction: Direction,
         asked: Asked,
-        netascii: bool,
+        mode: Mode,
     },
     /// Server read after an OACK: DATA 1 waits for the client's ACK 0.
     AwaitingAck0(Sender),
@@ -230,11 +236,12 @@ impl Transfer {
         let phase = Phase::Requesting {
             direction: request.direction,
             asked,
-            netascii: request.mode == crate::tftp::wire::Mode::Netascii,
+            mode: request.mode,
         };
         let side = Side::Client {
             locked: false,
             size: SizeRules::new(request),
+            dally: request.dally,
         };
         let mut t = Transfer::new(now, side, server, config, phase);
         t.opening = opening;
@@ -252,17 +259,15 @@ impl Transfer {
         direction: Direction,
         negotiated: &Negotiated,
         oack: Option<Vec<u8>>,
-        netascii: bool,
+        mode: Mode,
         size: SizeRules,
     ) -> Transfer {
         let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
         let phase = match (direction, oack.is_some()) {
-            (Direction::Read, true) => {
-                Phase::AwaitingAck0(Sender::new(blksize, windowsize, netascii))
-            }
+            (Direction::Read, true) => Phase::AwaitingAck0(Sender::new(blksize, windowsize, mode)),
             // DATA 1 goes out from the sender on the first poll.
-            (Direction::Read, false) => Phase::Sending(Sender::new(blksize, windowsize, netascii)),
-            (Direction::Write, _) => Phase::Receiving(Receiver::new(blksize, windowsize, netascii)),
+            (Direction::Read, false) => Phase::Sending(Sender::new(blksize, windowsize, mode)),
+            (Direction::Write, _) => Phase::Receiving(Receiver::new(blksize, windowsize, mode)),
         };
         let side = Side::Server {
             answered: false,
@@ -362,8 +367,8 @@ impl Transfer {
     /// sender retransmits its final DATA after its timeout, with backoff up to the maximum
     /// timeout. A server, whose client reports success only on the final ACK, waits twice
     /// the maximum timeout so that one lost retransmission does not end the dally; a
-    /// client, whose user waits on it, twice the base timeout (a lost final ACK then costs
-    /// the server a log line, not the file).
+    /// client that was asked to dally, whose user waits on it, twice the base timeout (a
+    /// lost final ACK then costs the server a log line, not the file).
     fn dally_time(&self) -> Duration {
         match self.side {
             Side::Client { .. } => self.timer.base().saturating_mul(2).min(self.timer.max()),
@@ -638,7 +643,7 @@ impl Transfer {
         let Phase::Requesting {
             direction,
             asked,
-            netascii,
+            mode,
         } = self.phase
         else {
             return;
@@ -664,7 +669,7 @@ impl Transfer {
             }
         };
         if let (Direction::Read, Side::Client { size, .. }) = (direction, &mut self.side)
-            && let Err(refusal) = size.negotiated(negotiated.tsize, netascii)
+            && let Err(refusal) = size.negotiated(negotiated.tsize)
         {
             return self.refuse_size(now, refusal);
         }
@@ -677,7 +682,7 @@ impl Transfer {
         let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
         match direction {
             Direction::Read => {
-                self.phase = Phase::Receiving(Receiver::new(blksize, windowsize, netascii));
+                self.phase = Phase::Receiving(Receiver::new(blksize, windowsize, mode));
                 if let Packet::Oack(_) = packet {
                     self.control_due = Some(Control::Ack(0));
                 } else {
@@ -685,7 +690,7 @@ impl Transfer {
                 }
             }
             Direction::Write => {
-                self.phase = Phase::Sending(Sender::new(blksize, windowsize, netascii));
+                self.phase = Phase::Sending(Sender::new(blksize, windowsize, mode));
                 if windowsize > 1 {
                     self.timer.windowed();
                 }
@@ -800,11 +805,14 @@ impl Transfer {
                 self.timer.stop();
                 self.events.push_back(TransferEvent::UploadComplete);
             }
-            Side::Client { .. } => {
+            Side::Client { dally, .. } => {
                 self.control_due = Some(Control::Ack(last));
-                self.phase = Phase::Dallying { last };
-                self.timer
-                    .set_deadline(now.saturating_add(self.dally_time()));
+                if dally {
+                    self.phase = Phase::Dallying { last };
+                    self.timer
+                        .set_deadline(now.saturating_add(self.dally_time()));
+                }
+                // Without a dally, the transfer closes once the final ACK is out.
                 self.finish(now, Ok(()));
             }
         }

@@ -18,12 +18,11 @@
 use crate::tftp::Instant;
 use alloc::borrow::Cow;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::string::{String, ToString};
 #[cfg(target_has_atomic = "ptr")]
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::net::{IpAddr, SocketAddr};
+use core::net::SocketAddr;
 use core::time::Duration;
 
 mod admission;
@@ -37,13 +36,10 @@ pub use report::{EndpointEvent, RefusalCause, Report, TransferInfo};
 pub(crate) use report::{Names, direction_word};
 pub use route::{Inbound, Incoming, Outbound, Outgoing, PortMode, TransferId};
 
-use admission::Over;
-
-use super::handshake::{SizeRules, negotiate};
-use super::policy::{Limits, Policy, Refusal, Served};
+use super::policy::{Limits, Policy};
 use super::storage::{Storage, StorageError};
 use super::transfer::{self, Transfer, TransferError, encode_error};
-use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode, Mode, Options, Packet, Request};
+use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode};
 
 /// Stands in for an upload's storage while the application commits it. A transfer in its
 /// commit neither reads nor writes (a repeated final DATA is only re-ACKed), so a call here
@@ -199,7 +195,6 @@ impl<P: Policy> fmt::Debug for Endpoint<P> {
             .finish_non_exhaustive()
     }
 }
-
 
 /// The smallest buffer [`Endpoint::handle`] needs to write a refusal into.
 const MIN_BUF: usize = 516;

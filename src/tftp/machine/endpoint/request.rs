@@ -7,8 +7,8 @@ use core::net::{IpAddr, SocketAddr};
 
 use super::admission::Over;
 use super::{
-    Contact, Endpoint, EndpointEvent, Entry, Incoming, Outbound, Outgoing, PortMode,
-    RefusalCause, SHUTTING_DOWN, Stage, TransferId, TransferInfo,
+    Contact, Endpoint, EndpointEvent, Entry, Incoming, Outbound, Outgoing, PortMode, RefusalCause,
+    SHUTTING_DOWN, Stage, TransferId, TransferInfo,
 };
 use crate::tftp::Instant;
 use crate::tftp::machine::handshake::{SizeRules, negotiate};
@@ -161,7 +161,6 @@ impl<P: Policy> Endpoint<P> {
         direction: Direction,
     ) -> Result<(Transfer, P::Storage, TransferInfo), Refused> {
         let mut served = Served::new();
-        let netascii = request.mode == Mode::Netascii;
         let mut size_rules = SizeRules::default();
         let opened = match direction {
             Direction::Read => self.policy.read_served(peer, request.filename, &mut served),
@@ -169,7 +168,7 @@ impl<P: Policy> Endpoint<P> {
                 let tsize = request.options.tsize;
                 // Before `write`: an upload refused for its size opens no storage.
                 let limit = self.policy.upload_limit(peer, request.filename);
-                size_rules = SizeRules::upload(limit, tsize, netascii)
+                size_rules = SizeRules::upload(limit, tsize, request.mode)
                     .map_err(|refusal| Refused::new(refusal, RefusalCause::Policy))?;
                 self.policy
                     .write_served(peer, request.filename, tsize, &mut served)
@@ -185,20 +184,25 @@ impl<P: Policy> Endpoint<P> {
                 });
             }
         };
-        let (negotiated, oack) =
-            match negotiate(&request.options, &self.limits, direction, size, netascii) {
-                Ok(answer) => answer,
-                Err(e) => {
-                    let message = alloc::format!("cannot answer: {e}");
-                    return Err(Refused {
-                        served,
-                        ..Refused::new(
-                            Refusal::new(ErrorCode::NotDefined, message),
-                            RefusalCause::Unanswerable,
-                        )
-                    });
-                }
-            };
+        let (negotiated, oack) = match negotiate(
+            &request.options,
+            &self.limits,
+            direction,
+            size,
+            request.mode,
+        ) {
+            Ok(answer) => answer,
+            Err(e) => {
+                let message = alloc::format!("cannot answer: {e}");
+                return Err(Refused {
+                    served,
+                    ..Refused::new(
+                        Refusal::new(ErrorCode::NotDefined, message),
+                        RefusalCause::Unanswerable,
+                    )
+                });
+            }
+        };
         let transfer = Transfer::server(
             now,
             peer,
@@ -206,7 +210,7 @@ impl<P: Policy> Endpoint<P> {
             direction,
             &negotiated,
             oack,
-            netascii,
+            request.mode,
             size_rules,
         );
         let o = &request.options;
