@@ -116,7 +116,7 @@ impl Decoder {
                 let frame = if in_buffer {
                     self.buffered_frame(start, end)
                 } else {
-                    input.get(start..end).unwrap_or_default()
+                    &input[start..end]
                 };
                 Ok(Decoded::Frame { frame, consumed })
             }
@@ -165,7 +165,7 @@ impl Decoder {
     }
 
     pub(crate) fn buffered_frame(&self, start: usize, end: usize) -> &[u8] {
-        self.buf.get(start..end).unwrap_or_default()
+        &self.buf[start..end]
     }
 
     /// One decoding step, answered with positions rather than borrows.
@@ -222,10 +222,7 @@ impl Decoder {
                     .saturating_sub(self.buf.len());
                 let take = room.min(input.len());
                 let before = self.buf.len();
-                self.append(
-                    input.get(..take).unwrap_or_default(),
-                    self.settings.max_header_len(),
-                );
+                self.append(&input[..take], self.settings.max_header_len());
                 match self.settings.parse_header(&self.buf)? {
                     ParsedHeader::Incomplete(needed) => return Ok(Step::NeedMore(needed)),
                     ParsedHeader::Complete(header) => {
@@ -249,9 +246,9 @@ impl Decoder {
                 }
             }
         };
-        let rest = input.get(consumed..).unwrap_or_default();
+        let rest = &input[consumed..];
         let take = (wire_len - self.buf.len()).min(rest.len());
-        self.append(rest.get(..take).unwrap_or_default(), wire_len);
+        self.append(&rest[..take], wire_len);
         consumed += take;
         if self.buf.len() < wire_len {
             return Ok(Step::NeedMore(Needed::Exact(wire_len - self.buf.len())));

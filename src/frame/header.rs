@@ -99,7 +99,7 @@ pub fn leb128(input: &[u8]) -> IResult<&[u8], u64> {
         }
         value |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
-            let rest = input.get(i + 1..).unwrap_or_default();
+            let rest = &input[i + 1..];
             return Ok((rest, value));
         }
     }

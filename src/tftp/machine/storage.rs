@@ -179,11 +179,9 @@ impl<S: Storage + ?Sized> Storage for &mut S {
 /// what it hands out and nothing more (an offset past the end reads nothing).
 fn read_slice(src: &[u8], offset: u64, buf: &mut [u8]) -> usize {
     let start = usize::try_from(offset).map_or(src.len(), |o| o.min(src.len()));
-    let src = src.get(start..).unwrap_or_default();
+    let src = &src[start..];
     let n = src.len().min(buf.len());
-    if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
-        dst.copy_from_slice(src);
-    }
+    buf[..n].copy_from_slice(&src[..n]);
     n
 }
 

@@ -120,13 +120,14 @@ impl NetasciiDecoder {
                 }
                 Some(b'\n') => out(b"\n")?,
                 Some(0) => out(b"\r")?,
+                // `tail` starts at the CR, and here holds the byte after it too.
                 Some(_) => {
                     out(b"\r")?;
-                    rest = tail.get(1..).unwrap_or_default();
+                    rest = &tail[1..];
                     continue;
                 }
             }
-            rest = tail.get(2..).unwrap_or_default();
+            rest = &tail[2..];
         }
         if !rest.is_empty() {
             out(rest)?;

@@ -36,6 +36,7 @@ pub enum PortMode {
 
 /// Which socket a datagram arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Inbound {
     /// A request socket; the number is the driver's own, e.g. the index of its listen
     /// address.
