@@ -136,6 +136,10 @@ pub fn run(args: &Args) -> Result<Stats, Box<dyn Error>> {
     request.mode = args.mode;
     request.blksize = Some(Blksize::new(args.blksize.into())?);
     request.windowsize = Some(Windowsize::new(args.windowsize.into())?);
+    // A device on a lossy link stays after its final ACK to answer the server's repeat of
+    // the last block (RFC 1350's dally): a lost final ACK would otherwise leave the server
+    // to log a download the device completed as a failure.
+    request.dally = true;
     // An ephemeral port (RFC 6335's range), from the seed: a new one for each run, as a
     // server may still hold the last run's transfer on the old one.
     let port = 49_152 + (args.net.seed % 16_384) as u16;
