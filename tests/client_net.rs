@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use common::cli::{BIN, KillOnDrop};
 use common::files::{TempDir, random_bytes};
 use common::packets::{ack, data};
 use common::server::OurServer;
@@ -201,4 +202,45 @@ fn a_download_asked_to_dally_reports_its_end_then_re_acks_a_repeated_final_data(
     let (bytes, got) = client.join().unwrap();
     assert_eq!(bytes.unwrap(), 5);
     assert_eq!(got, b"hello", "the repeat is not stored twice");
+}
+
+#[test]
+fn wirekit_get_dally_answers_a_repeated_final_data_and_without_it_the_client_is_gone() {
+    let dir = TempDir::new("get-dally");
+    for dally in [true, false] {
+        let server = ByHand::new();
+        let local = dir.join(if dally { "dallied" } else { "plain" });
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["get", "--no-options", &server.addr().to_string(), "f"])
+            .arg(&local)
+            .args(dally.then_some("--dally"));
+        let mut client = KillOnDrop::spawn_piped(cmd);
+        let (_rrq, peer) = server.request();
+        server.send(&data(1, b"hello"), peer);
+        assert_eq!(server.recv(), ack(1));
+        // The final ACK was lost, say: the server repeats its last block.
+        server.send(&data(1, b"hello"), peer);
+        if dally {
+            assert_eq!(
+                server.recv(),
+                ack(1),
+                "a dallying client answers the repeat"
+            );
+        }
+        let status = client.0.wait().unwrap();
+        assert!(status.success(), "dally {dally}: {status}");
+        assert_eq!(std::fs::read(&local).unwrap(), b"hello");
+        if !dally {
+            // Nobody answers from the client's port any more.
+            server
+                .tid
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            assert!(
+                server.tid.recv_from(&mut buf).is_err(),
+                "no dally, no answer"
+            );
+        }
+    }
 }

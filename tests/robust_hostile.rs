@@ -31,6 +31,15 @@ struct RawStats {
     strays: u64,
 }
 
+/// The ERROR 5 a client owes a datagram from a port not of its transfer (RFC 1350).
+fn unknown_tid() -> Vec<u8> {
+    let unknown = Packet::Error {
+        code: ErrorCode::UnknownTransferId,
+        message: Text::from("unknown transfer ID"),
+    };
+    unknown.to_vec().unwrap()
+}
+
 /// A raw client that downloads `name` from `server` with plain RFC 1350 lockstep, and
 /// reports the transfer port to `tid` as soon as it is known. Every 64 blocks it sends its
 /// request again, from the same port.
@@ -58,11 +67,7 @@ fn raw_get(server: SocketAddr, name: &str, tid: &Mutex<Option<SocketAddr>>) -> (
         if *peer.get_or_insert(from) != from {
             // Not our transfer (one a replayed request started): tell it so.
             stats.strays += 1;
-            let unknown = Packet::Error {
-                code: ErrorCode::UnknownTransferId,
-                message: Text::from("unknown transfer ID"),
-            };
-            s.send(&unknown.to_vec().unwrap(), from);
+            s.send(&unknown_tid(), from);
             continue;
         }
         *tid.lock().unwrap() = Some(from);
@@ -77,6 +82,19 @@ fn raw_get(server: SocketAddr, name: &str, tid: &Mutex<Option<SocketAddr>>) -> (
                 s.send(&ack(block), from);
                 expected = expected.wrapping_add(1);
                 if data.len() < 512 {
+                    // A replay just before the end may have its transfer's first DATA
+                    // still on the way: wait for it, and answer it as the others.
+                    let mut waits = 0;
+                    while stats.strays < stats.replays && waits < 20 {
+                        match s.try_recv() {
+                            Ok((_, from)) if from != *peer.get_or_insert(from) => {
+                                stats.strays += 1;
+                                s.send(&unknown_tid(), from);
+                            }
+                            Ok(_) => {}
+                            Err(_) => waits += 1,
+                        }
+                    }
                     return (got, stats);
                 }
             }

@@ -251,6 +251,11 @@ struct GetArgs {
     /// as soon as the bytes pass it.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_size: Option<u64>,
+    /// After the last block, stay twice the timeout to answer the server's repeat of it
+    /// (RFC 1350's dally): on a lossy network, the server then logs the download as the
+    /// success it was even when the final ACK is lost. The file is complete either way.
+    #[arg(long)]
+    dally: bool,
     #[command(flatten)]
     opts: TransferArgs,
 }
@@ -411,6 +416,7 @@ fn get(a: GetArgs) -> Result<(), String> {
     let servers = addrs::server_addresses(&a.server)?;
     let mut opts = client_options(&a.opts)?;
     opts.max_size = a.max_size;
+    opts.dally = a.dally;
     let remote = a.remote.as_str();
     let result = if a.local.as_deref() == Some(std::path::Path::new("-")) {
         // To standard output, through a buffer; the progress bar and errors go to stderr.
