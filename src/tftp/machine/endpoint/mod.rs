@@ -2,20 +2,10 @@
 //!
 //! It owns every transfer and makes every decision a server makes: admission through the
 //! application's [`Policy`], repeated requests, the limits per client address and in total,
-//! strangers and refusals. A driver only moves datagrams, reads the clock, opens sockets
-//! where a [`Inbound`] asks for one, and commits uploads.
-//!
-//! The calls, in the order a driver makes them:
-//!
-//! - [`Endpoint::handle`] for every datagram received, saying on which [`Inbound`] it came; a
-//!   refusal it answers at once is written into the caller's buffer and returned;
-//! - [`Endpoint::handle_timeout`] when the deadline from [`Endpoint::poll_timeout`] passes;
-//! - [`Endpoint::committed`] when an upload the endpoint handed out in [`EndpointEvent::Commit`]
-//!   was put in place (or failed to be);
-//! - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
-//!   and [`Endpoint::poll_event`] until `None`.
+//! strangers, refusals and its own graceful stop. A driver only moves datagrams, reads the
+//! clock, opens the sockets an [`Outbound`] route names, and commits uploads.
+//! [`Endpoint`]'s own docs list the calls a driver makes.
 
-use crate::tftp::Instant;
 use alloc::borrow::Cow;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 #[cfg(target_has_atomic = "ptr")]
@@ -39,6 +29,7 @@ pub use route::{Inbound, Incoming, Outbound, Outgoing, PortMode, TransferId};
 use super::policy::{Limits, Policy};
 use super::storage::{Storage, StorageError};
 use super::transfer::{self, Transfer, TransferError, encode_error};
+use crate::tftp::Instant;
 use crate::tftp::wire::{DATA_HEADER_LEN, Direction, ErrorCode};
 
 /// Stands in for an upload's storage while the application commits it. A transfer in its
@@ -127,8 +118,8 @@ impl Held {
 }
 
 /// The whole server side of TFTP: every transfer, admission through the application's
-/// [`Policy`], repeated requests, the limits per client address and in total, strangers
-/// and refusals.
+/// [`Policy`], repeated requests, the limits per client address and in total, strangers,
+/// refusals and its own graceful stop.
 ///
 /// The calls, in the order a driver makes them:
 ///
@@ -140,7 +131,8 @@ impl Held {
 /// - then [`Endpoint::poll_transmit`] until `None`, sending each datagram from its route,
 ///   and [`Endpoint::poll_event`] until `None`;
 /// - before waiting, [`Endpoint::flush_storage`], and the two polls again if it says it
-///   ended a transfer.
+///   ended a transfer;
+/// - to stop, [`Endpoint::close`], then on until [`Endpoint::is_drained`].
 ///
 /// The [crate documentation](crate) has a complete server loop.
 pub struct Endpoint<P: Policy> {
