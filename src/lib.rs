@@ -22,7 +22,7 @@
 //! [`net`]. Build the core alone with `--no-default-features`. Feature `cli` builds the
 //! `wirekit` program, `tokio` adds a tokio-util codec for [`frame`] ([`net::FrameCodec`])
 //! and [`tftp::Storage`] for `Bytes`, `prometheus` the Prometheus text format of
-//! [`net::Metrics`], and `arbitrary` adds `Arbitrary` derives for fuzzing.
+//! [`net::metrics::Metrics`], and `arbitrary` adds `Arbitrary` derives for fuzzing.
 //!
 //! # Parsing and encoding a packet
 //!

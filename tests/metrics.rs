@@ -1,6 +1,6 @@
 //! The server's counters: `wirekit serve --metrics ADDR:PORT` answers Prometheus scrapes
 //! with what clients did, while transfers run and after; a library user reads the same
-//! numbers from `net::Metrics` without HTTP.
+//! numbers from `net::metrics::Metrics` without HTTP.
 
 #![cfg(feature = "cli")]
 
@@ -18,7 +18,8 @@ use common::cli::Serving;
 use common::files::{TempDir, random_bytes};
 use common::packets::{RawClient, ack, client_ip, data, rrq, wrq};
 use common::wait::wait_for;
-use wirekit::net::{ClientOptions, DirConfig, Metrics, Server, ServerConfig, get_into, put_from};
+use wirekit::net::metrics::Metrics;
+use wirekit::net::{ClientOptions, DirConfig, Server, ServerConfig, get_into, put_from};
 use wirekit::tftp::server::{Policy, Refusal};
 use wirekit::tftp::{Direction, ErrorCode, Packet, Storage, StorageError, Text};
 

@@ -637,7 +637,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     // Bound with the sockets, before any switch of user: a port below 1024 needs it.
     let metrics_at = match a.metrics {
         Some(addr) => {
-            let metrics = net::Metrics::new();
+            let metrics = net::metrics::Metrics::new();
             server = server.with_metrics(&metrics);
             Some(metrics_http::serve(addr, metrics)?)
         }

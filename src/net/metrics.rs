@@ -108,7 +108,8 @@ fn direction_index(d: Direction) -> usize {
 /// a transfer ends.
 ///
 /// ```no_run
-/// use wirekit::net::{DirConfig, Metrics, Server, ServerConfig};
+/// use wirekit::net::metrics::Metrics;
+/// use wirekit::net::{DirConfig, Server, ServerConfig};
 /// use wirekit::tftp::Direction;
 ///
 /// let metrics = Metrics::new();

@@ -5,7 +5,7 @@
 //!   every socket, as a [`ServerConfig`] says, serving a directory ([`DirConfig`] makes
 //!   its [`DirPolicy`]) or any other [`Policy`](crate::tftp::server::Policy).
 //! - [`get`], [`put`], [`get_into`], [`put_from`], [`put_reader`]: the client.
-//! - [`Metrics`]: what a server did, in numbers, for an application to read or (feature
+//! - [`metrics::Metrics`]: what a server did, in numbers, for an application to read or (feature
 //!   `prometheus`) to serve to Prometheus; [`LogEvent`]: what it reports as it runs,
 //!   through `tracing` with structured fields.
 //! - [`Framed`], [`FramedReader`], [`FramedWriter`]: length-prefixed frames over any
@@ -53,7 +53,6 @@ pub use frame_codec::FrameCodec;
 pub use framed::{Framed, FramedReader, FramedWriter};
 pub use fs::{Root, RootOptions, Upload};
 pub use log::LogEvent;
-pub use metrics::{LoopMetrics, Metrics, MetricsSnapshot};
 #[cfg(unix)]
 pub use privileges::User;
 pub use remap::{Remap, RemapAction, RemapError, RemapStep, RemapTrace};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::thread;
 
 use tiny_http::{Header, Method, Response, Server};
-use wirekit::net::Metrics;
+use wirekit::net::metrics::Metrics;
 use wirekit::net::metrics::PROMETHEUS_CONTENT_TYPE;
 
 /// Binds `addr` and answers scrapes from `metrics` on a thread of its own. Returns the
