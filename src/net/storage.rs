@@ -26,10 +26,12 @@ impl From<io::Error> for StorageError {
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 impl Storage for std::fs::File {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        if beyond_any_file(offset) {
+            return Ok(0);
+        }
         let mut filled = 0;
         while filled < buf.len() {
-            let rest = buf.get_mut(filled..).unwrap_or_default();
-            match positioned_read(self, offset + filled as u64, rest) {
+            match positioned_read(self, offset + filled as u64, &mut buf[filled..]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -48,6 +50,9 @@ impl Storage for std::fs::File {
         buf: &mut [u8],
         layout: Segments,
     ) -> Result<usize, StorageError> {
+        if beyond_any_file(offset) {
+            return Ok(0);
+        }
         let mut runs: Vec<io::IoSliceMut<'_>> = layout.runs(buf).map(io::IoSliceMut::new).collect();
         let wanted: usize = runs.iter().map(|r| r.len()).sum();
         let got = loop {
@@ -110,6 +115,12 @@ impl Storage for bytes::Bytes {
     }
 }
 
+/// An offset no file reaches: the kernel takes offsets as signed (`off_t`) and refuses
+/// larger ones (EINVAL), where a storage reads the end of the file, as the in-memory ones do.
+fn beyond_any_file(offset: u64) -> bool {
+    i64::try_from(offset).is_err()
+}
+
 #[cfg(unix)]
 fn positioned_read(f: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(f, buf, offset)
@@ -130,11 +141,7 @@ fn positioned_read(mut f: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// 1000 bytes, none equal to its neighbour, so a read from the wrong offset shows.
-    fn contents() -> Vec<u8> {
-        (0..1000u32).map(|i| (i % 251) as u8).collect()
-    }
+    use crate::tftp::storage_tests::{file as contents, reads_like_the_file};
 
     /// A file of `contents()` that removes itself when dropped.
     struct Scratch(std::path::PathBuf);
@@ -154,18 +161,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_file(&self.0);
         }
-    }
-
-    /// The reads a sender makes: whole blocks, the short last one, the end, past the end.
-    fn reads_like_the_file(storage: &mut impl Storage) {
-        let file = contents();
-        let mut block = [0u8; 512];
-        assert_eq!(storage.read_at(0, &mut block), Ok(512));
-        assert_eq!(block[..], file[..512]);
-        assert_eq!(storage.read_at(512, &mut block), Ok(488));
-        assert_eq!(block[..488], file[512..]);
-        assert_eq!(storage.read_at(1000, &mut block), Ok(0));
-        assert_eq!(storage.read_at(4096, &mut block), Ok(0));
     }
 
     #[test]

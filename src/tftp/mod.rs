@@ -19,6 +19,8 @@ pub mod server {
 }
 
 pub use instant::Instant;
+#[cfg(test)]
+pub(crate) use machine::storage_tests;
 pub use machine::{
     ClientRequest, Config, Negotiated, Segments, Stats, Storage, StorageError, Transfer,
     TransferError, TransferEvent, Transmit,

@@ -13,5 +13,7 @@ mod transfer_error;
 
 pub use handshake::{ClientRequest, Negotiated};
 pub use retransmit::Config;
+#[cfg(test)]
+pub(crate) use storage::tests as storage_tests;
 pub use storage::{Segments, Storage, StorageError};
 pub use transfer::{Stats, Transfer, TransferError, TransferEvent, Transmit};

@@ -235,19 +235,20 @@ impl Storage for Vec<u8> {
     }
 }
 
+/// What every storage is held to, by its own tests here and by the std storages' in `net`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// 1000 bytes, none equal to its neighbour, so a read from the wrong offset shows.
-    fn file() -> Vec<u8> {
+    pub(crate) fn file() -> Vec<u8> {
         (0..1000u32).map(|i| (i % 251) as u8).collect()
     }
 
     /// Reads `storage` (holding `file()`) the ways a sender does: whole blocks, the short
     /// last block, the offset at the end (an empty last DATA), past the end, the largest
     /// offset; then a window through `read_segments_at`.
-    fn reads_like_the_file<S: Storage + ?Sized>(storage: &mut S) {
+    pub(crate) fn reads_like_the_file<S: Storage + ?Sized>(storage: &mut S) {
         let file = file();
         let mut block = [0u8; 512];
         assert_eq!(storage.read_at(0, &mut block), Ok(512));
