@@ -101,16 +101,14 @@ impl Storage for MemoryFile {
                 let mut file: &[u8] = file;
                 file.read_at(offset, buf)
             }
-            MemoryFile::Write { .. } => {
-                Err(StorageError::new(ErrorCode::NotDefined, "not readable"))
-            }
+            MemoryFile::Write { .. } => Err(StorageError::write_only()),
         }
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         match self {
             MemoryFile::Write { data, .. } => data.write(bytes),
-            MemoryFile::Read(_) => Err(StorageError::new(ErrorCode::NotDefined, "not writable")),
+            MemoryFile::Read(_) => Err(StorageError::read_only()),
         }
     }
 }
