@@ -35,7 +35,6 @@ mod smoltcp_server;
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -45,7 +44,10 @@ use std::time::Duration;
 
 use common::cli::{BIN, Serving};
 use common::files::{TempDir, assert_same, random_bytes, read, text_lf};
-use common::peers::{curl, find_program, missing, peer, root_for, run};
+use common::netns::{
+    delete_namespace, enter_namespace, in_ns, ip_cmd, sweep_namespaces_of_dead_runs,
+};
+use common::peers::{curl, missing, peer, root_for, run};
 use common::wait::wait_for;
 use wirekit::tftp::Stats;
 
@@ -88,7 +90,7 @@ impl Lab {
         static ALONE: Mutex<()> = Mutex::new(());
         // A test that failed holding it poisons it; the next one still runs.
         let alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
-        sweep_namespaces_of_dead_runs();
+        sweep_namespaces_of_dead_runs(NS_PREFIX);
         static RUN: AtomicUsize = AtomicUsize::new(0);
         let (pid, n) = (std::process::id(), RUN.fetch_add(1, Ordering::Relaxed));
         let ns = format!("{NS_PREFIX}{pid}-{n}");
@@ -127,9 +129,7 @@ impl Lab {
 
     /// `program`, to run in the namespace.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = ip_cmd();
-        cmd.args(["netns", "exec", &self.ns]).arg(program);
-        cmd
+        in_ns(&self.ns, program)
     }
 
     /// The smoltcp options of the examples: this lab's TAP, faults seeded by `seed`.
@@ -181,54 +181,6 @@ impl Drop for Lab {
         let _ = del.status();
         delete_namespace(&self.ns);
     }
-}
-
-/// Ends what still runs in `name` and deletes it. Only ever called on namespaces of this
-/// test (by name), whose processes this test started.
-fn delete_namespace(name: &str) {
-    if let Ok(out) = ip_cmd().args(["netns", "pids", name]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = Command::new("kill").args(["-KILL", pid]).status();
-        }
-    }
-    let _ = ip_cmd().args(["netns", "del", name]).status();
-}
-
-/// Deletes the namespaces that runs of this test left behind when they were killed before
-/// their cleanup (their pid is gone).
-fn sweep_namespaces_of_dead_runs() {
-    let Ok(dir) = fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(NS_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            delete_namespace(&name);
-        }
-    }
-}
-
-fn ip_cmd() -> Command {
-    Command::new(find_program("ip").unwrap_or_else(|| PathBuf::from("ip")))
-}
-
-/// Puts the calling thread into the network namespace `ns` (a network namespace is a
-/// thread's own: the test's other threads stay where they are). A TAP device opened from
-/// this thread is then the namespace's.
-fn enter_namespace(ns: &str) {
-    let handle = fs::File::open(Path::new("/run/netns").join(ns))
-        .unwrap_or_else(|e| panic!("open the namespace {ns}: {e}"));
-    rustix::thread::move_into_link_name_space(
-        handle.as_fd(),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )
-    .unwrap_or_else(|e| panic!("setns into {ns}: {e}"));
 }
 
 // ---------------------------------------------------------------------------- the client

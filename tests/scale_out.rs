@@ -44,17 +44,18 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Barrier, Mutex, OnceLock};
+use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::cli::{BIN, Serving, signal};
 use common::client::get_from;
 use common::files::{TempDir, assert_same, part_files, random_bytes, read};
+use common::netns::{
+    delete_namespace, enter_namespace, in_ns, ip_cmd, sweep_namespaces_of_dead_runs,
+};
 use common::peers::{self, Output, curl, find_program, is_root, missing, peer, run, run_for};
 use common::wait::wait_for;
 use wirekit::net::ClientOptions;
@@ -151,47 +152,10 @@ impl Drop for Namespaces {
     }
 }
 
-/// Ends what still runs in `name` and deletes it. Only ever called on namespaces of
-/// this test (by name), whose processes this test started.
-fn delete_namespace(name: &str) {
-    if let Ok(out) = ip_cmd().args(["netns", "pids", name]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = Command::new("kill").args(["-KILL", pid]).status();
-        }
-    }
-    let _ = ip_cmd().args(["netns", "del", name]).status();
-}
-
-/// Deletes the namespaces that runs of this test left behind when they were killed
-/// before their cleanup (their pid is gone).
-fn sweep_namespaces_of_dead_runs() {
-    let Ok(dir) = fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(NS_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            delete_namespace(&name);
-        }
-    }
-}
-
 /// `name` where [`find_program`] finds it (the sbin directories of a user's `PATH` may
 /// lack), else as given.
 fn program(name: &str) -> PathBuf {
     find_program(name).unwrap_or_else(|| PathBuf::from(name))
-}
-
-/// `ip`, to run.
-fn ip_cmd() -> Command {
-    static IP: OnceLock<PathBuf> = OnceLock::new();
-    Command::new(IP.get_or_init(|| program("ip")))
 }
 
 /// Runs `ip ARGS`, failing the test when it fails.
@@ -206,13 +170,6 @@ fn ip_in(ns: &str, command: &str) {
         .chain(command.split_whitespace())
         .collect();
     ip(&args);
-}
-
-/// `program` to run inside the namespace `ns`.
-fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = ip_cmd();
-    cmd.args(["netns", "exec", ns]).arg(program);
-    cmd
 }
 
 // ----------------------------------------------------------------------------- tools
@@ -264,7 +221,7 @@ struct Lab {
 impl Lab {
     /// Makes and wires the namespaces; `Err` when namespaces cannot be made here.
     fn build() -> Result<Lab, String> {
-        sweep_namespaces_of_dead_runs();
+        sweep_namespaces_of_dead_runs(NS_PREFIX);
         let mut namespaces = Namespaces::new();
         let node = namespaces.add("node")?;
         let client = namespaces.add("client")?;
@@ -1012,18 +969,6 @@ fn an_upload_lands_on_exactly_one_replica(lab: &Lab, tools: &Tools) {
             );
         }
     }
-}
-
-/// Puts the calling thread into the network namespace `ns` (a network namespace is a
-/// thread's own: the test's other threads stay where they are).
-fn enter_namespace(ns: &str) {
-    let handle = fs::File::open(Path::new("/run/netns").join(ns))
-        .unwrap_or_else(|e| panic!("open the namespace {ns}: {e}"));
-    rustix::thread::move_into_link_name_space(
-        handle.as_fd(),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )
-    .unwrap_or_else(|e| panic!("setns into {ns}: {e}"));
 }
 
 /// (2b) The boot storm, measured: [`MACHINES`] machines, each from its own address, fetch

@@ -11,6 +11,7 @@
 //! - [`cli`]: the built `wirekit` program;
 //! - [`peers`]: other TFTP programs, run with a deadline;
 //! - [`faults`] and [`relay`]: a lossy network between a client and the server;
+//! - [`netns`]: network namespaces a test makes for itself (Linux, root);
 //! - [`proc`]: descriptors and threads of this process.
 #![allow(dead_code, unused_imports, unused_macros)]
 
@@ -20,6 +21,8 @@ pub mod client;
 pub mod datagrams;
 pub mod faults;
 pub mod files;
+#[cfg(target_os = "linux")]
+pub mod netns;
 pub mod packets;
 pub mod peers;
 pub mod proc;
