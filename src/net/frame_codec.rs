@@ -118,7 +118,7 @@ impl tokio_util::codec::Encoder<&[u8]> for FrameCodec {
         let start = dst.len();
         dst.reserve(len);
         dst.resize(start + len, 0);
-        let out = dst.get_mut(start..).unwrap_or_default();
+        let out = &mut dst[start..];
         if let Err(e) = self.settings.encode(payload, out) {
             dst.truncate(start);
             return Err(to_io(e));

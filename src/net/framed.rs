@@ -61,7 +61,7 @@ impl<R: Read> FramedReader<R> {
     pub fn read_frame(&mut self) -> io::Result<Option<&[u8]>> {
         loop {
             if self.start < self.end {
-                let input = self.buf.get(self.start..self.end).unwrap_or_default();
+                let input = &self.buf[self.start..self.end];
                 match self.decoder.step(input).map_err(decode_error)? {
                     Step::Frame {
                         consumed,
@@ -74,7 +74,7 @@ impl<R: Read> FramedReader<R> {
                         let frame = if in_buffer {
                             self.decoder.buffered_frame(start, end)
                         } else {
-                            self.buf.get(base + start..base + end).unwrap_or_default()
+                            &self.buf[base + start..base + end]
                         };
                         return Ok(Some(frame));
                     }
@@ -135,7 +135,7 @@ fn write_frame<W: Write>(
     let n = settings
         .write_header(payload.len(), header)
         .map_err(encode_error)?;
-    let head = header.get(..n).unwrap_or_default();
+    let head = &header[..n];
     let mut slices = [IoSlice::new(head), IoSlice::new(payload)];
     let mut slices: &mut [IoSlice<'_>] = &mut slices;
     IoSlice::advance_slices(&mut slices, 0);
