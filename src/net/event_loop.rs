@@ -125,7 +125,6 @@ where
             rx: Some(RecvBuffers::new()),
             tx,
             gso_segments,
-            cutting: false,
             metrics,
         }
         .run(&committer)
@@ -145,8 +144,6 @@ struct EventLoop<P: Policy> {
     tx: Vec<u8>,
     /// Datagrams one send may carry (1 where the kernel has no UDP GSO).
     gso_segments: usize,
-    /// The cut was asked for and passed on to the endpoint.
-    cutting: bool,
     metrics: Option<LoopMetrics>,
 }
 
@@ -295,16 +292,13 @@ where
 
     /// Passes a stop request on to the endpoint, whose grace deadline then shows in its
     /// `poll_timeout`; a cut request brings that deadline to now.
+    /// Asked again on every turn: `close` only ever brings its deadline forward, so the
+    /// first call's deadline holds.
     fn close_if_asked(&mut self, now: tftp::Instant) {
-        if !self.shared.stop_requested() {
-            return;
-        }
-        if !self.endpoint.is_closing() {
-            self.endpoint.close(now, self.shared.grace);
-        }
-        if self.shared.cut_requested() && !self.cutting {
-            self.cutting = true;
+        if self.shared.cut_requested() {
             self.endpoint.close(now, Duration::ZERO);
+        } else if self.shared.stop_requested() {
+            self.endpoint.close(now, self.shared.grace);
         }
     }
 
