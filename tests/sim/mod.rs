@@ -264,7 +264,7 @@ pub struct Record {
 /// does around it. Every event is checked for consistency (one `Started` per id, one
 /// `Ended`, `Closed` only after `Ended`, `Commit` only for uploads) and recorded.
 pub struct ServerSide {
-    /// The endpoint, for what the adapter does not wrap (`len`, `policy`, `shutdown`).
+    /// The endpoint, for what the adapter does not wrap (`len`, `policy`, `close`).
     pub endpoint: Endpoint<AllowAll>,
     /// The request port.
     pub listen: SocketAddr,
